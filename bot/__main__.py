@@ -1,0 +1,144 @@
+"""Command line: `python -m bot [run | migrate | sandbox | up]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+
+class Fatal(Exception):
+    """An error that ends the program with one clear line."""
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.telegram_bot_token, settings.x_bearer_token]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+async def ensure_schema(settings: Settings) -> None:
+    """SQLite is migrated on start; a PostgreSQL schema that is behind stops the bot."""
+    from storage.db import is_sqlite
+    from storage.migrate import current_revision, head_revision, upgrade_async
+
+    try:
+        if is_sqlite(settings.database_url):
+            await upgrade_async(settings.database_url)
+            return
+        current = await current_revision(settings.database_url)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise Fatal(
+            f"cannot open DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    head = head_revision()
+    if current != head:
+        raise Fatal(
+            f"the PostgreSQL schema is at revision {current or 'none'} but this version needs "
+            f"{head}: run `python -m bot migrate` first"
+        )
+
+
+def _run_until_signal(main: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main
+
+    asyncio.run(runner())
+
+
+def command_run(settings: Settings) -> None:
+    """Serve Telegram for real."""
+    from bot.app import StartupError, serve
+
+    if settings.telegram_bot_token is None:
+        raise Fatal(
+            "TELEGRAM_BOT_TOKEN is not set: get one from @BotFather, or try the bot locally "
+            "with `python -m bot sandbox` (`make run` does this when no token is set)"
+        )
+    token = settings.telegram_bot_token.get_secret_value()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await ensure_schema(settings)
+        try:
+            await serve(settings, token=token, stop=stop)
+        except StartupError as exc:
+            raise Fatal(str(exc)) from None
+
+    _run_until_signal(main(), stop)
+
+
+def command_migrate(settings: Settings) -> None:
+    """Bring the database schema up to date."""
+    from storage.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise Fatal(
+            f"cannot migrate DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    log.info("database schema is up to date")
+
+
+def command_sandbox(settings: Settings) -> None:
+    """The same bot against local stand-ins of Telegram and X, with a terminal chat."""
+    from bot.sandbox.run import run_sandbox
+
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await run_sandbox(settings, stop=stop)
+
+    _run_until_signal(main(), stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description="jobrelay Telegram bot")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "migrate", "sandbox", "up"],
+        help="run (default): serve Telegram; migrate: upgrade the database schema; "
+        "sandbox: local stand-ins and a terminal chat; up: run if TELEGRAM_BOT_TOKEN is set, "
+        "else sandbox",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"jobrelay: configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    configure_logging(_secrets(settings))
+    command = args.command
+    if command == "up":
+        command = "run" if settings.telegram_bot_token is not None else "sandbox"
+    try:
+        {"run": command_run, "migrate": command_migrate, "sandbox": command_sandbox}[command](
+            settings
+        )
+    except Fatal as exc:
+        print(f"jobrelay: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

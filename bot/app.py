@@ -1,0 +1,175 @@
+"""Builds and runs the bot: the Telegram application, the X source, the poller and the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import BotCommand
+from telegram.error import InvalidToken, NetworkError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import AppState, Context, Services
+from bot.delivery import Sender
+from bot.follows import Follows
+from bot.i18n import languages, translator
+from bot.polling import Poller
+from bot.single_flight import SingleFlight
+from bot.sources.x import XSource
+from handlers import register
+from handlers.start import command_descriptions
+from storage.db import create_engine, create_session_factory
+
+log = logging.getLogger(__name__)
+
+TelegramApp = Application[Any, Context, Any, Any, AppState, Any]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says why and what to do."""
+
+
+def file_url_for(api_url: str) -> str:
+    """Bot API file URL matching a base URL (`.../bot` -> `.../file/bot`)."""
+    base = api_url.rstrip("/")
+    if base.endswith("/bot"):
+        return base[: -len("bot")] + "file/bot"
+    return base + "/file/bot"
+
+
+def build_application(settings: Settings, token: str) -> TelegramApp:
+    """The python-telegram-bot application with jobrelay's handlers and rate limits."""
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram_api_url)
+        .base_file_url(file_url_for(settings.telegram_api_url))
+        .context_types(ContextTypes(bot_data=AppState))
+        # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
+        .rate_limiter(AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=2))
+        .concurrent_updates(True)
+        .get_updates_read_timeout(35)
+        .build()
+    )
+    register(application)
+    return application
+
+
+async def register_commands(application: TelegramApp) -> None:
+    """The command menu in every language (the default menu is English)."""
+    for language in languages():
+        commands = [
+            BotCommand(name, text) for name, text in command_descriptions(translator(language))
+        ]
+        code = None if language == "en" else language
+        await application.bot.set_my_commands(commands, language_code=code)
+
+
+async def _initialize(application: TelegramApp, stop: asyncio.Event) -> bool:
+    """`initialize()` with retries while Telegram is unreachable; False if stopped meanwhile."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await application.initialize()
+            return True
+        except InvalidToken:
+            raise StartupError(
+                "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather"
+            ) from None
+        except NetworkError as exc:
+            log.warning("Telegram unreachable at start-up (%s); retrying in %.0f s", exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                delay = min(delay * 2, 60)
+    return False
+
+
+async def serve(
+    settings: Settings,
+    *,
+    token: str,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+) -> None:
+    """Run the bot until `stop` is set: updates, polling and delivery."""
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    x: XSource | None = None
+    if settings.x_bearer_token is not None:
+        x = XSource(settings.x_bearer_token.get_secret_value(), settings.x_api_url)
+        await x.start()
+    application = build_application(settings, token)
+    follows = Follows(
+        sessions=sessions, clock=clock, x=x, default_timezone=settings.default_timezone
+    )
+    application.bot_data.bind(Services(settings=settings, follows=follows))
+    sender = Sender(
+        sessions=sessions,
+        clock=clock,
+        bot=application.bot,
+        lease_seconds=settings.delivery_lease_seconds,
+        concurrency=settings.send_concurrency,
+    )
+    delivering = SingleFlight("delivery", sender.drain)
+    polling: SingleFlight | None = None
+    if x is not None:
+        poller = Poller(
+            sessions=sessions,
+            clock=clock,
+            x=x,
+            interval_seconds=settings.poll_interval_seconds,
+            on_new_deliveries=delivering.kick,
+        )
+        polling = SingleFlight("polling", poller.tick)
+    else:
+        log.warning("X_BEARER_TOKEN is not set: /follow will say X is not configured")
+    try:
+        if not await _initialize(application, stop):
+            return
+        try:
+            await register_commands(application)
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            job_queue = application.job_queue
+            assert job_queue is not None
+            job_queue.run_repeating(
+                lambda _ctx: _kick(delivering),
+                interval=settings.delivery_interval_seconds,
+                first=0.1,
+                name="delivery",
+            )
+            if polling is not None:
+                job_queue.run_repeating(
+                    lambda _ctx: _kick(polling),
+                    interval=min(settings.poll_interval_seconds, 5.0),
+                    first=0.2,
+                    name="polling",
+                )
+            me = application.bot.username
+            log.info("jobrelay is running as @%s", me)
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            if polling is not None:
+                await polling.wait_idle()
+            await delivering.wait_idle()
+            await application.shutdown()
+    finally:
+        if x is not None:
+            await x.close()
+        await engine.dispose()
+
+
+async def _kick(flight: SingleFlight) -> None:
+    flight.kick()

@@ -1,0 +1,123 @@
+"""Settings read once from the environment (and `.env`), validated, then passed down."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.db import DatabaseURLError, async_database_url
+
+
+class ConfigError(Exception):
+    """Configuration that cannot start the bot; the message names the variable."""
+
+
+def _check_http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"{name} must be an http(s) URL such as https://example.org, got {value!r}"
+        )
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything jobrelay reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    x_bearer_token: SecretStr | None = None
+    x_api_url: str = "https://api.twitter.com"
+    database_url: str = "sqlite:///jobrelay.db"
+    poll_interval_seconds: float = Field(default=300, gt=0, le=86_400)
+    default_timezone: str = "Europe/Paris"
+    admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Not in the public contract: tuned by tests and the sandbox.
+    delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    send_concurrency: int = Field(default=32, ge=1, le=1000)
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_url(cls, value: str) -> str:
+        return _check_http_url(value, "TELEGRAM_API_URL")
+
+    @field_validator("x_api_url")
+    @classmethod
+    def _x_url(cls, value: str) -> str:
+        return _check_http_url(value, "X_API_URL").rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            async_database_url(value)
+        except DatabaseURLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; use a name such as Europe/Paris"
+            ) from None
+        return value
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _admins(cls, value: object) -> frozenset[int]:
+        if isinstance(value, frozenset | set | list | tuple):
+            items = [str(v) for v in value]
+        elif value is None:
+            items = []
+        else:
+            items = [part for part in str(value).replace(",", " ").split() if part]
+        try:
+            return frozenset(int(item) for item in items)
+        except ValueError:
+            raise ValueError(
+                "must be Telegram user ids (numbers) separated by commas, e.g. 12345,67890"
+            ) from None
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        token = value.get_secret_value().strip()
+        bot_id, _, secret = token.partition(":")
+        if not bot_id.isdigit() or not secret:
+            raise ValueError("must look like 123456789:ABC... as given by @BotFather")
+        return SecretStr(token)
+
+    @field_validator("x_bearer_token")
+    @classmethod
+    def _bearer(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one clear line per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+            message = str(error["msg"]).removeprefix("Value error, ").removeprefix(f"{variable} ")
+            lines.append(f"{variable}: {message}")
+        raise ConfigError("; ".join(lines)) from None

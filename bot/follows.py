@@ -1,0 +1,166 @@
+"""Following and unfollowing accounts: the service behind /follow, /unfollow and /list."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.sources.base import (
+    Account,
+    AccountNotFound,
+    AccountSuspended,
+    NotConfigured,
+    RateLimited,
+    SourceError,
+)
+from bot.sources.x import XSource
+from storage import chats, sources
+
+X_KIND = "x"
+RESOLVE_CONCURRENCY = 5
+
+
+@dataclass(slots=True)
+class FollowReport:
+    """What happened to each handle of one /follow."""
+
+    followed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    suspended: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class UnfollowReport:
+    """What happened to each handle of one /unfollow."""
+
+    removed: list[str] = field(default_factory=list)
+    not_followed: list[str] = field(default_factory=list)
+
+
+class Follows:
+    """Chats and their subscriptions; takes plain values, owns its transactions."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        x: XSource | None,
+        default_timezone: str,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._x = x
+        self._default_timezone = default_timezone
+
+    @property
+    def x_configured(self) -> bool:
+        """Whether X credentials are set."""
+        return self._x is not None
+
+    async def touch_chat(
+        self, *, chat_id: int, chat_type: str, title: str | None, language: str | None
+    ) -> None:
+        """Record that a chat spoke to the bot (creates it, reactivates it, notes its language)."""
+        async with self._sessions.begin() as session:
+            await chats.upsert_chat(
+                session,
+                chat_id=chat_id,
+                chat_type=chat_type,
+                title=title,
+                language=language,
+                timezone=self._default_timezone,
+                now=self._clock.now(),
+            )
+
+    async def _resolve(self, handle: str) -> Account | SourceError:
+        assert self._x is not None
+        try:
+            return await self._x.resolve(handle)
+        except SourceError as exc:
+            return exc
+
+    async def follow(self, chat_id: int, handles: list[str]) -> FollowReport:
+        """Subscribe a chat to X accounts, resolving each unknown handle once."""
+        if self._x is None:
+            raise NotConfigured("X_BEARER_TOKEN is not set")
+        report = FollowReport()
+        async with self._sessions() as session:
+            found = await sources.find_sources(session, X_KIND, [h.lower() for h in handles])
+        # An account flagged as gone is looked up again: it may be back.
+        known = {key: info for key, info in found.items() if not info.gone}
+        to_resolve = [h for h in handles if h.lower() not in known]
+        semaphore = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+        async def bounded(handle: str) -> Account | SourceError:
+            async with semaphore:
+                return await self._resolve(handle)
+
+        resolved = dict(
+            zip(to_resolve, await asyncio.gather(*(bounded(h) for h in to_resolve)), strict=True)
+        )
+        accounts: list[Account] = []
+        for handle in handles:
+            info = known.get(handle.lower())
+            if info is not None:
+                accounts.append(Account(info.external_id, info.display_name, info.display_name))
+                continue
+            outcome = resolved[handle]
+            if isinstance(outcome, Account):
+                accounts.append(outcome)
+            elif isinstance(outcome, AccountNotFound):
+                report.not_found.append(handle)
+            elif isinstance(outcome, AccountSuspended):
+                report.suspended.append(handle)
+            elif isinstance(outcome, RateLimited | SourceError):
+                report.unavailable.append(handle)
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            for account in accounts:
+                source_id = await sources.ensure_source(
+                    session,
+                    kind=X_KIND,
+                    key=account.handle.lower(),
+                    external_id=account.external_id,
+                    display_name=account.handle,
+                    now=now,
+                )
+                added = await sources.subscribe(
+                    session, chat_id=chat_id, source_id=source_id, now=now
+                )
+                (report.followed if added else report.already).append(account.handle)
+        return report
+
+    async def unfollow(self, chat_id: int, handles: list[str]) -> UnfollowReport:
+        """Remove some of a chat's subscriptions."""
+        report = UnfollowReport()
+        async with self._sessions.begin() as session:
+            followed = {s.key: s for s in await sources.followed_sources(session, chat_id)}
+            ids: list[int] = []
+            for handle in handles:
+                info = followed.get(handle.lower())
+                if info is None:
+                    report.not_followed.append(handle)
+                else:
+                    ids.append(info.source_id)
+                    report.removed.append(info.display_name)
+            await sources.unsubscribe(session, chat_id=chat_id, source_ids=ids)
+        return report
+
+    async def unfollow_all(self, chat_id: int) -> int:
+        """Remove every subscription of a chat; how many there were."""
+        async with self._sessions.begin() as session:
+            return await sources.unsubscribe_all(session, chat_id=chat_id)
+
+    async def following(self, chat_id: int) -> list[tuple[str, bool]]:
+        """The accounts a chat follows, as (handle, still available) pairs."""
+        async with self._sessions() as session:
+            return [
+                (s.display_name, not s.gone)
+                for s in await sources.followed_sources(session, chat_id)
+            ]

@@ -1,0 +1,48 @@
+"""Logging set-up: one line per event, library chatter turned down, secrets never printed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces every configured secret in a record's final message by [REDACTED]."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops it."""
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        text = message
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, REDACTED)
+        if text != message:
+            record.msg, record.args = text, None
+        return True
+
+
+def configure_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
+    """Log to stderr; the httpx logger (URLs carry the bot token) and tweepy's
+    debug output (headers carry the bearer token) are kept above the levels that print them."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in (
+        "httpx", "httpcore", "tweepy", "apscheduler", "aiosqlite", "asyncio", "alembic.runtime.plugins"
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

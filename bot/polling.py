@@ -1,0 +1,170 @@
+"""A poll: due sources -> new posts -> offers stored once -> outbox rows, in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.sources.base import (
+    Account,
+    AccountNotFound,
+    AccountSuspended,
+    AuthError,
+    RateLimited,
+    Unavailable,
+)
+from bot.sources.x import XSource
+from storage import outbox, sources
+from storage.sources import SourceInfo
+
+log = logging.getLogger(__name__)
+
+X_KIND = "x"
+MAX_BACKOFF = timedelta(hours=1)
+POLL_CONCURRENCY = 4
+DUE_BATCH = 200
+
+
+def backoff(interval: timedelta, error_count: int) -> timedelta:
+    """Delay before retrying a failing source: the interval doubled per consecutive failure."""
+    delay: timedelta = interval * (2 ** min(error_count, 16))
+    return min(delay, max(MAX_BACKOFF, interval))
+
+
+class Poller:
+    """Polls every due X source once for all its subscribers."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        x: XSource,
+        interval_seconds: float,
+        on_new_deliveries: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._x = x
+        self._interval = timedelta(seconds=interval_seconds)
+        self._on_new_deliveries = on_new_deliveries
+        self._auth_reported = False
+
+    async def tick(self) -> int:
+        """Poll the sources that are due; returns how many outbox rows were written."""
+        async with self._sessions() as session:
+            due = await sources.due_sources(
+                session, kind=X_KIND, now=self._clock.now(), limit=DUE_BATCH
+            )
+        written = 0
+        semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
+        rate_limited = asyncio.Event()
+
+        async def one(source: SourceInfo) -> int:
+            async with semaphore:
+                if rate_limited.is_set():
+                    return 0
+                try:
+                    return await self.poll(source)
+                except RateLimited as exc:
+                    rate_limited.set()
+                    await self._hold_all(exc)
+                    return 0
+
+        for count in await asyncio.gather(*(one(s) for s in due)):
+            written += count
+        if written:
+            self._on_new_deliveries()
+        return written
+
+    async def _hold_all(self, exc: RateLimited) -> None:
+        until = max(exc.reset_at, self._clock.now() + timedelta(seconds=1))
+        what = "monthly usage cap reached" if exc.usage_capped else "rate limit reached"
+        log.warning("X %s: no X request before %s", what, until.isoformat())
+        async with self._sessions.begin() as session:
+            await sources.postpone_all(session, kind=X_KIND, until=until)
+
+    async def poll(self, source: SourceInfo) -> int:
+        """Read one source's new posts and queue them; raises RateLimited for the caller."""
+        account = Account(source.external_id, source.display_name, source.display_name)
+        now = self._clock.now()
+        try:
+            batch = await self._x.fetch_new(
+                account,
+                since_id=source.cursor,
+                # First poll: only what was posted since the first follow, nothing older.
+                start_time=source.created_at if source.cursor is None else None,
+            )
+        except (AccountNotFound, AccountSuspended) as exc:
+            await self._account_gone(source, str(exc))
+            return 0
+        except AuthError as exc:
+            if not self._auth_reported:
+                log.error("X refused jobrelay's credentials (%s): check X_BEARER_TOKEN", exc)
+                self._auth_reported = True
+            await self._failed(source, str(exc))
+            return 0
+        except Unavailable as exc:
+            log.info("polling @%s failed: %s", source.display_name, exc)
+            await self._failed(source, str(exc))
+            return 0
+        self._auth_reported = False
+        new_offers = [
+            outbox.NewOffer(
+                external_id=post.external_id,
+                author=post.author,
+                text=post.text,
+                url=post.url,
+                posted_at=post.posted_at,
+            )
+            for post in batch.posts
+        ]
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            offer_ids = await outbox.store_offers(
+                session, source_id=source.source_id, offers=new_offers, now=now
+            )
+            written = await outbox.fan_out(
+                session, source_id=source.source_id, offer_ids=offer_ids, now=now
+            )
+            await sources.record_poll(
+                session,
+                source_id=source.source_id,
+                cursor=batch.cursor,
+                next_poll_at=now + self._interval,
+            )
+        if new_offers:
+            log.info(
+                "@%s: %d new post(s), %d delivery row(s)",
+                source.display_name,
+                len(offer_ids),
+                written,
+            )
+        return written
+
+    async def _failed(self, source: SourceInfo, error: str) -> None:
+        retry_at = self._clock.now() + backoff(self._interval, source.error_count)
+        async with self._sessions.begin() as session:
+            await sources.record_failure(
+                session, source_id=source.source_id, error=error, next_poll_at=retry_at
+            )
+
+    async def _account_gone(self, source: SourceInfo, reason: str) -> None:
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            if not await sources.mark_gone(session, source_id=source.source_id, reason=reason):
+                return
+            chat_ids = await outbox.subscriber_ids(session, source.source_id)
+            await outbox.enqueue_notice(
+                session,
+                chat_ids=chat_ids,
+                payload={"code": "account_gone", "handle": source.display_name},
+                now=now,
+            )
+        log.info("@%s is gone (%s); told %d chat(s)", source.display_name, reason, len(chat_ids))
+        self._on_new_deliveries()

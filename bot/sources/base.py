@@ -1,0 +1,67 @@
+"""What every source adapter returns and raises: plain values, no network types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A resolved account on a network: its stable id and its handle as the network spells it."""
+
+    external_id: str
+    handle: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post read from a source."""
+
+    external_id: str
+    author: str
+    text: str
+    url: str
+    posted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """New posts of one source, oldest first, and the cursor to store once they are saved."""
+
+    posts: list[Post]
+    cursor: str | None
+
+
+class SourceError(Exception):
+    """Base of every failure a source adapter reports."""
+
+
+class AccountNotFound(SourceError):
+    """The account does not exist (or no longer exists)."""
+
+
+class AccountSuspended(SourceError):
+    """The network suspended the account or made it unreadable."""
+
+
+class RateLimited(SourceError):
+    """The network asks to wait until `reset_at` (a UTC datetime) before the next request."""
+
+    def __init__(self, reset_at: datetime, *, usage_capped: bool = False) -> None:
+        super().__init__(f"rate limited until {reset_at.isoformat()}")
+        self.reset_at = reset_at
+        self.usage_capped = usage_capped
+
+
+class AuthError(SourceError):
+    """The network refused our credentials (401/403): an operator problem, not a source one."""
+
+
+class Unavailable(SourceError):
+    """A transient failure: 5xx, timeout, connection error, malformed answer."""
+
+
+class NotConfigured(SourceError):
+    """The network's credentials are not set."""

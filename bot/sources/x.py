@@ -1,0 +1,222 @@
+"""X (Twitter) API v2 through tweepy's AsyncClient, routed to X_API_URL through its session seam."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import tweepy
+from tweepy.asynchronous import AsyncClient
+
+from bot.sources.base import (
+    Account,
+    AccountNotFound,
+    AccountSuspended,
+    AuthError,
+    Batch,
+    Post,
+    RateLimited,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+TWEEPY_HOST = "https://api.twitter.com"
+HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+PAGE_SIZE = 100
+# A timeline page walk stops here even if X keeps paging (3,200 is X's own timeline depth).
+MAX_PAGES = 32
+NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
+USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"
+
+
+class RoutedSession:
+    """Duck-typed aiohttp session for tweepy: rewrites tweepy's hard-coded host to X_API_URL."""
+
+    def __init__(self, session: aiohttp.ClientSession, api_url: str) -> None:
+        self._session = session
+        self._api_url = api_url.rstrip("/")
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:
+        """Same signature as aiohttp.ClientSession.request, with the host replaced."""
+        text = str(url)
+        if text.startswith(TWEEPY_HOST):
+            text = self._api_url + text[len(TWEEPY_HOST) :]
+        return self._session.request(method, text, **kwargs)
+
+
+def post_url(handle: str, post_id: str) -> str:
+    """The public link of a post."""
+    return f"https://x.com/{handle}/status/{post_id}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _problem_type(exc: tweepy.HTTPException) -> str:
+    body = getattr(exc, "response_json", None)
+    return str(body.get("type", "")) if isinstance(body, dict) else ""
+
+
+class XSource:
+    """Resolves handles and reads new posts of accounts; every failure becomes a SourceError."""
+
+    kind = "x"
+
+    def __init__(self, bearer_token: str, api_url: str, *, timeout: float = 20.0) -> None:
+        self._bearer_token = bearer_token
+        self._api_url = api_url
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncClient | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP session (call from the running event loop)."""
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        self._client = AsyncClient(
+            bearer_token=self._bearer_token, return_type=dict, wait_on_rate_limit=False
+        )
+        # The public seam tweepy offers for its transport.
+        self._client.session = RoutedSession(self._session, self._api_url)
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self._client is None:
+            raise RuntimeError("XSource.start() was not called")
+        try:
+            result = await getattr(self._client, method)(*args, **kwargs)
+        except tweepy.TooManyRequests as exc:
+            reset = exc.reset_time if getattr(exc, "reset_time", None) else None
+            reset_at = (
+                datetime.fromtimestamp(reset, UTC)
+                if reset
+                else datetime.now(UTC).replace(microsecond=0)
+            )
+            raise RateLimited(
+                reset_at, usage_capped=_problem_type(exc) == USAGE_CAPPED_TYPE
+            ) from None
+        except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
+            raise AuthError(f"X refused the credentials (HTTP {exc.response.status})") from None
+        except tweepy.BadRequest as exc:
+            raise Unavailable(f"X rejected the request: {exc}") from None
+        except tweepy.TwitterServerError as exc:
+            raise Unavailable(f"X answered HTTP {exc.response.status}") from None
+        except tweepy.HTTPException as exc:
+            raise Unavailable(f"X answered HTTP {exc.response.status}") from None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # ValueError covers bodies that are not JSON (aiohttp's ContentTypeError is one).
+            raise Unavailable(f"X unreachable: {type(exc).__name__}") from None
+        if not isinstance(result, dict):
+            raise Unavailable("X answered with something that is not a JSON object")
+        return result
+
+    @staticmethod
+    def _raise_for_resource_errors(body: dict[str, Any]) -> None:
+        errors = body.get("errors")
+        if body.get("data") or not isinstance(errors, list) or not errors:
+            return
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        detail = str(first.get("detail", ""))
+        if "suspended" in detail.lower() or first.get("title") in {
+            "Forbidden",
+            "Authorization Error",
+        }:
+            raise AccountSuspended(detail)
+        if first.get("type") == NOT_FOUND_TYPE or first.get("title") == "Not Found Error":
+            raise AccountNotFound(detail)
+        raise Unavailable(f"X answered with errors: {detail or first}")
+
+    async def resolve(self, handle: str) -> Account:
+        """Look an account up by handle (`GET /2/users/by/username/:u`)."""
+        if not HANDLE_RE.fullmatch(handle):
+            raise ValueError(f"not an X handle: {handle!r}")
+        body = await self._call("get_user", username=handle)
+        self._raise_for_resource_errors(body)
+        data = body.get("data")
+        if not isinstance(data, dict) or "id" not in data or "username" not in data:
+            raise Unavailable("X answered a user lookup without data")
+        return Account(
+            external_id=str(data["id"]),
+            handle=str(data["username"]),
+            name=str(data.get("name") or data["username"]),
+        )
+
+    async def fetch_new(
+        self, account: Account, *, since_id: str | None, start_time: datetime | None
+    ) -> Batch:
+        """Every post newer than `since_id` (or created after `start_time`), oldest first.
+
+        Replies and reposts are excluded; every page is read, so none is skipped.
+        """
+        params: dict[str, Any] = {
+            "max_results": PAGE_SIZE,
+            "exclude": ["replies", "retweets"],
+            "tweet_fields": ["created_at", "author_id"],
+            "user_auth": False,
+        }
+        if since_id is not None:
+            params["since_id"] = since_id
+        elif start_time is not None:
+            params["start_time"] = start_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        posts: list[Post] = []
+        newest: str | None = since_id
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            page_params = dict(params)
+            if token:
+                page_params["pagination_token"] = token
+            body = await self._call("get_users_tweets", account.external_id, **page_params)
+            self._raise_for_resource_errors(body)
+            data = body.get("data") or []
+            meta = body.get("meta") or {}
+            if not isinstance(data, list) or not isinstance(meta, dict):
+                raise Unavailable("X answered a timeline in an unexpected shape")
+            for item in data:
+                post = self._to_post(item, account)
+                if post is not None:
+                    posts.append(post)
+            page_newest = meta.get("newest_id")
+            if token is None and page_newest:
+                newest = str(page_newest)
+            token = meta.get("next_token")
+            if not token:
+                break
+            await asyncio.sleep(0)
+        posts.sort(key=lambda p: int(p.external_id))
+        if posts and (newest is None or int(posts[-1].external_id) > int(newest)):
+            newest = posts[-1].external_id
+        return Batch(posts=posts, cursor=newest)
+
+    @staticmethod
+    def _to_post(item: object, account: Account) -> Post | None:
+        if not isinstance(item, dict):
+            return None
+        post_id = str(item.get("id", ""))
+        text = item.get("text")
+        if not post_id.isdigit() or not isinstance(text, str):
+            log.warning("skipping a malformed post from X for @%s", account.handle)
+            return None
+        return Post(
+            external_id=post_id,
+            author=account.handle,
+            # X API v2 escapes &, < and > in post text; store what the author typed.
+            text=html.unescape(text),
+            url=post_url(account.handle, post_id),
+            posted_at=_parse_time(item.get("created_at")),
+        )

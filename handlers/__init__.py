@@ -1,0 +1,32 @@
+"""Telegram-facing code: one module per command family; `register` wires them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler, MessageHandler, TypeHandler, filters
+
+from handlers.common import remember_chat
+from handlers.errors import on_error
+from handlers.follow import follow, list_follows, unfollow
+from handlers.start import help_command, plain_text, start, unknown_command
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Add every handler to the application."""
+    # Channel posts are never commands to the bot.
+    not_channel = ~filters.UpdateType.CHANNEL_POSTS
+    application.add_handler(TypeHandler(Update, remember_chat), group=-1)
+    application.add_handler(CommandHandler("start", start, filters=not_channel))
+    application.add_handler(CommandHandler("help", help_command, filters=not_channel))
+    application.add_handler(CommandHandler("follow", follow, filters=not_channel))
+    application.add_handler(CommandHandler("unfollow", unfollow, filters=not_channel))
+    application.add_handler(CommandHandler("list", list_follows, filters=not_channel))
+    application.add_handler(
+        MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
+    )
+    application.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, plain_text)
+    )
+    application.add_error_handler(on_error)

@@ -1,0 +1,215 @@
+"""Sources and subscriptions: which accounts exist, who follows them, when to poll them next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Chat, Source, Subscription
+from storage.sql import affected, insert_ignoring_conflicts
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A source as the poller sees it."""
+
+    source_id: int
+    kind: str
+    key: str
+    external_id: str
+    display_name: str
+    cursor: str | None
+    error_count: int
+    gone: bool
+    created_at: datetime
+
+
+def _info(source: Source) -> SourceInfo:
+    return SourceInfo(
+        source_id=source.id,
+        kind=source.kind,
+        key=source.key,
+        external_id=source.external_id,
+        display_name=source.display_name,
+        cursor=source.cursor,
+        error_count=source.error_count,
+        gone=source.gone,
+        created_at=source.created_at,
+    )
+
+
+async def find_sources(session: AsyncSession, kind: str, keys: list[str]) -> dict[str, SourceInfo]:
+    """The known sources among `keys`, by key."""
+    if not keys:
+        return {}
+    rows = await session.scalars(select(Source).where(Source.kind == kind, Source.key.in_(keys)))
+    return {row.key: _info(row) for row in rows}
+
+
+async def ensure_source(
+    session: AsyncSession,
+    *,
+    kind: str,
+    key: str,
+    external_id: str,
+    display_name: str,
+    now: datetime,
+) -> int:
+    """The id of the source with this key, created if needed (idempotent under races)."""
+    statement = (
+        insert_ignoring_conflicts(session, Source)
+        .values(
+            kind=kind,
+            key=key,
+            external_id=external_id,
+            display_name=display_name,
+            cursor=None,
+            next_poll_at=now,
+            error_count=0,
+            gone=False,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["kind", "key"])
+    )
+    await session.execute(statement)
+    source = await session.scalar(select(Source).where(Source.kind == kind, Source.key == key))
+    assert source is not None
+    if source.gone:
+        # The account came back (or a new account took the handle): start it afresh.
+        source.gone = False
+        source.external_id = external_id
+        source.display_name = display_name
+        source.cursor = None
+        source.created_at = now
+        source.next_poll_at = now
+        source.error_count = 0
+    return source.id
+
+
+async def subscribe(session: AsyncSession, *, chat_id: int, source_id: int, now: datetime) -> bool:
+    """Subscribe a chat to a source; False if it already was."""
+    statement = (
+        insert_ignoring_conflicts(session, Subscription)
+        .values(chat_id=chat_id, source_id=source_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["chat_id", "source_id"])
+    )
+    result = await session.execute(statement)
+    return bool(affected(result))
+
+
+async def unsubscribe(session: AsyncSession, *, chat_id: int, source_ids: list[int]) -> int:
+    """Remove subscriptions; returns how many were removed."""
+    if not source_ids:
+        return 0
+    result = await session.execute(
+        delete(Subscription).where(
+            Subscription.chat_id == chat_id, Subscription.source_id.in_(source_ids)
+        )
+    )
+    return affected(result)
+
+
+async def unsubscribe_all(session: AsyncSession, *, chat_id: int) -> int:
+    """Remove every subscription of a chat."""
+    result = await session.execute(delete(Subscription).where(Subscription.chat_id == chat_id))
+    return affected(result)
+
+
+async def followed_sources(session: AsyncSession, chat_id: int) -> list[SourceInfo]:
+    """The sources a chat follows, by handle."""
+    rows = await session.scalars(
+        select(Source)
+        .join(Subscription, Subscription.source_id == Source.id)
+        .where(Subscription.chat_id == chat_id)
+        .order_by(Source.key)
+    )
+    return [_info(row) for row in rows]
+
+
+def _has_active_subscriber() -> object:
+    return exists().where(
+        Subscription.source_id == Source.id,
+        Subscription.chat_id == Chat.id,
+        Chat.active.is_(True),
+    )
+
+
+async def due_sources(
+    session: AsyncSession, *, kind: str, now: datetime, limit: int
+) -> list[SourceInfo]:
+    """Sources whose poll time has come and that at least one active chat still follows."""
+    rows = await session.scalars(
+        select(Source)
+        .where(
+            Source.kind == kind,
+            Source.gone.is_(False),
+            Source.next_poll_at <= now,
+            _has_active_subscriber(),  # type: ignore[arg-type]
+        )
+        .order_by(Source.next_poll_at)
+        .limit(limit)
+    )
+    return [_info(row) for row in rows]
+
+
+async def record_poll(
+    session: AsyncSession,
+    *,
+    source_id: int,
+    cursor: str | None,
+    next_poll_at: datetime,
+) -> None:
+    """A successful poll: store the cursor, clear the error streak, set the next poll."""
+    await session.execute(
+        update(Source)
+        .where(Source.id == source_id)
+        .values(cursor=cursor, next_poll_at=next_poll_at, error_count=0, last_error=None)
+    )
+
+
+async def record_failure(
+    session: AsyncSession,
+    *,
+    source_id: int,
+    error: str,
+    next_poll_at: datetime,
+    count_error: bool = True,
+) -> None:
+    """A failed poll: remember the error and when to try again."""
+    values: dict[str, object] = {"last_error": error[:500], "next_poll_at": next_poll_at}
+    if count_error:
+        values["error_count"] = Source.error_count + 1
+    await session.execute(update(Source).where(Source.id == source_id).values(**values))
+
+
+async def postpone_all(session: AsyncSession, *, kind: str, until: datetime) -> None:
+    """Hold every source of a network until `until` (its API asked us to wait)."""
+    await session.execute(
+        update(Source)
+        .where(Source.kind == kind, Source.next_poll_at < until)
+        .values(next_poll_at=until)
+    )
+
+
+async def mark_gone(session: AsyncSession, *, source_id: int, reason: str) -> bool:
+    """Flag a source whose account disappeared; False if it was already flagged."""
+    result = await session.execute(
+        update(Source)
+        .where(Source.id == source_id, Source.gone.is_(False))
+        .values(gone=True, last_error=reason[:500])
+    )
+    return bool(affected(result))
+
+
+async def subscriber_count(session: AsyncSession, source_id: int) -> int:
+    """How many active chats follow a source."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Subscription)
+        .join(Chat, and_(Chat.id == Subscription.chat_id, Chat.active.is_(True)))
+        .where(Subscription.source_id == source_id)
+    )
+    return int(count or 0)

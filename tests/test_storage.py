@@ -1,0 +1,164 @@
+"""The repositories and the migrations, on a real SQLite file and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage import chats, outbox, sources
+from storage.db import create_engine, create_session_factory
+from storage.migrate import current_revision, head_revision
+from storage.models import Base, Chat, Delivery, DeliveryStatus, Subscription
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def _chat(session: AsyncSession, chat_id: int, *, active: bool = True) -> None:
+    await chats.upsert_chat(
+        session, chat_id=chat_id, chat_type="private", title=None, language="en",
+        timezone="Europe/Paris", now=NOW,
+    )
+    if not active:
+        await chats.deactivate_chat(session, chat_id, NOW)
+
+
+async def _source_with_offers(session: AsyncSession, count: int) -> tuple[int, list[int]]:
+    source_id = await sources.ensure_source(
+        session, kind="x", key="acme_jobs", external_id="42", display_name="Acme_Jobs", now=NOW
+    )
+    offers = [
+        outbox.NewOffer(external_id=str(100 + i), author="Acme_Jobs", text=f"Job {i}",
+                        url=f"https://x.com/Acme_Jobs/status/{100 + i}", posted_at=NOW)
+        for i in range(count)
+    ]
+    ids = await outbox.store_offers(session, source_id=source_id, offers=offers, now=NOW)
+    return source_id, ids
+
+
+async def test_migrations_create_exactly_the_models_schema(database_url: str) -> None:
+    assert await current_revision(database_url) == head_revision()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
+
+
+async def test_fan_out_writes_one_row_per_active_subscriber_and_never_twice(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id in (1, 2, 3):
+            await _chat(session, chat_id, active=chat_id != 3)
+        source_id, offer_ids = await _source_with_offers(session, 2)
+        for chat_id in (1, 2, 3):
+            assert await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
+        assert not await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        written = await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        again = await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+    assert written == 4  # 2 offers x 2 active chats; the inactive chat gets nothing
+    assert again == 0
+    async with sessions() as session:
+        rows = (await session.execute(select(Delivery.chat_id, Delivery.offer_id))).all()
+    assert sorted(rows) == sorted((c, o) for c in (1, 2) for o in offer_ids)
+
+
+async def test_storing_the_same_post_twice_keeps_one_offer(sessions) -> None:
+    async with sessions.begin() as session:
+        _, first = await _source_with_offers(session, 3)
+        _, second = await _source_with_offers(session, 4)
+    assert len(first) == 3
+    assert len(second) == 1  # only the 4th post is new
+
+
+async def test_claim_leases_rows_and_reclaims_them_only_after_the_lease(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        source_id, offer_ids = await _source_with_offers(session, 3)
+        await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+    lease = NOW + timedelta(seconds=60)
+    async with sessions.begin() as session:
+        claimed = await outbox.claim(session, now=NOW, lease_until=lease, limit=2)
+    assert [c.offer_text for c in claimed] == ["Job 0", "Job 1"]
+    assert all(c.attempts == 1 for c in claimed)
+    async with sessions.begin() as session:
+        rest = await outbox.claim(session, now=NOW, lease_until=lease, limit=10)
+    assert [c.offer_text for c in rest] == ["Job 2"]
+    async with sessions.begin() as session:
+        await outbox.mark_sent(session, delivery_id=claimed[0].delivery_id, message_id=7, now=NOW)
+        assert await outbox.claim(session, now=NOW + timedelta(seconds=59), lease_until=lease,
+                                  limit=10) == []
+    later = NOW + timedelta(seconds=61)
+    async with sessions.begin() as session:
+        again = await outbox.claim(session, now=later, lease_until=later, limit=10)
+    # The sender that held "Job 1" and "Job 2" died: both come back, "Job 0" (sent) does not.
+    assert [c.offer_text for c in again] == ["Job 1", "Job 2"]
+    assert [c.attempts for c in again] == [2, 2]
+
+
+async def test_rows_of_an_inactive_chat_wait_until_it_comes_back(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        source_id, offer_ids = await _source_with_offers(session, 1)
+        await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await chats.deactivate_chat(session, 1, NOW)
+    async with sessions.begin() as session:
+        assert await outbox.claim(session, now=NOW, lease_until=NOW, limit=10) == []
+        await _chat(session, 1)  # the user wrote to the bot again
+    async with sessions.begin() as session:
+        assert len(await outbox.claim(session, now=NOW, lease_until=NOW, limit=10)) == 1
+
+
+async def test_migrating_a_group_moves_its_subscriptions_and_outbox(sessions) -> None:
+    async with sessions.begin() as session:
+        await chats.upsert_chat(session, chat_id=-5, chat_type="group", title="Club",
+                                language="fr", timezone="Europe/Paris", now=NOW)
+        source_id, offer_ids = await _source_with_offers(session, 2)
+        await sources.subscribe(session, chat_id=-5, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await chats.migrate_chat(session, -5, -1005, NOW)
+    async with sessions() as session:
+        assert await session.get(Chat, -5) is None
+        new = await session.get(Chat, -1005)
+        assert new is not None and new.language == "fr" and new.type == "supergroup"
+        subs = list(await session.scalars(select(Subscription.chat_id)))
+        assert subs == [-1005]
+        pending = await session.scalar(
+            select(func.count()).select_from(Delivery).where(
+                Delivery.chat_id == -1005, Delivery.status == DeliveryStatus.PENDING
+            )
+        )
+        assert pending == 2
+
+
+async def test_due_sources_skips_sources_nobody_active_follows(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await _chat(session, 2)
+        followed, _ = await _source_with_offers(session, 0)
+        orphan = await sources.ensure_source(session, kind="x", key="orphan", external_id="9",
+                                             display_name="orphan", now=NOW)
+        await sources.subscribe(session, chat_id=1, source_id=followed, now=NOW)
+        await sources.subscribe(session, chat_id=2, source_id=orphan, now=NOW)
+        await chats.deactivate_chat(session, 2, NOW)
+    async with sessions() as session:
+        due = await sources.due_sources(session, kind="x", now=NOW, limit=10)
+    assert [s.key for s in due] == ["acme_jobs"]
+    assert orphan not in [s.source_id for s in due]
