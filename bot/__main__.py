@@ -98,6 +98,8 @@ def command_sandbox(settings: Settings) -> None:
     """The same bot against local stand-ins of Telegram and X, with a terminal chat."""
     from bot.sandbox.run import run_sandbox
 
+    # The terminal is the phone screen: the bot's log goes to a file, only problems show here.
+    configure_logging(_secrets(settings), level=logging.WARNING, file="sandbox.log")
     stop = asyncio.Event()
 
     async def main() -> None:

@@ -16,6 +16,7 @@ from bot.context import AppState, Context, Services
 from bot.delivery import Sender
 from bot.follows import Follows
 from bot.i18n import languages, translator
+from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.single_flight import SingleFlight
 from bot.sources.x import XSource
@@ -51,7 +52,7 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
         .context_types(ContextTypes(bot_data=AppState))
         # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
         .rate_limiter(AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=2))
-        .concurrent_updates(True)
+        .concurrent_updates(PerChatUpdateProcessor())
         .get_updates_read_timeout(35)
         .build()
     )

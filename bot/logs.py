@@ -33,16 +33,31 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
+def configure_logging(
+    secrets: Iterable[str] = (), level: int = logging.INFO, file: str | None = None
+) -> None:
     """Log to stderr; the httpx logger (URLs carry the bot token) and tweepy's
     debug output (headers carry the bearer token) are kept above the levels that print them."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact = RedactSecrets(secrets)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    handlers: list[logging.Handler] = [console]
+    if file is not None:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redact)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.handlers[:] = handlers
+    root.setLevel(logging.INFO if file is not None else level)
     for noisy in (
-        "httpx", "httpcore", "tweepy", "apscheduler", "aiosqlite", "asyncio", "alembic.runtime.plugins"
+        "httpx",
+        "httpcore",
+        "tweepy",
+        "apscheduler",
+        "aiosqlite",
+        "asyncio",
+        "alembic.runtime.plugins",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -138,11 +138,7 @@ async def unfollow(update: Update, context: Context) -> None:
         if removed:
             await reply(
                 update,
-                t.ngettext(
-                    "You no longer follow any account (%(count)d removed).",
-                    "You no longer follow any account (%(count)d removed).",
-                    removed,
-                ),
+                t.gettext("You no longer follow any account (%(count)d removed).", count=removed),
             )
         else:
             await reply(update, t.gettext("You were not following any account."))

@@ -28,8 +28,13 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
 
 async def _chat(session: AsyncSession, chat_id: int, *, active: bool = True) -> None:
     await chats.upsert_chat(
-        session, chat_id=chat_id, chat_type="private", title=None, language="en",
-        timezone="Europe/Paris", now=NOW,
+        session,
+        chat_id=chat_id,
+        chat_type="private",
+        title=None,
+        language="en",
+        timezone="Europe/Paris",
+        now=NOW,
     )
     if not active:
         await chats.deactivate_chat(session, chat_id, NOW)
@@ -40,8 +45,13 @@ async def _source_with_offers(session: AsyncSession, count: int) -> tuple[int, l
         session, kind="x", key="acme_jobs", external_id="42", display_name="Acme_Jobs", now=NOW
     )
     offers = [
-        outbox.NewOffer(external_id=str(100 + i), author="Acme_Jobs", text=f"Job {i}",
-                        url=f"https://x.com/Acme_Jobs/status/{100 + i}", posted_at=NOW)
+        outbox.NewOffer(
+            external_id=str(100 + i),
+            author="Acme_Jobs",
+            text=f"Job {i}",
+            url=f"https://x.com/Acme_Jobs/status/{100 + i}",
+            posted_at=NOW,
+        )
         for i in range(count)
     ]
     ids = await outbox.store_offers(session, source_id=source_id, offers=offers, now=NOW)
@@ -102,8 +112,12 @@ async def test_claim_leases_rows_and_reclaims_them_only_after_the_lease(sessions
     assert [c.offer_text for c in rest] == ["Job 2"]
     async with sessions.begin() as session:
         await outbox.mark_sent(session, delivery_id=claimed[0].delivery_id, message_id=7, now=NOW)
-        assert await outbox.claim(session, now=NOW + timedelta(seconds=59), lease_until=lease,
-                                  limit=10) == []
+        assert (
+            await outbox.claim(
+                session, now=NOW + timedelta(seconds=59), lease_until=lease, limit=10
+            )
+            == []
+        )
     later = NOW + timedelta(seconds=61)
     async with sessions.begin() as session:
         again = await outbox.claim(session, now=later, lease_until=later, limit=10)
@@ -128,8 +142,15 @@ async def test_rows_of_an_inactive_chat_wait_until_it_comes_back(sessions) -> No
 
 async def test_migrating_a_group_moves_its_subscriptions_and_outbox(sessions) -> None:
     async with sessions.begin() as session:
-        await chats.upsert_chat(session, chat_id=-5, chat_type="group", title="Club",
-                                language="fr", timezone="Europe/Paris", now=NOW)
+        await chats.upsert_chat(
+            session,
+            chat_id=-5,
+            chat_type="group",
+            title="Club",
+            language="fr",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
         source_id, offer_ids = await _source_with_offers(session, 2)
         await sources.subscribe(session, chat_id=-5, source_id=source_id, now=NOW)
         await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
@@ -141,9 +162,9 @@ async def test_migrating_a_group_moves_its_subscriptions_and_outbox(sessions) ->
         subs = list(await session.scalars(select(Subscription.chat_id)))
         assert subs == [-1005]
         pending = await session.scalar(
-            select(func.count()).select_from(Delivery).where(
-                Delivery.chat_id == -1005, Delivery.status == DeliveryStatus.PENDING
-            )
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.chat_id == -1005, Delivery.status == DeliveryStatus.PENDING)
         )
         assert pending == 2
 
@@ -153,8 +174,9 @@ async def test_due_sources_skips_sources_nobody_active_follows(sessions) -> None
         await _chat(session, 1)
         await _chat(session, 2)
         followed, _ = await _source_with_offers(session, 0)
-        orphan = await sources.ensure_source(session, kind="x", key="orphan", external_id="9",
-                                             display_name="orphan", now=NOW)
+        orphan = await sources.ensure_source(
+            session, kind="x", key="orphan", external_id="9", display_name="orphan", now=NOW
+        )
         await sources.subscribe(session, chat_id=1, source_id=followed, now=NOW)
         await sources.subscribe(session, chat_id=2, source_id=orphan, now=NOW)
         await chats.deactivate_chat(session, 2, NOW)

@@ -1,0 +1,87 @@
+"""The sandbox: the real bot against local stand-ins of Telegram and X, in a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import sys
+
+from pydantic import SecretStr
+
+from bot.app import serve
+from bot.config import Settings
+from bot.sandbox.seed import ACCOUNTS, post_random_offer, seed
+from bot.sandbox.telegram_api import TelegramStandIn
+from bot.sandbox.terminal import Terminal
+from bot.sandbox.x_api import XStandIn
+from storage.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+SANDBOX_DATABASE = "sqlite:///sandbox.db"
+SANDBOX_POLL_SECONDS = 10.0
+USER_ID = 1001
+
+
+def sandbox_settings(settings: Settings, tg: TelegramStandIn, x: XStandIn) -> Settings:
+    """The user's settings, pointed at the stand-ins; a separate database unless one was given."""
+    explicit = settings.model_fields_set
+    return settings.model_copy(
+        update={
+            "telegram_api_url": tg.base_url,
+            "x_api_url": x.url,
+            "x_bearer_token": SecretStr(x.bearer_token),
+            "database_url": settings.database_url
+            if "database_url" in explicit
+            else SANDBOX_DATABASE,
+            "poll_interval_seconds": settings.poll_interval_seconds
+            if "poll_interval_seconds" in explicit
+            else SANDBOX_POLL_SECONDS,
+        }
+    )
+
+
+async def _keep_posting(x: XStandIn, every: float, terminal: Terminal, stop: asyncio.Event) -> None:
+    rng = random.Random()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=rng.uniform(every * 0.5, every * 1.5))
+        if stop.is_set():
+            return
+        handle, _ = post_random_offer(x, rng)
+        terminal.note(f"(X) @{handle} just posted a new offer")
+
+
+async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
+    """Run stand-ins, the bot and the terminal chat until `stop` or `:quit`."""
+    async with TelegramStandIn() as tg, XStandIn() as x:
+        seed(x)
+        config = sandbox_settings(settings, tg, x)
+        await upgrade_async(config.database_url)
+        language = os.environ.get("SANDBOX_LANGUAGE") or (
+            "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
+        )
+        terminal = Terminal(tg, user_id=USER_ID, language=language, stop=stop, x=x)
+        every = float(os.environ.get("SANDBOX_POST_EVERY_SECONDS", "30"))
+        terminal.banner(
+            accounts=sorted(ACCOUNTS),
+            database=config.database_url,
+            poll_seconds=config.poll_interval_seconds,
+            post_every=every,
+        )
+        bot = asyncio.create_task(serve(config, token=tg.token, stop=stop), name="sandbox-bot")
+        tasks = [
+            asyncio.create_task(terminal.run(), name="sandbox-terminal"),
+            asyncio.create_task(_keep_posting(x, every, terminal, stop), name="sandbox-poster"),
+        ]
+        try:
+            await bot
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            sys.stdout.flush()

@@ -1,0 +1,74 @@
+"""Configuration: defaults from the contract, and one clear line per bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    for name in [
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_API_URL",
+        "X_BEARER_TOKEN",
+        "X_API_URL",
+        "DATABASE_URL",
+        "POLL_INTERVAL_SECONDS",
+        "DEFAULT_TIMEZONE",
+        "ADMIN_USER_IDS",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = load_settings()
+    assert settings.telegram_bot_token is None
+    assert settings.telegram_api_url == "https://api.telegram.org/bot"
+    assert settings.x_api_url == "https://api.twitter.com"
+    assert settings.database_url == "sqlite:///jobrelay.db"
+    assert settings.poll_interval_seconds == 300
+    assert settings.default_timezone == "Europe/Paris"
+    assert settings.admin_user_ids == frozenset()
+
+
+def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) -> None:
+    (tmp_path / ".env").write_text("X_BEARER_TOKEN=abc\nADMIN_USER_IDS=1, 2,3\n")
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "1")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1:5432/jobs")
+    settings = load_settings()
+    assert settings.x_bearer_token is not None
+    assert settings.x_bearer_token.get_secret_value() == "abc"
+    assert settings.admin_user_ids == frozenset({1, 2, 3})
+    assert settings.poll_interval_seconds == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("POLL_INTERVAL_SECONDS", "abc", "POLL_INTERVAL_SECONDS: Input should be a valid number"),
+        ("POLL_INTERVAL_SECONDS", "0", "POLL_INTERVAL_SECONDS: Input should be greater than 0"),
+        ("TELEGRAM_API_URL", "api.telegram.org", "TELEGRAM_API_URL: must be an http(s) URL"),
+        ("X_API_URL", "ftp://x", "X_API_URL: must be an http(s) URL"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL: uses 'mysql'"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL: 'not a url' is not a database URL"),
+        ("DEFAULT_TIMEZONE", "Mars/Olympus", "DEFAULT_TIMEZONE: 'Mars/Olympus' is not an IANA"),
+        ("ADMIN_USER_IDS", "12,bob", "ADMIN_USER_IDS: must be Telegram user ids"),
+        ("TELEGRAM_BOT_TOKEN", "nocolon", "TELEGRAM_BOT_TOKEN: must look like 123456789:ABC"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_accepted(monkeypatch, name, value, says) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert says in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_bad_token_is_not_echoed_back(monkeypatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "supersecretvalue")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "supersecretvalue" not in str(error.value)

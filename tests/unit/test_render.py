@@ -1,0 +1,48 @@
+"""Offers rendered as Telegram HTML: escaped, linked, and never over 4096 characters."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.i18n import Translator
+from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
+from bot.sandbox.telegram_api import parse_telegram_html
+
+EN = Translator("en")
+
+
+def test_offer_text_is_escaped_and_linked() -> None:
+    html_text = render_offer(
+        EN,
+        author="acme_jobs",
+        text="<b> R&D lead & co </b>",
+        url="https://x.com/acme_jobs/status/1",
+    )
+    assert "&lt;b&gt; R&amp;D lead &amp; co &lt;/b&gt;" in html_text
+    assert '<a href="https://x.com/acme_jobs/status/1">View on X</a>' in html_text
+    plain = parse_telegram_html(html_text)
+    assert "<b> R&D lead & co </b>" in plain
+    assert plain.startswith("@acme_jobs")
+
+
+@pytest.mark.parametrize("unit", ["a", "&", "<", "é", "😀", "👩‍💻"])
+def test_a_huge_offer_is_cut_to_the_limit_and_still_parses(unit: str) -> None:
+    text = unit * 5000
+    html_text = render_offer(
+        Translator("fr"), author="a" * 15, text=text, url="https://x.com/a/status/1"
+    )
+    plain = parse_telegram_html(html_text)
+    assert telegram_length(plain) <= MESSAGE_LIMIT
+    assert telegram_length(plain) > MESSAGE_LIMIT - 10
+    assert plain.rstrip().endswith("Voir sur X")
+    assert "…" in plain
+
+
+def test_a_post_that_fits_is_not_cut() -> None:
+    text = "x" * 280
+    assert text in parse_telegram_html(render_offer(EN, author="a", text=text, url="https://x.com"))
+
+
+def test_account_gone_notice_in_french() -> None:
+    text = render_notice(Translator("fr"), {"code": "account_gone", "handle": "acme_jobs"})
+    assert "n'est plus disponible" in text and "@acme_jobs" in text
