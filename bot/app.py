@@ -149,7 +149,7 @@ async def serve(
             if polling is not None:
                 job_queue.run_repeating(
                     lambda _ctx: _kick(polling),
-                    interval=min(settings.poll_interval_seconds, 5.0),
+                    interval=min(settings.poll_interval_seconds / 2, 5.0),
                     first=0.2,
                     name="polling",
                 )

@@ -143,7 +143,9 @@ class Sender:
             except NetworkError as exc:
                 # Includes TimedOut: the message may or may not have arrived; retrying keeps
                 # "never lost" at the cost of a rare duplicate.
-                delay = timedelta(seconds=min(2**row.attempts, MAX_RETRY_DELAY.total_seconds()))
+                delay = timedelta(
+                    seconds=min(2 ** (row.attempts - 1), MAX_RETRY_DELAY.total_seconds())
+                )
                 log.warning(
                     "sending delivery %s failed (%s); retry in %s", row.delivery_id, exc, delay
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +22,9 @@ from storage import chats, sources
 
 X_KIND = "x"
 RESOLVE_CONCURRENCY = 5
+LOOKUP_TTL_SECONDS = 600.0
+MISS_TTL_SECONDS = 60.0
+LOOKUP_CACHE_SIZE = 10_000
 
 
 @dataclass(slots=True)
@@ -57,6 +61,10 @@ class Follows:
         self._clock = clock
         self._x = x
         self._default_timezone = default_timezone
+        # X bills every user it returns: concurrent /follow of one new handle share a lookup,
+        # and a lookup's answer is reused for a while.
+        self._lookups: dict[str, asyncio.Future[Account | SourceError]] = {}
+        self._recent: dict[str, tuple[float, Account | SourceError]] = {}
 
     @property
     def x_configured(self) -> bool:
@@ -78,12 +86,46 @@ class Follows:
                 now=self._clock.now(),
             )
 
+    def _remember(self, key: str, outcome: Account | SourceError) -> None:
+        if isinstance(outcome, Account | AccountNotFound | AccountSuspended):
+            if len(self._recent) >= LOOKUP_CACHE_SIZE:
+                self._recent.clear()
+            self._recent[key] = (time.monotonic(), outcome)
+
+    def _recall(self, key: str) -> Account | SourceError | None:
+        entry = self._recent.get(key)
+        if entry is None:
+            return None
+        at, outcome = entry
+        ttl = LOOKUP_TTL_SECONDS if isinstance(outcome, Account) else MISS_TTL_SECONDS
+        if time.monotonic() - at > ttl:
+            del self._recent[key]
+            return None
+        return outcome
+
     async def _resolve(self, handle: str) -> Account | SourceError:
-        assert self._x is not None
+        key = handle.lower()
+        remembered = self._recall(key)
+        if remembered is not None:
+            return remembered
+        pending = self._lookups.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Account | SourceError] = asyncio.get_running_loop().create_future()
+        self._lookups[key] = future
         try:
-            return await self._x.resolve(handle)
-        except SourceError as exc:
-            return exc
+            assert self._x is not None
+            try:
+                outcome: Account | SourceError = await self._x.resolve(handle)
+            except SourceError as exc:
+                outcome = exc
+            future.set_result(outcome)
+            self._remember(key, outcome)
+            return outcome
+        finally:
+            if not future.done():
+                future.cancel()
+            del self._lookups[key]
 
     async def follow(self, chat_id: int, handles: list[str]) -> FollowReport:
         """Subscribe a chat to X accounts, resolving each unknown handle once."""

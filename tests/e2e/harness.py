@@ -1,0 +1,176 @@
+"""The real bot as a subprocess (`python -m bot run`) against the Telegram and X stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
+from bot.sandbox.x_api import XStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """Wait until `predicate()` holds, checking often; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class BotProcess:
+    """One `python -m bot` process with its environment and its log file."""
+
+    env: dict[str, str]
+    workdir: Path
+    tg: TelegramStandIn
+    command: str = "run"
+    process: asyncio.subprocess.Process | None = None
+    runs: int = 0
+    log_files: list[Path] = field(default_factory=list)
+
+    async def start(self, *, wait_ready: bool = True) -> None:
+        """Start the bot and wait until it polls Telegram for updates."""
+        self.runs += 1
+        log_file = self.workdir / f"bot-{self.runs}.log"
+        self.log_files.append(log_file)
+        # setMyCommands comes right before long polling starts; updates sent from then on wait
+        # in the stand-in's queue for the bot's first getUpdates.
+        before = self.tg.stats["setMyCommands"]
+        with log_file.open("wb") as sink:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                self.command,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=sink,
+                stderr=sink,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        if wait_ready:
+            await eventually(
+                lambda: self.tg.stats["setMyCommands"] >= before + 2 or self.exited,
+                timeout=30,
+                what="the bot to register its commands",
+            )
+            assert not self.exited, f"the bot exited at start-up:\n{self.log}"
+
+    @property
+    def exited(self) -> bool:
+        return self.process is not None and self.process.returncode is not None
+
+    async def wait(self, timeout: float = 30) -> int:
+        """Wait for the process to end by itself; its exit code."""
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+    async def stop(self) -> None:
+        """A polite stop (SIGTERM), as a process manager does."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                await self.kill()
+
+    @property
+    def log(self) -> str:
+        return "\n".join(f.read_text(errors="replace") for f in self.log_files if f.exists())
+
+
+@dataclass
+class Stack:
+    """Stand-ins, a database and a bot wired together for one end-to-end test."""
+
+    tg: TelegramStandIn
+    x: XStandIn
+    database_url: str
+    workdir: Path
+    bot: BotProcess
+    next_user: int = 5000
+
+    def user(self, language: str = "en") -> User:
+        """A new Telegram user with a private chat."""
+        self.next_user += 1
+        return User(self, self.next_user, language)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {**self.bot.env, **overrides}
+
+
+@dataclass
+class User:
+    """A person talking to the bot in a private chat."""
+
+    stack: Stack
+    user_id: int
+    language: str
+
+    @property
+    def chat_id(self) -> int:
+        return self.user_id
+
+    def say(self, text: str) -> None:
+        self.stack.tg.send_message(
+            self.chat_id,
+            text,
+            user_id=self.user_id,
+            language_code=self.language,
+            first_name=f"User{self.user_id}",
+        )
+
+    def received(self) -> list[SentMessage]:
+        return self.stack.tg.messages_for(self.chat_id)
+
+    def texts(self) -> list[str]:
+        return [m.plain_text or m.text for m in self.received()]
+
+    async def ask(self, text: str, timeout: float = 15.0) -> str:
+        """Send a message and return the plain text of the bot's next reply."""
+        before = len(self.received())
+        self.say(text)
+        await eventually(lambda: len(self.received()) > before, timeout, f"a reply to {text!r}")
+        return self.texts()[before]
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> list[str]:
+        await eventually(
+            lambda: len(self.received()) >= count,
+            timeout,
+            f"{count} messages in chat {self.chat_id} (got {self.texts()})",
+        )
+        return self.texts()
+
+
+def bot_environment(tg: TelegramStandIn, x: XStandIn, database_url: str) -> dict[str, str]:
+    """The environment of a bot wired to the stand-ins, with fast test timings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "X_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=tg.token,
+        TELEGRAM_API_URL=tg.base_url,
+        X_BEARER_TOKEN=x.bearer_token,
+        X_API_URL=x.url,
+        DATABASE_URL=database_url,
+        POLL_INTERVAL_SECONDS="1",
+        DELIVERY_INTERVAL_SECONDS="0.2",
+        DELIVERY_LEASE_SECONDS="3",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env

@@ -1,0 +1,240 @@
+"""From /follow to a push on the phone: the real bot, real python-telegram-bot and tweepy,
+talking HTTP to the Telegram and X stand-ins, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from tests.e2e.harness import Stack, eventually
+
+HOSTILE = (
+    "Dev <b>senior & <i>junior</b> wanted: <script>alert(1)</script> & 5 < 6 > 4 "
+    "&amp; &lt;ok&gt; 🚀👩‍💻 salaire 45k€ "
+)
+
+
+async def test_a_new_post_reaches_every_subscriber_once(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs", name="Acme Jobs")
+    stack.x.add_post("acme_jobs", "An old offer from last week")
+    await stack.bot.start()
+    users = [stack.user() for _ in range(3)]
+    for user in users:
+        reply = await user.ask("/follow @acme_jobs")
+        assert "Now following @acme_jobs" in reply
+    await asyncio.sleep(1.5)  # at least one poll: the old post must not be sent
+    stack.x.add_post("acme_jobs", "We're hiring a Python developer in Lyon")
+    for user in users:
+        texts = await user.wait_for(2)
+        assert "We're hiring a Python developer in Lyon" in texts[1]
+        assert texts[1].startswith("@acme_jobs")
+        assert "View on X" in texts[1]
+    await asyncio.sleep(2.5)  # more polls: nothing is sent twice
+    for user in users:
+        assert len(user.received()) == 2
+        assert not any("old offer" in t for t in user.texts())
+        message = user.received()[1]
+        assert message.parse_mode == "HTML"
+        assert "https://x.com/acme_jobs/status/" in message.text
+
+
+async def test_replies_and_reposts_are_not_relayed(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    stack.x.add_user("someone")
+    original = stack.x.add_post("someone", "Looking for a job")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.x.add_post("acme_jobs", "@someone have a look at our page", reply_to=original)
+    stack.x.add_post("acme_jobs", "RT @someone: Looking for a job", retweet_of=original)
+    stack.x.add_post("acme_jobs", "Offer: UX designer, CDI, Nantes")
+    texts = await user.wait_for(2)
+    await asyncio.sleep(2)
+    assert len(user.received()) == 2
+    assert "UX designer" in texts[1]
+
+
+async def test_hostile_text_arrives_intact(stack: Stack) -> None:
+    text = (HOSTILE * 3)[:280]
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.x.add_post("acme_jobs", text)
+    texts = await user.wait_for(2)
+    # The stand-in parsed the HTML exactly as Telegram does: what the phone shows is the post.
+    assert text.strip() in texts[1]
+    assert stack.tg.stats["sendMessage:400"] == 0
+
+
+async def test_posts_made_while_the_bot_is_down_arrive_after_restart(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.x.add_post("acme_jobs", "Offer one")
+    await user.wait_for(2)
+    await stack.bot.stop()
+    stack.x.add_post("acme_jobs", "Offer two, posted while the bot was down")
+    stack.x.add_post("acme_jobs", "Offer three, also while down")
+    await stack.bot.start()
+    texts = await user.wait_for(4)
+    await asyncio.sleep(2)
+    assert len(user.received()) == 4
+    assert "Offer two" in texts[2] and "Offer three" in texts[3]
+
+
+async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    await stack.bot.stop()
+    for i in range(230):  # X returns at most 100 per page
+        stack.x.add_post("acme_jobs", f"Offer number {i}")
+    await stack.bot.start()
+    texts = await user.wait_for(231, timeout=60)
+    numbers = [int(t.split("Offer number ")[1].split()[0]) for t in texts[1:]]
+    assert numbers == list(range(230))  # each once, oldest first
+
+
+async def test_fifty_chats_following_one_account_cost_one_x_request_per_poll(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    users = [stack.user() for _ in range(50)]
+    for user in users:
+        user.say("/follow @acme_jobs")
+    await eventually(lambda: all(len(u.received()) == 1 for u in users), 30, "50 follow replies")
+    assert stack.x.request_count("/2/users/by/username") == 1  # resolved once, then stored
+    stack.x.clear_requests()
+    started = time.monotonic()
+    stack.x.add_post("acme_jobs", "One offer for fifty people")
+    await eventually(lambda: all(len(u.received()) == 2 for u in users), 30, "50 deliveries")
+    await asyncio.sleep(3)
+    elapsed = time.monotonic() - started
+    timeline_requests = stack.x.request_count("/2/users/")
+    # POLL_INTERVAL_SECONDS=1: one request per second at most, whatever the subscriber count.
+    assert 1 <= timeline_requests <= elapsed + 1
+    assert sum(len(u.received()) for u in users) == 100
+
+
+async def test_a_subscriber_who_blocked_the_bot_is_skipped(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    alice, bob, carol = stack.user(), stack.user(), stack.user()
+    for user in (alice, bob, carol):
+        await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.tg.block(bob.chat_id)
+    stack.x.add_post("acme_jobs", "First offer")
+    await alice.wait_for(2)
+    await carol.wait_for(2)
+    stack.x.add_post("acme_jobs", "Second offer")
+    await alice.wait_for(3)
+    await carol.wait_for(3)
+    await asyncio.sleep(1.5)
+    assert len(bob.received()) == 1  # only the /follow reply
+    # Bob is inactive now: the second offer was not even attempted.
+    assert stack.tg.stats["sendMessage:403"] == 1
+
+
+async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
+    stack: Stack,
+) -> None:
+    stack.x.add_user("acme_jobs")
+    # One send at a time, each answered after 20 ms: a kill always lands mid-delivery and
+    # leaves at most one message that Telegram accepted but the bot never heard about.
+    stack.bot.env["SEND_CONCURRENCY"] = "1"
+    await stack.bot.start()
+    users = [stack.user() for _ in range(30)]
+    for user in users:
+        user.say("/follow @acme_jobs")
+    await eventually(lambda: all(len(u.received()) == 1 for u in users), 30, "follow replies")
+    await asyncio.sleep(1.5)
+    stack.tg.set_delay(0.02)
+    for i in range(5):
+        stack.x.add_post("acme_jobs", f"Offer {i}")
+    expected = {(u.chat_id, f"Offer {i}") for u in users for i in range(5)}
+
+    def delivered() -> Counter[tuple[int, str]]:
+        counter: Counter[tuple[int, str]] = Counter()
+        for message in stack.tg.sent:
+            for i in range(5):
+                if f"Offer {i}" in message.text:
+                    counter[(message.chat_id, f"Offer {i}")] += 1
+        return counter
+
+    kills = 0
+    for threshold in (20, 60, 100):
+        await eventually(lambda t=threshold: sum(delivered().values()) >= t, 60, f"{threshold}")
+        await stack.bot.kill()
+        kills += 1
+        await stack.bot.start()
+    await eventually(lambda: set(delivered()) == expected, 60, "every offer delivered")
+    await asyncio.sleep(1)
+    counts = delivered()
+    duplicates = sum(n - 1 for n in counts.values())
+    assert set(counts) == expected
+    assert duplicates <= kills, f"{duplicates} duplicates after {kills} kills"
+    # Each chat still got its offers in the order they were posted.
+    for user in users:
+        order = [t for t in user.texts() if t.startswith("@acme_jobs")]
+        firsts = list(dict.fromkeys(int(t.split("Offer ")[1][0]) for t in order))
+        assert firsts == sorted(firsts)
+
+
+async def test_an_account_that_disappears_is_announced_once(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user("fr")
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.x.suspend_user("acme_jobs")
+    texts = await user.wait_for(2)
+    assert "@acme_jobs n'est plus disponible sur X" in texts[1]
+    await asyncio.sleep(2.5)
+    assert len(user.received()) == 2
+    listing = await user.ask("/list")
+    assert "@acme_jobs (n'est plus disponible sur X)" in listing
+
+
+async def test_a_group_that_became_a_supergroup_keeps_its_feed(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    stack.tg.add_chat(-4001, "group", title="Job club")
+    stack.tg.set_member_status(-4001, 77, "administrator")
+    stack.tg.send_message(
+        -4001,
+        "/follow@jobrelay_bot @acme_jobs",
+        user_id=77,
+        chat_type="group",
+        chat_title="Job club",
+    )
+    await eventually(lambda: len(stack.tg.messages_for(-4001)) == 1, 15, "the group reply")
+    await asyncio.sleep(1.5)
+    stack.tg.add_chat(-1009001, "supergroup", title="Job club")
+    stack.tg.migrate(-4001, -1009001)
+    stack.x.add_post("acme_jobs", "Offer for the club")
+    await eventually(lambda: len(stack.tg.messages_for(-1009001)) == 1, 15, "the offer")
+    assert "Offer for the club" in stack.tg.messages_for(-1009001)[0].text
+    stack.x.add_post("acme_jobs", "Second offer for the club")
+    await eventually(lambda: len(stack.tg.messages_for(-1009001)) == 2, 15, "the 2nd offer")
+
+
+async def test_telegram_failures_delay_but_never_lose_an_offer(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.tg.fail_next(3, status=502)
+    stack.x.add_post("acme_jobs", "Offer through a flaky Telegram")
+    texts = await user.wait_for(2, timeout=30)
+    assert "flaky Telegram" in texts[1]
+    await asyncio.sleep(1.5)
+    assert len(user.received()) == 2

@@ -1,0 +1,746 @@
+"""Tests of the Telegram Bot API stand-in, driven by the real python-telegram-bot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    ChatMemberAdministrator,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberMember,
+    ChatMemberOwner,
+    ChatMemberRestricted,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+)
+
+from bot.sandbox.telegram_api import (
+    TelegramHTMLError,
+    TelegramStandIn,
+    parse_telegram_html,
+    parse_telegram_html_with_entities,
+    utf16_length,
+)
+
+TOKEN = "123456:TEST-TOKEN"
+
+
+@pytest.fixture(autouse=True)
+def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without it PTB 22 emits a deprecation warning whenever it builds a RetryAfter.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[TelegramStandIn]:
+    async with TelegramStandIn(TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(standin: TelegramStandIn) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=standin.base_url, base_file_url=standin.base_file_url) as b:
+        yield b
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    standin: TelegramStandIn,
+    method: str,
+    *,
+    token: str = TOKEN,
+    **params: Any,
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{standin.base_url}{token}/{method}", json=params) as response:
+        return response.status, await response.json()
+
+
+# ------------------------------------------------------------------ basics
+
+
+async def test_get_me_through_ptb(bot: Bot, standin: TelegramStandIn) -> None:
+    me = await bot.get_me()
+    assert me.id == 123456
+    assert me.is_bot
+    assert me.username == "jobrelay_bot"
+    assert me.can_join_groups is True
+    assert standin.stats["getMe"] >= 1
+    assert standin.base_url == f"http://127.0.0.1:{standin.port}/bot"
+    assert standin.base_file_url == f"http://127.0.0.1:{standin.port}/file/bot"
+
+
+async def test_wrong_token_is_invalid_token(standin: TelegramStandIn) -> None:
+    wrong = Bot("999:WRONG", base_url=standin.base_url)
+    with pytest.raises(InvalidToken):
+        await wrong.initialize()
+    await wrong.shutdown()
+    assert standin.stats["getMe:401"] == 1
+
+
+async def test_raw_401_404_and_get_requests(
+    standin: TelegramStandIn, http: aiohttp.ClientSession
+) -> None:
+    status, body = await call(http, standin, "getMe", token="1:nope")
+    assert (status, body) == (401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+    status, body = await call(http, standin, "noSuchMethod")
+    assert (status, body) == (404, {"ok": False, "error_code": 404, "description": "Not Found"})
+    async with http.get(f"{standin.base_url}{TOKEN}/getme") as response:  # case-insensitive
+        assert response.status == 200
+        assert (await response.json())["result"]["username"] == "jobrelay_bot"
+    standin.add_chat(42)
+    url = f"{standin.base_url}{TOKEN}/sendMessage"
+    async with http.get(url, params={"chat_id": "42", "text": "via GET"}) as response:
+        assert response.status == 200
+    status, body = await call(http, standin, "sendMessage", chat_id=42, text="via JSON")
+    assert status == 200
+    assert body["ok"] is True
+    assert body["result"]["text"] == "via JSON"
+    assert [m.text for m in standin.messages_for(42)] == ["via GET", "via JSON"]
+
+
+async def test_misc_methods(bot: Bot, standin: TelegramStandIn) -> None:
+    assert await bot.delete_webhook() is True
+    info = await bot.get_webhook_info()
+    assert info.url == ""
+    assert info.pending_update_count == 0
+    standin.send_message(42, "hi")
+    message = await bot.send_message(42, "hello")
+    assert await bot.send_chat_action(42, "typing") is True
+    assert await bot.pin_chat_message(42, message.message_id) is True
+    assert await bot.delete_message(42, message.message_id) is True
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
+        await bot.delete_message(42, message.message_id)
+    assert standin.pinned == {42: message.message_id}
+    assert standin.deleted == [(42, message.message_id)]
+    assert standin.chat_actions == [(42, "typing")]
+
+
+# ------------------------------------------------------------------ an Application end to end
+
+
+async def test_application_command_button_and_edit(standin: TelegramStandIn) -> None:
+    received: list[list[str]] = []
+
+    async def on_follow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        received.append(list(context.args or []))
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Undo", callback_data="undo:x")]])
+        await update.effective_message.reply_html("Following <b>@x</b>", reply_markup=keyboard)
+
+    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer("Done")
+        await query.edit_message_text(f"Undone ({query.data})")
+
+    application = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(standin.base_url)
+        .base_file_url(standin.base_file_url)
+        .build()
+    )
+    application.add_handler(CommandHandler("follow", on_follow))
+    application.add_handler(CallbackQueryHandler(on_button))
+    async with application:
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0, timeout=5)
+
+        user_message = standin.send_message(42, "/follow @x", username="alice")
+        assert user_message["entities"] == [{"type": "bot_command", "offset": 0, "length": 7}]
+        [reply] = await standin.wait_for_messages(42, 1)
+        assert reply.text == "Following <b>@x</b>"
+        assert reply.plain_text == "Following @x"
+        assert reply.parse_mode == "HTML"
+        assert reply.message_id == user_message["message_id"] + 1
+        assert reply.reply_markup is not None
+
+        standin.send_message(-1001, "/follow@jobrelay_bot @y", user_id=7, chat_type="supergroup")
+        await standin.wait_for_messages(-1001, 1)
+
+        standin.press_button(42, reply.message_id, "undo:x")
+        messages = await standin.wait_for_messages(42, 2)
+
+        await application.updater.stop()
+        await application.stop()
+
+    assert received == [["@x"], ["@y"]]
+    assert messages[1].method == "editMessageText"
+    assert messages[1].text == "Undone (undo:x)"
+    assert [a["text"] for a in standin.callback_answers.values()] == ["Done"]
+    edited = standin.get_message(42, reply.message_id)
+    assert edited is not None
+    assert edited["text"] == "Undone (undo:x)"
+    assert "reply_markup" not in edited  # editing without a keyboard removes it
+    assert not standin.pending_updates  # PTB confirmed everything on shutdown
+
+
+# ------------------------------------------------------------------ sendMessage & HTML
+
+
+async def test_send_message_with_valid_html_is_recorded(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "/start")
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Open", url="https://x.com/a")]])
+    text = '<b>Job</b> &amp; <a href="https://x.com/a?b=1&c=2">link</a> 😀 <i>x</i>'
+    message = await bot.send_message(
+        42,
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
+    assert message.text == "Job & link 😀 x"
+    assert message.message_id == 2
+    assert [(e.type, e.offset, e.length) for e in message.entities] == [
+        ("bold", 0, 3),
+        ("text_link", 6, 4),
+        ("italic", 14, 1),
+    ]
+    assert message.entities[1].url == "https://x.com/a?b=1&c=2"
+    [sent] = standin.sent
+    assert sent.chat_id == 42
+    assert sent.method == "sendMessage"
+    assert sent.text == text
+    assert sent.parse_mode == "HTML"
+    assert sent.disable_web_page_preview is True
+    assert sent.reply_markup == markup.to_dict()
+    assert sent.message_thread_id is None
+    assert abs(sent.date - time.time()) < 5
+    assert standin.stats["sendMessage"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<foo>x</foo>",
+        "<b>bold",
+        "text</b>",
+        "<b><i>x</b></i>",
+        "a &nbsp; b",
+        "1 < 2",
+        "AT&T",
+        '<span class="x">y</span>',
+        "<a>no href</a>",
+        "<br/>",
+    ],
+)
+async def test_invalid_html_is_bad_request(bot: Bot, standin: TelegramStandIn, text: str) -> None:
+    standin.add_chat(42)
+    with pytest.raises(BadRequest) as info:
+        await bot.send_message(42, text, parse_mode=ParseMode.HTML)
+    assert "can't parse entities" in info.value.message.lower()
+    assert standin.sent == []
+    assert standin.stats["sendMessage:400"] == 1
+
+
+async def test_plain_text_is_not_parsed(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    message = await bot.send_message(42, "1 < 2 & <foo>")
+    assert message.text == "1 < 2 & <foo>"
+
+
+async def test_message_length_limits(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(42, "a" * 4097)
+    await bot.send_message(42, "a" * 4096)
+    await bot.send_message(42, "&amp;" * 4096, parse_mode=ParseMode.HTML)  # decodes to 4096
+    await bot.send_message(42, "<b>" + "a" * 4096 + "</b>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(42, "😀" * 2049)  # 4098 UTF-16 code units
+    await bot.send_message(42, "😀" * 2048)
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
+        await bot.send_message(42, "<b> </b>", parse_mode=ParseMode.HTML)
+    assert len(standin.sent) == 4
+
+
+async def test_unknown_chat_and_bad_markup(bot: Bot, standin: TelegramStandIn) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.send_message(777, "hello")
+    standin.add_chat(777)
+    too_long = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="d" * 65)]])
+    with pytest.raises(BadRequest, match=r"(?i)BUTTON_DATA_INVALID"):
+        await bot.send_message(777, "hello", reply_markup=too_long)
+    with pytest.raises(BadRequest, match=r"(?i)unsupported parse_mode"):
+        await bot.send_message(777, "hello", parse_mode="XML")
+    assert standin.stats["sendMessage:400"] == 3
+
+
+async def test_edit_message_text_checks(bot: Bot, standin: TelegramStandIn) -> None:
+    user_message = standin.send_message(42, "hi")
+    message = await bot.send_message(42, "<b>v1</b>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text("<b>v1</b>", 42, message.message_id, parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.edit_message_text("<b>v2", 42, message.message_id, parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
+        await bot.edit_message_text("x", 42, user_message["message_id"])
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", 42, 999)
+    edited = await bot.edit_message_text("<i>v2</i>", 42, message.message_id, parse_mode="HTML")
+    assert isinstance(edited, type(message))
+    assert edited.text == "v2"
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("b", callback_data="b")]])
+    await bot.edit_message_reply_markup(42, message.message_id, reply_markup=markup)
+    assert [m.method for m in standin.messages_for(42)] == [
+        "sendMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    ]
+
+
+# ------------------------------------------------------------------ faults
+
+
+async def test_blocked_chat_is_forbidden(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "hi")
+    standin.add_chat(-100500, "supergroup", title="Jobs")
+    standin.block(42)
+    standin.block(-100500)
+    with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
+        await bot.send_message(42, "hello")
+    with pytest.raises(Forbidden, match=r"(?i)bot was kicked from the supergroup chat"):
+        await bot.send_message(-100500, "hello")
+    assert standin.stats["sendMessage:403"] == 2
+    standin.unblock(42)
+    await bot.send_message(42, "hello again")
+    assert [m.text for m in standin.sent] == ["hello again"]
+
+
+async def test_migrated_group_raises_chat_migrated(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(-42, "hi", user_id=7, chat_type="group", chat_title="Old group")
+    standin.migrate(-42, -100042)
+    with pytest.raises(ChatMigrated) as info:
+        await bot.send_message(-42, "hello")
+    assert info.value.new_chat_id == -100042
+    await bot.send_message(-100042, "hello")
+    chat = await bot.get_chat(-100042)
+    assert chat.type == "supergroup"
+    assert chat.title == "Old group"
+
+
+async def test_global_flood_limit(bot: Bot, standin: TelegramStandIn) -> None:
+    for chat_id in range(1, 32):
+        standin.add_chat(chat_id)
+    errors: list[RetryAfter] = []
+    for chat_id in range(1, 32):
+        try:
+            await bot.send_message(chat_id, "job")
+        except RetryAfter as exc:
+            errors.append(exc)
+    assert errors
+    assert standin.stats["sendMessage:429"] == len(errors)
+    assert standin.stats["sendMessage"] == 31 - len(errors) <= 30
+    assert all(e.retry_after.total_seconds() >= 1 for e in errors)  # type: ignore[union-attr]
+
+
+async def test_group_flood_limit_per_minute(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-1001, "supergroup")
+    for i in range(20):
+        await bot.send_message(-1001, f"job {i}")
+    with pytest.raises(RetryAfter) as info:
+        await bot.send_message(-1001, "job 21")
+    assert 50 <= info.value.retry_after.total_seconds() <= 60  # type: ignore[union-attr]
+    standin.add_chat(5)
+    await bot.send_message(5, "private chats are not limited per minute")
+    standin.flood_limits = False
+    await bot.send_message(-1001, "limits off")
+
+
+async def test_flood_error_wire_format(
+    standin: TelegramStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.add_chat(-1001, "supergroup")
+    for _ in range(20):
+        assert (await call(http, standin, "sendMessage", chat_id=-1001, text="x"))[0] == 200
+    status, body = await call(http, standin, "sendMessage", chat_id=-1001, text="x")
+    retry = body["parameters"]["retry_after"]
+    assert status == 429
+    assert body == {
+        "ok": False,
+        "error_code": 429,
+        "description": f"Too Many Requests: retry after {retry}",
+        "parameters": {"retry_after": retry},
+    }
+
+
+async def test_fail_next_then_success(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    standin.fail_next(1, 502)
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.send_message(42, "first try")
+    await bot.send_message(42, "second try")
+    assert [m.text for m in standin.sent] == ["second try"]
+    assert standin.stats["sendMessage:502"] == 1
+
+
+async def test_delay_simulates_a_hang(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    standin.set_delay(0.4)
+    with pytest.raises(TimedOut):
+        await bot.send_message(42, "slow", read_timeout=0.1)
+    # Like the real API, the message is still delivered although the client gave up.
+    await standin.wait_for_messages(42, 1, timeout=2)
+    standin.set_delay(0)
+    await bot.send_message(42, "fast")
+
+
+async def test_wait_for_messages_timeout_is_helpful(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    standin.add_chat(43)
+    await bot.send_message(43, "elsewhere")
+    with pytest.raises(BadRequest):
+        await bot.send_message(42, "<b>", parse_mode="HTML")
+    with pytest.raises(TimeoutError) as info:
+        await standin.wait_for_messages(42, 1, timeout=0.1)
+    text = str(info.value)
+    assert "chat 42" in text
+    assert "got 0" in text
+    assert "43: 1" in text
+    assert "can't parse entities" in text
+    with pytest.raises(TimeoutError, match="not met"):
+        await standin.wait_until(lambda: False, timeout=0.05)
+    await standin.wait_until(lambda: standin.stats["sendMessage"] == 1, timeout=0.05)
+
+
+# ------------------------------------------------------------------ chats, members, commands
+
+
+async def test_chat_member_roster(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100777, "supergroup", title="Recruiters", username="recruiters")
+    standin.set_member_status(-100777, 1, "creator")
+    standin.set_member_status(-100777, 2, "administrator")
+    standin.set_member_status(-100777, 3, "member")
+    standin.set_member_status(-100777, 4, "restricted")
+    standin.set_member_status(-100777, 5, "kicked")
+    expected = {
+        1: ChatMemberOwner,
+        2: ChatMemberAdministrator,
+        3: ChatMemberMember,
+        4: ChatMemberRestricted,
+        5: ChatMemberBanned,
+        6: ChatMemberLeft,  # never seen: left
+    }
+    for user_id, cls in expected.items():
+        member = await bot.get_chat_member(-100777, user_id)
+        assert type(member) is cls
+        assert member.user.id == user_id
+    assert isinstance(await bot.get_chat_member(-100777, bot.id), ChatMemberMember)
+    admins = await bot.get_chat_administrators("@recruiters")
+    assert [(type(a), a.user.id) for a in admins] == [
+        (ChatMemberOwner, 1),
+        (ChatMemberAdministrator, 2),
+    ]
+    chat = await bot.get_chat(-100777)
+    assert (chat.title, chat.type, chat.username) == ("Recruiters", "supergroup", "recruiters")
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.get_chat_member(-1009999, 1)
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.get_chat(31337)
+
+
+async def test_set_my_commands_per_language(bot: Bot, standin: TelegramStandIn) -> None:
+    await bot.set_my_commands([BotCommand("follow", "Follow a recruiter")])
+    await bot.set_my_commands(
+        [BotCommand("follow", "Suivre un recruteur"), BotCommand("list", "Liste")],
+        scope=BotCommandScopeAllPrivateChats(),
+        language_code="fr",
+    )
+    assert standin.commands[("default", "")] == [
+        {"command": "follow", "description": "Follow a recruiter"}
+    ]
+    assert [c["command"] for c in standin.commands[("all_private_chats", "fr")]] == [
+        "follow",
+        "list",
+    ]
+    commands = await bot.get_my_commands(scope=BotCommandScopeAllPrivateChats(), language_code="fr")
+    assert [c.description for c in commands] == ["Suivre un recruteur", "Liste"]
+    with pytest.raises(BadRequest, match=r"(?i)BOT_COMMAND_INVALID"):
+        await bot.set_my_commands([BotCommand("Follow-Me", "bad")])
+    await bot.delete_my_commands(scope=BotCommandScopeAllPrivateChats(), language_code="fr")
+    assert ("all_private_chats", "fr") not in standin.commands
+    assert await bot.get_my_commands(language_code="de") == ()
+
+
+# ------------------------------------------------------------------ getUpdates
+
+
+async def test_long_poll_returns_as_soon_as_an_update_arrives(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=10))
+    await asyncio.sleep(0.1)
+    assert not poll.done()
+    started = time.monotonic()
+    standin.send_message(42, "hello", language_code="fr", first_name="Ana", username="ana")
+    updates = await asyncio.wait_for(poll, 3)
+    assert time.monotonic() - started < 1
+    [update] = updates
+    assert update.message is not None
+    assert update.message.text == "hello"
+    assert update.message.chat.type == "private"
+    assert update.message.from_user is not None
+    assert update.message.from_user.language_code == "fr"
+    assert update.message.from_user.username == "ana"
+
+
+async def test_long_poll_times_out_empty(
+    standin: TelegramStandIn, http: aiohttp.ClientSession
+) -> None:
+    started = time.monotonic()
+    status, body = await call(http, standin, "getUpdates", timeout=0.2)
+    assert (status, body) == (200, {"ok": True, "result": []})
+    assert 0.15 < time.monotonic() - started < 2
+
+
+async def test_offset_confirms_updates(bot: Bot, standin: TelegramStandIn) -> None:
+    for i in range(3):
+        standin.send_message(42, f"m{i}")
+    first = await bot.get_updates(limit=2)
+    assert [u.message.text for u in first if u.message] == ["m0", "m1"]
+    assert first[1].update_id == first[0].update_id + 1
+    again = await bot.get_updates(offset=first[-1].update_id + 1)
+    assert [u.message.text for u in again if u.message] == ["m2"]
+    assert [u["message"]["text"] for u in standin.pending_updates] == ["m2"]
+    assert await bot.get_updates(offset=again[-1].update_id + 1) == ()
+    assert standin.pending_updates == []
+    assert standin.stats["getUpdates"] == 3
+
+
+async def test_group_and_forum_messages(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100321, "supergroup", title="Forum", is_forum=True)
+    standin.send_message(-100321, "/list", user_id=9, message_thread_id=5)
+    standin.send_message(-5, "hi", user_id=9, chat_type="group", chat_title="Small group")
+    standin.enqueue_update(
+        {
+            "my_chat_member": {
+                "chat": {"id": -5, "type": "group", "title": "Small group"},
+                "from": {"id": 9, "is_bot": False, "first_name": "Test"},
+                "date": int(time.time()),
+                "old_chat_member": {
+                    "status": "left",
+                    "user": {"id": 123456, "is_bot": True, "first_name": "JobRelay"},
+                },
+                "new_chat_member": {
+                    "status": "member",
+                    "user": {"id": 123456, "is_bot": True, "first_name": "JobRelay"},
+                },
+            }
+        }
+    )
+    forum, group, member_update = await bot.get_updates()
+    assert forum.message is not None
+    assert forum.message.is_topic_message is True
+    assert forum.message.message_thread_id == 5
+    assert forum.message.chat.title == "Forum"
+    assert group.message is not None
+    assert group.message.chat.type == "group"
+    assert group.message.chat.title == "Small group"
+    assert member_update.my_chat_member is not None
+    assert member_update.update_id == group.update_id + 1
+    reply = await bot.send_message(-100321, "topic reply", message_thread_id=5)
+    assert reply.message_thread_id == 5
+    assert standin.sent[0].message_thread_id == 5
+
+
+async def test_press_button_produces_callback_query(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "/start")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="yes")]])
+    message = await bot.send_message(42, "Sure?", reply_markup=keyboard)
+    standin.press_button(42, message.message_id, "yes", language_code="de")
+    updates = await bot.get_updates()
+    query = updates[-1].callback_query
+    assert query is not None
+    assert query.data == "yes"
+    assert query.from_user.id == 42
+    assert query.from_user.language_code == "de"
+    assert query.message is not None
+    assert query.message.message_id == message.message_id
+    assert await bot.answer_callback_query(query.id, "ok") is True
+    with pytest.raises(BadRequest, match=r"(?i)query id is invalid"):
+        await bot.answer_callback_query(query.id)
+    with pytest.raises(LookupError):
+        standin.press_button(42, 999, "yes")
+
+
+async def test_concurrent_get_updates_conflict(
+    bot: Bot, standin: TelegramStandIn, http: aiohttp.ClientSession
+) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.1)
+    # A second bot instance polling terminates the first long poll, as on Telegram.
+    assert await call(http, standin, "getUpdates", timeout=0) == (200, {"ok": True, "result": []})
+    with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+        await asyncio.wait_for(first, 3)
+
+
+async def test_delete_webhook_can_drop_pending_updates(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "old")
+    assert (await bot.get_webhook_info()).pending_update_count == 1
+    await bot.delete_webhook(drop_pending_updates=True)
+    assert await bot.get_updates() == ()
+
+
+# ------------------------------------------------------------------ files
+
+
+async def test_send_photo_and_document_keep_bytes(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(42)
+    photo = await bot.send_photo(42, b"\x89PNG fake", caption="<b>Logo</b>", parse_mode="HTML")
+    assert photo.caption == "Logo"
+    document = await bot.send_document(42, b"%PDF-1.4 fake", filename="offer.pdf")
+    assert document.document is not None
+    assert document.document.file_name == "offer.pdf"
+    first, second = standin.sent
+    assert (first.method, first.file_bytes, first.caption) == (
+        "sendPhoto",
+        b"\x89PNG fake",
+        "<b>Logo</b>",
+    )
+    assert (second.method, second.file_bytes) == ("sendDocument", b"%PDF-1.4 fake")
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
+        await bot.send_photo(42, b"x", caption="c" * 1025)
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.send_document(42, b"x", caption="<u>x", parse_mode="HTML")
+
+
+async def test_user_document_can_be_downloaded(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "my cv", document=("cv.txt", b"hello cv"))
+    [update] = await bot.get_updates()
+    assert update.message is not None
+    assert update.message.caption == "my cv"
+    assert update.message.document is not None
+    file = await update.message.document.get_file()
+    assert bytes(await file.download_as_bytearray()) == b"hello cv"
+
+
+# ------------------------------------------------------------------ speed
+
+
+async def test_many_sends_without_limits() -> None:
+    async with TelegramStandIn(TOKEN, flood_limits=False) as server:
+        server.add_chat(-1001, "supergroup")
+        async with aiohttp.ClientSession() as http:
+
+            async def send(i: int) -> int:
+                async with http.post(
+                    f"{server.base_url}{TOKEN}/sendMessage",
+                    data={"chat_id": "-1001", "text": f"<b>job</b> {i}", "parse_mode": "HTML"},
+                ) as response:
+                    return response.status
+
+            started = time.monotonic()
+            statuses = await asyncio.gather(*(send(i) for i in range(500)))
+            elapsed = time.monotonic() - started
+    assert set(statuses) == {200}
+    assert len(server.messages_for(-1001)) == 500
+    assert [m.message_id for m in server.sent] == list(range(1, 501))
+    assert elapsed < 5
+
+
+# ------------------------------------------------------------------ parse_telegram_html
+
+
+@pytest.mark.parametrize(
+    ("html", "plain"),
+    [
+        ("plain text", "plain text"),
+        ("<b>bold <i>both</i></b> <u>u</u> <s>s</s>", "bold both u s"),
+        ("<B>upper</B>", "upper"),
+        ("&lt;b&gt; &amp; &quot;", '<b> & "'),
+        ("&amp;lt;", "&lt;"),
+        ("&#60;&#x3C;&#X3c;&#128512;", "<<<😀"),
+        ('<a href="https://x.com/?a=1&amp;b=2">x</a>', "x"),
+        ('<span class="tg-spoiler">s</span><tg-spoiler>t</tg-spoiler>', "st"),
+        ('<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>', "👍"),
+        ('<pre><code class="language-python">x = 1</code></pre>', "x = 1"),
+        ("<blockquote expandable>q</blockquote>", "q"),
+        ("a > b", "a > b"),
+        ("<b>x</>", "x"),
+        ("", ""),
+    ],
+)
+def test_parse_telegram_html_valid(html: str, plain: str) -> None:
+    assert parse_telegram_html(html) == plain
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        ("<foo>x</foo>", 'Unsupported start tag "foo" at byte offset 0'),
+        ("é <foo>", 'Unsupported start tag "foo" at byte offset 3'),
+        ("1 < 2", 'Unsupported start tag "" at byte offset 2'),
+        ("<br/>", 'Unsupported start tag "br/" at byte offset 0'),
+        ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
+        ("<b", "Unclosed start tag at byte offset 0"),
+        ("<b>x</b", "Unclosed end tag at byte offset 4"),
+        ('<a href="x>y</a>', "Unclosed start tag at byte offset 0"),
+        ("<a href=https://x.com>y</a>", "Unexpected end of name token at byte offset 8"),
+        ("a &nbsp; b", 'Unsupported entity "nbsp" at byte offset 2'),
+        ("&LT;", 'Unsupported entity "LT"'),
+        ("Q&A", 'Character "&" at byte offset 1 must be escaped as "&amp;"'),
+        ("&amp", 'Character "&" at byte offset 0'),
+        ("&#0;", 'Invalid numeric entity "&#0;"'),
+        ("&#xD800;", "Invalid numeric entity"),
+        ('<span class="x">y</span>', 'Tag "span" must have class "tg-spoiler"'),
+        ("<a>x</a>", 'Tag "a" must have a non-empty "href" attribute'),
+        ('<tg-emoji emoji-id="abc">x</tg-emoji>', "valid custom emoji identifier"),
+        ("<b =x>y</b>", 'Empty attribute name in the tag "b"'),
+    ],
+)
+def test_parse_telegram_html_errors(html: str, error: str) -> None:
+    with pytest.raises(TelegramHTMLError) as info:
+        parse_telegram_html(html)
+    assert error in info.value.detail
+    assert info.value.description.startswith("Bad Request: can't parse entities: ")
+
+
+def test_parse_telegram_html_entities_use_utf16_offsets() -> None:
+    plain, entities = parse_telegram_html_with_entities(
+        '😀<b>x</b> <pre><code class="language-py">y</code></pre><code>z</code>'
+    )
+    assert plain == "😀x yz"
+    assert entities == [
+        {"type": "bold", "offset": 2, "length": 1},
+        {"type": "pre", "offset": 4, "length": 1, "language": "py"},
+        {"type": "code", "offset": 5, "length": 1},
+    ]
+    assert utf16_length("😀") == 2
+    assert utf16_length(parse_telegram_html("<i>😀😀</i>")) == 4
