@@ -171,7 +171,11 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
 
     kills = 0
     for threshold in (20, 60, 100):
-        await eventually(lambda t=threshold: sum(delivered().values()) >= t, 60, f"{threshold}")
+
+        def reached(goal: int = threshold) -> bool:
+            return sum(delivered().values()) >= goal
+
+        await eventually(reached, 60, f"{threshold} deliveries")
         await stack.bot.kill()
         kills += 1
         await stack.bot.start()
