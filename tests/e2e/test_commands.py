@@ -1,0 +1,147 @@
+"""Every command and every bad input gets a clear reply, in the user's language; the bot keeps
+serving and nothing is half-saved."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.e2e.harness import Stack, eventually
+
+
+async def test_start_help_and_the_command_menu_in_both_languages(stack: Stack) -> None:
+    await stack.bot.start()
+    english, french = stack.user("en"), stack.user("fr-FR")
+    assert "I watch recruiters'" in await english.ask("/start")
+    assert "Je surveille pour vous" in await french.ask("/start")
+    assert "/follow @handle" in await english.ask("/help")
+    assert "/follow @compte" in await french.ask("/help")
+    menus = {
+        language: [c["command"] for c in commands]
+        for (_scope, language), commands in stack.tg.commands.items()
+    }
+    assert menus[""] == menus["fr"] == ["follow", "unfollow", "list", "help", "start"]
+    descriptions = {
+        language: commands[0]["description"]
+        for (_scope, language), commands in stack.tg.commands.items()
+    }
+    assert descriptions[""].startswith("Follow X accounts")
+    assert descriptions["fr"].startswith("Suivre des comptes X")
+
+
+async def test_follow_unfollow_and_list(stack: Stack) -> None:
+    for handle in ("acme_jobs", "Paris_Recrute", "devjobs_fr"):
+        stack.x.add_user(handle)
+    await stack.bot.start()
+    user = stack.user()
+    assert "You follow no account yet" in await user.ask("/list")
+    reply = await user.ask("/follow @acme_jobs paris_recrute https://x.com/devjobs_fr")
+    assert "Now following @acme_jobs, @Paris_Recrute, @devjobs_fr" in reply
+    assert "You already follow @acme_jobs" in await user.ask("/follow @ACME_JOBS")
+    listing = await user.ask("/list")
+    assert listing.splitlines() == [
+        "You follow 3 accounts:",
+        "• @acme_jobs",
+        "• @devjobs_fr",
+        "• @Paris_Recrute",
+    ]
+    reply = await user.ask("/unfollow @paris_recrute @nobody")
+    assert "Stopped following @Paris_Recrute" in reply
+    assert "You were not following @nobody" in reply
+    assert "You no longer follow any account (2 removed)" in await user.ask("/unfollow all")
+    assert "You were not following any account" in await user.ask("/unfollow all")
+    assert "You follow no account yet" in await user.ask("/list")
+
+
+async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    stack.x.add_user("gone_account")
+    stack.x.suspend_user("gone_account")
+    await stack.bot.start()
+    user = stack.user()
+    assert "Tell me which X account to follow" in await user.ask("/follow")
+    reply = await user.ask("/follow @acme_jobs @bad-handle")
+    assert "@bad-handle is not an X handle" in reply
+    assert "1 to 15 letters, digits or underscores" in reply
+    assert "Nothing was changed" in reply
+    many = " ".join(f"@user{i}" for i in range(51))
+    reply = await user.ask(f"/follow {many}")
+    assert "That is 51 accounts; /follow takes at most 50" in reply
+    assert "Nothing was changed" in reply
+    reply = await user.ask("/follow @no_such_user @gone_account")
+    assert "No X account is named @no_such_user" in reply
+    assert "@gone_account is suspended or unavailable on X" in reply
+    assert "You follow no account yet" in await user.ask("/list")
+    assert "Tell me which account to stop following" in await user.ask("/unfollow")
+    assert "is not an X handle" in await user.ask("/unfollow <b>")
+    assert "I don't know that command" in await user.ask("/frobnicate")
+    assert "I only understand commands" in await user.ask("hello?")
+    # Still serving, and the handle that was fine can be followed now.
+    assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
+
+
+async def test_french_replies(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user("fr")
+    assert "Vous suivez maintenant @acme_jobs" in await user.ask("/follow @acme_jobs")
+    assert "n'est pas un identifiant X" in await user.ask("/follow @a-b")
+    assert "Vous suivez 1 compte :" in await user.ask("/list")
+    assert "Aucun compte X ne s'appelle @personne" in await user.ask("/follow @personne")
+    assert "Vous ne suivez plus @acme_jobs" in await user.ask("/unfollow @acme_jobs")
+
+
+async def test_answers_come_in_the_order_the_commands_were_sent(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    stack.x.set_delay(0.5)  # a slow X lookup must not let /list overtake /follow
+    await stack.bot.start()
+    user = stack.user()
+    user.say("/follow @acme_jobs")
+    user.say("/list")
+    texts = await user.wait_for(2)
+    assert "Now following" in texts[0]
+    assert "You follow 1 account" in texts[1]
+
+
+async def test_without_x_credentials_follow_says_x_is_not_configured(stack: Stack) -> None:
+    del stack.bot.env["X_BEARER_TOKEN"]
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/follow @acme_jobs")
+    assert "this bot has no X API access configured" in reply
+    assert "You follow no account yet" in await user.ask("/list")
+    assert stack.x.request_count() == 0
+
+
+async def test_x_down_while_following_says_to_try_again(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    stack.x.fail_next(503, count=1)
+    assert "X could not be reached to check @acme_jobs" in await user.ask("/follow @acme_jobs")
+    assert "You follow no account yet" in await user.ask("/list")
+    assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
+
+
+async def test_channel_posts_are_ignored(stack: Stack) -> None:
+    await stack.bot.start()
+    stack.tg.add_chat(-1007001, "channel", title="Jobs channel")
+    stack.tg.send_message(-1007001, "/follow @acme_jobs", chat_type="channel")
+    user = stack.user()
+    await user.ask("/help")  # processed after the channel post
+    await asyncio.sleep(0.5)
+    assert stack.tg.messages_for(-1007001) == []
+
+
+async def test_a_user_who_unblocks_the_bot_gets_what_was_held(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.tg.block(user.chat_id)
+    stack.x.add_post("acme_jobs", "Offer while blocked")
+    await eventually(lambda: stack.tg.stats["sendMessage:403"] == 1, 15, "the blocked attempt")
+    stack.tg.unblock(user.chat_id)
+    user.say("/start")
+    texts = await user.wait_for(3)
+    assert any("Offer while blocked" in t for t in texts[1:])

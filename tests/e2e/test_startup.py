@@ -1,0 +1,146 @@
+"""Starting the bot: bad configuration, schema checks, a refused token, and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.sandbox.telegram_api import TelegramStandIn
+from tests.conftest import PostgresServer
+from tests.e2e.harness import ROOT
+
+
+async def run_bot(
+    *args: str, env: dict[str, str], cwd: Path, stdin: bytes | None = None, timeout: float = 60
+) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(stdin), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+def base_env(**values: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "X_", "DATABASE_", "POLL_", "SANDBOX_"))
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(values)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("POLL_INTERVAL_SECONDS", "often", "POLL_INTERVAL_SECONDS: Input should be a valid number"),
+        ("TELEGRAM_API_URL", "telegram", "TELEGRAM_API_URL: must be an http(s) URL"),
+        ("DATABASE_URL", "oracle://db", "DATABASE_URL: uses 'oracle'"),
+    ],
+)
+async def test_bad_configuration_stops_with_one_clear_line(tmp_path, variable, value, message):
+    code, out = await run_bot("run", env=base_env(**{variable: value}), cwd=tmp_path)
+    assert code == 2
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"jobrelay: configuration error: {message}")
+    assert "Traceback" not in out
+
+
+async def test_a_postgresql_schema_that_is_behind_is_refused_until_migrated(
+    tmp_path: Path, postgres_server: PostgresServer | None
+) -> None:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL is not installed here (no initdb/pg_ctl found)")
+    name = f"behind_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_server.admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    async with TelegramStandIn() as tg:
+        env = base_env(
+            DATABASE_URL=postgres_server.url(name),
+            TELEGRAM_BOT_TOKEN=tg.token,
+            TELEGRAM_API_URL=tg.base_url,
+        )
+        code, out = await run_bot("run", env=env, cwd=tmp_path)
+        assert code == 1
+        assert "schema is at revision none" in out
+        assert "run `python -m bot migrate`" in out
+        code, out = await run_bot("migrate", env=env, cwd=tmp_path)
+        assert code == 0, out
+        assert "database schema is up to date" in out
+
+
+async def test_sqlite_is_migrated_on_start_and_a_refused_token_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    async with TelegramStandIn() as tg:
+        wrong = "999999:wrong-token-value"
+        env = base_env(
+            DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}",
+            TELEGRAM_BOT_TOKEN=wrong,
+            TELEGRAM_API_URL=tg.base_url,
+        )
+        code, out = await run_bot("run", env=env, cwd=tmp_path)
+    assert code == 1
+    assert "Telegram refused TELEGRAM_BOT_TOKEN" in out
+    assert (tmp_path / "fresh.db").exists()
+    assert "wrong-token-value" not in out
+
+
+async def test_the_sandbox_relays_offers_to_the_terminal(tmp_path: Path) -> None:
+    env = base_env(POLL_INTERVAL_SECONDS="1", SANDBOX_POST_EVERY_SECONDS="1", SANDBOX_LANGUAGE="en")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "sandbox",
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    seen: list[str] = []
+
+    async def read_until(marker: str) -> None:
+        assert process.stdout is not None
+        while not any(marker in line for line in seen):
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, "".join(seen)
+            seen.append(line.decode())
+
+    try:
+        await read_until("jobrelay sandbox")
+        process.stdin.write(
+            b"/follow @acme_jobs @paris_recrute @devjobs_fr @rh_talents @studio_design\n"
+        )
+        await process.stdin.drain()
+        await read_until("Now following @acme_jobs")
+        await read_until("View on X")  # an offer posted on the X stand-in reached the "phone"
+        process.stdin.write(b":quit\n")
+        await process.stdin.drain()
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "sandbox.db").exists()
+    assert "Traceback" not in "".join(seen)

@@ -1,0 +1,63 @@
+"""X failing: rate limits are waited out, outages back off, credentials problems are reported
+once; no post is missed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.e2e.harness import Stack, User
+
+
+async def _following(stack: Stack) -> User:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    stack.x.add_post("acme_jobs", "Offer A")
+    await user.wait_for(2)
+    return user
+
+
+def _timeline_requests(stack: Stack) -> list[tuple[float, int]]:
+    return [(r.at, r.status) for r in stack.x.requests if r.path.endswith("/tweets")]
+
+
+async def test_a_rate_limit_is_waited_out_until_its_reset(stack: Stack) -> None:
+    user = await _following(stack)
+    stack.x.clear_requests()
+    stack.x.fail_next(429, count=1, reset_in=4, path_prefix="/2/users/")
+    stack.x.add_post("acme_jobs", "Offer B")
+    texts = await user.wait_for(3, timeout=30)
+    assert "Offer B" in texts[2]
+    requests = _timeline_requests(stack)
+    limited_at = next(at for at, status in requests if status == 429)
+    after = [at for at, status in requests if at > limited_at]
+    # x-rate-limit-reset is whole epoch seconds: nothing before (limited_at + 4) rounded down.
+    assert after and min(after) >= int(limited_at + 4) - 0.01
+
+
+async def test_an_outage_backs_off_exponentially_and_misses_nothing(stack: Stack) -> None:
+    user = await _following(stack)
+    stack.x.clear_requests()
+    stack.x.fail_next(503, count=2, path_prefix="/2/users/")
+    stack.x.fail_next(503, count=1, content_type="text/plain", path_prefix="/2/users/")
+    stack.x.add_post("acme_jobs", "Offer B")
+    texts = await user.wait_for(3, timeout=40)
+    assert "Offer B" in texts[2]
+    requests = _timeline_requests(stack)
+    statuses = [status for _, status in requests]
+    assert statuses[:4] == [503, 503, 503, 200]
+    gaps = [b[0] - a[0] for a, b in zip(requests, requests[1:4], strict=False)]
+    # POLL_INTERVAL_SECONDS=1, doubled after each consecutive failure.
+    assert gaps[0] >= 0.95 and gaps[1] >= 1.95 and gaps[2] >= 3.95, gaps
+    await asyncio.sleep(1.5)
+    assert len(user.received()) == 3
+
+
+async def test_refused_credentials_are_reported_once_not_in_a_loop(stack: Stack) -> None:
+    user = await _following(stack)
+    stack.x.fail_next(401, count=3, path_prefix="/2/users/")
+    stack.x.add_post("acme_jobs", "Offer B")
+    texts = await user.wait_for(3, timeout=40)
+    assert "Offer B" in texts[2]
+    assert stack.bot.log.count("X refused jobrelay's credentials") == 1
