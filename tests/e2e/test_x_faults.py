@@ -4,6 +4,7 @@ once; no post is missed afterwards."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from tests.e2e.harness import Stack, User
 
@@ -47,7 +48,7 @@ async def test_an_outage_backs_off_exponentially_and_misses_nothing(stack: Stack
     requests = _timeline_requests(stack)
     statuses = [status for _, status in requests]
     assert statuses[:4] == [503, 503, 503, 200]
-    gaps = [b[0] - a[0] for a, b in zip(requests, requests[1:4], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(requests[:4])]
     # POLL_INTERVAL_SECONDS=1, doubled after each consecutive failure.
     assert gaps[0] >= 0.95 and gaps[1] >= 1.95 and gaps[2] >= 3.95, gaps
     await asyncio.sleep(1.5)
