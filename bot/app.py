@@ -158,10 +158,16 @@ async def serve(
             await stop.wait()
             log.info("stopping")
         finally:
+            # Unschedule our ticks first: a tick firing while the scheduler shuts down would be
+            # cancelled mid-run (and APScheduler logs that as an error).
+            if application.job_queue is not None:
+                for job in application.job_queue.jobs():
+                    job.schedule_removal()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:
                 await application.stop()
+            sender.stop()
             if polling is not None:
                 await polling.wait_idle()
             await delivering.wait_idle()

@@ -55,7 +55,7 @@ class Sender:
         bot: Bot,
         lease_seconds: float,
         concurrency: int = 32,
-        batch_size: int = 500,
+        batch_size: int = 100,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -63,11 +63,16 @@ class Sender:
         self._lease = timedelta(seconds=lease_seconds)
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the messages in flight, hand the rest back to the outbox, claim no more."""
+        self._stopping = True
 
     async def drain(self) -> int:
         """Send every due row, batch after batch, until none is due; how many were sent."""
         sent = 0
-        while True:
+        while not self._stopping:
             now = self._clock.now()
             async with self._sessions.begin() as session:
                 rows = await outbox.claim(
@@ -80,11 +85,15 @@ class Sender:
                 by_chat[row.chat_id].append(row)
             results = await asyncio.gather(*(self._send_chat(rs) for rs in by_chat.values()))
             sent += sum(results)
+        return sent
 
     async def _send_chat(self, rows: list[ClaimedDelivery]) -> int:
         """One chat's rows in order (oldest offer first); chats go in parallel."""
         sent = 0
         for index, row in enumerate(rows):
+            if self._stopping:
+                await self._release(rows[index:], "the sender stopped before this one")
+                break
             async with self._concurrency:
                 outcome = await self._send(row)
             if outcome == "sent":

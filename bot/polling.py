@@ -114,16 +114,7 @@ class Poller:
             await self._failed(source, str(exc))
             return 0
         self._auth_reported = False
-        new_offers = [
-            outbox.NewOffer(
-                external_id=post.external_id,
-                author=post.author,
-                text=post.text,
-                url=post.url,
-                posted_at=post.posted_at,
-            )
-            for post in batch.posts
-        ]
+        new_offers = batch.posts
         now = self._clock.now()
         async with self._sessions.begin() as session:
             offer_ids = await outbox.store_offers(

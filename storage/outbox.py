@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import Chat, Delivery, DeliveryKind, DeliveryStatus, Offer, Subscription
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 
-@dataclass(frozen=True, slots=True)
-class NewOffer:
-    """A post about to be stored as an offer."""
+class NewOffer(Protocol):
+    """What storing an offer needs of a post (bot.sources.base.Post has it)."""
 
-    external_id: str
-    author: str
-    text: str
-    url: str
-    posted_at: datetime | None
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def posted_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,7 @@ class ClaimedDelivery:
 
 
 async def store_offers(
-    session: AsyncSession, *, source_id: int, offers: list[NewOffer], now: datetime
+    session: AsyncSession, *, source_id: int, offers: Sequence[NewOffer], now: datetime
 ) -> list[int]:
     """Store new offers of a source (ignoring ones already stored); the ids of those inserted."""
     if not offers:
@@ -142,6 +148,21 @@ async def claim(
 
     A row still `sending` after its lease ran out belongs to a sender that died: it is due again.
     """
+    older = aliased(Delivery)
+    # A chat's messages go out in order: a row waits while an older one of its chat is held
+    # by a live lease or waits for a retry.
+    blocked_by_older = (
+        select(older.id)
+        .where(
+            older.chat_id == Delivery.chat_id,
+            older.id < Delivery.id,
+            or_(
+                and_(older.status == DeliveryStatus.PENDING, older.next_attempt_at > now),
+                and_(older.status == DeliveryStatus.SENDING, older.lease_until >= now),
+            ),
+        )
+        .exists()
+    )
     due = (
         select(Delivery.id)
         .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
@@ -152,7 +173,8 @@ async def claim(
                     Delivery.next_attempt_at <= now,
                 ),
                 and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-            )
+            ),
+            ~blocked_by_older,
         )
         .order_by(Delivery.id)
         .limit(limit)

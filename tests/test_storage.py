@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.sources.base import Post
 from storage import chats, outbox, sources
 from storage.db import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
@@ -45,7 +46,7 @@ async def _source_with_offers(session: AsyncSession, count: int) -> tuple[int, l
         session, kind="x", key="acme_jobs", external_id="42", display_name="Acme_Jobs", now=NOW
     )
     offers = [
-        outbox.NewOffer(
+        Post(
             external_id=str(100 + i),
             author="Acme_Jobs",
             text=f"Job {i}",
@@ -108,8 +109,8 @@ async def test_claim_leases_rows_and_reclaims_them_only_after_the_lease(sessions
     assert [c.offer_text for c in claimed] == ["Job 0", "Job 1"]
     assert all(c.attempts == 1 for c in claimed)
     async with sessions.begin() as session:
-        rest = await outbox.claim(session, now=NOW, lease_until=lease, limit=10)
-    assert [c.offer_text for c in rest] == ["Job 2"]
+        # "Job 2" waits: an older message of its chat is in flight.
+        assert await outbox.claim(session, now=NOW, lease_until=lease, limit=10) == []
     async with sessions.begin() as session:
         await outbox.mark_sent(session, delivery_id=claimed[0].delivery_id, message_id=7, now=NOW)
         assert (
@@ -121,9 +122,10 @@ async def test_claim_leases_rows_and_reclaims_them_only_after_the_lease(sessions
     later = NOW + timedelta(seconds=61)
     async with sessions.begin() as session:
         again = await outbox.claim(session, now=later, lease_until=later, limit=10)
-    # The sender that held "Job 1" and "Job 2" died: both come back, "Job 0" (sent) does not.
+    # The sender that held "Job 1" died: it comes back (a second attempt), with "Job 2" that
+    # waited behind it; "Job 0" (sent) does not.
     assert [c.offer_text for c in again] == ["Job 1", "Job 2"]
-    assert [c.attempts for c in again] == [2, 2]
+    assert [c.attempts for c in again] == [2, 1]
 
 
 async def test_rows_of_an_inactive_chat_wait_until_it_comes_back(sessions) -> None:
@@ -184,3 +186,36 @@ async def test_due_sources_skips_sources_nobody_active_follows(sessions) -> None
         due = await sources.due_sources(session, kind="x", now=NOW, limit=10)
     assert [s.key for s in due] == ["acme_jobs"]
     assert orphan not in [s.source_id for s in due]
+
+
+async def test_a_chat_waits_for_its_older_message_before_newer_ones(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await _chat(session, 2)
+        source_id, offer_ids = await _source_with_offers(session, 3)
+        for chat_id in (1, 2):
+            await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+    lease = NOW + timedelta(seconds=60)
+    async with sessions.begin() as session:
+        first = await outbox.claim(session, now=NOW, lease_until=lease, limit=1)
+    assert [(c.chat_id, c.offer_text) for c in first] == [(1, "Job 0")]
+    async with sessions.begin() as session:
+        # Chat 1's "Job 0" is in flight: its "Job 1" and "Job 2" wait; chat 2 is free.
+        rest = await outbox.claim(session, now=NOW, lease_until=lease, limit=10)
+        assert {(c.chat_id, c.offer_text) for c in rest} == {(2, f"Job {i}") for i in range(3)}
+        await outbox.retry_later(
+            session, delivery_id=first[0].delivery_id, at=NOW + timedelta(seconds=30), error="429"
+        )
+    async with sessions.begin() as session:
+        assert (
+            await outbox.claim(
+                session, now=NOW + timedelta(seconds=29), lease_until=lease, limit=10
+            )
+            == []
+        )
+    async with sessions.begin() as session:
+        later = await outbox.claim(
+            session, now=NOW + timedelta(seconds=30), lease_until=lease, limit=10
+        )
+    assert [c.offer_text for c in later] == ["Job 0", "Job 1", "Job 2"]

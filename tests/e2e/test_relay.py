@@ -242,3 +242,22 @@ async def test_telegram_failures_delay_but_never_lose_an_offer(stack: Stack) -> 
     assert "flaky Telegram" in texts[1]
     await asyncio.sleep(1.5)
     assert len(user.received()) == 2
+
+
+async def test_a_message_telegram_rejects_is_skipped_and_never_blocks_the_queue(
+    stack: Stack,
+) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.tg.fail_next(1, status=400, description="Bad Request: can't parse entities: test")
+    stack.x.add_post("acme_jobs", "Offer that Telegram rejects")
+    await eventually(lambda: stack.tg.stats["sendMessage:400"] == 1, 15, "the rejection")
+    stack.x.add_post("acme_jobs", "Offer that goes through")
+    texts = await user.wait_for(2)
+    assert "Offer that goes through" in texts[1]
+    await asyncio.sleep(1.5)
+    assert len(user.received()) == 2  # the rejected one is not retried in a loop
+    assert "Telegram rejected delivery" in stack.bot.log
