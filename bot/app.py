@@ -10,6 +10,7 @@ from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+from bot.admin import Admin
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppState, Context, Services
@@ -109,7 +110,8 @@ async def serve(
     follows = Follows(
         sessions=sessions, clock=clock, x=x, default_timezone=settings.default_timezone
     )
-    application.bot_data.bind(Services(settings=settings, follows=follows))
+    admin = Admin(sessions=sessions, clock=clock, admin_user_ids=settings.admin_user_ids)
+    application.bot_data.bind(Services(settings=settings, follows=follows, admin=admin))
     sender = Sender(
         sessions=sessions,
         clock=clock,

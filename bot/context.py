@@ -7,6 +7,7 @@ from typing import Any
 
 from telegram.ext import CallbackContext, ExtBot
 
+from bot.admin import Admin
 from bot.config import Settings
 from bot.follows import Follows
 
@@ -17,6 +18,7 @@ class Services:
 
     settings: Settings
     follows: Follows
+    admin: Admin
 
 
 class AppState:

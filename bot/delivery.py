@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, LinkPreviewOptions
@@ -119,6 +119,7 @@ class Sender:
     async def _send(self, row: ClaimedDelivery) -> str:
         chat_id = row.chat_id
         text = render(row)
+        attempted_at = self._clock.now()
         for _ in range(2):  # a second go only after a group moved to a supergroup
             try:
                 message = await self._bot.send_message(
@@ -137,11 +138,11 @@ class Sender:
                 await self._retry(row, timedelta(seconds=_seconds(exc.retry_after)), str(exc))
                 return "retry"
             except Forbidden as exc:
-                await self._chat_gone(row, chat_id, str(exc))
+                await self._chat_gone(row, chat_id, str(exc), attempted_at)
                 return "chat_gone"
             except BadRequest as exc:
                 if any(marker in exc.message.lower() for marker in CHAT_GONE_MARKERS):
-                    await self._chat_gone(row, chat_id, str(exc))
+                    await self._chat_gone(row, chat_id, str(exc), attempted_at)
                     return "chat_gone"
                 log.error("Telegram rejected delivery %s for good: %s", row.delivery_id, exc)
                 async with self._sessions.begin() as session:
@@ -177,9 +178,12 @@ class Sender:
                 session, delivery_id=row.delivery_id, at=self._clock.now() + delay, error=error
             )
 
-    async def _chat_gone(self, row: ClaimedDelivery, chat_id: int, error: str) -> None:
-        log.info("chat %s is unreachable (%s); it is now inactive", chat_id, error)
+    async def _chat_gone(
+        self, row: ClaimedDelivery, chat_id: int, error: str, attempted_at: datetime
+    ) -> None:
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            await chats.deactivate_chat(session, chat_id, now)
+            # A chat that wrote to the bot while this send was in flight is back: keep it.
+            if await chats.deactivate_chat(session, chat_id, now, unless_heard_since=attempted_at):
+                log.info("chat %s is unreachable (%s); it is now inactive", chat_id, error)
             await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=error)

@@ -7,6 +7,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, TypeHandler, filters
 
+from handlers.admin import admin
 from handlers.common import remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
@@ -23,6 +24,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("follow", follow, filters=not_channel))
     application.add_handler(CommandHandler("unfollow", unfollow, filters=not_channel))
     application.add_handler(CommandHandler("list", list_follows, filters=not_channel))
+    application.add_handler(CommandHandler("admin", admin, filters=not_channel))
     application.add_handler(
         MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
     )

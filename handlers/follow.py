@@ -55,7 +55,8 @@ def follow_report_text(t: Translator, report: FollowReport) -> str:
     if report.suspended:
         lines.append(
             t.gettext(
-                "⛔ %(handles)s is suspended or unavailable on X, so it cannot be followed.",
+                "⛔ %(handles)s is suspended, private or unavailable on X, so it cannot be "
+                "followed.",
                 handles=handles_text(report.suspended),
             )
         )

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Chat, Delivery, Subscription
+from storage.sql import affected, insert_ignoring_conflicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,29 +32,30 @@ async def upsert_chat(
     timezone: str,
     now: datetime,
 ) -> None:
-    """Record a chat we heard from, reactivating it; keeps its language unless one is given."""
-    chat = await session.get(Chat, chat_id)
-    if chat is None:
-        session.add(
-            Chat(
-                id=chat_id,
-                type=chat_type,
-                title=title,
-                language=language or "en",
-                timezone=timezone,
-                active=True,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await session.flush()
-        return
-    chat.type = chat_type
-    chat.title = title
+    """Record a chat we heard from, reactivating it; keeps its language unless one is given.
+
+    One INSERT ... ON CONFLICT DO UPDATE that always writes `active`: a read-then-write could
+    miss a deactivation committed in between and leave a returning chat inactive.
+    """
+    statement = insert_ignoring_conflicts(session, Chat).values(
+        id=chat_id,
+        type=chat_type,
+        title=title,
+        language=language or "en",
+        timezone=timezone,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    changes: dict[str, object] = {
+        "type": chat_type,
+        "title": title,
+        "active": True,
+        "updated_at": statement.excluded.updated_at,
+    }
     if language:
-        chat.language = language
-    chat.active = True
-    chat.updated_at = now
+        changes["language"] = language
+    await session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changes))
 
 
 async def get_chat(session: AsyncSession, chat_id: int) -> ChatInfo | None:
@@ -64,11 +66,23 @@ async def get_chat(session: AsyncSession, chat_id: int) -> ChatInfo | None:
     return ChatInfo(chat_id=chat.id, type=chat.type, language=chat.language, active=chat.active)
 
 
-async def deactivate_chat(session: AsyncSession, chat_id: int, now: datetime) -> None:
-    """Stop writing to a chat (it blocked or removed the bot); its data stays until it returns."""
-    await session.execute(
-        update(Chat).where(Chat.id == chat_id).values(active=False, updated_at=now)
-    )
+async def deactivate_chat(
+    session: AsyncSession,
+    chat_id: int,
+    now: datetime,
+    *,
+    unless_heard_since: datetime | None = None,
+) -> bool:
+    """Stop writing to a chat (it blocked or removed the bot); its data stays until it returns.
+
+    With `unless_heard_since`, a chat that wrote to the bot after that instant stays active: the
+    refusal is older than its comeback.
+    """
+    statement = update(Chat).where(Chat.id == chat_id)
+    if unless_heard_since is not None:
+        statement = statement.where(Chat.updated_at <= unless_heard_since)
+    result = await session.execute(statement.values(active=False, updated_at=now))
+    return bool(affected(result))
 
 
 async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: datetime) -> None:

@@ -219,3 +219,33 @@ async def test_a_chat_waits_for_its_older_message_before_newer_ones(sessions) ->
             session, now=NOW + timedelta(seconds=30), lease_until=lease, limit=10
         )
     assert [c.offer_text for c in later] == ["Job 0", "Job 1", "Job 2"]
+
+
+async def test_a_chat_that_wrote_during_a_refused_send_stays_active(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+    sent_at = NOW + timedelta(seconds=1)
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=1,
+            chat_type="private",
+            title=None,
+            language=None,
+            timezone="UTC",
+            now=NOW + timedelta(seconds=2),
+        )
+    async with sessions.begin() as session:
+        # Telegram's 403 is older than the user's /start: the chat is back.
+        assert not await chats.deactivate_chat(
+            session, 1, NOW + timedelta(seconds=3), unless_heard_since=sent_at
+        )
+        info = await chats.get_chat(session, 1)
+    assert info is not None and info.active and info.language == "en"
+    async with sessions.begin() as session:
+        assert await chats.deactivate_chat(
+            session, 1, NOW + timedelta(seconds=4), unless_heard_since=NOW + timedelta(seconds=3)
+        )
+        await _chat(session, 1)
+        info = await chats.get_chat(session, 1)
+    assert info is not None and info.active

@@ -146,11 +146,14 @@ class XSource:
         """Look an account up by handle (`GET /2/users/by/username/:u`)."""
         if not HANDLE_RE.fullmatch(handle):
             raise ValueError(f"not an X handle: {handle!r}")
-        body = await self._call("get_user", username=handle)
+        body = await self._call("get_user", username=handle, user_fields=["protected"])
         self._raise_for_resource_errors(body)
         data = body.get("data")
         if not isinstance(data, dict) or "id" not in data or "username" not in data:
             raise Unavailable("X answered a user lookup without data")
+        if data.get("protected") is True:
+            # Its posts cannot be read with an app token.
+            raise AccountSuspended(f"@{data['username']} is protected")
         return Account(
             external_id=str(data["id"]),
             handle=str(data["username"]),

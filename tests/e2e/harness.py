@@ -150,11 +150,15 @@ class User:
         return self.texts()[before]
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[str]:
-        await eventually(
-            lambda: len(self.received()) >= count,
-            timeout,
-            f"{count} messages in chat {self.chat_id} (got {self.texts()})",
-        )
+        try:
+            await eventually(lambda: len(self.received()) >= count, timeout)
+        except AssertionError:
+            tg = self.stack.tg
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {count} messages in chat "
+                f"{self.chat_id}; got {self.texts()}; stand-in stats {dict(tg.stats)}; "
+                f"pending updates {tg.pending_updates}; recent errors {list(tg.recent_errors)}"
+            ) from None
         return self.texts()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.harness import Stack, eventually
+from tests.e2e.harness import Stack, User, eventually
 
 
 async def test_start_help_and_the_command_menu_in_both_languages(stack: Stack) -> None:
@@ -69,7 +69,7 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     assert "Nothing was changed" in reply
     reply = await user.ask("/follow @no_such_user @gone_account")
     assert "No X account is named @no_such_user" in reply
-    assert "@gone_account is suspended or unavailable on X" in reply
+    assert "@gone_account is suspended, private or unavailable on X" in reply
     assert "You follow no account yet" in await user.ask("/list")
     assert "Tell me which account to stop following" in await user.ask("/unfollow")
     assert "is not an X handle" in await user.ask("/unfollow <b>")
@@ -145,3 +145,28 @@ async def test_a_user_who_unblocks_the_bot_gets_what_was_held(stack: Stack) -> N
     user.say("/start")
     texts = await user.wait_for(3)
     assert any("Offer while blocked" in t for t in texts[1:])
+
+
+async def test_operator_status_is_only_for_admin_user_ids(stack: Stack) -> None:
+    stack.bot.env["ADMIN_USER_IDS"] = "9001, 9002"
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    assert "I don't know that command" in await user.ask("/admin status")
+    operator = User(stack, 9001, "en")
+    report = await operator.ask("/admin status")
+    assert "Chats: 2 active, 0 inactive" in report
+    assert "Accounts: 1, 0 failing, 0 gone from X" in report
+    assert "Queued: nothing" in report
+    assert "/admin status" in await operator.ask("/admin reboot")
+    assert "État de jobrelay" in await User(stack, 9002, "fr").ask("/admin")
+
+
+async def test_a_protected_account_cannot_be_followed(stack: Stack) -> None:
+    stack.x.add_user("private_club", protected=True)
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/follow @private_club")
+    assert "@private_club is suspended, private or unavailable on X" in reply
+    assert "You follow no account yet" in await user.ask("/list")
