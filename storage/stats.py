@@ -28,8 +28,9 @@ class RelayStatus:
 
 async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
     """Chats, sources and outbox counts (a handful of aggregate queries)."""
+    # Results have a keys() method, so dict() would take them for mappings: list them first.
     chats = dict(
-        (await session.execute(select(Chat.active, func.count()).group_by(Chat.active))).tuples()
+        list(await session.execute(select(Chat.active, func.count()).group_by(Chat.active)))
     )
     source_row = (
         await session.execute(
@@ -49,7 +50,7 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
     ).one()
     since = now - timedelta(days=1)
     settled = dict(
-        (
+        list(
             await session.execute(
                 select(Delivery.status, func.count())
                 .where(
@@ -58,7 +59,7 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
                 )
                 .group_by(Delivery.status)
             )
-        ).tuples()
+        )
     )
     oldest = queued_row[1]
     return RelayStatus(
