@@ -15,7 +15,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppState, Context, Services
 from bot.delivery import Sender
+from bot.digests import DigestWorker
 from bot.follows import Follows
+from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
@@ -77,6 +79,7 @@ async def _initialize(application: TelegramApp, stop: asyncio.Event) -> bool:
     while not stop.is_set():
         try:
             await application.initialize()
+            await register_commands(application)
             return True
         except InvalidToken:
             raise StartupError(
@@ -111,15 +114,37 @@ async def serve(
         sessions=sessions, clock=clock, x=x, default_timezone=settings.default_timezone
     )
     admin = Admin(sessions=sessions, clock=clock, admin_user_ids=settings.admin_user_ids)
-    application.bot_data.bind(Services(settings=settings, follows=follows, admin=admin))
     sender = Sender(
         sessions=sessions,
         clock=clock,
         bot=application.bot,
         lease_seconds=settings.delivery_lease_seconds,
+        default_daily_limit=settings.default_daily_limit,
         concurrency=settings.send_concurrency,
     )
     delivering = SingleFlight("delivery", sender.drain)
+    digest_worker = DigestWorker(
+        sessions=sessions,
+        clock=clock,
+        bot=application.bot,
+        default_daily_limit=settings.default_daily_limit,
+    )
+    digesting = SingleFlight("digests", digest_worker.tick)
+
+    def settings_changed() -> None:
+        digesting.kick()
+        delivering.kick()
+
+    healthy = HealthyUse(
+        sessions=sessions,
+        clock=clock,
+        digests=digest_worker,
+        default_daily_limit=settings.default_daily_limit,
+        on_change=settings_changed,
+    )
+    application.bot_data.bind(
+        Services(settings=settings, clock=clock, follows=follows, healthy=healthy, admin=admin)
+    )
     polling: SingleFlight | None = None
     if x is not None:
         poller = Poller(
@@ -136,7 +161,6 @@ async def serve(
         if not await _initialize(application, stop):
             return
         try:
-            await register_commands(application)
             await application.start()
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
@@ -147,6 +171,12 @@ async def serve(
                 interval=settings.delivery_interval_seconds,
                 first=0.1,
                 name="delivery",
+            )
+            job_queue.run_repeating(
+                lambda _ctx: _kick(digesting),
+                interval=settings.digest_interval_seconds,
+                first=0.3,
+                name="digests",
             )
             if polling is not None:
                 job_queue.run_repeating(
@@ -173,6 +203,7 @@ async def serve(
             if polling is not None:
                 await polling.wait_idle()
             await delivering.wait_idle()
+            await digesting.wait_idle()
             await application.shutdown()
     finally:
         if x is not None:

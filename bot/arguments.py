@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import time, timedelta
+from functools import cache
+from zoneinfo import available_timezones
 
 MAX_HANDLES = 50
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -48,3 +51,75 @@ def parse_handles(args: list[str]) -> HandleList:
             seen.add(handle.lower())
             handles.append(handle)
     return HandleList(handles=handles, malformed=malformed)
+
+
+class ArgumentError(ValueError):
+    """A command argument that is not accepted; `code` picks the reply."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+_HHMM_RE = re.compile(r"^([01]?\d|2[0-3])[:hH]([0-5]\d)$")
+_DURATION_RE = re.compile(r"^(\d{1,4})\s*([mhdw])$", re.IGNORECASE)
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_PAUSE_SECONDS = 90 * 86400
+
+
+def parse_limit(word: str, maximum: int) -> int:
+    """A daily limit: a whole number from 0 to `maximum`."""
+    if not word.isdigit() or int(word) > maximum:
+        raise ArgumentError("limit")
+    return int(word)
+
+
+def parse_hhmm(word: str) -> time:
+    """`19:00`, `7:30` or `19h00` -> a time of day."""
+    match = _HHMM_RE.match(word.strip())
+    if not match:
+        raise ArgumentError("time")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def format_hhmm(value: time) -> str:
+    """A time of day as HH:MM."""
+    return value.strftime("%H:%M")
+
+
+def parse_window(word: str) -> tuple[time, time]:
+    """`22:00-07:00` -> (start, end); the window may cross midnight but not be empty."""
+    start, dash, end = word.replace("–", "-").partition("-")
+    if not dash:
+        raise ArgumentError("window")
+    try:
+        window = parse_hhmm(start), parse_hhmm(end)
+    except ArgumentError:
+        raise ArgumentError("window") from None
+    if window[0] == window[1]:
+        raise ArgumentError("window")
+    return window
+
+
+def parse_duration(word: str) -> timedelta:
+    """`3d`, `12h`, `90m`, `2w` -> a positive duration of at most 90 days."""
+    match = _DURATION_RE.match(word.strip())
+    if not match:
+        raise ArgumentError("duration")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if not 0 < seconds <= MAX_PAUSE_SECONDS:
+        raise ArgumentError("duration")
+    return timedelta(seconds=seconds)
+
+
+@cache
+def _zones() -> dict[str, str]:
+    return {name.lower(): name for name in available_timezones()}
+
+
+def parse_timezone(word: str) -> str:
+    """An IANA zone name (`Europe/Paris`, any case) -> its canonical spelling."""
+    name = _zones().get(word.strip().lower())
+    if name is None:
+        raise ArgumentError("timezone")
+    return name

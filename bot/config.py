@@ -40,8 +40,10 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=300, gt=0, le=86_400)
     default_timezone: str = "Europe/Paris"
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    default_daily_limit: int = Field(default=10, ge=0, le=50)
     # Not in the public contract: tuned by tests and the sandbox.
     delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    digest_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     delivery_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     send_concurrency: int = Field(default=32, ge=1, le=1000)
 

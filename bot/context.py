@@ -8,8 +8,10 @@ from typing import Any
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.admin import Admin
+from bot.clock import Clock
 from bot.config import Settings
 from bot.follows import Follows
+from bot.healthy import HealthyUse
 
 
 @dataclass(slots=True)
@@ -17,7 +19,9 @@ class Services:
     """Everything a handler may call."""
 
     settings: Settings
+    clock: Clock
     follows: Follows
+    healthy: HealthyUse
     admin: Admin
 
 

@@ -1,8 +1,9 @@
-"""A delivery: outbox rows -> Telegram messages, with Telegram's errors mapped to outbox states.
+"""A delivery: outbox rows -> Telegram messages, or held for a digest, with Telegram's errors
+mapped to outbox states.
 
-Each row is claimed with a lease, sent, and settled in its own short transaction right after
-Telegram answers, so a crash can at most resend the one message Telegram accepted in the
-instant before it (at-least-once with the smallest window Telegram allows).
+Each row is claimed with a lease, decided (push or hold, `bot.policy`), sent, and settled in its
+own short transaction right after Telegram answers, so a crash can at most resend the one
+message Telegram accepted in the instant before it.
 """
 
 from __future__ import annotations
@@ -13,25 +14,22 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot, LinkPreviewOptions
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram import Bot
 
 from bot.clock import Clock
 from bot.i18n import translator
+from bot.keyboards import offer_keyboard
+from bot.policy import ChatPolicy, day_start, hold_reason
 from bot.render import render_notice, render_offer
-from storage import chats, outbox
+from bot.telegram_send import Outcome, SendResult, send_html
+from storage import chats, digests, outbox
 from storage.models import DeliveryKind
 from storage.outbox import ClaimedDelivery
+from storage.settings import load_settings, pushed_since
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(minutes=10)
-CHAT_GONE_MARKERS = ("chat not found", "user is deactivated", "bot was kicked", "not a member")
-
-
-def _seconds(value: int | float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def render(row: ClaimedDelivery) -> str:
@@ -54,6 +52,7 @@ class Sender:
         clock: Clock,
         bot: Bot,
         lease_seconds: float,
+        default_daily_limit: int = 10,
         concurrency: int = 32,
         batch_size: int = 100,
     ) -> None:
@@ -61,6 +60,7 @@ class Sender:
         self._clock = clock
         self._bot = bot
         self._lease = timedelta(seconds=lease_seconds)
+        self._default_limit = default_daily_limit
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._stopping = False
@@ -70,7 +70,7 @@ class Sender:
         self._stopping = True
 
     async def drain(self) -> int:
-        """Send every due row, batch after batch, until none is due; how many were sent."""
+        """Send (or hold) every due row, batch after batch, until none is due; how many sent."""
         sent = 0
         while not self._stopping:
             now = self._clock.now()
@@ -78,32 +78,73 @@ class Sender:
                 rows = await outbox.claim(
                     session, now=now, lease_until=now + self._lease, limit=self._batch_size
                 )
+                settings = await load_settings(
+                    session, sorted({r.chat_id for r in rows}), default_limit=self._default_limit
+                )
             if not rows:
                 return sent
             by_chat: dict[int, list[ClaimedDelivery]] = defaultdict(list)
             for row in rows:
                 by_chat[row.chat_id].append(row)
-            results = await asyncio.gather(*(self._send_chat(rs) for rs in by_chat.values()))
+            results = await asyncio.gather(
+                *(
+                    self._send_chat(
+                        chat_rows, settings[chat_id].policy if chat_id in settings else None
+                    )
+                    for chat_id, chat_rows in by_chat.items()
+                )
+            )
             sent += sum(results)
         return sent
 
-    async def _send_chat(self, rows: list[ClaimedDelivery]) -> int:
-        """One chat's rows in order (oldest offer first); chats go in parallel."""
+    async def _pushed_today(self, chat_id: int, policy: ChatPolicy) -> int:
+        async with self._sessions() as session:
+            return await pushed_since(session, chat_id, day_start(policy, self._clock.now()))
+
+    async def _send_chat(self, rows: list[ClaimedDelivery], policy: ChatPolicy | None) -> int:
+        """One chat's rows in order (oldest offer first); chats go in parallel. An unexpected
+        error hands the chat's unsettled rows back to the outbox instead of stranding them."""
+        settled: list[int] = []
+        try:
+            return await self._send_rows(rows, policy, settled)
+        except Exception:
+            log.exception(
+                "sending to chat %s failed; its rows go back to the queue", rows[0].chat_id
+            )
+            await self._release([r for r in rows if r.delivery_id not in settled], "sender error")
+            return 0
+
+    async def _send_rows(
+        self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, settled: list[int]
+    ) -> int:
         sent = 0
+        pushed: int | None = None
         for index, row in enumerate(rows):
             if self._stopping:
                 await self._release(rows[index:], "the sender stopped before this one")
                 break
+            if row.kind is DeliveryKind.OFFER and policy is not None:
+                if pushed is None:
+                    pushed = await self._pushed_today(row.chat_id, policy)
+                reason = hold_reason(policy, self._clock.now(), pushed)
+                if reason is not None:
+                    async with self._sessions.begin() as session:
+                        await digests.hold(
+                            session,
+                            delivery_id=row.delivery_id,
+                            reason=reason,
+                            now=self._clock.now(),
+                        )
+                    continue
             async with self._concurrency:
                 outcome = await self._send(row)
-            if outcome == "sent":
+            settled.append(row.delivery_id)
+            if outcome is Outcome.SENT:
                 sent += 1
-            elif outcome == "chat_gone":
-                # The chat's other rows stay pending; they wait until it comes back.
-                await self._release(rows[index + 1 :], "chat unreachable")
-                break
-            elif outcome == "retry":
-                # Keep this chat's order: the rest wait for the row that must be retried.
+                if pushed is not None:
+                    pushed += 1
+            elif outcome in (Outcome.CHAT_GONE, Outcome.RETRY):
+                # Keep this chat's order: the rest wait for this row.
                 await self._release(rows[index + 1 :], "waiting for an earlier message")
                 break
         return sent
@@ -116,74 +157,67 @@ class Sender:
             for row in rows:
                 await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=reason)
 
-    async def _send(self, row: ClaimedDelivery) -> str:
+    async def _send(self, row: ClaimedDelivery) -> Outcome:
         chat_id = row.chat_id
         text = render(row)
+        keyboard = (
+            offer_keyboard(translator(row.language), row.delivery_id)
+            if row.kind is DeliveryKind.OFFER
+            else None
+        )
         attempted_at = self._clock.now()
-        for _ in range(2):  # a second go only after a group moved to a supergroup
-            try:
-                message = await self._bot.send_message(
-                    chat_id=chat_id,
-                    text=text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                )
-            except ChatMigrated as exc:
-                log.info("chat %s moved to %s; moving its data", chat_id, exc.new_chat_id)
-                async with self._sessions.begin() as session:
-                    await chats.migrate_chat(session, chat_id, exc.new_chat_id, self._clock.now())
-                chat_id = exc.new_chat_id
-                continue
-            except RetryAfter as exc:
-                await self._retry(row, timedelta(seconds=_seconds(exc.retry_after)), str(exc))
-                return "retry"
-            except Forbidden as exc:
-                await self._chat_gone(row, chat_id, str(exc), attempted_at)
-                return "chat_gone"
-            except BadRequest as exc:
-                if any(marker in exc.message.lower() for marker in CHAT_GONE_MARKERS):
-                    await self._chat_gone(row, chat_id, str(exc), attempted_at)
-                    return "chat_gone"
-                log.error("Telegram rejected delivery %s for good: %s", row.delivery_id, exc)
-                async with self._sessions.begin() as session:
-                    await outbox.mark_failed(
-                        session, delivery_id=row.delivery_id, error=exc.message
-                    )
-                return "failed"
-            except NetworkError as exc:
-                # Includes TimedOut: the message may or may not have arrived; retrying keeps
-                # "never lost" at the cost of a rare duplicate.
-                delay = timedelta(
-                    seconds=min(2 ** (row.attempts - 1), MAX_RETRY_DELAY.total_seconds())
-                )
-                log.warning(
-                    "sending delivery %s failed (%s); retry in %s", row.delivery_id, exc, delay
-                )
-                await self._retry(row, delay, str(exc))
-                return "retry"
+        backoff = timedelta(seconds=min(2 ** (row.attempts - 1), MAX_RETRY_DELAY.total_seconds()))
+        result = await send_html(
+            self._bot, chat_id, text, reply_markup=keyboard, network_retry_after=backoff
+        )
+        if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
+            log.info("chat %s moved to %s; moving its data", chat_id, result.new_chat_id)
             async with self._sessions.begin() as session:
-                await outbox.mark_sent(
-                    session,
-                    delivery_id=row.delivery_id,
-                    message_id=message.message_id,
-                    now=self._clock.now(),
-                )
-            return "sent"
-        await self._retry(row, timedelta(seconds=1), "chat migrated twice")
-        return "retry"
-
-    async def _retry(self, row: ClaimedDelivery, delay: timedelta, error: str) -> None:
-        async with self._sessions.begin() as session:
-            await outbox.retry_later(
-                session, delivery_id=row.delivery_id, at=self._clock.now() + delay, error=error
+                await chats.migrate_chat(session, chat_id, result.new_chat_id, self._clock.now())
+            chat_id = result.new_chat_id
+            result = await send_html(
+                self._bot, chat_id, text, reply_markup=keyboard, network_retry_after=backoff
             )
+            if result.outcome is Outcome.MIGRATED:
+                result = SendResult(Outcome.RETRY, retry_after=timedelta(seconds=1))
+        await self._settle(row, chat_id, result, attempted_at)
+        return result.outcome
 
-    async def _chat_gone(
-        self, row: ClaimedDelivery, chat_id: int, error: str, attempted_at: datetime
+    async def _settle(
+        self, row: ClaimedDelivery, chat_id: int, result: SendResult, attempted_at: datetime
     ) -> None:
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            # A chat that wrote to the bot while this send was in flight is back: keep it.
-            if await chats.deactivate_chat(session, chat_id, now, unless_heard_since=attempted_at):
-                log.info("chat %s is unreachable (%s); it is now inactive", chat_id, error)
-            await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=error)
+            if result.outcome is Outcome.SENT:
+                await outbox.mark_sent(
+                    session, delivery_id=row.delivery_id, message_id=result.message_id, now=now
+                )
+            elif result.outcome is Outcome.RETRY:
+                log.warning(
+                    "delivery %s: %s; retry in %s",
+                    row.delivery_id,
+                    result.error,
+                    result.retry_after,
+                )
+                await outbox.retry_later(
+                    session,
+                    delivery_id=row.delivery_id,
+                    at=now + result.retry_after,
+                    error=result.error,
+                )
+            elif result.outcome is Outcome.CHAT_GONE:
+                # A chat that wrote to the bot while this send was in flight is back: keep it.
+                if await chats.deactivate_chat(
+                    session, chat_id, now, unless_heard_since=attempted_at
+                ):
+                    log.info(
+                        "chat %s is unreachable (%s); it is now inactive", chat_id, result.error
+                    )
+                await outbox.retry_later(
+                    session, delivery_id=row.delivery_id, at=now, error=result.error
+                )
+            else:
+                log.error(
+                    "Telegram rejected delivery %s for good: %s", row.delivery_id, result.error
+                )
+                await outbox.mark_failed(session, delivery_id=row.delivery_id, error=result.error)

@@ -172,6 +172,7 @@ class Follows:
                     display_name=account.handle,
                     now=now,
                 )
+                await sources.restart_if_unwatched(session, source_id=source_id, now=now)
                 added = await sources.subscribe(
                     session, chat_id=chat_id, source_id=source_id, now=now
                 )

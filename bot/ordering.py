@@ -15,7 +15,10 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     lookup for one chat never holds up the others."""
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
-        super().__init__(max_concurrent_updates)
+        # PTB's own semaphore is taken before do_process_update: make it wide, and take the
+        # real slot after the chat's lock, so one chat's backlog cannot hold every slot.
+        super().__init__(1_000_000)
+        self._slots = asyncio.Semaphore(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
 
@@ -23,13 +26,14 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         """Run the handler coroutine once earlier updates of the same chat are done."""
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
-            await coroutine
+            async with self._slots:
+                await coroutine
             return
         key = chat.id
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock:
+            async with lock, self._slots:
                 await coroutine
         finally:
             self._waiting[key] -= 1

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 X_KIND = "x"
 MAX_BACKOFF = timedelta(hours=1)
+STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
 
@@ -75,6 +76,11 @@ class Poller:
                     rate_limited.set()
                     await self._hold_all(exc)
                     return 0
+                except Exception:
+                    # One source's surprise must not stop the others' polls.
+                    log.exception("polling @%s failed unexpectedly", source.display_name)
+                    await self._failed(source, "unexpected error")
+                    return 0
 
         for count in await asyncio.gather(*(one(s) for s in due)):
             written += count
@@ -93,13 +99,18 @@ class Poller:
         """Read one source's new posts and queue them; raises RateLimited for the caller."""
         account = Account(source.external_id, source.display_name, source.display_name)
         now = self._clock.now()
+        since_id, start_time = source.cursor, None
+        if since_id is None:
+            # First poll: only what was posted since the first follow, nothing older.
+            start_time = source.created_at
+        elif now - source.next_poll_at > STALE_AFTER:
+            # Nobody active followed it for a while (e.g. its only follower blocked the bot and
+            # came back): restart it from a day ago, not from the backlog of the idle weeks.
+            since_id, start_time = None, now - STALE_AFTER
+            async with self._sessions.begin() as session:
+                await sources.restart(session, source_id=source.source_id, since=start_time)
         try:
-            batch = await self._x.fetch_new(
-                account,
-                since_id=source.cursor,
-                # First poll: only what was posted since the first follow, nothing older.
-                start_time=source.created_at if source.cursor is None else None,
-            )
+            batch = await self._x.fetch_new(account, since_id=since_id, start_time=start_time)
         except (AccountNotFound, AccountSuspended) as exc:
             await self._account_gone(source, str(exc))
             return 0

@@ -53,4 +53,101 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
             "You will get nothing more from it; /unfollow @%(handle)s to remove it from /list.",
             handle=handle,
         )
+    if code == "weekly":
+        return render_weekly(t, payload)
     return html.escape(str(payload.get("text", "")))
+
+
+def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
+    """The Monday summary: what the watch brought, the calm windows used, what was liked."""
+    title = t.gettext("Your week with jobrelay")
+    lines = [
+        f"<b>{html.escape(title)}</b>",
+        t.gettext(
+            "Offers received: %(received)d (%(pushed)d right away, %(digested)d in digests).",
+            received=int(payload.get("received", 0)),
+            pushed=int(payload.get("pushed", 0)),
+            digested=int(payload.get("digested", 0)),
+        ),
+    ]
+    quiet = payload.get("quiet")
+    if payload.get("digest_only"):
+        lines.append(
+            t.gettext(
+                "Windows: one digest a day at %(time)s.", time=str(payload.get("digest_time"))
+            )
+        )
+    if isinstance(quiet, list) and len(quiet) == 2:
+        lines.append(
+            t.gettext(
+                "Quiet hours kept: %(start)s–%(end)s.", start=str(quiet[0]), end=str(quiet[1])
+            )
+        )
+    interesting = payload.get("interesting") or []
+    lines.append(
+        t.gettext("Marked interesting: %(count)d.", count=int(payload.get("interesting_count", 0)))
+    )
+    for author, url, text in interesting:
+        lines.append(
+            f'• <a href="{html.escape(str(url), quote=True)}">@{html.escape(str(author))}</a> '
+            f"{html.escape(str(text), quote=False)}"
+        )
+    if payload.get("limit_every_day"):
+        lines.append(
+            t.gettext(
+                "💡 Your limit of %(limit)d was reached every day: /limit can raise it, or "
+                "/digest 18:00 gathers everything once a day.",
+                limit=int(payload.get("limit", 0)),
+            )
+        )
+    return "\n".join(lines)
+
+
+DIGEST_OFFER_BUDGET = 700  # visible characters of one offer's text inside a digest
+
+
+class _Parts:
+    """Accumulates HTML blocks into messages of at most MESSAGE_LIMIT visible characters."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._html: list[str] = []
+        self._visible = 0
+
+    def add(self, html_block: str, visible: int) -> None:
+        # +1 for the newline joining blocks.
+        if self._html and self._visible + 1 + visible > MESSAGE_LIMIT:
+            self.flush()
+        self._html.append(html_block)
+        self._visible += visible + (1 if len(self._html) > 1 else 0)
+
+    def flush(self) -> None:
+        if self._html:
+            self.parts.append("\n".join(self._html))
+        self._html, self._visible = [], 0
+
+
+def render_digest(t: Translator, offers: list[tuple[str, str, str]]) -> list[str]:
+    """Held offers (author, text, url) as one or more messages: grouped by source, oldest
+    first, each with its link; never split inside an offer or a tag."""
+    by_author: dict[str, list[tuple[str, str]]] = {}
+    for author, text, url in offers:  # offers come oldest first; sources by first offer
+        by_author.setdefault(author, []).append((text, url))
+    parts = _Parts()
+    title = t.ngettext("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
+    parts.add(f"<b>{html.escape(title)}</b>", telegram_length(title))
+    link_label = t.gettext("View on X")
+    for author, items in by_author.items():
+        for index, (text, url) in enumerate(items):
+            body = _truncate(" ".join(text.split()), DIGEST_OFFER_BUDGET)
+            visible = telegram_length(f"• {body} {link_label}")
+            block = (
+                f"• {html.escape(body, quote=False)} "
+                f'<a href="{html.escape(url, quote=True)}">{html.escape(link_label)}</a>'
+            )
+            if index == 0:  # a source's heading never ends a message without its first offer
+                block = f"\n<b>@{html.escape(author)}</b>\n{block}"
+                visible += telegram_length(f"\n@{author}\n")
+            parts.add(block, visible)
+    parts.flush()
+    return parts.parts

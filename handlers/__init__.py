@@ -5,13 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from handlers.admin import admin
+from handlers.buttons import (
+    feedback_button,
+    forget_button,
+    forget_command,
+    settings_button,
+    settings_command,
+)
 from handlers.common import remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
+from handlers.healthy import digest, limit, pause, quiet, resume, timezone
 from handlers.start import help_command, plain_text, start, unknown_command
+from handlers.stats import stats
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -24,6 +40,21 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("follow", follow, filters=not_channel))
     application.add_handler(CommandHandler("unfollow", unfollow, filters=not_channel))
     application.add_handler(CommandHandler("list", list_follows, filters=not_channel))
+    for name, callback in [
+        ("limit", limit),
+        ("digest", digest),
+        ("quiet", quiet),
+        ("pause", pause),
+        ("resume", resume),
+        ("timezone", timezone),
+        ("stats", stats),
+        ("settings", settings_command),
+        ("forget", forget_command),
+    ]:
+        application.add_handler(CommandHandler(name, callback, filters=not_channel))
+    application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^st:"))
+    application.add_handler(CallbackQueryHandler(forget_button, pattern=r"^fg:"))
+    application.add_handler(CallbackQueryHandler(feedback_button, pattern=r"^fb:"))
     application.add_handler(CommandHandler("admin", admin, filters=not_channel))
     application.add_handler(
         MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)

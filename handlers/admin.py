@@ -51,8 +51,10 @@ async def admin(update: Update, context: Context) -> None:
     services = context.bot_data.services
     user = update.effective_user
     if not services.admin.is_admin(user.id if user else None):
-        # Do not reveal that operator commands exist.
-        await unknown_command(update, context)
+        # Do not reveal that operator commands exist: answer as to any unknown command.
+        chat = update.effective_chat
+        if chat is not None and chat.type == "private":
+            await unknown_command(update, context)
         return
     t = translator_for(update)
     words = [w.lower() for w in context.args or []]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -63,9 +64,11 @@ class DeliveryStatus(enum.StrEnum):
 
     PENDING = "pending"  # waiting to be sent (possibly after next_attempt_at)
     SENDING = "sending"  # claimed by a sender until lease_until
-    SENT = "sent"
+    SENT = "sent"  # pushed on its own
     FAILED = "failed"  # Telegram rejected it for good; logged and skipped
-    DROPPED = "dropped"  # the chat is gone (blocked the bot, kicked it)
+    HELD = "held"  # waits for a digest (hold_reason says why)
+    DIGESTING = "digesting"  # part of a digest being sent
+    DIGESTED = "digested"  # delivered inside a digest
 
 
 class DeliveryKind(enum.StrEnum):
@@ -88,6 +91,32 @@ class Chat(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Healthy use (local times as "HH:MM" in the chat's timezone).
+    daily_limit: Mapped[int | None] = mapped_column(Integer)  # None: DEFAULT_DAILY_LIMIT
+    digest_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    digest_time: Mapped[str] = mapped_column(String(5), default="19:00", server_default="19:00")
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_weekly_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Digest(Base):
+    """One digest message (possibly several Telegram messages) covering held offers."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(16))  # manual | scheduled | catch_up
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+Index("ix_digests_sent", Digest.sent)
 
 
 class Source(Base):
@@ -178,6 +207,14 @@ class Delivery(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hold_reason: Mapped[str | None] = mapped_column(String(16))
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    digest_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("digests.id", ondelete="SET NULL")
+    )
+    feedback: Mapped[str | None] = mapped_column(String(16))  # interested | not_for_me
 
 
 Index("ix_deliveries_status_next_attempt_at", Delivery.status, Delivery.next_attempt_at)
+Index("ix_deliveries_chat_id_status", Delivery.chat_id, Delivery.status)
+Index("ix_deliveries_digest_id", Delivery.digest_id)

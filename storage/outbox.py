@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, insert, literal, or_, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -142,7 +142,12 @@ async def subscriber_ids(session: AsyncSession, source_id: int) -> list[int]:
 
 
 async def claim(
-    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    per_chat: int = 5,
 ) -> list[ClaimedDelivery]:
     """Take up to `limit` due rows of active chats, oldest first, leasing them until `lease_until`.
 
@@ -163,8 +168,13 @@ async def claim(
         )
         .exists()
     )
-    due = (
-        select(Delivery.id)
+    ranked = (
+        select(
+            Delivery.id,
+            func.row_number()
+            .over(partition_by=Delivery.chat_id, order_by=Delivery.id)
+            .label("rank"),
+        )
         .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
         .where(
             or_(
@@ -176,11 +186,14 @@ async def claim(
             ),
             ~blocked_by_older,
         )
-        .order_by(Delivery.id)
-        .limit(limit)
+        .subquery()
     )
+    # A few rows per chat per batch: a slow group (20 messages a minute) never holds up
+    # everyone else's batch.
+    chosen = select(ranked.c.id).where(ranked.c.rank <= per_chat).order_by(ranked.c.id).limit(limit)
+    due = select(Delivery.id).where(Delivery.id.in_(chosen)).order_by(Delivery.id)
     if is_postgresql(session):
-        due = due.with_for_update(skip_locked=True, of=Delivery)
+        due = due.with_for_update(skip_locked=True)
     ids = list(await session.scalars(due))
     if not ids:
         return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Chat, Source, Subscription
@@ -25,6 +25,7 @@ class SourceInfo:
     error_count: int
     gone: bool
     created_at: datetime
+    next_poll_at: datetime
 
 
 def _info(source: Source) -> SourceInfo:
@@ -38,6 +39,7 @@ def _info(source: Source) -> SourceInfo:
         error_count=source.error_count,
         gone=source.gone,
         created_at=source.created_at,
+        next_poll_at=source.next_poll_at,
     )
 
 
@@ -87,6 +89,23 @@ async def ensure_source(
         source.next_poll_at = now
         source.error_count = 0
     return source.id
+
+
+async def restart(session: AsyncSession, *, source_id: int, since: datetime) -> None:
+    """Forget a source's cursor: its next polls take what was posted after `since`."""
+    await session.execute(
+        update(Source).where(Source.id == source_id).values(cursor=None, created_at=since)
+    )
+
+
+async def restart_if_unwatched(session: AsyncSession, *, source_id: int, now: datetime) -> None:
+    """A source nobody active follows was not polled: its cursor is stale. Start it afresh, so
+    a new follower gets what is posted from now on, not the backlog of the idle weeks."""
+    if await subscriber_count(session, source_id) == 0:
+        await restart(session, source_id=source_id, since=now)
+        await session.execute(
+            update(Source).where(Source.id == source_id).values(next_poll_at=now, error_count=0)
+        )
 
 
 async def subscribe(session: AsyncSession, *, chat_id: int, source_id: int, now: datetime) -> bool:
@@ -162,11 +181,13 @@ async def record_poll(
     cursor: str | None,
     next_poll_at: datetime,
 ) -> None:
-    """A successful poll: store the cursor, clear the error streak, set the next poll."""
+    """A successful poll: store the cursor, clear the error streak, set the next poll (never
+    earlier than a hold set meanwhile, e.g. by a rate limit hit by another poll)."""
+    later = case((Source.next_poll_at > next_poll_at, Source.next_poll_at), else_=next_poll_at)
     await session.execute(
         update(Source)
         .where(Source.id == source_id)
-        .values(cursor=cursor, next_poll_at=next_poll_at, error_count=0, last_error=None)
+        .values(cursor=cursor, next_poll_at=later, error_count=0, last_error=None)
     )
 
 

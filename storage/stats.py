@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Chat, Delivery, DeliveryStatus, Source
+from storage.models import Chat, Delivery, DeliveryStatus, Offer, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +43,9 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
     ).one()
     queued_row = (
         await session.execute(
-            select(func.count(), func.min(Delivery.created_at)).where(
-                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING])
-            )
+            select(func.count(), func.min(Delivery.created_at))
+            .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
+            .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
         )
     ).one()
     since = now - timedelta(days=1)
@@ -55,7 +55,8 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
                 select(Delivery.status, func.count())
                 .where(
                     Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
-                    Delivery.created_at >= since,
+                    # Failed rows have no sent_at: they count from when they were queued.
+                    func.coalesce(Delivery.sent_at, Delivery.created_at) >= since,
                 )
                 .group_by(Delivery.status)
             )
@@ -73,3 +74,48 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
         sent_last_day=int(settled.get(DeliveryStatus.SENT, 0)),
         failed_last_day=int(settled.get(DeliveryStatus.FAILED, 0)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFact:
+    """One offer delivery of a chat, as the statistics need it."""
+
+    status: DeliveryStatus
+    sent_at: datetime | None
+    held_at: datetime | None
+    feedback: str | None
+    author: str
+    text: str
+    url: str
+
+
+async def chat_deliveries_since(
+    session: AsyncSession, chat_id: int, since: datetime
+) -> list[DeliveryFact]:
+    """A chat's offer deliveries created, held or sent since `since`."""
+    rows = await session.execute(
+        select(
+            Delivery.status,
+            Delivery.sent_at,
+            Delivery.held_at,
+            Delivery.feedback,
+            Offer.author,
+            Offer.text,
+            Offer.url,
+        )
+        .join(Offer, Offer.id == Delivery.offer_id)
+        .where(Delivery.chat_id == chat_id, Delivery.created_at >= since)
+        .order_by(Delivery.id)
+    )
+    return [DeliveryFact(*row) for row in rows]
+
+
+async def chats_active_since(session: AsyncSession, since: datetime) -> list[int]:
+    """Active chats that received or held an offer since `since`."""
+    rows = await session.scalars(
+        select(Delivery.chat_id)
+        .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
+        .where(Delivery.created_at >= since, Delivery.offer_id.is_not(None))
+        .distinct()
+    )
+    return list(rows)

@@ -6,7 +6,7 @@ import asyncio
 import html
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,7 @@ PAGE_SIZE = 100
 MAX_PAGES = 32
 NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
 USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"
+UNKNOWN_RESET_WAIT = timedelta(minutes=15)
 
 
 class RoutedSession:
@@ -103,10 +104,11 @@ class XSource:
             result = await getattr(self._client, method)(*args, **kwargs)
         except tweepy.TooManyRequests as exc:
             reset = exc.reset_time if getattr(exc, "reset_time", None) else None
+            # Without x-rate-limit-reset, wait a whole rate-limit window (15 minutes).
             reset_at = (
                 datetime.fromtimestamp(reset, UTC)
                 if reset
-                else datetime.now(UTC).replace(microsecond=0)
+                else datetime.now(UTC) + UNKNOWN_RESET_WAIT
             )
             raise RateLimited(
                 reset_at, usage_capped=_problem_type(exc) == USAGE_CAPPED_TYPE

@@ -261,3 +261,24 @@ async def test_a_message_telegram_rejects_is_skipped_and_never_blocks_the_queue(
     await asyncio.sleep(1.5)
     assert len(user.received()) == 2  # the rejected one is not retried in a loop
     assert "Telegram rejected delivery" in stack.bot.log
+
+
+async def test_following_again_after_a_gap_does_not_flood_old_posts(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    stack.x.add_post("acme_jobs", "Offer while followed")
+    await user.wait_for(2)
+    await user.ask("/unfollow @acme_jobs")
+    for i in range(3):
+        stack.x.add_post("acme_jobs", f"Offer {i} while nobody followed")
+    await asyncio.sleep(2)
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(2)
+    stack.x.add_post("acme_jobs", "Offer after following again")
+    texts = await user.wait_for(5)
+    await asyncio.sleep(1.5)
+    assert "Offer after following again" in texts[4]
+    assert not any("while nobody followed" in t for t in user.texts())

@@ -1,0 +1,148 @@
+"""Digests: held offers gathered when due (`bot.policy.digest_due`) and sent part by part."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot
+
+from bot.clock import Clock
+from bot.i18n import translator
+from bot.policy import CATCH_UP, digest_due, weekly_summary_due
+from bot.render import render_digest
+from bot.telegram_send import Outcome, send_html
+from bot.weekly import week_stats, weekly_payload, window_start
+from storage import chats, digests, outbox
+from storage.settings import load_settings, update_chat_settings
+from storage.stats import chat_deliveries_since, chats_active_since
+
+log = logging.getLogger(__name__)
+
+
+class DigestWorker:
+    """Creates the digests that are due and sends every pending one."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        bot: Bot,
+        default_daily_limit: int,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._bot = bot
+        self._default_limit = default_daily_limit
+
+    async def tick(self) -> None:
+        """Gather what is due, send what is pending, queue the Monday summaries."""
+        await self.schedule()
+        await self.send_pending()
+        await self.weekly()
+
+    async def weekly(self) -> int:
+        """Queue the weekly summary of every chat with activity whose Monday 09:00 has come."""
+        now = self._clock.now()
+        queued = 0
+        async with self._sessions() as session:
+            chat_ids = await chats_active_since(session, now - timedelta(days=7))
+            settings = await load_settings(session, chat_ids, default_limit=self._default_limit)
+        for chat in settings.values():
+            if not weekly_summary_due(chat.policy, now, chat.last_weekly_at):
+                continue
+            async with self._sessions.begin() as session:
+                facts = await chat_deliveries_since(
+                    session, chat.chat_id, window_start(chat.policy, now) - timedelta(days=1)
+                )
+                week = week_stats(chat.policy, now, facts)
+                # The summary and its "sent this week" mark are written together: once only.
+                await outbox.enqueue_notice(
+                    session,
+                    chat_ids=[chat.chat_id],
+                    payload=weekly_payload(chat.policy, week),
+                    now=now,
+                )
+                await update_chat_settings(session, chat.chat_id, last_weekly_at=now)
+            queued += 1
+        return queued
+
+    async def schedule(self) -> int:
+        """Create a digest for every chat whose held offers are due; how many were created."""
+        now = self._clock.now()
+        created = 0
+        async with self._sessions.begin() as session:
+            held = await digests.held_by_chat(session)
+            settings = await load_settings(session, sorted(held), default_limit=self._default_limit)
+            for chat_id, reasons in held.items():
+                chat = settings.get(chat_id)
+                if chat is None or not digest_due(chat.policy, now, reasons):
+                    continue
+                catch_up = any(reason in CATCH_UP for reason, _ in reasons)
+                if await digests.create_digest(
+                    session,
+                    chat_id=chat_id,
+                    reason="catch_up" if catch_up else "scheduled",
+                    now=now,
+                ):
+                    created += 1
+        return created
+
+    async def request(self, chat_id: int) -> bool:
+        """/digest: gather everything held for a chat now; False when nothing is held."""
+        async with self._sessions.begin() as session:
+            digest_id = await digests.create_digest(
+                session, chat_id=chat_id, reason="manual", now=self._clock.now()
+            )
+        return digest_id is not None
+
+    async def send_pending(self) -> int:
+        """Send every pending digest, resuming after the last part recorded as sent."""
+        async with self._sessions() as session:
+            pending = await digests.pending_digests(session)
+        done = 0
+        for digest in pending:
+            async with self._sessions() as session:
+                offers = await digests.digest_offers(session, digest.digest_id)
+            parts = render_digest(
+                translator(digest.language), [(o.author, o.text, o.url) for o in offers]
+            )
+            chat_id = digest.chat_id
+            finished = True
+            for index in range(digest.parts_sent, len(parts)):
+                result = await send_html(self._bot, chat_id, parts[index])
+                if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
+                    async with self._sessions.begin() as session:
+                        await chats.migrate_chat(
+                            session, chat_id, result.new_chat_id, self._clock.now()
+                        )
+                    finished = False
+                    break
+                if result.outcome is Outcome.RETRY:
+                    log.info("digest %s waits: %s", digest.digest_id, result.error)
+                    return done
+                if result.outcome is Outcome.CHAT_GONE:
+                    async with self._sessions.begin() as session:
+                        await chats.deactivate_chat(session, chat_id, self._clock.now())
+                    finished = False
+                    break
+                if result.outcome is Outcome.REJECTED:
+                    log.error(
+                        "Telegram rejected part %d of digest %s: %s",
+                        index,
+                        digest.digest_id,
+                        result.error,
+                    )
+                async with self._sessions.begin() as session:
+                    await digests.record_part(
+                        session, digest_id=digest.digest_id, parts_sent=index + 1
+                    )
+            if finished:
+                async with self._sessions.begin() as session:
+                    await digests.finish_digest(
+                        session, digest_id=digest.digest_id, now=self._clock.now()
+                    )
+                done += 1
+        return done

@@ -1,0 +1,152 @@
+"""Healthy use: the service behind /limit, /digest, /quiet, /pause, /resume, /timezone,
+/settings, /forget and the feedback buttons. Takes plain values, owns its transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.arguments import format_hhmm
+from bot.clock import Clock
+from bot.digests import DigestWorker
+from bot.policy import day_start
+from bot.weekly import WeekStats, week_stats, window_start
+from storage import digests
+from storage.models import Chat, Delivery
+from storage.settings import ChatSettings, load_settings, pushed_since, update_chat_settings
+from storage.sql import affected
+from storage.stats import chat_deliveries_since
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    """A chat's daily limit and how much of it today used."""
+
+    limit: int
+    pushed_today: int
+    held: int
+
+
+class HealthyUse:
+    """Per-chat limits, digests, quiet hours and pauses."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        digests: DigestWorker,
+        default_daily_limit: int,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._digests = digests
+        self._default_limit = default_daily_limit
+        self._on_change = on_change
+
+    async def settings(self, chat_id: int) -> ChatSettings | None:
+        """A chat's current settings."""
+        async with self._sessions() as session:
+            return (await load_settings(session, [chat_id], default_limit=self._default_limit)).get(
+                chat_id
+            )
+
+    async def limit_status(self, chat_id: int) -> LimitStatus | None:
+        """The limit, today's pushes (since local midnight) and the offers held."""
+        chat = await self.settings(chat_id)
+        if chat is None:
+            return None
+        async with self._sessions() as session:
+            pushed = await pushed_since(session, chat_id, day_start(chat.policy, self._clock.now()))
+            held = await digests.held_count(session, chat_id)
+        return LimitStatus(limit=chat.policy.daily_limit, pushed_today=pushed, held=held)
+
+    async def _update(self, chat_id: int, **values: object) -> None:
+        async with self._sessions.begin() as session:
+            await update_chat_settings(session, chat_id, **values)
+        # Settings change what is due: let the workers look again now.
+        self._on_change()
+
+    async def set_limit(self, chat_id: int, limit: int) -> None:
+        """Instant pushes per local day."""
+        await self._update(chat_id, daily_limit=limit)
+
+    async def set_digest_only(self, chat_id: int, at: time | None) -> None:
+        """Digest-only mode at `at` local time, or back to instant pushes (None)."""
+        if at is None:
+            await self._update(chat_id, digest_only=False)
+        else:
+            await self._update(chat_id, digest_only=True, digest_time=format_hhmm(at))
+
+    async def set_quiet(self, chat_id: int, window: tuple[time, time] | None) -> None:
+        """Quiet hours, or none."""
+        start, end = window if window else (None, None)
+        await self._update(
+            chat_id,
+            quiet_start=format_hhmm(start) if start else None,
+            quiet_end=format_hhmm(end) if end else None,
+        )
+
+    async def pause(self, chat_id: int, until: datetime | None) -> None:
+        """Hold everything until `until` (or until /resume)."""
+        await self._update(chat_id, paused=True, paused_until=until)
+
+    async def resume(self, chat_id: int) -> bool:
+        """End a pause; False if the chat was not paused."""
+        chat = await self.settings(chat_id)
+        if chat is None:
+            return False
+        was_paused = chat.policy.paused and (
+            chat.policy.paused_until is None or chat.policy.paused_until > self._clock.now()
+        )
+        await self._update(chat_id, paused=False, paused_until=None)
+        return was_paused
+
+    async def set_timezone(self, chat_id: int, zone: str) -> None:
+        """The IANA zone local times follow."""
+        await self._update(chat_id, timezone=zone)
+
+    async def digest_now(self, chat_id: int) -> bool:
+        """/digest: every held offer, once; False when nothing is held."""
+        requested = await self._digests.request(chat_id)
+        if requested:
+            self._on_change()
+        return requested
+
+    async def record_feedback(self, chat_id: int, delivery_id: int, value: str) -> bool:
+        """ "Interested" / "Not for me" on a pushed offer of this chat."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.chat_id == chat_id)
+                .values(feedback=value)
+            )
+            return bool(affected(result))
+
+    async def forget(self, chat_id: int) -> None:
+        """Delete everything stored about a chat (its rows cascade from the chat)."""
+        async with self._sessions.begin() as session:
+            await session.execute(delete(Delivery).where(Delivery.chat_id == chat_id))
+            await session.execute(delete(Chat).where(Chat.id == chat_id))
+
+    async def week(self, chat_id: int) -> tuple[WeekStats, ChatSettings] | None:
+        """The last 7 local days of a chat."""
+        chat = await self.settings(chat_id)
+        if chat is None:
+            return None
+        now = self._clock.now()
+        async with self._sessions() as session:
+            facts = await chat_deliveries_since(
+                session, chat_id, window_start(chat.policy, now) - timedelta(days=1)
+            )
+        return week_stats(chat.policy, now, facts), chat
+
+    async def exists(self, chat_id: int) -> bool:
+        """Whether the bot stores anything about this chat."""
+        async with self._sessions() as session:
+            return (await session.scalar(select(Chat.id).where(Chat.id == chat_id))) is not None

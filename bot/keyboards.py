@@ -1,0 +1,45 @@
+"""Inline keyboards and their callback data (`fb:`, `st:`, `fg:` prefixes), in one place."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.i18n import Translator
+
+INTERESTED = "interested"
+NOT_FOR_ME = "not_for_me"
+FEEDBACK_PREFIX = "fb"
+_FEEDBACK_CODES = {"i": INTERESTED, "n": NOT_FOR_ME}
+
+
+def offer_keyboard(
+    t: Translator, delivery_id: int, chosen: str | None = None
+) -> InlineKeyboardMarkup:
+    """ "Interested" / "Not for me" under a pushed offer; the chosen one is ticked."""
+    interested = t.gettext("👍 Interested")
+    not_for_me = t.gettext("👎 Not for me")
+    if chosen == INTERESTED:
+        interested = "✅ " + interested
+    elif chosen == NOT_FOR_ME:
+        not_for_me = "✅ " + not_for_me
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    interested, callback_data=f"{FEEDBACK_PREFIX}:i:{delivery_id}"
+                ),
+                InlineKeyboardButton(
+                    not_for_me, callback_data=f"{FEEDBACK_PREFIX}:n:{delivery_id}"
+                ),
+            ]
+        ]
+    )
+
+
+def parse_feedback(data: str) -> tuple[str, int] | None:
+    """`fb:i:42` -> ("interested", 42); None for anything else."""
+    prefix, _, rest = data.partition(":")
+    code, _, number = rest.partition(":")
+    if prefix != FEEDBACK_PREFIX or code not in _FEEDBACK_CODES or not number.isdigit():
+        return None
+    return _FEEDBACK_CODES[code], int(number)

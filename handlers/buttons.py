@@ -1,0 +1,204 @@
+"""/settings and /forget with their inline buttons, and the feedback buttons under offers."""
+
+from __future__ import annotations
+
+import html
+from datetime import time, timedelta
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.context import Context
+from bot.i18n import Translator
+from bot.keyboards import INTERESTED, offer_keyboard, parse_feedback
+from bot.policy import ChatPolicy, is_paused
+from handlers.common import translator_for
+from handlers.healthy import settings_summary
+
+LIMIT_STEPS = [0, 1, 2, 3, 5, 10, 15, 20, 30, 50]
+NIGHT = (time(22, 0), time(7, 0))
+
+
+def _step(current: int, direction: int) -> int:
+    if direction > 0:
+        return next((s for s in LIMIT_STEPS if s > current), LIMIT_STEPS[-1])
+    return next((s for s in reversed(LIMIT_STEPS) if s < current), LIMIT_STEPS[0])
+
+
+def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> InlineKeyboardMarkup:
+    """Buttons for limit, mode, quiet hours and pause."""
+
+    def tick(label: str, on: bool) -> str:
+        return f"✅ {label}" if on else label
+
+    quiet_on = policy.quiet_start is not None
+    rows = [
+        [
+            InlineKeyboardButton("−", callback_data="st:limit:-"),
+            InlineKeyboardButton(
+                t.gettext("Limit: %(limit)d/day", limit=policy.daily_limit),
+                callback_data="st:noop",
+            ),
+            InlineKeyboardButton("+", callback_data="st:limit:+"),
+        ],
+        [
+            InlineKeyboardButton(
+                tick(t.gettext("Instant"), not policy.digest_only), callback_data="st:mode:instant"
+            ),
+            InlineKeyboardButton(
+                tick(t.gettext("Daily digest"), policy.digest_only), callback_data="st:mode:digest"
+            ),
+        ],
+        [
+            InlineKeyboardButton(
+                tick(t.gettext("No quiet hours"), not quiet_on), callback_data="st:quiet:off"
+            ),
+            InlineKeyboardButton(
+                tick(t.gettext("Quiet 22:00–07:00"), quiet_on), callback_data="st:quiet:night"
+            ),
+        ],
+        [
+            InlineKeyboardButton(t.gettext("▶️ Resume"), callback_data="st:resume")
+            if paused
+            else InlineKeyboardButton(t.gettext("⏸ Pause 1 day"), callback_data="st:pause:1d")
+        ],
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+async def _settings_view(
+    context: Context, chat_id: int, t: Translator
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    services = context.bot_data.services
+    settings = await services.healthy.settings(chat_id)
+    if settings is None:
+        return None
+    now = services.clock.now()
+    title = t.gettext("<b>Your settings</b>")
+    lines = [html.escape(line) for line in settings_summary(t, settings.policy, now)]
+    text = "\n".join([title, *lines])
+    return text, settings_keyboard(t, settings.policy, is_paused(settings.policy, now))
+
+
+async def settings_command(update: Update, context: Context) -> None:
+    """/settings: one message with buttons, edited in place as they are pressed."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return
+    view = await _settings_view(context, chat.id, translator_for(update))
+    if view is not None:
+        await message.reply_text(
+            view[0], parse_mode=ParseMode.HTML, reply_markup=view[1], do_quote=False
+        )
+
+
+async def settings_button(update: Update, context: Context) -> None:
+    """A press on a /settings button."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or query.data is None:
+        return
+    services = context.bot_data.services
+    t = translator_for(update)
+    settings = await services.healthy.settings(chat.id)
+    if settings is None:
+        await query.answer()
+        return
+    policy = settings.policy
+    action = query.data.split(":")[1:]
+    match action:
+        case ["limit", "+" | "-" as sign]:
+            await services.healthy.set_limit(
+                chat.id, _step(policy.daily_limit, 1 if sign == "+" else -1)
+            )
+        case ["mode", "instant"]:
+            await services.healthy.set_digest_only(chat.id, None)
+        case ["mode", "digest"]:
+            await services.healthy.set_digest_only(chat.id, policy.digest_time)
+        case ["quiet", "off"]:
+            await services.healthy.set_quiet(chat.id, None)
+        case ["quiet", "night"]:
+            await services.healthy.set_quiet(chat.id, NIGHT)
+        case ["pause", "1d"]:
+            await services.healthy.pause(chat.id, services.clock.now() + timedelta(days=1))
+        case ["resume"]:
+            await services.healthy.resume(chat.id)
+        case _:
+            await query.answer()
+            return
+    await query.answer(t.gettext("Saved"))
+    view = await _settings_view(context, chat.id, t)
+    if view is not None:
+        try:
+            await query.edit_message_text(view[0], parse_mode=ParseMode.HTML, reply_markup=view[1])
+        except BadRequest as exc:  # pressing a button that changes nothing
+            if "not modified" not in exc.message.lower():
+                raise
+
+
+async def forget_command(update: Update, context: Context) -> None:
+    """/forget: asks for confirmation first."""
+    t = translator_for(update)
+    message = update.effective_message
+    if message is None:
+        return
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(t.gettext("🗑 Yes, delete everything"), callback_data="fg:yes"),
+                InlineKeyboardButton(t.gettext("Cancel"), callback_data="fg:no"),
+            ]
+        ]
+    )
+    await message.reply_text(
+        t.gettext(
+            "This deletes everything jobrelay stores about this chat: the accounts you follow, "
+            "your settings, the offers waiting for you and your statistics. Are you sure?"
+        ),
+        reply_markup=keyboard,
+        do_quote=False,
+    )
+
+
+async def forget_button(update: Update, context: Context) -> None:
+    """The answer to /forget's question."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None:
+        return
+    t = translator_for(update)
+    await query.answer()
+    if query.data == "fg:yes":
+        await context.bot_data.services.healthy.forget(chat.id)
+        await query.edit_message_text(
+            t.gettext("Done: nothing about this chat is stored any more. /start to begin again.")
+        )
+    else:
+        await query.edit_message_text(t.gettext("Cancelled: nothing was deleted."))
+
+
+async def feedback_button(update: Update, context: Context) -> None:
+    """ "Interested" / "Not for me" under a pushed offer."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or query.data is None:
+        return
+    t = translator_for(update)
+    parsed = parse_feedback(query.data)
+    if parsed is None:
+        await query.answer()
+        return
+    value, delivery_id = parsed
+    if not await context.bot_data.services.healthy.record_feedback(chat.id, delivery_id, value):
+        await query.answer(t.gettext("This offer is no longer stored."))
+        return
+    await query.answer(
+        t.gettext("Noted: interested.") if value == INTERESTED else t.gettext("Noted: not for you.")
+    )
+    try:
+        await query.edit_message_reply_markup(offer_keyboard(t, delivery_id, chosen=value))
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise

@@ -1,0 +1,281 @@
+"""/limit, /digest, /quiet, /pause, /resume and /timezone: parse, call the service, reply."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from babel.dates import format_datetime
+from telegram import Update
+
+from bot.arguments import ArgumentError, format_hhmm, parse_duration, parse_hhmm, parse_limit
+from bot.arguments import parse_timezone, parse_window, split_arguments
+from bot.context import Context
+from bot.i18n import Translator
+from bot.policy import MAX_DAILY_LIMIT, ChatPolicy, is_paused
+from handlers.common import reply, translator_for
+
+
+def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
+    """A date and time in the chat's zone, in the reader's language."""
+    return format_datetime(moment, "EEE d MMM HH:mm", tzinfo=policy.zone, locale=t.language)
+
+
+def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[str]:
+    """The current healthy-use settings, one line each."""
+    lines = [t.gettext("Daily limit: %(limit)d instant offers", limit=policy.daily_limit)]
+    if policy.digest_only:
+        lines.append(
+            t.gettext("Mode: one digest a day at %(time)s", time=format_hhmm(policy.digest_time))
+        )
+    else:
+        lines.append(
+            t.gettext(
+                "Mode: instant; offers over the limit come in a digest at %(time)s",
+                time=format_hhmm(policy.digest_time),
+            )
+        )
+    if policy.quiet_start and policy.quiet_end:
+        lines.append(
+            t.gettext(
+                "Quiet hours: %(start)s–%(end)s",
+                start=format_hhmm(policy.quiet_start),
+                end=format_hhmm(policy.quiet_end),
+            )
+        )
+    else:
+        lines.append(t.gettext("Quiet hours: off"))
+    if is_paused(policy, now):
+        if policy.paused_until is None:
+            lines.append(t.gettext("Paused until /resume"))
+        else:
+            lines.append(
+                t.gettext("Paused until %(when)s", when=_when(t, policy.paused_until, policy))
+            )
+    lines.append(t.gettext("Time zone: %(zone)s", zone=policy.timezone))
+    return lines
+
+
+async def limit(update: Update, context: Context) -> None:
+    """/limit [N]"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    healthy = context.bot_data.services.healthy
+    words = split_arguments(context.args or [])
+    if not words:
+        status = await healthy.limit_status(chat.id)
+        if status is None:
+            return
+        await reply(
+            update,
+            t.gettext(
+                "Daily limit: %(limit)d instant offers. Today: %(pushed)d sent, %(held)d held "
+                "for your digest. Change it with <code>/limit 5</code> (0 to %(max)d).",
+                limit=status.limit,
+                pushed=status.pushed_today,
+                held=status.held,
+                max=MAX_DAILY_LIMIT,
+            ),
+        )
+        return
+    try:
+        if len(words) != 1:
+            raise ArgumentError("limit")
+        value = parse_limit(words[0], MAX_DAILY_LIMIT)
+    except ArgumentError:
+        await reply(
+            update,
+            t.gettext(
+                "The limit is a whole number from 0 to %(max)d, e.g. <code>/limit 5</code>. "
+                "Nothing was changed.",
+                max=MAX_DAILY_LIMIT,
+            ),
+        )
+        return
+    await healthy.set_limit(chat.id, value)
+    if value == 0:
+        text = t.gettext("No more instant offers: everything waits for your digest.")
+    else:
+        text = t.ngettext(
+            "At most %(count)d instant offer a day; the rest waits for your digest.",
+            "At most %(count)d instant offers a day; the rest waits for your digest.",
+            value,
+        )
+    await reply(update, text)
+
+
+async def digest(update: Update, context: Context) -> None:
+    """/digest | /digest HH:MM | /digest off"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    healthy = context.bot_data.services.healthy
+    words = split_arguments(context.args or [])
+    if not words:
+        if await healthy.digest_now(chat.id):
+            await reply(update, t.gettext("Here comes your digest."))
+        else:
+            await reply(update, t.gettext("Nothing pending: every offer has reached you."))
+        return
+    if len(words) == 1 and words[0].lower() == "off":
+        await healthy.set_digest_only(chat.id, None)
+        await reply(
+            update,
+            t.gettext(
+                "Back to instant offers. Offers over your daily limit still come in a digest."
+            ),
+        )
+        return
+    try:
+        if len(words) != 1:
+            raise ArgumentError("time")
+        at = parse_hhmm(words[0])
+    except ArgumentError:
+        await reply(
+            update,
+            t.gettext(
+                "Give a time as HH:MM, e.g. <code>/digest 18:30</code> for one digest a day, "
+                "<code>/digest off</code> for instant offers, or <code>/digest</code> alone "
+                "for your digest now. Nothing was changed."
+            ),
+        )
+        return
+    await healthy.set_digest_only(chat.id, at)
+    await reply(
+        update,
+        t.gettext(
+            "Digest mode: no instant offers; one digest a day at %(time)s.",
+            time=format_hhmm(at),
+        ),
+    )
+
+
+async def quiet(update: Update, context: Context) -> None:
+    """/quiet HH:MM-HH:MM | /quiet off"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    healthy = context.bot_data.services.healthy
+    words = split_arguments(context.args or [])
+    if len(words) == 1 and words[0].lower() == "off":
+        await healthy.set_quiet(chat.id, None)
+        await reply(update, t.gettext("Quiet hours are off."))
+        return
+    try:
+        if len(words) != 1:
+            raise ArgumentError("window")
+        window = parse_window(words[0])
+    except ArgumentError:
+        await reply(
+            update,
+            t.gettext(
+                "Give the quiet hours as HH:MM-HH:MM, e.g. <code>/quiet 22:00-07:30</code> "
+                "(it may cross midnight), or <code>/quiet off</code>. Nothing was changed."
+            ),
+        )
+        return
+    await healthy.set_quiet(chat.id, window)
+    await reply(
+        update,
+        t.gettext(
+            "Quiet hours %(start)s–%(end)s: nothing is sent then; what arrives meanwhile "
+            "comes in one digest when they end.",
+            start=format_hhmm(window[0]),
+            end=format_hhmm(window[1]),
+        ),
+    )
+
+
+async def pause(update: Update, context: Context) -> None:
+    """/pause | /pause 3d | /pause 12h"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    services = context.bot_data.services
+    words = split_arguments(context.args or [])
+    if not words:
+        await services.healthy.pause(chat.id, None)
+        await reply(
+            update,
+            t.gettext("Paused: offers are kept, not sent. /resume brings them in one digest."),
+        )
+        return
+    try:
+        if len(words) != 1:
+            raise ArgumentError("duration")
+        duration = parse_duration(words[0])
+    except ArgumentError:
+        await reply(
+            update,
+            t.gettext(
+                "Give a duration such as <code>/pause 3d</code>, <code>/pause 12h</code> or "
+                "<code>/pause 90m</code> (up to 90 days), or <code>/pause</code> alone until "
+                "/resume. Nothing was changed."
+            ),
+        )
+        return
+    until = services.clock.now() + duration
+    await services.healthy.pause(chat.id, until)
+    settings = await services.healthy.settings(chat.id)
+    policy = settings.policy if settings else ChatPolicy()
+    await reply(
+        update,
+        t.gettext(
+            "Paused until %(when)s: offers are kept, then come in one digest.",
+            when=_when(t, until, policy),
+        ),
+    )
+
+
+async def resume(update: Update, context: Context) -> None:
+    """/resume"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    if await context.bot_data.services.healthy.resume(chat.id):
+        await reply(update, t.gettext("Welcome back: what was kept comes in one digest."))
+    else:
+        await reply(update, t.gettext("You were not paused."))
+
+
+async def timezone(update: Update, context: Context) -> None:
+    """/timezone [Area/City]"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    healthy = context.bot_data.services.healthy
+    words = split_arguments(context.args or [])
+    if not words:
+        settings = await healthy.settings(chat.id)
+        zone = settings.policy.timezone if settings else "?"
+        await reply(
+            update,
+            t.gettext(
+                "Your time zone is %(zone)s. Change it with e.g. "
+                "<code>/timezone America/Montreal</code>.",
+                zone=zone,
+            ),
+        )
+        return
+    try:
+        if len(words) != 1:
+            raise ArgumentError("timezone")
+        zone = parse_timezone(words[0])
+    except ArgumentError:
+        await reply(
+            update,
+            t.gettext(
+                "Unknown time zone. Use an IANA name such as <code>Europe/Paris</code>, "
+                "<code>Africa/Abidjan</code> or <code>America/Montreal</code>. "
+                "Nothing was changed."
+            ),
+        )
+        return
+    await healthy.set_timezone(chat.id, zone)
+    await reply(update, t.gettext("Time zone set to %(zone)s.", zone=zone))

@@ -1,0 +1,51 @@
+"""/stats: what the watch brought over the last 7 days, with a chart."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+
+from telegram import Update
+
+from bot.chart import week_chart_png
+from bot.context import Context
+from bot.i18n import Translator
+from bot.weekly import WeekStats
+from handlers.common import reply, translator_for
+
+
+def stats_text(t: Translator, stats: WeekStats) -> str:
+    """The /stats message."""
+    lines = [
+        t.gettext("<b>Your last 7 days</b>"),
+        t.gettext("Offers pushed: %(count)d", count=stats.pushed),
+        t.gettext("Offers held for a digest: %(count)d", count=stats.held),
+        t.gettext("Offers delivered in digests: %(count)d", count=stats.digested),
+        t.gettext("Marked interesting: %(count)d", count=len(stats.interesting)),
+    ]
+    if stats.top_sources:
+        top = ", ".join(f"@{html.escape(a)} ({n})" for a, n in stats.top_sources)
+        lines.append(t.gettext("Top sources: %(sources)s", sources=top))
+    return "\n".join(lines)
+
+
+async def stats(update: Update, context: Context) -> None:
+    """/stats"""
+    t = translator_for(update)
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return
+    result = await context.bot_data.services.healthy.week(chat.id)
+    if result is None:
+        return
+    week, _ = result
+    if week.empty:
+        await reply(update, t.gettext("Nothing yet this week: follow accounts with /follow."))
+        return
+    await reply(update, stats_text(t, week))
+    # matplotlib is synchronous: draw off the event loop.
+    png = await asyncio.to_thread(week_chart_png, t, week)
+    await message.reply_photo(
+        png, caption=t.gettext("Offers per day: pushed and held"), do_quote=False
+    )

@@ -1,0 +1,131 @@
+"""Held offers and the digests that deliver them, each part recorded as it is sent."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.policy import Hold
+from storage.models import Chat, Delivery, DeliveryStatus, Digest, Offer
+from storage.sql import affected
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDigest:
+    """A digest created but not completely sent."""
+
+    digest_id: int
+    chat_id: int
+    language: str
+    parts_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOffer:
+    """One offer inside a digest."""
+
+    author: str
+    text: str
+    url: str
+
+
+async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: datetime) -> None:
+    """Keep an offer for a digest instead of pushing it."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(
+            status=DeliveryStatus.HELD,
+            hold_reason=reason.value,
+            held_at=now,
+            lease_until=None,
+        )
+    )
+
+
+async def held_by_chat(session: AsyncSession) -> dict[int, list[tuple[Hold, datetime]]]:
+    """For every active chat with held offers: each hold reason with its oldest hold time."""
+    rows = await session.execute(
+        select(Delivery.chat_id, Delivery.hold_reason, func.min(Delivery.held_at))
+        .join(Chat, Chat.id == Delivery.chat_id)
+        .where(Delivery.status == DeliveryStatus.HELD, Chat.active.is_(True))
+        .group_by(Delivery.chat_id, Delivery.hold_reason)
+    )
+    held: dict[int, list[tuple[Hold, datetime]]] = defaultdict(list)
+    for chat_id, reason, held_at in rows:
+        if held_at is not None:
+            held[chat_id].append((Hold(reason or Hold.LIMIT), held_at))
+    return dict(held)
+
+
+async def held_count(session: AsyncSession, chat_id: int) -> int:
+    """How many offers wait for this chat's next digest."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.chat_id == chat_id, Delivery.status == DeliveryStatus.HELD)
+    )
+    return int(count or 0)
+
+
+async def create_digest(
+    session: AsyncSession, *, chat_id: int, reason: str, now: datetime
+) -> int | None:
+    """Gather every held offer of a chat into a new digest; None when nothing is held."""
+    digest = Digest(chat_id=chat_id, reason=reason, sent=False, parts_sent=0, created_at=now)
+    session.add(digest)
+    await session.flush()
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.chat_id == chat_id, Delivery.status == DeliveryStatus.HELD)
+        .values(status=DeliveryStatus.DIGESTING, digest_id=digest.id)
+    )
+    if not affected(result):
+        await session.execute(delete(Digest).where(Digest.id == digest.id))
+        return None
+    return digest.id
+
+
+async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
+    """Digests still to send, oldest first, for active chats."""
+    rows = await session.execute(
+        select(Digest.id, Digest.chat_id, Chat.language, Digest.parts_sent)
+        .join(Chat, Chat.id == Digest.chat_id)
+        .where(Digest.sent.is_(False), Chat.active.is_(True))
+        .order_by(Digest.id)
+    )
+    return [PendingDigest(*row) for row in rows]
+
+
+async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:
+    """The offers of a digest, oldest first."""
+    rows = await session.execute(
+        select(Offer.author, Offer.text, Offer.url)
+        .join(Delivery, Delivery.offer_id == Offer.id)
+        .where(Delivery.digest_id == digest_id)
+        .order_by(Offer.id)
+    )
+    return [DigestOffer(*row) for row in rows]
+
+
+async def record_part(session: AsyncSession, *, digest_id: int, parts_sent: int) -> None:
+    """One more Telegram message of the digest went out."""
+    await session.execute(
+        update(Digest).where(Digest.id == digest_id).values(parts_sent=parts_sent)
+    )
+
+
+async def finish_digest(session: AsyncSession, *, digest_id: int, now: datetime) -> None:
+    """Every part went out: its offers are delivered."""
+    await session.execute(
+        update(Digest).where(Digest.id == digest_id).values(sent=True, sent_at=now)
+    )
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.digest_id == digest_id)
+        .values(status=DeliveryStatus.DIGESTED, sent_at=now)
+    )

@@ -1,0 +1,81 @@
+"""A chat's healthy-use settings and today's push counter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.policy import ChatPolicy
+from storage.models import Chat, Delivery, DeliveryKind, DeliveryStatus
+from storage.sql import affected
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """A chat's language and healthy-use policy."""
+
+    chat_id: int
+    language: str
+    policy: ChatPolicy
+    last_weekly_at: datetime | None
+
+
+def _time(value: str | None) -> time | None:
+    if not value:
+        return None
+    hours, _, minutes = value.partition(":")
+    return time(int(hours), int(minutes))
+
+
+def _settings(chat: Chat, default_limit: int) -> ChatSettings:
+    return ChatSettings(
+        chat_id=chat.id,
+        language=chat.language,
+        policy=ChatPolicy(
+            timezone=chat.timezone,
+            daily_limit=default_limit if chat.daily_limit is None else chat.daily_limit,
+            digest_only=chat.digest_only,
+            digest_time=_time(chat.digest_time) or time(19, 0),
+            quiet_start=_time(chat.quiet_start),
+            quiet_end=_time(chat.quiet_end),
+            paused=chat.paused,
+            paused_until=chat.paused_until,
+        ),
+        last_weekly_at=chat.last_weekly_at,
+    )
+
+
+async def load_settings(
+    session: AsyncSession, chat_ids: list[int], *, default_limit: int
+) -> dict[int, ChatSettings]:
+    """Settings of the given chats (those that exist)."""
+    if not chat_ids:
+        return {}
+    rows = await session.scalars(select(Chat).where(Chat.id.in_(chat_ids)))
+    return {chat.id: _settings(chat, default_limit) for chat in rows}
+
+
+async def update_chat_settings(session: AsyncSession, chat_id: int, **values: object) -> bool:
+    """Change some settings columns of a chat; False if the chat is unknown."""
+    result = await session.execute(update(Chat).where(Chat.id == chat_id).values(**values))
+    return bool(affected(result))
+
+
+async def pushed_since(session: AsyncSession, chat_id: int, since: datetime) -> int:
+    """Offers pushed on their own (not in a digest) to a chat since `since`."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            and_(
+                Delivery.chat_id == chat_id,
+                Delivery.kind == DeliveryKind.OFFER,
+                Delivery.status == DeliveryStatus.SENT,
+                Delivery.sent_at >= since,
+            )
+        )
+    )
+    return int(count or 0)

@@ -1,0 +1,320 @@
+"""Healthy use end to end: limits, digests, quiet hours, pauses, settings, stats and /forget,
+with the bot's clock moved by the test (days, midnights and quiet windows without sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from datetime import time, timedelta
+
+from PIL import Image
+from sqlalchemy import text
+
+from storage.db import create_engine
+from tests.e2e.harness import eventually
+from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
+
+
+async def _follower(live: Live, language: str = "en") -> LiveUser:
+    with contextlib.suppress(ValueError):  # already on the X stand-in
+        live.x.add_user("acme_jobs")
+    user = live.user(language)
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.2)  # the first poll sets the cursor
+    return user
+
+
+def _offers(user: LiveUser) -> list[str]:
+    return [t for t in user.texts() if t.startswith("@acme_jobs")]
+
+
+def _digests(user: LiveUser) -> list[str]:
+    return [t for t in user.texts() if t.startswith(("Your digest", "Votre récapitulatif"))]
+
+
+async def test_a_limit_of_two_with_five_offers_gives_two_pushes_and_a_digest_of_three(
+    database_url: str,
+) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        assert "At most 2 instant offers a day" in await user.ask("/limit 2")
+        for i in range(5):
+            live.x.add_post("acme_jobs", f"Offer {i}")
+        await eventually(lambda: len(_offers(user)) == 2, 15, "two pushes")
+        await asyncio.sleep(1.5)
+        assert [o.split("\n\n")[1] for o in _offers(user)] == ["Offer 0", "Offer 1"]
+        assert "Today: 2 sent, 3 held" in await user.ask("/limit")
+        live.advance_to(recent_paris(time(19, 0)))  # the digest time
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the digest")
+        digest = _digests(user)[0]
+        assert digest.startswith("Your digest: 3 offers")
+        assert [
+            line.split(" View on X")[0] for line in digest.splitlines() if line.startswith("•")
+        ] == ["• Offer 2", "• Offer 3", "• Offer 4"]
+        assert "@acme_jobs" in digest
+        await asyncio.sleep(1)
+        assert len(_digests(user)) == 1 and len(_offers(user)) == 2  # nothing twice
+        assert "Nothing pending" in await user.ask("/digest")
+
+
+async def test_digest_now_sends_every_held_offer_once(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/limit 0")
+        live.x.add_post("acme_jobs", "Held offer A")
+        live.x.add_post("acme_jobs", "Held offer B")
+        await asyncio.sleep(2)
+        assert _offers(user) == []
+        assert "Here comes your digest" in await user.ask("/digest")
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the digest")
+        assert "Held offer A" in _digests(user)[0] and "Held offer B" in _digests(user)[0]
+        assert "Nothing pending" in await user.ask("/digest")
+
+
+async def test_quiet_hours_across_midnight_give_one_catch_up_digest(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(21, 50), days_ago=3)) as live:
+        user = await _follower(live)
+        assert "Quiet hours 22:00–07:00" in await user.ask("/quiet 22:00-07:00")
+        live.advance_to(recent_paris(time(23, 30), days_ago=3))
+        live.x.add_post("acme_jobs", "Late offer")
+        await asyncio.sleep(2)
+        live.advance_to(recent_paris(time(3, 0), days_ago=2))
+        live.x.add_post("acme_jobs", "Night offer")
+        await asyncio.sleep(2)
+        assert _offers(user) == [] and _digests(user) == []
+        live.advance_to(recent_paris(time(7, 0), days_ago=2))
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
+        assert "Late offer" in _digests(user)[0] and "Night offer" in _digests(user)[0]
+        live.x.add_post("acme_jobs", "Morning offer")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "a push after the window")
+        await asyncio.sleep(1)
+        assert len(_digests(user)) == 1
+
+
+async def test_a_timed_pause_ends_with_one_catch_up_digest(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(9, 0))) as live:
+        user = await _follower(live, "fr")
+        assert "En pause jusqu'au" in await user.ask("/pause 12h")
+        live.x.add_post("acme_jobs", "Offre pendant la pause")
+        await asyncio.sleep(2)
+        assert _offers(user) == []
+        live.advance(timedelta(hours=12))
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
+        assert _digests(user)[0].startswith("Votre récapitulatif : 1 offre")
+        assert "Offre pendant la pause" in _digests(user)[0]
+
+
+async def test_pause_until_resume(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(9, 0))) as live:
+        user = await _follower(live)
+        assert "Paused" in await user.ask("/pause")
+        live.x.add_post("acme_jobs", "Offer during the pause")
+        await asyncio.sleep(2)
+        live.advance(timedelta(days=5))
+        await asyncio.sleep(1)
+        assert _digests(user) == []  # an open-ended pause waits for /resume
+        assert "Welcome back" in await user.ask("/resume")
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
+        assert "You were not paused" in await user.ask("/resume")
+
+
+async def test_digest_only_mode_sends_one_digest_at_its_time(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(8, 0))) as live:
+        user = await _follower(live)
+        assert "one digest a day at 18:00" in await user.ask("/digest 18:00")
+        live.x.add_post("acme_jobs", "Morning offer")
+        live.x.add_post("acme_jobs", "Noon offer")
+        await asyncio.sleep(2)
+        assert _offers(user) == []
+        live.advance_to(recent_paris(time(17, 59)))
+        await asyncio.sleep(1)
+        assert _digests(user) == []
+        live.advance_to(recent_paris(time(18, 0)))
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the daily digest")
+        assert "Back to instant offers" in await user.ask("/digest off")
+        live.x.add_post("acme_jobs", "Evening offer")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "an instant push again")
+
+
+async def test_the_daily_counter_resets_at_local_midnight(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(23, 50), days_ago=3)) as live:
+        user = await _follower(live)
+        await user.ask("/limit 1")
+        live.x.add_post("acme_jobs", "Offer before midnight")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "the first push")
+        live.x.add_post("acme_jobs", "Second offer before midnight")
+        await asyncio.sleep(2)
+        assert len(_offers(user)) == 1
+        live.advance_to(recent_paris(time(0, 1), days_ago=2))
+        live.x.add_post("acme_jobs", "Offer after midnight")
+        await eventually(lambda: len(_offers(user)) == 2, 15, "a push on the new day")
+        assert "after midnight" in _offers(user)[1]
+        assert "Today: 1 sent, 1 held" in await user.ask("/limit")
+
+
+async def test_bad_values_get_clear_replies_and_change_nothing(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        before = await user.ask("/settings")
+        for command, answer in [
+            ("/limit -1", "whole number from 0 to 50"),
+            ("/limit abc", "whole number from 0 to 50"),
+            ("/limit 51", "whole number from 0 to 50"),
+            ("/digest 25:00", "Give a time as HH:MM"),
+            ("/quiet 9-5", "Give the quiet hours as HH:MM-HH:MM"),
+            ("/quiet 22:00-22:00", "Give the quiet hours as HH:MM-HH:MM"),
+            ("/timezone Mars/Olympus", "Unknown time zone"),
+            ("/pause 0d", "Give a duration"),
+            ("/pause soon", "Give a duration"),
+        ]:
+            reply = await user.ask(command)
+            assert answer in reply, command
+            assert "Nothing was changed" in reply, command
+        assert await user.ask("/settings") == before
+
+
+async def test_timezone_is_validated_and_shown(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live, "fr")
+        assert "Europe/Paris" in await user.ask("/timezone")
+        assert "Fuseau horaire réglé sur Asia/Tokyo" in await user.ask("/timezone asia/tokyo")
+        assert "Fuseau horaire : Asia/Tokyo" in await user.ask("/settings")
+
+
+async def test_settings_buttons_edit_the_message_in_place(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/settings")
+        message = user.received()[-1]
+        await user.press(message, "st:limit:+")
+        await eventually(
+            lambda: any(m.method == "editMessageText" for m in live.tg.sent),
+            15,
+            "the edited settings",
+        )
+        edited = [m for m in live.tg.sent if m.method == "editMessageText"][-1]
+        assert edited.message_id == message.message_id
+        assert "Daily limit: 15 instant offers" in (edited.plain_text or edited.text)
+        await user.press(message, "st:mode:digest")
+        await user.press(message, "st:quiet:night")
+        await user.press(message, "st:pause:1d")
+        await eventually(
+            lambda: (
+                "Paused until"
+                in ([m for m in live.tg.sent if m.method == "editMessageText"][-1].plain_text)
+            ),
+            15,
+            "the paused view",
+        )
+        view = await user.ask("/settings")
+        assert "one digest a day at 19:00" in view
+        assert "Quiet hours: 22:00–07:00" in view
+        assert "Paused until" in view
+
+
+async def test_feedback_buttons_and_stats_with_a_real_png(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        assert "Nothing yet this week" in await user.ask("/stats")
+        await user.ask("/limit 1")
+        live.x.add_post("acme_jobs", "Pushed offer")
+        live.x.add_post("acme_jobs", "Held offer")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "the push")
+        pushed = next(m for m in user.received() if (m.plain_text or "").startswith("@acme_jobs"))
+        assert pushed.reply_markup is not None
+        buttons = pushed.reply_markup["inline_keyboard"][0]
+        assert [b["text"] for b in buttons] == ["👍 Interested", "👎 Not for me"]
+        await user.press(pushed, buttons[0]["callback_data"])
+        await eventually(
+            lambda: any(m.method == "editMessageReplyMarkup" for m in live.tg.sent),
+            15,
+            "the ticked keyboard",
+        )
+        await asyncio.sleep(1)
+        before = len(user.received())
+        user.live.tg.send_message(user.chat_id, "/stats", user_id=user.user_id)
+        await user.wait_for(before + 2)
+        report, photo = user.received()[before], user.received()[before + 1]
+        text_report = report.plain_text or report.text
+        assert "Offers pushed: 1" in text_report
+        assert "Offers held for a digest: 1" in text_report
+        assert "Marked interesting: 1" in text_report
+        assert "Top sources: @acme_jobs (1)" in text_report
+        assert photo.method == "sendPhoto" and photo.file_bytes
+        image = Image.open(io.BytesIO(photo.file_bytes))
+        assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+
+
+async def test_forget_leaves_no_row_that_names_the_chat(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/limit 1")
+        live.x.add_post("acme_jobs", "One")
+        live.x.add_post("acme_jobs", "Two")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
+        await asyncio.sleep(1)
+        question = await user.ask("/forget")
+        assert "Are you sure?" in question
+        await user.press(user.received()[-1], "fg:no")
+        await asyncio.sleep(0.5)
+        assert await _rows_naming(live.database_url, user.chat_id) > 0
+        await user.ask("/forget")
+        await user.press(user.received()[-1], "fg:yes")
+        await eventually(
+            lambda: any(
+                "nothing about this chat is stored" in (m.plain_text or m.text)
+                for m in live.tg.sent
+            ),
+            15,
+            "the confirmation",
+        )
+        assert await _rows_naming(live.database_url, user.chat_id) == 0
+
+
+async def _rows_naming(database_url: str, chat_id: int) -> int:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            total = 0
+            for table, column in [
+                ("chats", "id"),
+                ("subscriptions", "chat_id"),
+                ("deliveries", "chat_id"),
+                ("digests", "chat_id"),
+            ]:
+                total += (
+                    await connection.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE {column} = :c"), {"c": chat_id}
+                    )
+                ).scalar_one()
+            return total
+    finally:
+        await engine.dispose()
+
+
+async def test_monday_morning_summary(database_url: str) -> None:
+    monday = recent_paris(time(8, 0), days_ago=0)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    async with live_bot(database_url, monday - timedelta(days=1)) as live:
+        user = await _follower(live)
+        live.x.add_post("acme_jobs", "Sunday offer")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
+        pushed = user.received()[-1]
+        assert pushed.reply_markup is not None
+        await user.press(pushed, pushed.reply_markup["inline_keyboard"][0][0]["callback_data"])
+        live.advance_to(monday + timedelta(minutes=59))
+        await asyncio.sleep(1)
+        assert not any("Your week" in t for t in user.texts())
+        live.advance_to(monday + timedelta(hours=1))  # 09:00 local
+        await eventually(
+            lambda: any("Your week with jobrelay" in t for t in user.texts()),
+            15,
+            "the weekly summary",
+        )
+        summary = next(t for t in user.texts() if "Your week with jobrelay" in t)
+        assert "Offers received: 1 (1 right away, 0 in digests)" in summary
+        assert "Marked interesting: 1." in summary
+        await asyncio.sleep(1)
+        assert sum("Your week" in t for t in user.texts()) == 1
