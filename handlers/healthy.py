@@ -7,8 +7,16 @@ from datetime import datetime
 from babel.dates import format_datetime
 from telegram import Update
 
-from bot.arguments import ArgumentError, format_hhmm, parse_duration, parse_hhmm, parse_limit
-from bot.arguments import parse_timezone, parse_window, split_arguments
+from bot.arguments import (
+    ArgumentError,
+    format_hhmm,
+    parse_duration,
+    parse_hhmm,
+    parse_limit,
+    parse_timezone,
+    parse_window,
+    split_arguments,
+)
 from bot.context import Context
 from bot.i18n import Translator
 from bot.policy import MAX_DAILY_LIMIT, ChatPolicy, is_paused
