@@ -21,6 +21,7 @@ Type a command as a Telegram user would, e.g. /follow @acme_jobs, /list, /help.
 Sandbox commands (not sent to the bot):
   :lang fr|en             speak to the bot in French or English
   :post @handle text...   post an offer on X as that account
+  :press N                press button N of the last message that has buttons
   :quit                   stop the sandbox"""
 
 
@@ -43,6 +44,7 @@ class Terminal:
         self._stop = stop
         self._shown = 0
         self._colour = sys.stdout.isatty()
+        self._buttons: tuple[int, list[str]] | None = None  # message id, callback data
 
     def _style(self, text: str, style: str) -> str:
         return f"{style}{text}{RESET}" if self._colour else text
@@ -77,12 +79,20 @@ class Terminal:
             )
         except ValueError:
             body = message.text
-        print(self._style(f"📱 {stamp} jobrelay:", BOLD))
+        edited = " (edited)" if message.method.startswith("edit") else ""
+        print(self._style(f"📱 {stamp} jobrelay{edited}:", BOLD))
         for line in body.splitlines() or [""]:
             print(textwrap.indent(line, "   ") if line else "")
         markup = message.reply_markup or {}
+        data: list[str] = []
         for row in markup.get("inline_keyboard", []):
-            print("   " + "  ".join(f"[{button.get('text', '')}]" for button in row))
+            labels = []
+            for button in row:
+                data.append(str(button.get("callback_data", "")))
+                labels.append(f"[{len(data)} {button.get('text', '')}]")
+            print("   " + "  ".join(labels))
+        if data:
+            self._buttons = (message.message_id, data)
         sys.stdout.flush()
 
     async def _watch(self) -> None:
@@ -116,6 +126,9 @@ class Terminal:
             except (KeyError, ValueError) as exc:
                 self.note(f"cannot post: {exc}")
             return
+        if line.startswith(":press"):
+            self._press(line.removeprefix(":press").strip())
+            return
         if line.startswith(":"):
             self.note(HELP)
             return
@@ -126,6 +139,22 @@ class Terminal:
             language_code=self._language,
             first_name="Sandbox",
             username="sandbox_user",
+        )
+
+    def _press(self, number: str) -> None:
+        if self._buttons is None:
+            self.note("no message with buttons yet")
+            return
+        message_id, data = self._buttons
+        if not number.isdigit() or not 1 <= int(number) <= len(data):
+            self.note(f"usage: :press N with N from 1 to {len(data)}")
+            return
+        self._tg.press_button(
+            self._user_id,
+            message_id,
+            data[int(number) - 1],
+            user_id=self._user_id,
+            language_code=self._language,
         )
 
     async def run(self) -> None:

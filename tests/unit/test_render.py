@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.i18n import Translator
-from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
+from bot.render import MESSAGE_LIMIT, render_digest, render_notice, render_offer, telegram_length
 from bot.sandbox.telegram_api import parse_telegram_html
 
 EN = Translator("en")
@@ -46,3 +46,27 @@ def test_a_post_that_fits_is_not_cut() -> None:
 def test_account_gone_notice_in_french() -> None:
     text = render_notice(Translator("fr"), {"code": "account_gone", "handle": "acme_jobs"})
     assert "n'est plus disponible" in text and "@acme_jobs" in text
+
+
+def test_a_long_digest_is_split_between_offers_never_inside_one() -> None:
+    offers = [
+        (f"source{i % 3}", f"Offer {i}: " + ("long text <&> " * 60), f"https://x.com/s/status/{i}")
+        for i in range(40)
+    ]
+    parts = render_digest(EN, offers)
+    assert len(parts) > 1
+    seen = []
+    for part in parts:
+        plain = parse_telegram_html(part)  # every part is valid Telegram HTML on its own
+        assert telegram_length(plain) <= MESSAGE_LIMIT
+        seen += [line.split(":")[0] for line in plain.splitlines() if line.startswith("• Offer")]
+    # Every offer exactly once, grouped by source, oldest first within a source.
+    assert sorted(seen) == sorted(f"• Offer {i}" for i in range(40))
+    assert seen == [f"• Offer {i}" for s in range(3) for i in range(40) if i % 3 == s]
+
+
+def test_a_digest_starts_with_its_count_and_names_each_source() -> None:
+    parts = render_digest(Translator("fr"), [("acme_jobs", "Dev", "https://x.com/a/status/1")])
+    plain = parse_telegram_html(parts[0])
+    assert plain.splitlines()[0] == "Votre récapitulatif : 1 offre"
+    assert "@acme_jobs" in plain and "• Dev Voir sur X" in plain
