@@ -123,10 +123,12 @@ def digest_due(policy: ChatPolicy, now: datetime, held: list[tuple[Hold, datetim
 
 
 def weekly_summary_due(policy: ChatPolicy, now: datetime, last_sent: datetime | None) -> bool:
-    """Monday 09:00 local, once a week."""
+    """Monday from 09:00 local, once a week; a Monday missed (bot down all day) is skipped
+    rather than summarised on a Wednesday."""
     here = local(policy, now)
-    monday = here - timedelta(days=here.weekday())
-    this_week = at_local(policy, monday, WEEKLY_SUMMARY_TIME)
+    if here.weekday() != MONDAY:
+        return False
+    this_week = at_local(policy, here, WEEKLY_SUMMARY_TIME)
     if now < this_week:
         return False
     return last_sent is None or last_sent < this_week

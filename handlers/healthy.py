@@ -30,7 +30,13 @@ def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
 
 def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[str]:
     """The current healthy-use settings, one line each."""
-    lines = [t.gettext("Daily limit: %(limit)d instant offers", limit=policy.daily_limit)]
+    lines = [
+        t.ngettext(
+            "Daily limit: %(count)d instant offer",
+            "Daily limit: %(count)d instant offers",
+            policy.daily_limit,
+        )
+    ]
     if policy.digest_only:
         lines.append(
             t.gettext("Mode: one digest a day at %(time)s", time=format_hhmm(policy.digest_time))

@@ -136,3 +136,5 @@ def test_weekly_summary_on_monday_morning_once() -> None:
     assert not weekly_summary_due(policy, monday_9 + timedelta(hours=3), monday_9)
     assert weekly_summary_due(policy, monday_9 + timedelta(days=7), monday_9)
     assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), monday_9)
+    # A chat that starts on a Wednesday waits for Monday, not for its first tick.
+    assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), None)
