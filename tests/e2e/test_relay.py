@@ -90,6 +90,7 @@ async def test_posts_made_while_the_bot_is_down_arrive_after_restart(stack: Stac
 
 async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
+    stack.bot.env["DEFAULT_DAILY_LIMIT"] = "50"
     await stack.bot.start()
     user = stack.user()
     await user.ask("/follow @acme_jobs")
@@ -98,9 +99,21 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
     for i in range(230):  # X returns at most 100 per page
         stack.x.add_post("acme_jobs", f"Offer number {i}")
     await stack.bot.start()
-    texts = await user.wait_for(231, timeout=60)
-    numbers = [int(t.split("Offer number ")[1].split()[0]) for t in texts[1:]]
-    assert numbers == list(range(230))  # each once, oldest first
+    # 50 are pushed (the daily limit), the other 180 are held, none dropped.
+    await user.wait_for(51, timeout=60)
+    await asyncio.sleep(1.5)
+    assert "Today: 50 sent, 180 held" in await user.ask("/limit")
+    user.say("/digest")
+
+    def numbers() -> list[int]:
+        found = []
+        for text in user.texts():
+            found += [int(part.split()[0]) for part in text.split("Offer number ")[1:]]
+        return found
+
+    await eventually(lambda: len(numbers()) >= 230, 30, "every offer, pushed or in the digest")
+    await asyncio.sleep(1)
+    assert numbers() == list(range(230))  # each exactly once, oldest first
 
 
 async def test_fifty_chats_following_one_account_cost_one_x_request_per_poll(stack: Stack) -> None:
