@@ -19,7 +19,7 @@ from telegram import Bot
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.keyboards import offer_keyboard
-from bot.policy import ChatPolicy, day_start, hold_reason
+from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import render_notice, render_offer
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
@@ -30,6 +30,7 @@ from storage.settings import load_settings, pushed_since
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(minutes=10)
+NOTICE_RECHECK = timedelta(minutes=5)
 
 
 def render(row: ClaimedDelivery) -> str:
@@ -123,19 +124,30 @@ class Sender:
             if self._stopping:
                 await self._release(rows[index:], "the sender stopped before this one")
                 break
+            now = self._clock.now()
             if row.kind is DeliveryKind.OFFER and policy is not None:
                 if pushed is None:
                     pushed = await self._pushed_today(row.chat_id, policy)
-                reason = hold_reason(policy, self._clock.now(), pushed)
+                reason = hold_reason(policy, now, pushed)
                 if reason is not None:
                     async with self._sessions.begin() as session:
                         await digests.hold(
-                            session,
-                            delivery_id=row.delivery_id,
-                            reason=reason,
-                            now=self._clock.now(),
+                            session, delivery_id=row.delivery_id, reason=reason, now=now
                         )
+                    settled.append(row.delivery_id)
                     continue
+            elif policy is not None and (is_paused(policy, now) or in_quiet_hours(policy, now)):
+                # A service message cannot join a digest: it waits for the window to end (it
+                # never holds up the chat's offers, see outbox.claim).
+                async with self._sessions.begin() as session:
+                    await outbox.retry_later(
+                        session,
+                        delivery_id=row.delivery_id,
+                        at=now + NOTICE_RECHECK,
+                        error="paused or quiet hours",
+                    )
+                settled.append(row.delivery_id)
+                continue
             async with self._concurrency:
                 outcome = await self._send(row)
             settled.append(row.delivery_id)

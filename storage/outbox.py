@@ -161,6 +161,7 @@ async def claim(
         .where(
             older.chat_id == Delivery.chat_id,
             older.id < Delivery.id,
+            older.kind == DeliveryKind.OFFER,  # a deferred service message holds up nothing
             or_(
                 and_(older.status == DeliveryStatus.PENDING, older.next_attempt_at > now),
                 and_(older.status == DeliveryStatus.SENDING, older.lease_until >= now),

@@ -318,3 +318,26 @@ async def test_monday_morning_summary(database_url: str) -> None:
         assert "Marked interesting: 1." in summary
         await asyncio.sleep(1)
         assert sum("Your week" in t for t in user.texts()) == 1
+
+
+async def test_a_paused_chat_gets_its_weekly_summary_only_after_the_pause(
+    database_url: str,
+) -> None:
+    monday = recent_paris(time(8, 0), days_ago=0)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    async with live_bot(database_url, monday) as live:
+        user = await _follower(live)
+        live.x.add_post("acme_jobs", "Monday offer")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
+        await user.ask("/pause")
+        live.advance_to(monday + timedelta(hours=1))  # 09:00: the summary is due, but paused
+        await asyncio.sleep(2)
+        assert not any("Your week" in t for t in user.texts())
+        await user.ask("/resume")
+        live.advance(timedelta(minutes=6))
+        await eventually(
+            lambda: any("Your week with jobrelay" in t for t in user.texts()),
+            15,
+            "the summary after the pause",
+        )
