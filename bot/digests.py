@@ -51,7 +51,7 @@ class DigestWorker:
             chat_ids = await chats_active_since(session, now - timedelta(days=7))
             settings = await load_settings(session, chat_ids, default_limit=self._default_limit)
         for chat in settings.values():
-            if not weekly_summary_due(chat.policy, now, chat.last_weekly_at):
+            if not weekly_summary_due(chat.policy, now, chat.last_weekly_at, chat.created_at):
                 continue
             async with self._sessions.begin() as session:
                 facts = await chat_deliveries_since(

@@ -122,13 +122,15 @@ def digest_due(policy: ChatPolicy, now: datetime, held: list[tuple[Hold, datetim
     return any(held_at <= latest for _, held_at in held)
 
 
-def weekly_summary_due(policy: ChatPolicy, now: datetime, last_sent: datetime | None) -> bool:
-    """Monday from 09:00 local, once a week; a Monday missed (bot down all day) is skipped
-    rather than summarised on a Wednesday."""
+def weekly_summary_due(
+    policy: ChatPolicy, now: datetime, last_sent: datetime | None, since: datetime
+) -> bool:
+    """Monday from 09:00 local, once a week, for a chat that existed (`since`) before that
+    09:00; a Monday missed (bot down all day) is skipped rather than summarised on a Wednesday."""
     here = local(policy, now)
     if here.weekday() != MONDAY:
         return False
     this_week = at_local(policy, here, WEEKLY_SUMMARY_TIME)
-    if now < this_week:
+    if now < this_week or since >= this_week:
         return False
     return last_sent is None or last_sent < this_week

@@ -21,6 +21,7 @@ class ChatSettings:
     language: str
     policy: ChatPolicy
     last_weekly_at: datetime | None
+    created_at: datetime
 
 
 def _time(value: str | None) -> time | None:
@@ -45,6 +46,7 @@ def _settings(chat: Chat, default_limit: int) -> ChatSettings:
             paused_until=chat.paused_until,
         ),
         last_weekly_at=chat.last_weekly_at,
+        created_at=chat.created_at,
     )
 
 

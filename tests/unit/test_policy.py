@@ -131,10 +131,15 @@ def test_nothing_is_due_while_paused_even_at_digest_time() -> None:
 def test_weekly_summary_on_monday_morning_once() -> None:
     policy = ChatPolicy()
     monday_9 = paris(2026, 11, 30, 9, 0)
-    assert not weekly_summary_due(policy, monday_9 - timedelta(minutes=1), None)
-    assert weekly_summary_due(policy, monday_9, None)
-    assert not weekly_summary_due(policy, monday_9 + timedelta(hours=3), monday_9)
-    assert weekly_summary_due(policy, monday_9 + timedelta(days=7), monday_9)
-    assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), monday_9)
-    # A chat that starts on a Wednesday waits for Monday, not for its first tick.
-    assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), None)
+    since = paris(2026, 11, 20, 12, 0)
+    assert not weekly_summary_due(policy, monday_9 - timedelta(minutes=1), None, since)
+    assert weekly_summary_due(policy, monday_9, None, since)
+    assert not weekly_summary_due(policy, monday_9 + timedelta(hours=3), monday_9, since)
+    assert weekly_summary_due(policy, monday_9 + timedelta(days=7), monday_9, since)
+    assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), monday_9, since)
+    # A chat that starts on a Wednesday waits for Monday, not for its first tick...
+    assert not weekly_summary_due(policy, paris(2026, 12, 2, 12, 0), None, since)
+    # ...and one that started on Monday at 10:00 waits for the next Monday.
+    started = monday_9 + timedelta(hours=1)
+    assert not weekly_summary_due(policy, started + timedelta(minutes=5), None, started)
+    assert weekly_summary_due(policy, monday_9 + timedelta(days=7), None, started)
