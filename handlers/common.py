@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from telegram import Update
 from telegram.constants import ParseMode
 
+from bot.arguments import split_arguments
 from bot.context import Context
 from bot.i18n import Translator, pick_language, translator
 
@@ -49,3 +51,20 @@ async def remember_chat(update: Update, context: Context) -> None:
         title=chat.title,
         language=language_of(update),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A command as the handlers need it: who (chat), in which language, with which words."""
+
+    t: Translator
+    chat_id: int
+    words: list[str]
+
+
+def invocation(update: Update, context: Context) -> Invocation | None:
+    """The command's chat, translator and argument words; None for updates without a chat."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    return Invocation(translator_for(update), chat.id, split_arguments(context.args or []))

@@ -15,12 +15,11 @@ from bot.arguments import (
     parse_limit,
     parse_timezone,
     parse_window,
-    split_arguments,
 )
 from bot.context import Context
 from bot.i18n import Translator
 from bot.policy import MAX_DAILY_LIMIT, ChatPolicy, is_paused
-from handlers.common import reply, translator_for
+from handlers.common import invocation, reply
 
 
 def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
@@ -71,14 +70,13 @@ def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[s
 
 async def limit(update: Update, context: Context) -> None:
     """/limit [N]"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
+    t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
-    words = split_arguments(context.args or [])
     if not words:
-        status = await healthy.limit_status(chat.id)
+        status = await healthy.limit_status(chat_id)
         if status is None:
             return
         await reply(
@@ -107,7 +105,7 @@ async def limit(update: Update, context: Context) -> None:
             ),
         )
         return
-    await healthy.set_limit(chat.id, value)
+    await healthy.set_limit(chat_id, value)
     if value == 0:
         text = t.gettext("No more instant offers: everything waits for your digest.")
     else:
@@ -121,20 +119,19 @@ async def limit(update: Update, context: Context) -> None:
 
 async def digest(update: Update, context: Context) -> None:
     """/digest | /digest HH:MM | /digest off"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
+    t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
-    words = split_arguments(context.args or [])
     if not words:
-        if await healthy.digest_now(chat.id):
+        if await healthy.digest_now(chat_id):
             await reply(update, t.gettext("Here comes your digest."))
         else:
             await reply(update, t.gettext("Nothing pending: every offer has reached you."))
         return
     if len(words) == 1 and words[0].lower() == "off":
-        await healthy.set_digest_only(chat.id, None)
+        await healthy.set_digest_only(chat_id, None)
         await reply(
             update,
             t.gettext(
@@ -156,7 +153,7 @@ async def digest(update: Update, context: Context) -> None:
             ),
         )
         return
-    await healthy.set_digest_only(chat.id, at)
+    await healthy.set_digest_only(chat_id, at)
     await reply(
         update,
         t.gettext(
@@ -168,14 +165,13 @@ async def digest(update: Update, context: Context) -> None:
 
 async def quiet(update: Update, context: Context) -> None:
     """/quiet HH:MM-HH:MM | /quiet off"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
+    t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
-    words = split_arguments(context.args or [])
     if len(words) == 1 and words[0].lower() == "off":
-        await healthy.set_quiet(chat.id, None)
+        await healthy.set_quiet(chat_id, None)
         await reply(update, t.gettext("Quiet hours are off."))
         return
     try:
@@ -191,7 +187,7 @@ async def quiet(update: Update, context: Context) -> None:
             ),
         )
         return
-    await healthy.set_quiet(chat.id, window)
+    await healthy.set_quiet(chat_id, window)
     await reply(
         update,
         t.gettext(
@@ -205,14 +201,13 @@ async def quiet(update: Update, context: Context) -> None:
 
 async def pause(update: Update, context: Context) -> None:
     """/pause | /pause 3d | /pause 12h"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
+    t, chat_id, words = call.t, call.chat_id, call.words
     services = context.bot_data.services
-    words = split_arguments(context.args or [])
     if not words:
-        await services.healthy.pause(chat.id, None)
+        await services.healthy.pause(chat_id, None)
         await reply(
             update,
             t.gettext("Paused: offers are kept, not sent. /resume brings them in one digest."),
@@ -233,8 +228,8 @@ async def pause(update: Update, context: Context) -> None:
         )
         return
     until = services.clock.now() + duration
-    await services.healthy.pause(chat.id, until)
-    settings = await services.healthy.settings(chat.id)
+    await services.healthy.pause(chat_id, until)
+    settings = await services.healthy.settings(chat_id)
     policy = settings.policy if settings else ChatPolicy()
     await reply(
         update,
@@ -247,11 +242,11 @@ async def pause(update: Update, context: Context) -> None:
 
 async def resume(update: Update, context: Context) -> None:
     """/resume"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
-    if await context.bot_data.services.healthy.resume(chat.id):
+    t = call.t
+    if await context.bot_data.services.healthy.resume(call.chat_id):
         await reply(update, t.gettext("Welcome back: what was kept comes in one digest."))
     else:
         await reply(update, t.gettext("You were not paused."))
@@ -259,14 +254,13 @@ async def resume(update: Update, context: Context) -> None:
 
 async def timezone(update: Update, context: Context) -> None:
     """/timezone [Area/City]"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    call = invocation(update, context)
+    if call is None:
         return
+    t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
-    words = split_arguments(context.args or [])
     if not words:
-        settings = await healthy.settings(chat.id)
+        settings = await healthy.settings(chat_id)
         zone = settings.policy.timezone if settings else "?"
         await reply(
             update,
@@ -291,5 +285,5 @@ async def timezone(update: Update, context: Context) -> None:
             ),
         )
         return
-    await healthy.set_timezone(chat.id, zone)
+    await healthy.set_timezone(chat_id, zone)
     await reply(update, t.gettext("Time zone set to %(zone)s.", zone=zone))
