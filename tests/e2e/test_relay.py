@@ -196,6 +196,7 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
     await asyncio.sleep(1)
     counts = delivered()
     duplicates = sum(n - 1 for n in counts.values())
+    print(f"kill -9 x{kills} during {len(expected)} deliveries: {duplicates} duplicate(s)")
     assert set(counts) == expected
     assert duplicates <= kills, f"{duplicates} duplicates after {kills} kills"
     # Each chat still got its offers in the order they were posted.
