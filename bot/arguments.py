@@ -69,7 +69,7 @@ MAX_PAUSE_SECONDS = 90 * 86400
 
 def parse_limit(word: str, maximum: int) -> int:
     """A daily limit: a whole number from 0 to `maximum`."""
-    if not word.isdigit() or int(word) > maximum:
+    if not (word.isascii() and word.isdigit()) or int(word) > maximum:
         raise ArgumentError("limit")
     return int(word)
 

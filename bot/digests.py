@@ -112,6 +112,7 @@ class DigestWorker:
             chat_id = digest.chat_id
             finished = True
             for index in range(digest.parts_sent, len(parts)):
+                attempted_at = self._clock.now()
                 result = await send_html(self._bot, chat_id, parts[index])
                 if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
                     async with self._sessions.begin() as session:
@@ -125,16 +126,22 @@ class DigestWorker:
                     return done
                 if result.outcome is Outcome.CHAT_GONE:
                     async with self._sessions.begin() as session:
-                        await chats.deactivate_chat(session, chat_id, self._clock.now())
+                        await chats.deactivate_chat(
+                            session, chat_id, self._clock.now(), unless_heard_since=attempted_at
+                        )
                     finished = False
                     break
                 if result.outcome is Outcome.REJECTED:
-                    log.error(
+                    # e.g. a group that took away the bot's right to write: the digest stays
+                    # pending (its offers are not lost) and is tried again at the next tick.
+                    log.warning(
                         "Telegram rejected part %d of digest %s: %s",
                         index,
                         digest.digest_id,
                         result.error,
                     )
+                    finished = False
+                    break
                 async with self._sessions.begin() as session:
                     await digests.record_part(
                         session, digest_id=digest.digest_id, parts_sent=index + 1

@@ -83,10 +83,10 @@ def hold_reason(policy: ChatPolicy, now: datetime, pushed_today: int) -> Hold | 
     """Why an offer ready at `now` must wait, or None to push it now."""
     if is_paused(policy, now):
         return Hold.PAUSE
+    if policy.digest_only:  # the daily digest carries it, quiet hours or not
+        return Hold.DIGEST
     if in_quiet_hours(policy, now):
         return Hold.QUIET
-    if policy.digest_only:
-        return Hold.DIGEST
     if pushed_today >= policy.daily_limit:
         return Hold.LIMIT
     return None

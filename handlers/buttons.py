@@ -33,6 +33,7 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
         return f"✅ {label}" if on else label
 
     quiet_on = policy.quiet_start is not None
+    night = (policy.quiet_start, policy.quiet_end) == NIGHT
     rows = [
         [
             InlineKeyboardButton("−", callback_data="st:limit:-"),
@@ -55,7 +56,7 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
                 tick(t.gettext("No quiet hours"), not quiet_on), callback_data="st:quiet:off"
             ),
             InlineKeyboardButton(
-                tick(t.gettext("Quiet 22:00–07:00"), quiet_on), callback_data="st:quiet:night"
+                tick(t.gettext("Quiet 22:00–07:00"), night), callback_data="st:quiet:night"
             ),
         ],
         [
@@ -142,13 +143,17 @@ async def forget_command(update: Update, context: Context) -> None:
     """/forget: asks for confirmation first."""
     t = translator_for(update)
     message = update.effective_message
-    if message is None:
+    user = update.effective_user
+    if message is None or user is None:
         return
+    # Only the person who asked may answer (in a group, anyone can see the buttons).
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(t.gettext("🗑 Yes, delete everything"), callback_data="fg:yes"),
-                InlineKeyboardButton(t.gettext("Cancel"), callback_data="fg:no"),
+                InlineKeyboardButton(
+                    t.gettext("🗑 Yes, delete everything"), callback_data=f"fg:yes:{user.id}"
+                ),
+                InlineKeyboardButton(t.gettext("Cancel"), callback_data=f"fg:no:{user.id}"),
             ]
         ]
     )
@@ -169,8 +174,14 @@ async def forget_button(update: Update, context: Context) -> None:
     if query is None or chat is None:
         return
     t = translator_for(update)
+    parts = (query.data or "").split(":")
+    answer = parts[1] if len(parts) > 1 else ""
+    asker = parts[2] if len(parts) > 2 else ""
+    if asker != str(query.from_user.id):
+        await query.answer(t.gettext("Only the person who sent /forget can answer."))
+        return
     await query.answer()
-    if query.data == "fg:yes":
+    if answer == "yes":
         await context.bot_data.services.healthy.forget(chat.id)
         await query.edit_message_text(
             t.gettext("Done: nothing about this chat is stored any more. /start to begin again.")

@@ -81,10 +81,12 @@ async def limit(update: Update, context: Context) -> None:
             return
         await reply(
             update,
-            t.gettext(
-                "Daily limit: %(limit)d instant offers. Today: %(pushed)d sent, %(held)d held "
+            t.ngettext(
+                "Daily limit: %(count)d instant offer. Today: %(pushed)d sent, %(held)d held "
                 "for your digest. Change it with <code>/limit 5</code> (0 to %(max)d).",
-                limit=status.limit,
+                "Daily limit: %(count)d instant offers. Today: %(pushed)d sent, %(held)d held "
+                "for your digest. Change it with <code>/limit 5</code> (0 to %(max)d).",
+                status.limit,
                 pushed=status.pushed_today,
                 held=status.held,
                 max=MAX_DAILY_LIMIT,

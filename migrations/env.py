@@ -20,6 +20,10 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch migrations rebuild SQLite tables (DROP + copy); with foreign keys on, dropping
+        # a parent table would cascade-delete its children's rows.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

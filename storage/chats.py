@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Chat, Delivery, Subscription
+from storage.models import Chat, Delivery, Digest, Subscription
 from storage.sql import affected, insert_ignoring_conflicts
 
 
@@ -90,20 +90,35 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
     old = await session.get(Chat, old_id)
     if old is None:
         return
-    if await session.get(Chat, new_id) is None:
-        session.add(
-            Chat(
-                id=new_id,
-                type="supergroup",
-                title=old.title,
-                language=old.language,
-                timezone=old.timezone,
-                active=True,
-                created_at=old.created_at,
-                updated_at=now,
-            )
+    copied = {
+        column: getattr(old, column)
+        for column in (
+            "title",
+            "language",
+            "timezone",
+            "daily_limit",
+            "digest_only",
+            "digest_time",
+            "quiet_start",
+            "quiet_end",
+            "paused",
+            "paused_until",
+            "last_weekly_at",
         )
-        await session.flush()
+    }
+    await session.execute(
+        insert_ignoring_conflicts(session, Chat)
+        .values(
+            id=new_id,
+            type="supergroup",
+            active=True,
+            created_at=old.created_at,
+            updated_at=now,
+            **copied,
+        )
+        .on_conflict_do_update(index_elements=["id"], set_={**copied, "active": True})
+    )
+    await session.execute(update(Digest).where(Digest.chat_id == old_id).values(chat_id=new_id))
     taken_sources = select(Subscription.source_id).where(Subscription.chat_id == new_id)
     await session.execute(
         update(Subscription)

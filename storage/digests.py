@@ -76,7 +76,15 @@ async def create_digest(
     session: AsyncSession, *, chat_id: int, reason: str, now: datetime
 ) -> int | None:
     """Gather every held offer of a chat into a new digest; None when nothing is held."""
-    digest = Digest(chat_id=chat_id, reason=reason, sent=False, parts_sent=0, created_at=now)
+    language = await session.scalar(select(Chat.language).where(Chat.id == chat_id))
+    digest = Digest(
+        chat_id=chat_id,
+        reason=reason,
+        language=language or "en",
+        sent=False,
+        parts_sent=0,
+        created_at=now,
+    )
     session.add(digest)
     await session.flush()
     result = await session.execute(
@@ -93,7 +101,7 @@ async def create_digest(
 async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
     """Digests still to send, oldest first, for active chats."""
     rows = await session.execute(
-        select(Digest.id, Digest.chat_id, Chat.language, Digest.parts_sent)
+        select(Digest.id, Digest.chat_id, Digest.language, Digest.parts_sent)
         .join(Chat, Chat.id == Digest.chat_id)
         .where(Digest.sent.is_(False), Chat.active.is_(True))
         .order_by(Digest.id)

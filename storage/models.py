@@ -110,6 +110,8 @@ class Digest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     reason: Mapped[str] = mapped_column(String(16))  # manual | scheduled | catch_up
+    # Fixed at creation: a resumed digest must split into the same parts as before.
+    language: Mapped[str] = mapped_column(String(8))
     sent: Mapped[bool] = mapped_column(Boolean, default=False)
     parts_sent: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

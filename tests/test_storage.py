@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.policy import Hold
 from bot.sources.base import Post
 from storage import chats, outbox, sources
 from storage.db import create_engine, create_session_factory
@@ -249,3 +251,99 @@ async def test_a_chat_that_wrote_during_a_refused_send_stays_active(sessions) ->
         await _chat(session, 1)
         info = await chats.get_chat(session, 1)
     assert info is not None and info.active
+
+
+async def test_a_migrated_group_keeps_its_settings_and_its_pending_digest(sessions) -> None:
+    from storage import digests
+    from storage.models import Digest
+    from storage.settings import update_chat_settings
+
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=-7,
+            chat_type="group",
+            title="Club",
+            language="fr",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
+        await update_chat_settings(
+            session, -7, daily_limit=3, paused=True, quiet_start="22:00", quiet_end="07:00"
+        )
+        source_id, offer_ids = await _source_with_offers(session, 2)
+        await sources.subscribe(session, chat_id=-7, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        claimed = await outbox.claim(session, now=NOW, lease_until=NOW, limit=10)
+        for row in claimed:
+            await digests.hold(session, delivery_id=row.delivery_id, reason=Hold.PAUSE, now=NOW)
+        digest_id = await digests.create_digest(session, chat_id=-7, reason="manual", now=NOW)
+        assert digest_id is not None
+        await chats.migrate_chat(session, -7, -1007, NOW)
+    async with sessions() as session:
+        chat = await session.get(Chat, -1007)
+        assert chat is not None
+        assert (chat.daily_limit, chat.paused, chat.quiet_start) == (3, True, "22:00")
+        digest = await session.get(Digest, digest_id)
+        assert digest is not None and digest.chat_id == -1007 and digest.language == "fr"
+        assert len(await digests.digest_offers(session, digest_id)) == 2
+
+
+async def test_upgrading_a_database_from_the_first_revision_keeps_its_rows(
+    tmp_path, postgres_server
+) -> None:
+    import asyncpg
+    from alembic import command
+
+    from storage.migrate import alembic_config, upgrade_async
+
+    urls = [f"sqlite:///{tmp_path / 'old.db'}"]
+    if postgres_server is not None:
+        admin = await asyncpg.connect(postgres_server.admin_dsn)
+        await admin.execute('CREATE DATABASE "upgrade_test"')
+        await admin.close()
+        urls.append(postgres_server.url("upgrade_test"))
+    for url in urls:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0001_relay_core")
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            now = "2026-11-25 12:00:00+00"
+            await connection.execute(
+                text(
+                    "INSERT INTO chats (id, type, language, timezone, active, created_at,"
+                    " updated_at)"
+                    f" VALUES (1, 'private', 'fr', 'Europe/Paris', true, '{now}', '{now}')"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO sources (id, kind, key, external_id, display_name, next_poll_at,"
+                    f" error_count, gone, created_at) VALUES (1, 'x', 'a', '9', 'a', '{now}', 0,"
+                    f" false, '{now}')"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO subscriptions (chat_id, source_id, created_at)"
+                    f" VALUES (1, 1, '{now}')"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO offers (id, source_id, external_id, author, text, url, created_at)"
+                    f" VALUES (1, 1, '5', 'a', 'job', 'u', '{now}')"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO deliveries (chat_id, offer_id, kind, status, attempts,"
+                    f" next_attempt_at, created_at) VALUES (1, 1, 'offer', 'pending', 0, '{now}',"
+                    f" '{now}')"
+                )
+            )
+        await upgrade_async(url)
+        async with engine.connect() as connection:
+            for table in ("chats", "subscriptions", "offers", "deliveries"):
+                count = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
+                assert count == 1, (url, table)
+        await engine.dispose()

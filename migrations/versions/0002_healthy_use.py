@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("sent", sa.Boolean(), nullable=False),
         sa.Column("parts_sent", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -256,11 +256,14 @@ async def test_forget_leaves_no_row_that_names_the_chat(database_url: str) -> No
         await asyncio.sleep(1)
         question = await user.ask("/forget")
         assert "Are you sure?" in question
-        await user.press(user.received()[-1], "fg:no")
+        prompt = user.received()[-1]
+        assert prompt.reply_markup is not None
+        yes, no = (b["callback_data"] for b in prompt.reply_markup["inline_keyboard"][0])
+        await user.press(prompt, no)
         await asyncio.sleep(0.5)
         assert await _rows_naming(live.database_url, user.chat_id) > 0
         await user.ask("/forget")
-        await user.press(user.received()[-1], "fg:yes")
+        await user.press(user.received()[-1], yes)
         await eventually(
             lambda: any(
                 "nothing about this chat is stored" in (m.plain_text or m.text)
@@ -341,3 +344,22 @@ async def test_a_paused_chat_gets_its_weekly_summary_only_after_the_pause(
             15,
             "the summary after the pause",
         )
+
+
+async def test_in_a_group_only_the_asker_can_confirm_forget(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        live.x.add_user("acme_jobs")
+        group = -4242
+        live.tg.add_chat(group, "group", title="Job club")
+        live.tg.send_message(group, "/follow @acme_jobs", user_id=1, chat_type="group")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 1, 15, "the follow reply")
+        live.tg.send_message(group, "/forget", user_id=1, chat_type="group")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 2, 15, "the question")
+        prompt = live.tg.messages_for(group)[-1]
+        assert prompt.reply_markup is not None
+        yes = prompt.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        live.tg.press_button(group, prompt.message_id, yes, user_id=2)
+        await eventually(lambda: bool(live.tg.callback_answers), 15, "the refusal")
+        answer = next(iter(live.tg.callback_answers.values()))
+        assert "Only the person who sent /forget" in str(answer.get("text"))
+        assert await _rows_naming(live.database_url, group) > 0

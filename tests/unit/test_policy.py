@@ -81,19 +81,18 @@ def test_a_daytime_quiet_window() -> None:
     assert not in_quiet_hours(policy, paris(2026, 11, 25, 14, 0))
 
 
-def test_pause_beats_quiet_beats_digest_mode_beats_limit() -> None:
+def test_pause_beats_digest_mode_beats_quiet_beats_limit() -> None:
     now = paris(2026, 11, 25, 23, 0)
     everything = ChatPolicy(
         paused=True, quiet_start=time(22, 0), quiet_end=time(7, 0), digest_only=True, daily_limit=0
     )
     assert hold_reason(everything, now, 0) is Hold.PAUSE
-    assert (
-        hold_reason(
-            ChatPolicy(quiet_start=time(22, 0), quiet_end=time(7, 0), digest_only=True), now, 0
-        )
-        is Hold.QUIET
-    )
-    assert hold_reason(ChatPolicy(digest_only=True), now, 0) is Hold.DIGEST
+    # Digest-only chats get their one daily digest, not an extra catch-up after quiet hours.
+    night = (time(22, 0), time(7, 0))
+    digest_and_quiet = ChatPolicy(quiet_start=night[0], quiet_end=night[1], digest_only=True)
+    assert hold_reason(digest_and_quiet, now, 0) is Hold.DIGEST
+    quiet_and_limit = ChatPolicy(quiet_start=night[0], quiet_end=night[1], daily_limit=0)
+    assert hold_reason(quiet_and_limit, now, 0) is Hold.QUIET
 
 
 def test_a_timed_pause_expires() -> None:
