@@ -111,6 +111,14 @@ class Stack:
         self.next_user += 1
         return User(self, self.next_user, language)
 
+    async def follower(self, handle: str = "acme_jobs", language: str = "en") -> User:
+        """A new user who follows `handle`, once the bot's first poll of it has passed (so
+        what is posted next is new)."""
+        user = self.user(language)
+        assert "@" in await user.ask(f"/follow @{handle}")
+        await asyncio.sleep(1.5)
+        return user
+
     def env(self, **overrides: str) -> dict[str, str]:
         return {**self.bot.env, **overrides}
 

@@ -149,9 +149,7 @@ async def test_channel_posts_are_ignored(stack: Stack) -> None:
 async def test_a_user_who_unblocks_the_bot_gets_what_was_held(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.tg.block(user.chat_id)
     stack.x.add_post("acme_jobs", "Offer while blocked")
     await eventually(lambda: stack.tg.stats["sendMessage:403"] == 1, 15, "the blocked attempt")

@@ -44,9 +44,7 @@ async def test_replies_and_reposts_are_not_relayed(stack: Stack) -> None:
     stack.x.add_user("someone")
     original = stack.x.add_post("someone", "Looking for a job")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.x.add_post("acme_jobs", "@someone have a look at our page", reply_to=original)
     stack.x.add_post("acme_jobs", "RT @someone: Looking for a job", retweet_of=original)
     stack.x.add_post("acme_jobs", "Offer: UX designer, CDI, Nantes")
@@ -60,9 +58,7 @@ async def test_hostile_text_arrives_intact(stack: Stack) -> None:
     text = (HOSTILE * 3)[:280]
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.x.add_post("acme_jobs", text)
     texts = await user.wait_for(2)
     # The stand-in parsed the HTML exactly as Telegram does: what the phone shows is the post.
@@ -73,9 +69,7 @@ async def test_hostile_text_arrives_intact(stack: Stack) -> None:
 async def test_posts_made_while_the_bot_is_down_arrive_after_restart(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.x.add_post("acme_jobs", "Offer one")
     await user.wait_for(2)
     await stack.bot.stop()
@@ -92,9 +86,7 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
     stack.x.add_user("acme_jobs")
     stack.bot.env["DEFAULT_DAILY_LIMIT"] = "50"
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     await stack.bot.stop()
     for i in range(230):  # X returns at most 100 per page
         stack.x.add_post("acme_jobs", f"Offer number {i}")
@@ -209,9 +201,7 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
 async def test_an_account_that_disappears_is_announced_once(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user("fr")
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower(language="fr")
     stack.x.suspend_user("acme_jobs")
     texts = await user.wait_for(2)
     assert "@acme_jobs n'est plus disponible sur X" in texts[1]
@@ -247,9 +237,7 @@ async def test_a_group_that_became_a_supergroup_keeps_its_feed(stack: Stack) -> 
 async def test_telegram_failures_delay_but_never_lose_an_offer(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.tg.fail_next(3, status=502)
     stack.x.add_post("acme_jobs", "Offer through a flaky Telegram")
     texts = await user.wait_for(2, timeout=30)
@@ -263,9 +251,7 @@ async def test_a_message_telegram_rejects_is_skipped_and_never_blocks_the_queue(
 ) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.tg.fail_next(1, status=400, description="Bad Request: can't parse entities: test")
     stack.x.add_post("acme_jobs", "Offer that Telegram rejects")
     await eventually(lambda: stack.tg.stats["sendMessage:400"] == 1, 15, "the rejection")
@@ -280,9 +266,7 @@ async def test_a_message_telegram_rejects_is_skipped_and_never_blocks_the_queue(
 async def test_following_again_after_a_gap_does_not_flood_old_posts(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
-    user = stack.user()
-    await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    user = await stack.follower()
     stack.x.add_post("acme_jobs", "Offer while followed")
     await user.wait_for(2)
     await user.ask("/unfollow @acme_jobs")
