@@ -1,0 +1,186 @@
+"""Offer detection and categories measured on the labelled corpus (tests/data/posts.jsonl).
+
+    python -m bench.categories            # the table, as printed in BENCHMARKS.md
+    python -m bench.categories --errors   # every post the classifier got wrong, to study them
+
+Prints precision and recall of offer detection and of each category, the accuracy of the
+contract / work-mode / city tags on the offers, and the time to classify one post.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.classify import Analysis, catalogue
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "posts.jsonl"
+REQUIRED = ("web", "design", "software", "communication", "hr")
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One labelled post."""
+
+    id: str
+    lang: str
+    text: str
+    offer: bool
+    categories: frozenset[str]
+    contract: frozenset[str]
+    work_mode: str | None
+    city: str | None
+
+
+def load(path: Path = CORPUS) -> list[Post]:
+    """The labelled corpus."""
+    posts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            raw = json.loads(line)
+            posts.append(
+                Post(
+                    raw["id"],
+                    raw["lang"],
+                    raw["text"],
+                    bool(raw["offer"]),
+                    frozenset(raw["categories"]),
+                    frozenset(raw["contract"]),
+                    raw["work_mode"],
+                    raw["city"],
+                )
+            )
+    return posts
+
+
+@dataclass(slots=True)
+class Score:
+    """Counts for one binary decision."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, truth: bool, guess: bool) -> None:
+        """Count one decision."""
+        self.tp += truth and guess
+        self.fp += guess and not truth
+        self.fn += truth and not guess
+
+    @property
+    def precision(self) -> float:
+        """tp / (tp + fp); 1.0 with no guess."""
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        """tp / (tp + fn); 1.0 with nothing to find."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def _same_city(a: str | None, b: str | None) -> bool:
+    def norm(s: str | None) -> str:
+        if s is None:
+            return ""
+        decomposed = unicodedata.normalize("NFKD", s)
+        return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+    return norm(a) == norm(b)
+
+
+def evaluate(posts: list[Post]) -> tuple[dict[str, Score], dict[str, float], list[str]]:
+    """Scores per decision, tag accuracies and a line per mistake."""
+    cat = catalogue()
+    scores: dict[str, Score] = {"offer": Score()}
+    for slug in cat.categories:
+        scores[slug] = Score()
+    tags = {"contract": 0, "work_mode": 0, "city": 0}
+    mistakes: list[str] = []
+    offers = 0
+    for post in posts:
+        got: Analysis = cat.analyse(post.text)
+        scores["offer"].add(post.offer, got.is_offer)
+        if post.offer != got.is_offer:
+            mistakes.append(f"{post.id} offer={post.offer} got={got.score:.1f}: {post.text!r}")
+        for slug in cat.categories:
+            truth, guess = slug in post.categories, slug in got.categories
+            scores[slug].add(truth, guess)
+            if truth != guess:
+                mistakes.append(f"{post.id} {slug} truth={truth}: {post.text!r}")
+        if post.offer:
+            offers += 1
+            tags["contract"] += frozenset(got.contracts) == post.contract
+            tags["work_mode"] += got.work_mode == post.work_mode
+            tags["city"] += _same_city(got.city, post.city)
+            if frozenset(got.contracts) != post.contract:
+                mistakes.append(f"{post.id} contract {sorted(post.contract)} got {got.contracts}")
+            if got.work_mode != post.work_mode:
+                mistakes.append(f"{post.id} mode {post.work_mode} got {got.work_mode}")
+            if not _same_city(got.city, post.city):
+                mistakes.append(f"{post.id} city {post.city} got {got.city}")
+    accuracy = {name: count / offers for name, count in tags.items()} if offers else {}
+    return scores, accuracy, mistakes
+
+
+def timing(posts: list[Post], rounds: int = 20) -> tuple[float, float]:
+    """Mean and 99th percentile microseconds to classify one post."""
+    cat = catalogue()
+    samples: list[float] = []
+    for _ in range(rounds):
+        for post in posts:
+            start = time.perf_counter()
+            cat.analyse(post.text)
+            samples.append((time.perf_counter() - start) * 1e6)
+    samples.sort()
+    return statistics.fmean(samples), samples[int(len(samples) * 0.99)]
+
+
+def report(posts: list[Post]) -> str:
+    """The Markdown table of BENCHMARKS.md."""
+    scores, accuracy, _ = evaluate(posts)
+    mean, p99 = timing(posts)
+    french = sum(p.lang == "fr" for p in posts)
+    lines = [
+        f"Corpus: {len(posts)} posts ({french} French, {len(posts) - french} English), "
+        f"{sum(p.offer for p in posts)} offers.",
+        "",
+        "| decision | support | precision | recall |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, score in scores.items():
+        support = score.tp + score.fn
+        mark = " (required)" if name in REQUIRED else ""
+        lines.append(f"| {name}{mark} | {support} | {score.precision:.3f} | {score.recall:.3f} |")
+    lines += [
+        "",
+        "Tags on the offers (exact match): "
+        + ", ".join(f"{name} {value:.1%}" for name, value in accuracy.items())
+        + ".",
+        f"Classifying one post: mean {mean:.0f} µs, p99 {p99:.0f} µs.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Print the table (or the mistakes with --errors)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--errors", action="store_true", help="list every mistake")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    args = parser.parse_args()
+    posts = load(args.corpus)
+    if args.errors:
+        for line in evaluate(posts)[2]:
+            print(line)
+        return 0
+    print(report(posts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

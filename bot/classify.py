@@ -1,0 +1,478 @@
+"""Reading a short post: is it a job offer, in which categories, with which tags (pure).
+
+The vocabulary lives in data files (`bot/data/categories.toml`, `signals.toml`, `cities.toml`);
+this module only tokenises and scores. A post and every phrase of the vocabulary go through the
+same `tokens()`: accents and case are dropped, a hashtag reads as its words ("#DéveloppeurWeb"
+is "developpeur web", "#WeAreHiring" is the known word "wearehiring"), links and mentions are
+set aside. Phrases match whole tokens; where matches overlap the longest wins, so
+"not hiring" hides "hiring" and "ingénieur d'affaires" hides "ingénieur".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+_URL_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'()]+"
+    # Links written without their scheme: shorteners and jobs./careers. sites.
+    r"|\b(?:lnkd\.in|bit\.ly|t\.co|buff\.ly|ow\.ly|tinyurl\.com|goo\.gl|"
+    r"(?:jobs?|careers?|emplois?|carrieres?|recrutement)\.[\w-]+(?:\.[\w-]+)*)/[^\s<>\"'()]*",
+    re.IGNORECASE,
+)
+# French inclusive writing: "chargé(e)", "chargé·e", "développeur·se", "conseiller·ère" read as
+# the word itself, so one phrase matches every spelling.
+_INCLUSIVE_RE = re.compile(
+    r"(?<=\w)(?:\(|·|•|\.)(?:e|es|se|sse|euse|ère|ere|rice|trice|ne|le|fe|ve|x)\)?(?![\w])",
+    re.IGNORECASE,
+)
+_MENTION_RE = re.compile(r"(?<![\w@.])@\w{1,15}\b")
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HASHTAG_RE = re.compile(r"#([^\W_][\w]*)")
+_CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD_RE = re.compile(r"[^\W_]+")
+_NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
+# The hashtags that close a post ("#job #emploi" appended by a reposting account).
+_TRAILING_HASHTAGS_RE = re.compile(r"(?:[\W_]*#\w+)+[\W_]*$")
+_SALARY_RE = re.compile(
+    r"\d[\d\s.,]*\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
+    re.IGNORECASE,
+)
+_TRAILING_PUNCTUATION = ".,;:!?…»)]}'\""
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "Oe", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O"})
+
+CATEGORY_THRESHOLD = 2.0
+TITLE_WORDS = 6  # a job title among the first words: "UX Designer – Lyon – CDI"
+ROLE_CATEGORY_WEIGHT = 2.0
+KEYWORD_CATEGORY_WEIGHT = 1.0
+
+
+def fold(text: str) -> str:
+    """`Développeur·se Œuvre` -> `Developpeur·se Oeuvre`: accents and ligatures dropped."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One word as matched (`norm`), and whether it was written with a capital."""
+
+    norm: str
+    capital: bool
+    plural: bool = False  # "developers": people talked about, not a job title
+
+
+def _split_hashtag(match: re.Match[str], known: frozenset[str]) -> str:
+    word = match.group(1)
+    if _norm(fold(word)) in known:
+        return f" {word} "
+    return " " + _CAMEL_RE.sub(" ", word) + " "
+
+
+def strip_links(text: str) -> str:
+    """The text without links, e-mail addresses and @mentions."""
+    text = _URL_RE.sub(" ", text)
+    text = _EMAIL_RE.sub(" ", text)
+    return _MENTION_RE.sub(" ", text)
+
+
+def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
+    """The words of a text as the vocabulary is matched: links and mentions dropped, hashtags
+    read as words (split at capitals unless the whole tag is a `known` word)."""
+    text = _INCLUSIVE_RE.sub("", strip_links(text))
+    text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
+    return [
+        Token(norm, word[:1].isupper(), len(norm) < len(word))
+        for word in _WORD_RE.findall(fold(text))
+        for norm in (_norm(word),)
+    ]
+
+
+def _norm(word: str) -> str:
+    """A word as matched: folded case, and a plural `s` dropped ("stages" is "stage")."""
+    word = word.casefold()
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def phrase_key(text: str) -> tuple[str, ...]:
+    """A vocabulary phrase (or a /filter word) as the tuple of tokens it matches."""
+    return tuple(token.norm for token in tokens(text))
+
+
+def first_url(text: str) -> str | None:
+    """The first link of a text, without the punctuation that ends a sentence."""
+    match = _URL_RE.search(text)
+    if match is None:
+        return None
+    url = match.group(0).rstrip(_TRAILING_PUNCTUATION)
+    return url if url.lower().startswith("http") else f"https://{url}"
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A job category: its slug, its name in each language and the words /follow accepts."""
+
+    slug: str
+    names: Mapping[str, str]
+    aliases: tuple[tuple[str, ...], ...]
+
+    def name(self, language: str) -> str:
+        """The category's name in a language (English when it has none)."""
+        return self.names.get(language) or self.names["en"]
+
+
+@dataclass(frozen=True, slots=True)
+class Facet:
+    """A contract type or work mode: a slug and its name in each language."""
+
+    slug: str
+    names: Mapping[str, str]
+
+    def name(self, language: str) -> str:
+        """The facet's name in a language (English when it has none)."""
+        return self.names.get(language) or self.names["en"]
+
+
+@dataclass(slots=True)
+class _Effect:
+    """What matching one phrase means."""
+
+    offer: float = 0.0
+    roles: set[str] = field(default_factory=set)
+    job_title: bool = False  # a role of no category ("nurse")
+    mask: bool = False  # means nothing, hides what it overlaps ("on stage")
+    strong: set[str] = field(default_factory=set)
+    keywords: set[str] = field(default_factory=set)
+    contract: str | None = None
+    mode: str | None = None
+    city: str | None = None
+    city_needs_capital: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What jobrelay understood of a post."""
+
+    is_offer: bool
+    score: float
+    categories: tuple[str, ...]
+    contracts: tuple[str, ...]
+    work_mode: str | None
+    city: str | None
+    apply_url: str | None
+    fingerprint: str
+    search_text: str
+    word_count: int
+
+    def tags(self) -> dict[str, Any]:
+        """The extracted tags as stored with the offer (language-neutral slugs)."""
+        return {
+            "contracts": list(self.contracts),
+            "work_mode": self.work_mode,
+            "city": self.city,
+            "apply_url": self.apply_url,
+        }
+
+
+class CatalogueError(ValueError):
+    """A vocabulary file that cannot be used; the message names the file and the entry."""
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise CatalogueError(f"{where} must be a list of non-empty strings")
+    return list(value)
+
+
+def _names(entry: Mapping[str, Any], where: str) -> dict[str, str]:
+    names = {lang: entry.get(lang) for lang in ("en", "fr")}
+    if not all(isinstance(n, str) and n.strip() for n in names.values()):
+        raise CatalogueError(f"{where} needs a name in English (en) and in French (fr)")
+    return {lang: str(name) for lang, name in names.items()}
+
+
+class Catalogue:
+    """The categories, contract types, work modes, cities and offer signals, ready to match."""
+
+    def __init__(
+        self,
+        categories: Mapping[str, Any],
+        signals: Mapping[str, Any],
+        cities: Mapping[str, Any],
+    ) -> None:
+        self._effects: dict[tuple[str, ...], _Effect] = {}
+        self.categories: dict[str, Category] = {}
+        self.contracts: dict[str, Facet] = {}
+        self.modes: dict[str, Facet] = {}
+        self._aliases: dict[tuple[str, ...], str] = {}
+        self._facet_weights: dict[tuple[str, str], float] = {}
+        self._contract_categories: dict[str, str] = {}
+        self._load_categories(categories)
+        self._load_signals(signals)
+        self._load_cities(cities)
+        self._inherit_contracts()
+        self._known_words = frozenset(key[0] for key in self._effects if len(key) == 1)
+        by_first: dict[str, list[tuple[tuple[str, ...], _Effect]]] = {}
+        for key, effect in self._effects.items():
+            by_first.setdefault(key[0], []).append((key, effect))
+        self._by_first = {
+            first: sorted(entries, key=lambda e: -len(e[0])) for first, entries in by_first.items()
+        }
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _effect(self, phrase: str, where: str) -> _Effect:
+        key = phrase_key(phrase)
+        if not key:
+            raise CatalogueError(f"{where}: {phrase!r} has no letters or digits")
+        return self._effects.setdefault(key, _Effect())
+
+    def _load_categories(self, data: Mapping[str, Any]) -> None:
+        entries = data.get("category")
+        if not isinstance(entries, list) or not entries:
+            raise CatalogueError("categories.toml needs [[category]] entries")
+        for index, entry in enumerate(entries):
+            slug = entry.get("slug") if isinstance(entry, dict) else None
+            if not isinstance(slug, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", slug):
+                raise CatalogueError(f"categories.toml entry {index + 1}: bad or missing slug")
+            if slug in self.categories:
+                raise CatalogueError(f"categories.toml: slug {slug!r} appears twice")
+            where = f"categories.toml [{slug}]"
+            names = _names(entry, where)
+            aliases = {phrase_key(slug), *(phrase_key(n) for n in names.values())}
+            aliases |= {phrase_key(a) for a in _strings(entry.get("aliases", []), where)}
+            for phrase in _strings(entry.get("roles", []), f"{where} roles"):
+                self._effect(phrase, where).roles.add(slug)
+            for phrase in _strings(entry.get("strong", []), f"{where} strong"):
+                self._effect(phrase, where).strong.add(slug)
+            for phrase in _strings(entry.get("keywords", []), f"{where} keywords"):
+                self._effect(phrase, where).keywords.add(slug)
+            contract = entry.get("contract")
+            if contract is not None:
+                self._contract_categories[str(contract)] = slug
+            self.categories[slug] = Category(slug, names, tuple(sorted(aliases)))
+            for alias in aliases:
+                self._aliases.setdefault(alias, slug)
+
+    def _load_facets(self, data: object, kind: str, into: dict[str, Facet]) -> None:
+        if not isinstance(data, dict) or not data:
+            raise CatalogueError(f"signals.toml needs [{kind}.<slug>] sections")
+        for slug, entry in data.items():
+            where = f"signals.toml [{kind}.{slug}]"
+            into[slug] = Facet(slug, _names(entry, where))
+            try:
+                # Counted once per post however many of its phrases appear.
+                self._facet_weights[(kind, slug)] = float(entry.get("offer_weight", 0.0))
+            except (TypeError, ValueError):
+                raise CatalogueError(f"{where} offer_weight must be a number") from None
+            for phrase in _strings(entry.get("phrases"), f"{where} phrases"):
+                effect = self._effect(phrase, where)
+                if kind == "contract":
+                    effect.contract = slug
+                else:
+                    effect.mode = slug
+
+    def _load_signals(self, data: Mapping[str, Any]) -> None:
+        offer = data.get("offer")
+        if not isinstance(offer, dict) or not isinstance(offer.get("phrases"), dict):
+            raise CatalogueError("signals.toml needs [offer] and [offer.phrases]")
+        try:
+            self.threshold = float(offer["threshold"])
+            self.role_weight = float(offer["role_weight"])
+            self.link_weight = float(offer["link_weight"])
+            self.city_weight = float(offer["city_weight"])
+            self.salary_weight = float(offer["salary_weight"])
+            self.title_weight = float(offer["title_weight"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CatalogueError(f"signals.toml [offer] needs numeric {exc}") from None
+        for phrase, weight in offer["phrases"].items():
+            if not isinstance(weight, int | float):
+                raise CatalogueError(f"signals.toml [offer.phrases] {phrase!r} needs a number")
+            effect = self._effect(phrase, "signals.toml [offer.phrases]")
+            # Two spellings of one phrase ("series b", "serie b") count once.
+            if abs(weight) > abs(effect.offer):
+                effect.offer = float(weight)
+        for phrase in _strings(offer.get("roles", []), "signals.toml [offer] roles"):
+            self._effect(phrase, "signals.toml [offer] roles").job_title = True
+        for phrase in _strings(data.get("mask", {}).get("phrases", []), "signals.toml [mask]"):
+            self._effect(phrase, "signals.toml [mask]").mask = True
+        self._load_facets(data.get("contract"), "contract", self.contracts)
+        self._load_facets(data.get("mode"), "mode", self.modes)
+
+    def _inherit_contracts(self) -> None:
+        """A job title that contains a contract word keeps it: "HR intern" hides "intern" but
+        is still an internship."""
+        for key, effect in self._effects.items():
+            if not (effect.roles or effect.strong) or effect.contract:
+                continue
+            for length in range(len(key) - 1, 0, -1):
+                for start in range(len(key) - length + 1):
+                    inner = self._effects.get(key[start : start + length])
+                    if inner is not None and inner.contract is not None:
+                        effect.contract = effect.contract or inner.contract
+
+    def _load_cities(self, data: Mapping[str, Any]) -> None:
+        common = {phrase_key(c) for c in _strings(data.get("common_words", []), "cities.toml")}
+        for city in _strings(data.get("cities"), "cities.toml cities"):
+            effect = self._effect(city, "cities.toml")
+            if effect.city is None:
+                effect.city = city
+                effect.city_needs_capital = phrase_key(city) in common
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def category_for(self, word: str) -> str | None:
+        """The slug a user means by `software`, `graphisme`, `RH` ...; None if no category
+        (or if the word has characters no category name has, like `software$$`)."""
+        if _NOT_A_NAME_RE.search(word):
+            return None
+        return self._aliases.get(phrase_key(word))
+
+    def _matches(self, words: list[Token]) -> list[tuple[int, int, _Effect]]:
+        found: list[tuple[int, int, _Effect]] = []
+        norms = [w.norm for w in words]
+        for start, first in enumerate(norms):
+            for key, effect in self._by_first.get(first, ()):
+                end = start + len(key)
+                if end <= len(norms) and tuple(norms[start:end]) == key:
+                    found.append((start, len(key), effect))
+                    break  # entries are longest first: a shorter one here would be hidden
+        # Masks first (they exist to hide), then the longest, then the leftmost.
+        found.sort(key=lambda m: (not m[2].mask, -m[1], m[0]))
+        taken = [False] * len(norms)
+        kept: list[tuple[int, int, _Effect]] = []
+        for start, length, effect in found:
+            if any(taken[start : start + length]):
+                continue
+            for i in range(start, start + length):
+                taken[i] = True
+            kept.append((start, length, effect))
+        kept.sort(key=lambda m: m[0])
+        return kept
+
+    def analyse(self, text: str) -> Analysis:
+        """Read one post."""
+        words = tokens(text, self._known_words)
+        matches = self._matches(words)
+        score = 0.0
+        role = False
+        title = False
+        category_scores: dict[str, float] = {}
+        seen_keywords: set[tuple[str, int]] = set()
+        contracts: list[str] = []
+        modes: list[str] = []
+        city: str | None = None
+        for start, length, effect in matches:
+            score += effect.offer
+            # A job title in the plural ("12 developers", "recruiters who ghost you") names
+            # people, not an opening.
+            if (effect.roles or effect.job_title) and not words[start + length - 1].plural:
+                role = True
+                title = title or start < TITLE_WORDS
+            for slug in effect.roles | effect.strong:
+                category_scores[slug] = category_scores.get(slug, 0.0) + ROLE_CATEGORY_WEIGHT
+            for slug in effect.keywords:
+                marker = (slug, id(effect))
+                if marker not in seen_keywords:  # a word repeated counts once
+                    seen_keywords.add(marker)
+                    category_scores[slug] = category_scores.get(slug, 0.0) + (
+                        KEYWORD_CATEGORY_WEIGHT
+                    )
+            if effect.contract is not None and effect.contract not in contracts:
+                contracts.append(effect.contract)
+            if effect.mode is not None and effect.mode not in modes:
+                modes.append(effect.mode)
+            if (
+                effect.city is not None
+                and city is None
+                and (words[start].capital or not effect.city_needs_capital)
+            ):
+                city = effect.city
+        apply_url = first_url(text)
+        score += self.role_weight if role else 0.0
+        score += self.title_weight if title else 0.0
+        score += max((self._facet_weights[("contract", c)] for c in contracts), default=0.0)
+        score += max((self._facet_weights[("mode", m)] for m in modes), default=0.0)
+        score += self.link_weight if apply_url else 0.0
+        score += self.city_weight if city else 0.0
+        score += self.salary_weight if _SALARY_RE.search(strip_links(text)) else 0.0
+        is_offer = score >= self.threshold
+        for contract in contracts:
+            if contract in self._contract_categories:
+                derived = self._contract_categories[contract]
+                category_scores[derived] = category_scores.get(derived, 0.0) + CATEGORY_THRESHOLD
+        categories = tuple(
+            slug
+            for slug in self.categories
+            if is_offer and category_scores.get(slug, 0.0) >= CATEGORY_THRESHOLD
+        )
+        work_mode = _work_mode(modes)
+        norms = [w.norm for w in words]
+        facets = self._facet_words(categories, contracts, work_mode)
+        return Analysis(
+            is_offer=is_offer,
+            score=score,
+            categories=categories,
+            contracts=tuple(contracts) if is_offer else (),
+            work_mode=work_mode if is_offer else None,
+            city=city if is_offer else None,
+            apply_url=apply_url,
+            fingerprint=self.fingerprint(text),
+            search_text=" " + " ".join([*norms, "|", *facets]) + " ",
+            word_count=len(norms),
+        )
+
+    def fingerprint(self, text: str) -> str:
+        """The same for one offer however it is reposted: links, mentions, case, accents,
+        punctuation, spacing, emoji and the hashtags appended after it do not count."""
+        body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
+        words = " ".join(t.norm for t in tokens(body, self._known_words))
+        return hashlib.blake2b(words.encode(), digest_size=16).hexdigest()
+
+    def _facet_words(
+        self, categories: Iterable[str], contracts: Iterable[str], mode: str | None
+    ) -> list[str]:
+        """Words a /filter may name that the text itself may not contain (`+remote` matches
+        "100% télétravail", `-stage` matches "internship"), each set apart by `|`."""
+        words: list[str] = []
+        named: list[Category | Facet] = [self.categories[c] for c in categories]
+        named += [self.contracts[c] for c in contracts]
+        named += [self.modes[mode]] if mode else []
+        for item in named:
+            for text in (item.slug, *item.names.values()):
+                words += [*phrase_key(text), "|"]
+        return words
+
+
+def _work_mode(modes: list[str]) -> str | None:
+    if "hybrid" in modes or ("remote" in modes and "onsite" in modes):
+        return "hybrid"
+    return modes[0] if modes else None
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = resources.files("bot") / "data" / name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogueError(f"bot/data/{name}: {exc}") from None
+
+
+@cache
+def catalogue() -> Catalogue:
+    """The catalogue shipped in `bot/data` (loaded once)."""
+    return Catalogue(_load("categories.toml"), _load("signals.toml"), _load("cities.toml"))
+
+
+def analyse(text: str) -> Analysis:
+    """Read one post with the shipped catalogue."""
+    return catalogue().analyse(text)
