@@ -8,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Chat, Delivery, Digest, Subscription
+from storage.models import (
+    CategorySubscription,
+    Chat,
+    ChatFilter,
+    Delivery,
+    Digest,
+    Subscription,
+)
 from storage.sql import affected, insert_ignoring_conflicts
 
 
@@ -125,6 +132,23 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
         .where(Subscription.chat_id == old_id, Subscription.source_id.not_in(taken_sources))
         .values(chat_id=new_id)
     )
+    taken_categories = select(CategorySubscription.category).where(
+        CategorySubscription.chat_id == new_id
+    )
+    await session.execute(
+        update(CategorySubscription)
+        .where(
+            CategorySubscription.chat_id == old_id,
+            CategorySubscription.category.not_in(taken_categories),
+        )
+        .values(chat_id=new_id)
+    )
+    if await session.scalar(select(ChatFilter.phrase).where(ChatFilter.chat_id == new_id).limit(1)):
+        await session.execute(delete(ChatFilter).where(ChatFilter.chat_id == old_id))
+    else:
+        await session.execute(
+            update(ChatFilter).where(ChatFilter.chat_id == old_id).values(chat_id=new_id)
+        )
     taken_offers = select(Delivery.offer_id).where(
         Delivery.chat_id == new_id, Delivery.offer_id.is_not(None)
     )

@@ -138,6 +138,9 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A job board from the operator's BOARDS_FILE: polled for category followers even when no
+    # chat follows it by name.
+    board: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
@@ -158,6 +161,35 @@ class Subscription(Base):
 Index("ix_subscriptions_source_id", Subscription.source_id)
 
 
+class CategorySubscription(Base):
+    """A chat follows a job category (a slug of bot/data/categories.toml)."""
+
+    __tablename__ = "category_subscriptions"
+    __table_args__ = (UniqueConstraint("chat_id", "category"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+Index("ix_category_subscriptions_category", CategorySubscription.category)
+
+
+class ChatFilter(Base):
+    """One word of a chat's /filter: offers must contain it (include) or must not."""
+
+    __tablename__ = "chat_filters"
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True
+    )
+    phrase: Mapped[str] = mapped_column(String(64), primary_key=True)  # normalised tokens
+    word: Mapped[str] = mapped_column(String(64))  # as the user typed it, for /filter's answer
+    include: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[int] = mapped_column(Integer)
+
+
 class Offer(Base):
     """One post read from a source, stored once whatever the number of subscribers."""
 
@@ -172,6 +204,31 @@ class Offer(Base):
     url: Mapped[str] = mapped_column(String(1024))
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What bot.classify understood (None for posts stored before it existed).
+    is_offer: Mapped[bool | None] = mapped_column(Boolean)
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    search_text: Mapped[str | None] = mapped_column(Text)  # normalised words, for /filter
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
+    # The first offer with the same text, when another account posted it first: chats get the
+    # story once, naming every account that posted it.
+    story_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("offers.id", ondelete="SET NULL")
+    )
+
+
+Index("ix_offers_fingerprint", Offer.fingerprint)
+Index("ix_offers_story_id", Offer.story_id)
+
+
+class OfferCategory(Base):
+    """A category of an offer (only posts read as job offers get any)."""
+
+    __tablename__ = "offer_categories"
+
+    offer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class Delivery(Base):

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Chat, Delivery, DeliveryKind, DeliveryStatus, Offer, Subscription
+from storage.models import (
+    CategorySubscription,
+    Chat,
+    ChatFilter,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Offer,
+    OfferCategory,
+    Subscription,
+)
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 
@@ -31,6 +41,34 @@ class NewOffer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """What bot.classify understood of a post, as plain values to store."""
+
+    is_offer: bool
+    categories: tuple[str, ...] = ()
+    tags: dict[str, Any] = field(default_factory=dict)
+    search_text: str | None = None
+    fingerprint: str | None = None  # None: too short to tell two posts apart safely
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingOffer:
+    """A post of a source with what was understood of it."""
+
+    source_id: int
+    post: NewOffer
+    reading: Reading | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Another account that posted the same offer."""
+
+    author: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """One outbox row a sender now holds, with everything needed to render it."""
 
@@ -43,12 +81,14 @@ class ClaimedDelivery:
     offer_text: str | None
     offer_url: str | None
     payload: dict[str, Any] | None
+    offer_tags: dict[str, Any] | None = None
+    also: tuple[Credit, ...] = ()
 
 
 async def store_offers(
-    session: AsyncSession, *, source_id: int, offers: Sequence[NewOffer], now: datetime
+    session: AsyncSession, *, offers: Sequence[IncomingOffer], now: datetime
 ) -> list[int]:
-    """Store new offers of a source (ignoring ones already stored); the ids of those inserted."""
+    """Store new posts (ignoring ones already stored) in the given order; their new ids."""
     if not offers:
         return []
     statement = (
@@ -56,44 +96,123 @@ async def store_offers(
         .values(
             [
                 {
-                    "source_id": source_id,
-                    "external_id": offer.external_id,
-                    "author": offer.author,
-                    "text": offer.text,
-                    "url": offer.url,
-                    "posted_at": offer.posted_at,
+                    "source_id": offer.source_id,
+                    "external_id": offer.post.external_id,
+                    "author": offer.post.author,
+                    "text": offer.post.text,
+                    "url": offer.post.url,
+                    "posted_at": offer.post.posted_at,
                     "created_at": now,
+                    "is_offer": offer.reading.is_offer if offer.reading else None,
+                    "tags": _tags(offer.reading) if offer.reading else None,
+                    "search_text": offer.reading.search_text if offer.reading else None,
+                    "fingerprint": offer.reading.fingerprint if offer.reading else None,
                 }
                 for offer in offers
             ]
         )
         .on_conflict_do_nothing(index_elements=["source_id", "external_id"])
-        .returning(Offer.id)
+        .returning(Offer.id, Offer.source_id, Offer.external_id)
     )
-    result = await session.execute(statement)
-    return sorted(int(row[0]) for row in result)
+    rows = (await session.execute(statement)).all()
+    ids = sorted(int(row[0]) for row in rows)
+    stored = {(int(row[1]), str(row[2])): int(row[0]) for row in rows}
+    categories = [
+        {"offer_id": stored[key], "category": category}
+        for offer in offers
+        if offer.reading is not None
+        and (key := (offer.source_id, offer.post.external_id)) in stored
+        for category in dict.fromkeys(offer.reading.categories)
+    ]
+    if categories:
+        await session.execute(insert(OfferCategory), categories)
+    return ids
 
 
-async def fan_out(
-    session: AsyncSession, *, source_id: int, offer_ids: list[int], now: datetime
-) -> int:
-    """One pending delivery per active subscriber and offer, in one set-based statement."""
+def _tags(reading: Reading) -> dict[str, Any]:
+    return {**reading.tags, "categories": list(reading.categories)}
+
+
+async def link_stories(session: AsyncSession, *, offer_ids: list[int], since: datetime) -> int:
+    """Point each new offer at the first offer with the same fingerprint stored since `since`
+    (another account, or the same one, posting it again): chats get that story once."""
     if not offer_ids:
         return 0
+    first = aliased(Offer)
+    earliest = (
+        select(func.min(first.id))
+        .where(
+            first.fingerprint == Offer.fingerprint,
+            first.id < Offer.id,
+            first.story_id.is_(None),
+            first.created_at >= since,
+        )
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        update(Offer)
+        .where(Offer.id.in_(offer_ids), Offer.fingerprint.is_not(None))
+        .values(story_id=earliest)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+def _filtered_out(chat_id: Any, search_text: Any) -> Any:
+    """True when one of the chat's /filter words rules the offer out."""
+    padded = literal(" ") + ChatFilter.phrase + literal(" ")
+    contains = search_text.like(literal("%") + padded + literal("%"))
+    return (
+        select(ChatFilter.chat_id)
+        .where(
+            ChatFilter.chat_id == chat_id,
+            search_text.is_not(None),
+            or_(
+                and_(ChatFilter.include.is_(True), ~contains),
+                and_(ChatFilter.include.is_(False), contains),
+            ),
+        )
+        .exists()
+    )
+
+
+async def fan_out(session: AsyncSession, *, offer_ids: list[int], now: datetime) -> int:
+    """One pending delivery per active chat and story, in one set-based statement.
+
+    A chat gets an offer when it follows the account that posted it, or one of the offer's
+    categories, unless its /filter rules it out; an offer that another account posted first is
+    the same story and is not sent again.
+    """
+    if not offer_ids:
+        return 0
+    by_account = (
+        select(Subscription.chat_id.label("chat_id"), Offer.id.label("offer_id"))
+        .join(Offer, Offer.source_id == Subscription.source_id)
+        .where(Offer.id.in_(offer_ids))
+    )
+    by_category = (
+        select(
+            CategorySubscription.chat_id.label("chat_id"), OfferCategory.offer_id.label("offer_id")
+        )
+        .join(OfferCategory, OfferCategory.category == CategorySubscription.category)
+        .where(OfferCategory.offer_id.in_(offer_ids))
+    )
+    wanted = union(by_account, by_category).subquery()
+    story = func.coalesce(Offer.story_id, Offer.id)
     chosen = (
         select(
-            Subscription.chat_id,
-            Offer.id,
+            wanted.c.chat_id,
+            story,
             literal(DeliveryKind.OFFER.value),
             literal(DeliveryStatus.PENDING.value),
             literal(0),
             literal(now, type_=Delivery.__table__.c.next_attempt_at.type),
             literal(now, type_=Delivery.__table__.c.created_at.type),
         )
-        .join(Chat, and_(Chat.id == Subscription.chat_id, Chat.active.is_(True)))
-        .join(Offer, Offer.id.in_(offer_ids))
-        .where(Subscription.source_id == source_id)
-        .order_by(Offer.id, Subscription.chat_id)
+        .join(Chat, and_(Chat.id == wanted.c.chat_id, Chat.active.is_(True)))
+        .join(Offer, Offer.id == wanted.c.offer_id)
+        .where(~_filtered_out(wanted.c.chat_id, Offer.search_text))
+        .order_by(Offer.id, wanted.c.chat_id)
     )
     statement = (
         insert_ignoring_conflicts(session, Delivery)
@@ -207,13 +326,16 @@ async def claim(
             attempts=Delivery.attempts + 1,
         )
     )
-    rows = await session.execute(
-        select(Delivery, Chat.language, Offer.author, Offer.text, Offer.url)
-        .join(Chat, Chat.id == Delivery.chat_id)
-        .outerjoin(Offer, Offer.id == Delivery.offer_id)
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.id)
-    )
+    rows = (
+        await session.execute(
+            select(Delivery, Chat.language, Offer.author, Offer.text, Offer.url, Offer.tags)
+            .join(Chat, Chat.id == Delivery.chat_id)
+            .outerjoin(Offer, Offer.id == Delivery.offer_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.id)
+        )
+    ).all()
+    credits = await story_credits(session, [d.offer_id for d, *_ in rows if d.offer_id is not None])
     return [
         ClaimedDelivery(
             delivery_id=delivery.id,
@@ -225,9 +347,28 @@ async def claim(
             offer_text=text,
             offer_url=url,
             payload=delivery.payload,
+            offer_tags=tags,
+            also=credits.get(delivery.offer_id or 0, ()),
         )
-        for delivery, language, author, text, url in rows
+        for delivery, language, author, text, url, tags in rows
     ]
+
+
+async def story_credits(
+    session: AsyncSession, story_ids: Sequence[int]
+) -> dict[int, tuple[Credit, ...]]:
+    """The other accounts that posted each story, first poster first (each named once)."""
+    if not story_ids:
+        return {}
+    rows = await session.execute(
+        select(Offer.story_id, Offer.author, Offer.url)
+        .where(Offer.story_id.in_(set(story_ids)))
+        .order_by(Offer.id)
+    )
+    credits: dict[int, dict[str, Credit]] = {}
+    for story_id, author, url in rows:
+        credits.setdefault(int(story_id or 0), {}).setdefault(author.lower(), Credit(author, url))
+    return {story: tuple(by_author.values()) for story, by_author in credits.items()}
 
 
 async def mark_sent(

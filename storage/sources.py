@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, exists, func, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.categories import any_active_follower
 from storage.models import Chat, Source, Subscription
 from storage.sql import affected, insert_ignoring_conflicts
 
@@ -159,14 +160,18 @@ def _has_active_subscriber() -> object:
 async def due_sources(
     session: AsyncSession, *, kind: str, now: datetime, limit: int
 ) -> list[SourceInfo]:
-    """Sources whose poll time has come and that at least one active chat still follows."""
+    """Sources whose poll time has come and that at least one active chat still follows (by
+    name, or for a job board by category)."""
     rows = await session.scalars(
         select(Source)
         .where(
             Source.kind == kind,
             Source.gone.is_(False),
             Source.next_poll_at <= now,
-            _has_active_subscriber(),  # type: ignore[arg-type]
+            or_(
+                _has_active_subscriber(),  # type: ignore[arg-type]
+                and_(Source.board.is_(True), any_active_follower()),  # type: ignore[arg-type]
+            ),
         )
         .order_by(Source.next_poll_at)
         .limit(limit)
@@ -234,3 +239,32 @@ async def subscriber_count(session: AsyncSession, source_id: int) -> int:
         .where(Subscription.source_id == source_id)
     )
     return int(count or 0)
+
+
+async def set_boards(
+    session: AsyncSession, *, kind: str, accounts: list[tuple[str, str, str]], now: datetime
+) -> None:
+    """Make exactly these (key, external_id, display_name) accounts the job boards."""
+    keys = [key for key, _, _ in accounts]
+    for key, external_id, display_name in accounts:
+        await ensure_source(
+            session,
+            kind=kind,
+            key=key,
+            external_id=external_id,
+            display_name=display_name,
+            now=now,
+        )
+    await session.execute(
+        update(Source).where(Source.kind == kind).values(board=Source.key.in_(keys))
+    )
+
+
+async def boards(session: AsyncSession, kind: str) -> list[str]:
+    """The display names of the job boards."""
+    rows = await session.scalars(
+        select(Source.display_name)
+        .where(Source.kind == kind, Source.board.is_(True))
+        .order_by(Source.key)
+    )
+    return list(rows)

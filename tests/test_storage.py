@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.policy import Hold
 from bot.sources.base import Post
-from storage import chats, outbox, sources
+from storage import categories, chats, outbox, sources
 from storage.db import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
-from storage.models import Base, Chat, Delivery, DeliveryStatus, Subscription
+from storage.models import Base, Chat, Delivery, DeliveryStatus, Offer, Subscription
+from storage.outbox import IncomingOffer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -57,7 +58,9 @@ async def _source_with_offers(session: AsyncSession, count: int) -> tuple[int, l
         )
         for i in range(count)
     ]
-    ids = await outbox.store_offers(session, source_id=source_id, offers=offers, now=NOW)
+    ids = await outbox.store_offers(
+        session, offers=[IncomingOffer(source_id, post) for post in offers], now=NOW
+    )
     return source_id, ids
 
 
@@ -82,8 +85,8 @@ async def test_fan_out_writes_one_row_per_active_subscriber_and_never_twice(sess
         for chat_id in (1, 2, 3):
             assert await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
         assert not await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
-        written = await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
-        again = await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        written = await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
+        again = await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
     assert written == 4  # 2 offers x 2 active chats; the inactive chat gets nothing
     assert again == 0
     async with sessions() as session:
@@ -104,7 +107,7 @@ async def test_claim_leases_rows_and_reclaims_them_only_after_the_lease(sessions
         await _chat(session, 1)
         source_id, offer_ids = await _source_with_offers(session, 3)
         await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
-        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
     lease = NOW + timedelta(seconds=60)
     async with sessions.begin() as session:
         claimed = await outbox.claim(session, now=NOW, lease_until=lease, limit=2)
@@ -135,7 +138,7 @@ async def test_rows_of_an_inactive_chat_wait_until_it_comes_back(sessions) -> No
         await _chat(session, 1)
         source_id, offer_ids = await _source_with_offers(session, 1)
         await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
-        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
         await chats.deactivate_chat(session, 1, NOW)
     async with sessions.begin() as session:
         assert await outbox.claim(session, now=NOW, lease_until=NOW, limit=10) == []
@@ -157,7 +160,7 @@ async def test_migrating_a_group_moves_its_subscriptions_and_outbox(sessions) ->
         )
         source_id, offer_ids = await _source_with_offers(session, 2)
         await sources.subscribe(session, chat_id=-5, source_id=source_id, now=NOW)
-        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
         await chats.migrate_chat(session, -5, -1005, NOW)
     async with sessions() as session:
         assert await session.get(Chat, -5) is None
@@ -197,7 +200,7 @@ async def test_a_chat_waits_for_its_older_message_before_newer_ones(sessions) ->
         source_id, offer_ids = await _source_with_offers(session, 3)
         for chat_id in (1, 2):
             await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
-        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
     lease = NOW + timedelta(seconds=60)
     async with sessions.begin() as session:
         first = await outbox.claim(session, now=NOW, lease_until=lease, limit=1)
@@ -273,7 +276,7 @@ async def test_a_migrated_group_keeps_its_settings_and_its_pending_digest(sessio
         )
         source_id, offer_ids = await _source_with_offers(session, 2)
         await sources.subscribe(session, chat_id=-7, source_id=source_id, now=NOW)
-        await outbox.fan_out(session, source_id=source_id, offer_ids=offer_ids, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
         claimed = await outbox.claim(session, now=NOW, lease_until=NOW, limit=10)
         for row in claimed:
             await digests.hold(session, delivery_id=row.delivery_id, reason=Hold.PAUSE, now=NOW)
@@ -347,3 +350,163 @@ async def test_upgrading_a_database_from_the_first_revision_keeps_its_rows(
                 count = (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar()
                 assert count == 1, (url, table)
         await engine.dispose()
+
+
+def _post(external_id: str, author: str, text: str) -> Post:
+    return Post(
+        external_id=external_id,
+        author=author,
+        text=text,
+        url=f"https://x.com/{author}/status/{external_id}",
+        posted_at=NOW,
+    )
+
+
+async def _store(session: AsyncSession, *items: tuple[int, Post]) -> list[int]:
+    from bot.polling import read
+
+    ids = await outbox.store_offers(
+        session,
+        offers=[IncomingOffer(source_id, post, read(post.text)) for source_id, post in items],
+        now=NOW,
+    )
+    await outbox.link_stories(session, offer_ids=ids, since=NOW - timedelta(days=7))
+    await outbox.fan_out(session, offer_ids=ids, now=NOW)
+    return ids
+
+
+async def _received(session: AsyncSession, chat_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(Offer.text)
+        .join(Delivery, Delivery.offer_id == Offer.id)
+        .where(Delivery.chat_id == chat_id)
+        .order_by(Delivery.id)
+    )
+    return list(rows)
+
+
+SOFTWARE = "We're hiring a Python developer (CDI) in Lyon, hybrid. Apply: https://jobs.acme.fr/1"
+HR = "Nous recrutons un(e) chargé(e) de recrutement en CDI à Paris. Postulez !"
+NEWS = "Big news: we opened our new office in Lyon today, thanks to the whole team 🎉"
+INTERNSHIP = "Stage développeur Python 6 mois à Lyon, postulez : https://jobs.acme.fr/2"
+
+
+async def test_category_followers_get_that_category_s_offers_and_account_followers_all(
+    sessions,
+) -> None:
+    async with sessions.begin() as session:
+        for chat_id in (1, 2, 3):
+            await _chat(session, chat_id)
+        source_id = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        await categories.subscribe(session, chat_id=2, category="software", now=NOW)
+        await categories.subscribe(session, chat_id=3, category="hr", now=NOW)
+        await _store(
+            session,
+            (source_id, _post("1", "acme", SOFTWARE)),
+            (source_id, _post("2", "acme", HR)),
+            (source_id, _post("3", "acme", NEWS)),
+        )
+    async with sessions() as session:
+        assert await _received(session, 1) == [SOFTWARE, HR, NEWS]
+        assert await _received(session, 2) == [SOFTWARE]
+        assert await _received(session, 3) == [HR]
+
+
+async def test_a_filter_keeps_out_what_it_excludes_and_what_lacks_a_required_word(
+    sessions,
+) -> None:
+    async with sessions.begin() as session:
+        for chat_id in (1, 2, 3):
+            await _chat(session, chat_id)
+            await categories.subscribe(session, chat_id=chat_id, category="software", now=NOW)
+        await categories.set_filter(
+            session, chat_id=1, words=[categories.FilterWord("stage", "stage", False)]
+        )
+        await categories.set_filter(
+            session,
+            chat_id=2,
+            words=[
+                categories.FilterWord("python", "python", True),
+                categories.FilterWord("hybride", "hybride", True),  # a tag's French name
+            ],
+        )
+        source_id = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        await _store(
+            session,
+            (source_id, _post("1", "acme", SOFTWARE)),
+            (source_id, _post("2", "acme", INTERNSHIP)),
+        )
+    async with sessions() as session:
+        assert await _received(session, 1) == [SOFTWARE]
+        assert await _received(session, 2) == [SOFTWARE]
+        assert await _received(session, 3) == [SOFTWARE, INTERNSHIP]
+
+
+async def test_one_offer_posted_by_two_accounts_is_one_story_naming_both(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id in (1, 2, 3):
+            await _chat(session, chat_id)
+        first = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        second = await sources.ensure_source(
+            session, kind="x", key="board", external_id="2", display_name="Board", now=NOW
+        )
+        for source_id in (first, second):
+            await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        await sources.subscribe(session, chat_id=2, source_id=second, now=NOW)
+        await categories.subscribe(session, chat_id=3, category="software", now=NOW)
+        repost = SOFTWARE.replace("https://jobs.acme.fr/1", "https://t.co/xyz #job @acme")
+        await _store(
+            session, (first, _post("1", "acme", SOFTWARE)), (second, _post("9", "Board", repost))
+        )
+    async with sessions() as session:
+        for chat_id in (1, 2, 3):
+            assert await _received(session, chat_id) == [SOFTWARE], chat_id
+        claimed = await outbox.claim(
+            session, now=NOW, lease_until=NOW + timedelta(minutes=1), limit=10
+        )
+    assert {c.chat_id for c in claimed} == {1, 2, 3}
+    for row in claimed:
+        assert row.offer_author == "acme"
+        assert [credit.author for credit in row.also] == ["Board"]
+
+
+async def test_job_boards_are_polled_only_while_someone_follows_a_category(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await sources.set_boards(
+            session, kind="x", accounts=[("jobboard", "77", "JobBoard")], now=NOW
+        )
+    async with sessions() as session:
+        assert await sources.due_sources(session, kind="x", now=NOW, limit=10) == []
+        assert await sources.boards(session, "x") == ["JobBoard"]
+    async with sessions.begin() as session:
+        await categories.subscribe(session, chat_id=1, category="design", now=NOW)
+    async with sessions() as session:
+        assert [s.key for s in await sources.due_sources(session, kind="x", now=NOW, limit=10)] == [
+            "jobboard"
+        ]
+    async with sessions.begin() as session:
+        await sources.set_boards(session, kind="x", accounts=[], now=NOW)
+    async with sessions() as session:
+        assert await sources.due_sources(session, kind="x", now=NOW, limit=10) == []
+
+
+async def test_a_migrated_group_keeps_its_categories_and_filter(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, -5)
+        await categories.subscribe(session, chat_id=-5, category="web", now=NOW)
+        await categories.set_filter(
+            session, chat_id=-5, words=[categories.FilterWord("php", "php", True)]
+        )
+        await chats.migrate_chat(session, -5, -1005, NOW)
+    async with sessions() as session:
+        assert await categories.followed(session, -1005) == ["web"]
+        assert [w.word for w in await categories.get_filter(session, -1005)] == ["php"]
+        assert await categories.followed(session, -5) == []
