@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -11,6 +12,9 @@ from telegram.error import InvalidToken, NetworkError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
 from bot.admin import Admin
+from bot.boards import load_boards
+from bot.categories import Categories
+from bot.classify import catalogue
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppState, Context, Services
@@ -142,8 +146,16 @@ async def serve(
         default_daily_limit=settings.default_daily_limit,
         on_change=settings_changed,
     )
+    categories = Categories(sessions=sessions, clock=clock, catalogue=catalogue())
     application.bot_data.bind(
-        Services(settings=settings, clock=clock, follows=follows, healthy=healthy, admin=admin)
+        Services(
+            settings=settings,
+            clock=clock,
+            follows=follows,
+            categories=categories,
+            healthy=healthy,
+            admin=admin,
+        )
     )
     polling: SingleFlight | None = None
     if x is not None:
@@ -157,6 +169,7 @@ async def serve(
         polling = SingleFlight("polling", poller.tick)
     else:
         log.warning("X_BEARER_TOKEN is not set: /follow will say X is not configured")
+    background: set[asyncio.Task[None]] = set()
     try:
         if not await _initialize(application, stop):
             return
@@ -185,6 +198,9 @@ async def serve(
                     first=0.2,
                     name="polling",
                 )
+            if x is not None and settings.boards_file is not None:
+                boards = load_boards(settings.boards_file)
+                background.add(asyncio.create_task(_sync_boards(follows, boards, stop)))
             me = application.bot.username
             log.info("jobrelay is running as @%s", me)
             await stop.wait()
@@ -200,6 +216,9 @@ async def serve(
             if application.running:
                 await application.stop()
             sender.stop()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if polling is not None:
                 await polling.wait_idle()
             await delivering.wait_idle()
@@ -209,6 +228,21 @@ async def serve(
         if x is not None:
             await x.close()
         await engine.dispose()
+
+
+async def _sync_boards(follows: Follows, handles: list[str], stop: asyncio.Event) -> None:
+    """Resolve the operator's job boards, retrying while X cannot answer."""
+    delay = 5.0
+    while not stop.is_set():
+        try:
+            if await follows.sync_boards(handles):
+                return
+        except Exception:
+            log.exception("setting up the job boards failed; will retry")
+        log.info("X could not check the job boards; retrying in %.0f s", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 600.0)
 
 
 async def _kick(flight: SingleFlight) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.boards import load_boards
 from storage.db import DatabaseURLError, async_database_url
 
 
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Paris"
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     default_daily_limit: int = Field(default=10, ge=0, le=50)
+    boards_file: Path | None = None
     # Not in the public contract: tuned by tests and the sandbox.
     delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     digest_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -92,6 +95,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be Telegram user ids (numbers) separated by commas, e.g. 12345,67890"
             ) from None
+
+    @field_validator("boards_file")
+    @classmethod
+    def _boards(cls, value: Path | None) -> Path | None:
+        if value is not None and str(value).strip():
+            load_boards(value)  # a ValueError names what is wrong with the file
+            return value
+        return None
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.admin import Admin
+from bot.categories import Categories
 from bot.clock import Clock
 from bot.config import Settings
 from bot.follows import Follows
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     clock: Clock
     follows: Follows
+    categories: Categories
     healthy: HealthyUse
     admin: Admin
 

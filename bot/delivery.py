@@ -39,7 +39,12 @@ def render(row: ClaimedDelivery) -> str:
     if row.kind is DeliveryKind.NOTICE:
         return render_notice(t, row.payload or {})
     return render_offer(
-        t, author=row.offer_author or "", text=row.offer_text or "", url=row.offer_url or ""
+        t,
+        author=row.offer_author or "",
+        text=row.offer_text or "",
+        url=row.offer_url or "",
+        tags=row.offer_tags,
+        also=row.also,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from bot.sources.base import (
 )
 from bot.sources.x import XSource
 from storage import chats, sources
+
+log = logging.getLogger(__name__)
 
 X_KIND = "x"
 RESOLVE_CONCURRENCY = 5
@@ -178,6 +181,25 @@ class Follows:
                 )
                 (report.followed if added else report.already).append(account.handle)
         return report
+
+    async def sync_boards(self, handles: list[str]) -> bool:
+        """Make these accounts the job boards; False when X could not answer for some of them
+        (call again later). Accounts X does not know are logged and left out."""
+        if self._x is None:
+            return True
+        outcomes = [await self._resolve(handle) for handle in handles]
+        if any(not isinstance(o, Account | AccountNotFound | AccountSuspended) for o in outcomes):
+            return False
+        accounts: list[tuple[str, str, str]] = []
+        for handle, outcome in zip(handles, outcomes, strict=True):
+            if isinstance(outcome, Account):
+                accounts.append((outcome.handle.lower(), outcome.external_id, outcome.handle))
+            else:
+                log.warning("job board @%s is left out: %s", handle, outcome)
+        async with self._sessions.begin() as session:
+            await sources.set_boards(session, kind=X_KIND, accounts=accounts, now=self._clock.now())
+        log.info("job boards: %d account(s) polled for category followers", len(accounts))
+        return True
 
     async def unfollow(self, chat_id: int, handles: list[str]) -> UnfollowReport:
         """Remove some of a chat's subscriptions."""

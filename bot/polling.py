@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.classify import analyse
 from bot.clock import Clock
 from bot.sources.base import (
     Account,
     AccountNotFound,
     AccountSuspended,
     AuthError,
+    Batch,
     RateLimited,
     Unavailable,
 )
 from bot.sources.x import XSource
 from storage import outbox, sources
+from storage.outbox import IncomingOffer, Reading
 from storage.sources import SourceInfo
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,22 @@ MAX_BACKOFF = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
+# An offer posted again within this window (by any account) is the same story: sent once.
+STORY_WINDOW = timedelta(days=7)
+# Posts shorter than this are never merged into a story ("Merci !" is not an offer twice).
+STORY_MIN_WORDS = 6
+
+
+def read(text: str) -> Reading:
+    """What the classifier understood of a post, as storage keeps it."""
+    analysis = analyse(text)
+    return Reading(
+        is_offer=analysis.is_offer,
+        categories=analysis.categories,
+        tags=analysis.tags(),
+        search_text=analysis.search_text,
+        fingerprint=analysis.fingerprint if analysis.word_count >= STORY_MIN_WORDS else None,
+    )
 
 
 def backoff(interval: timedelta, error_count: int) -> timedelta:
@@ -57,33 +76,37 @@ class Poller:
         self._auth_reported = False
 
     async def tick(self) -> int:
-        """Poll the sources that are due; returns how many outbox rows were written."""
+        """Poll the sources that are due; returns how many outbox rows were written.
+
+        Fetches run concurrently; what they bring is stored in one transaction, so the same
+        offer posted by two accounts in one cycle is one story before anything is sent.
+        """
         async with self._sessions() as session:
             due = await sources.due_sources(
                 session, kind=X_KIND, now=self._clock.now(), limit=DUE_BATCH
             )
-        written = 0
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
         rate_limited = asyncio.Event()
 
-        async def one(source: SourceInfo) -> int:
+        async def one(source: SourceInfo) -> tuple[SourceInfo, Batch] | None:
             async with semaphore:
                 if rate_limited.is_set():
-                    return 0
+                    return None
                 try:
-                    return await self.poll(source)
+                    batch = await self.fetch(source)
                 except RateLimited as exc:
                     rate_limited.set()
                     await self._hold_all(exc)
-                    return 0
+                    return None
                 except Exception:
                     # One source's surprise must not stop the others' polls.
                     log.exception("polling @%s failed unexpectedly", source.display_name)
                     await self._failed(source, "unexpected error")
-                    return 0
+                    return None
+                return None if batch is None else (source, batch)
 
-        for count in await asyncio.gather(*(one(s) for s in due)):
-            written += count
+        fetched = [done for done in await asyncio.gather(*(one(s) for s in due)) if done]
+        written = await self._store(fetched)
         if written:
             self._on_new_deliveries()
         return written
@@ -95,8 +118,8 @@ class Poller:
         async with self._sessions.begin() as session:
             await sources.postpone_all(session, kind=X_KIND, until=until)
 
-    async def poll(self, source: SourceInfo) -> int:
-        """Read one source's new posts and queue them; raises RateLimited for the caller."""
+    async def fetch(self, source: SourceInfo) -> Batch | None:
+        """Read one source's new posts; None when it failed (recorded); raises RateLimited."""
         account = Account(source.external_id, source.display_name, source.display_name)
         now = self._clock.now()
         since_id, start_time = source.cursor, None
@@ -113,38 +136,48 @@ class Poller:
             batch = await self._x.fetch_new(account, since_id=since_id, start_time=start_time)
         except (AccountNotFound, AccountSuspended) as exc:
             await self._account_gone(source, str(exc))
-            return 0
+            return None
         except AuthError as exc:
             if not self._auth_reported:
                 log.error("X refused jobrelay's credentials (%s): check X_BEARER_TOKEN", exc)
                 self._auth_reported = True
             await self._failed(source, str(exc))
-            return 0
+            return None
         except Unavailable as exc:
             log.info("polling @%s failed: %s", source.display_name, exc)
             await self._failed(source, str(exc))
-            return 0
+            return None
         self._auth_reported = False
-        new_offers = batch.posts
+        return batch
+
+    async def _store(self, fetched: list[tuple[SourceInfo, Batch]]) -> int:
+        """Offers, stories, outbox rows and cursors of one cycle, all in one transaction."""
+        if not fetched:
+            return 0
+        incoming = [
+            IncomingOffer(source.source_id, post, read(post.text))
+            for source, batch in fetched
+            for post in batch.posts
+        ]
+        # Oldest first across accounts (a chat gets a cycle's offers in the order posted).
+        incoming.sort(key=lambda o: o.post.posted_at or datetime.min.replace(tzinfo=UTC))
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            offer_ids = await outbox.store_offers(
-                session, source_id=source.source_id, offers=new_offers, now=now
-            )
-            written = await outbox.fan_out(
-                session, source_id=source.source_id, offer_ids=offer_ids, now=now
-            )
-            await sources.record_poll(
-                session,
-                source_id=source.source_id,
-                cursor=batch.cursor,
-                next_poll_at=now + self._interval,
-            )
-        if new_offers:
+            offer_ids = await outbox.store_offers(session, offers=incoming, now=now)
+            await outbox.link_stories(session, offer_ids=offer_ids, since=now - STORY_WINDOW)
+            written = await outbox.fan_out(session, offer_ids=offer_ids, now=now)
+            for source, batch in fetched:
+                await sources.record_poll(
+                    session,
+                    source_id=source.source_id,
+                    cursor=batch.cursor,
+                    next_poll_at=now + self._interval,
+                )
+        if incoming:
             log.info(
-                "@%s: %d new post(s), %d delivery row(s)",
-                source.display_name,
+                "%d new post(s) from %d account(s), %d delivery row(s)",
                 len(offer_ids),
+                len({o.source_id for o in incoming}),
                 written,
             )
         return written

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot import classify
 from bot.i18n import Translator
+from storage.outbox import Credit
 
 MESSAGE_LIMIT = 4096
 ELLIPSIS = "…"
@@ -32,15 +35,79 @@ def _truncate(text: str, budget: int) -> str:
     return "".join(out).rstrip() + ELLIPSIS
 
 
-def render_offer(t: Translator, *, author: str, text: str, url: str) -> str:
-    """An offer: author, the post text (escaped, truncated to fit) and its link."""
+def tag_line(t: Translator, tags: Mapping[str, Any] | None) -> str:
+    """`CDI · Hybride · 📍 Lyon`: contract, work mode and city, as plain text ("" if none)."""
+    if not tags:
+        return ""
+    catalogue = classify.catalogue()
+    parts = [
+        catalogue.contracts[c].name(t.language)
+        for c in tags.get("contracts") or []
+        if c in catalogue.contracts
+    ]
+    mode = tags.get("work_mode")
+    if isinstance(mode, str) and mode in catalogue.modes:
+        parts.append(catalogue.modes[mode].name(t.language))
+    city = tags.get("city")
+    if isinstance(city, str) and city:
+        parts.append(f"📍 {city}")
+    return " · ".join(parts)
+
+
+def category_line(t: Translator, tags: Mapping[str, Any] | None) -> str:
+    """`🏷 Software · Web` for an offer's categories, as plain text ("" if none)."""
+    catalogue = classify.catalogue()
+    names = [
+        catalogue.categories[c].name(t.language)
+        for c in (tags or {}).get("categories") or []
+        if c in catalogue.categories
+    ]
+    return "🏷 " + " · ".join(names) if names else ""
+
+
+def _link(url: str, label: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+
+
+def render_offer(
+    t: Translator,
+    *,
+    author: str,
+    text: str,
+    url: str,
+    tags: Mapping[str, Any] | None = None,
+    also: Sequence[Credit] = (),
+) -> str:
+    """An offer: who posted it (every account, when several did), the post text (escaped,
+    truncated to fit), its tags, and the apply and post links."""
+    others = [c for c in also if c.author.lower() != author.lower()]
     header = f"<b>@{html.escape(author)}</b>"
-    link_label = t.gettext("View on X")
-    footer = f'<a href="{html.escape(url, quote=True)}">{html.escape(link_label)}</a>'
+    visible_header = f"@{author}"
+    if others:
+        names = ", ".join(f"@{c.author}" for c in others)
+        label = t.gettext("also posted by %(handles)s", handles="%(handles)s")
+        links = ", ".join(_link(c.url, f"@{c.author}") for c in others)
+        header += " · " + html.escape(label).replace("%(handles)s", links)
+        visible_header += " · " + label.replace("%(handles)s", names)
+    extra = [line for line in (tag_line(t, tags), category_line(t, tags)) if line]
+    apply_url = (tags or {}).get("apply_url")
+    post_label = t.gettext("View on X")
+    footer_links = []
+    visible_footer = []
+    if isinstance(apply_url, str) and apply_url.startswith(("http://", "https://")):
+        apply_label = t.gettext("Apply")
+        footer_links.append(_link(apply_url, f"👉 {apply_label}"))
+        visible_footer.append(f"👉 {apply_label}")
+    footer_links.append(_link(url, post_label))
+    visible_footer.append(post_label)
+    footer = " · ".join(footer_links)
     # Visible length = what remains after Telegram parses the tags and entities.
-    fixed = telegram_length(f"@{author}\n\n\n\n{link_label}")
+    fixed = telegram_length(
+        "\n\n".join([visible_header, "", "\n".join([*extra, " · ".join(visible_footer)])])
+    )
     body = _truncate(text.strip(), MESSAGE_LIMIT - fixed)
-    return f"{header}\n\n{html.escape(body, quote=False)}\n\n{footer}"
+    tail = "\n".join([*(html.escape(line, quote=False) for line in extra), footer])
+    return f"{header}\n\n{html.escape(body, quote=False)}\n\n{tail}"
 
 
 def render_notice(t: Translator, payload: dict[str, Any]) -> str:
