@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs clean
+.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench-categories clean
 
 help:
 	@echo "make run      install, migrate, then run the bot (the sandbox when TELEGRAM_BOT_TOKEN is unset)"
@@ -13,6 +13,7 @@ help:
 	@echo "make migrate  upgrade the database schema (DATABASE_URL)"
 	@echo "make lock     re-pin requirements.lock from pyproject.toml"
 	@echo "make catalogs extract messages into the translation catalogs"
+	@echo "make bench-categories  precision and recall of offer detection and categories"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "jobrelay needs Python >= 3.11"; exit 1; }
@@ -67,6 +68,11 @@ lock:
 
 catalogs: install
 	$(BIN)/python tools/update_catalogs.py
+
+# Offer detection and categories on the labelled corpora (figures quoted in BENCHMARKS.md).
+bench-categories: install
+	$(BIN)/python -m bench.categories
+	$(BIN)/python -m bench.categories --corpus tests/data/holdout.jsonl
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from functools import cache
@@ -123,3 +124,104 @@ def parse_timezone(word: str) -> str:
     if name is None:
         raise ArgumentError("timezone")
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class FollowWords:
+    """The words of /follow or /unfollow: X handles, category slugs, and words that are neither."""
+
+    handles: list[str] = field(default_factory=list)  # in order, with the bare ones
+    categories: list[str] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)  # neither a handle nor a category
+    bare_handles: list[str] = field(default_factory=list)  # no category, so maybe a handle
+
+
+MAX_CATEGORY_WORDS = 3
+
+
+def parse_follow_words(words: list[str], category_for: Callable[[str], str | None]) -> FollowWords:
+    """Split `/follow` words into handles (`@acme_jobs`, x.com links), categories (`software`,
+    `graphisme`, `service client`), plain words that name no category but could be a handle
+    written without its @ (`acme_jobs`), and words that are neither."""
+    handles: list[str] = []
+    categories: list[str] = []
+    malformed: list[str] = []
+    bare: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(words):
+        word = words[i].strip()
+        if word.startswith("@") or _PROFILE_URL_RE.match(word):
+            handle = parse_handle(word)
+            if handle is None:
+                malformed.append(word)
+            elif handle.lower() not in seen:
+                seen.add(handle.lower())
+                handles.append(handle)
+            i += 1
+            continue
+        # The longest run of plain words that names a category ("service client").
+        for length in range(min(MAX_CATEGORY_WORDS, len(words) - i), 0, -1):
+            run = words[i : i + length]
+            if any(w.startswith("@") for w in run):
+                continue
+            slug = category_for(" ".join(run))
+            if slug is not None:
+                if slug not in categories:
+                    categories.append(slug)
+                i += length
+                break
+        else:
+            if not HANDLE_RE.fullmatch(word):
+                malformed.append(word)
+            elif word.lower() not in seen:
+                seen.add(word.lower())
+                handles.append(word)
+                bare.append(word)
+            i += 1
+    return FollowWords(handles, categories, malformed, bare)
+
+
+MAX_FILTER_WORDS = 20
+MAX_FILTER_WORD_LENGTH = 40
+MAX_FILTER_WORD_TOKENS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FilterTerm:
+    """One /filter word: as typed (without its sign), as matched, and which way it works."""
+
+    word: str
+    phrase: str
+    include: bool
+
+
+def parse_filter(words: list[str], to_phrase: Callable[[str], str]) -> list[FilterTerm]:
+    """`+python +remote -stage` -> terms; a word without a sign must be in the offer.
+
+    Only plain words: `to_phrase` reduces each to the normalised tokens offers are matched on
+    (never a pattern a user could make slow). Raises ArgumentError: `filter_sign` for a sign
+    alone, `filter_word` for a word with no letter or digit or too long, `filter_many` past
+    MAX_FILTER_WORDS, `filter_both` for a word both required and excluded.
+    """
+    if len(words) > MAX_FILTER_WORDS:
+        raise ArgumentError("filter_many")
+    terms: dict[str, FilterTerm] = {}
+    for raw in words:
+        word = raw.strip()
+        include = not word.startswith("-")
+        bare = word[1:] if word[:1] in "+-" else word
+        if not bare:
+            raise ArgumentError("filter_sign")
+        phrase = to_phrase(bare)
+        if (
+            not phrase
+            or len(bare) > MAX_FILTER_WORD_LENGTH
+            or len(phrase.split()) > MAX_FILTER_WORD_TOKENS
+        ):
+            raise ArgumentError("filter_word")
+        known = terms.get(phrase)
+        if known is not None and known.include != include:
+            raise ArgumentError("filter_both")
+        terms.setdefault(phrase, FilterTerm(bare.lower(), phrase, include))
+    return list(terms.values())

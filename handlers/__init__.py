@@ -22,6 +22,7 @@ from handlers.buttons import (
     settings_button,
     settings_command,
 )
+from handlers.categories import categories_command, category_button, filter_command
 from handlers.common import remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
@@ -41,6 +42,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("unfollow", unfollow, filters=not_channel))
     application.add_handler(CommandHandler("list", list_follows, filters=not_channel))
     for name, callback in [
+        ("categories", categories_command),
+        ("filter", filter_command),
         ("limit", limit),
         ("digest", digest),
         ("quiet", quiet),
@@ -55,6 +58,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^st:"))
     application.add_handler(CallbackQueryHandler(forget_button, pattern=r"^fg:"))
     application.add_handler(CallbackQueryHandler(feedback_button, pattern=r"^fb:"))
+    application.add_handler(CallbackQueryHandler(category_button, pattern=r"^ct:"))
     application.add_handler(CommandHandler("admin", admin, filters=not_channel))
     application.add_handler(
         MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)

@@ -6,12 +6,13 @@ import html
 
 from telegram import Update
 
-from bot.arguments import MAX_HANDLES, parse_handles, split_arguments
+from bot.arguments import MAX_HANDLES, FilterTerm, FollowWords, parse_follow_words
+from bot.classify import Catalogue
 from bot.context import Context
 from bot.follows import FollowReport
 from bot.i18n import Translator
 from bot.sources.base import NotConfigured
-from handlers.common import handles_text, reply, translator_for
+from handlers.common import handles_text, invocation, reply
 
 
 def _malformed_text(t: Translator, words: list[str]) -> str:
@@ -70,121 +71,231 @@ def follow_report_text(t: Translator, report: FollowReport) -> str:
     return "\n".join(lines)
 
 
+def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> str:
+    """`Software, Design (graphisme)` in the reader's language, HTML-escaped."""
+    return ", ".join(
+        html.escape(catalogue.categories[s].name(t.language) if s in catalogue.categories else s)
+        for s in slugs
+    )
+
+
+def _not_understood_text(t: Translator, words: FollowWords, *, x_configured: bool) -> str:
+    lines: list[str] = []
+    if words.bare_handles and not x_configured:
+        quoted = ", ".join(f"<code>{html.escape(w)}</code>" for w in words.bare_handles[:5])
+        lines.append(t.gettext("%(words)s is not a job category.", words=quoted))
+    if words.malformed:
+        lines.append(_malformed_text(t, words.malformed))
+    lines.append(t.gettext("/categories lists the categories you can follow. Nothing was changed."))
+    return "\n".join(lines)
+
+
+def _not_a_category_either(t: Translator, words: FollowWords, not_found: list[str]) -> str:
+    bare = {w.lower() for w in words.bare_handles}
+    missing = [h for h in not_found if h.lower() in bare]
+    if not missing:
+        return ""
+    quoted = ", ".join(f"<code>{html.escape(w)}</code>" for w in missing[:5])
+    return t.gettext(
+        "%(words)s is not a job category either: /categories lists them.", words=quoted
+    )
+
+
 async def follow(update: Update, context: Context) -> None:
-    """/follow @handle [@handle ...]"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    """/follow @handle [@handle ...] and/or category [category ...]"""
+    call = invocation(update, context)
+    if call is None:
         return
-    parsed = parse_handles(context.args or [])
-    if not parsed.handles and not parsed.malformed:
+    t = call.t
+    services = context.bot_data.services
+    words = parse_follow_words(call.words, services.categories.catalogue.category_for)
+    if not (words.handles or words.categories or words.malformed or words.bare_handles):
         await reply(
             update,
             t.gettext(
-                "Tell me which X account to follow, for example "
-                "<code>/follow @acme_jobs</code>. You can give up to %(max)d handles at once.",
+                "Tell me what to follow: an X account, for example "
+                "<code>/follow @acme_jobs</code>, or a job category, for example "
+                "<code>/follow software</code> (/categories lists them). "
+                "You can give up to %(max)d at once.",
                 max=MAX_HANDLES,
             ),
         )
         return
-    if parsed.malformed:
-        await reply(update, _malformed_text(t, parsed.malformed))
+    x_configured = services.follows.x_configured
+    if words.malformed or (words.bare_handles and not x_configured):
+        await reply(update, _not_understood_text(t, words, x_configured=x_configured))
         return
-    if len(parsed.handles) > MAX_HANDLES:
+    handles = words.handles  # a plain word that names no category may be a handle
+    if len(handles) > MAX_HANDLES:
         await reply(
             update,
             t.gettext(
                 "That is %(count)d accounts; /follow takes at most %(max)d at a time. "
                 "Nothing was changed.",
-                count=len(parsed.handles),
+                count=len(handles),
                 max=MAX_HANDLES,
             ),
         )
         return
-    follows = context.bot_data.services.follows
-    try:
-        report = await follows.follow(chat.id, parsed.handles)
-    except NotConfigured:
-        await reply(
-            update,
-            t.gettext(
-                "Following X accounts is not available: this bot has no X API access "
-                "configured yet. Please tell the person who runs it (X_BEARER_TOKEN)."
-            ),
-        )
-        return
-    await reply(update, follow_report_text(t, report))
+    lines: list[str] = []
+    if handles:
+        try:
+            report = await services.follows.follow(call.chat_id, handles)
+        except NotConfigured:
+            lines.append(
+                t.gettext(
+                    "Following X accounts is not available: this bot has no X API access "
+                    "configured yet. Please tell the person who runs it (X_BEARER_TOKEN)."
+                )
+            )
+        else:
+            lines.append(follow_report_text(t, report))
+            lines.append(_not_a_category_either(t, words, report.not_found))
+    if words.categories:
+        catalogue = services.categories.catalogue
+        done = await services.categories.follow(call.chat_id, words.categories)
+        if done.changed:
+            lines.append(
+                t.gettext(
+                    "✅ Now following the category %(names)s: every job offer of that kind "
+                    "from the accounts jobrelay reads will arrive here.",
+                    names=category_names(t, catalogue, done.changed),
+                )
+                if len(done.changed) == 1
+                else t.gettext(
+                    "✅ Now following the categories %(names)s: every job offer of those "
+                    "kinds from the accounts jobrelay reads will arrive here.",
+                    names=category_names(t, catalogue, done.changed),
+                )
+            )
+        if done.unchanged:
+            lines.append(
+                t.gettext(
+                    "You already follow %(names)s.",
+                    names=category_names(t, catalogue, done.unchanged),
+                )
+            )
+    await reply(update, "\n".join(line for line in lines if line))
 
 
 async def unfollow(update: Update, context: Context) -> None:
-    """/unfollow @handle [@handle ...] | all"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    """/unfollow @handle|category [...] | all"""
+    call = invocation(update, context)
+    if call is None:
         return
-    follows = context.bot_data.services.follows
-    words = split_arguments(context.args or [])
-    if not words:
+    t = call.t
+    services = context.bot_data.services
+    if not call.words:
         await reply(
             update,
             t.gettext(
-                "Tell me which account to stop following, for example "
-                "<code>/unfollow @acme_jobs</code>, or <code>/unfollow all</code>. "
-                "/list shows what you follow."
+                "Tell me what to stop following, for example "
+                "<code>/unfollow @acme_jobs</code>, <code>/unfollow software</code> or "
+                "<code>/unfollow all</code>. /list shows what you follow."
             ),
         )
         return
-    if [w.lower() for w in words] == ["all"]:
-        removed = await follows.unfollow_all(chat.id)
-        if removed:
+    if [w.lower() for w in call.words] in (["all"], ["tout"]):
+        accounts = await services.follows.unfollow_all(call.chat_id)
+        kinds = await services.categories.unfollow_all(call.chat_id)
+        if accounts or kinds:
             await reply(
                 update,
-                t.gettext("You no longer follow any account (%(count)d removed).", count=removed),
+                t.gettext(
+                    "You no longer follow anything (%(accounts)s and %(categories)s removed).",
+                    accounts=t.ngettext("%(count)d account", "%(count)d accounts", accounts),
+                    categories=t.ngettext("%(count)d category", "%(count)d categories", kinds),
+                ),
             )
         else:
-            await reply(update, t.gettext("You were not following any account."))
+            await reply(update, t.gettext("You were not following anything."))
         return
-    parsed = parse_handles(words)
-    if parsed.malformed:
-        await reply(update, _malformed_text(t, parsed.malformed))
+    words = parse_follow_words(call.words, services.categories.catalogue.category_for)
+    if words.malformed:
+        await reply(update, _not_understood_text(t, words, x_configured=True))
         return
-    report = await follows.unfollow(chat.id, parsed.handles)
     lines: list[str] = []
-    if report.removed:
-        lines.append(
-            t.gettext("Stopped following %(handles)s.", handles=handles_text(report.removed))
-        )
-    if report.not_followed:
-        lines.append(
-            t.gettext(
-                "You were not following %(handles)s. /list shows what you follow.",
-                handles=handles_text(report.not_followed),
+    if words.handles:
+        report = await services.follows.unfollow(call.chat_id, words.handles)
+        if report.removed:
+            lines.append(
+                t.gettext("Stopped following %(handles)s.", handles=handles_text(report.removed))
             )
-        )
+        if report.not_followed:
+            lines.append(
+                t.gettext(
+                    "You were not following %(handles)s. /list shows what you follow.",
+                    handles=handles_text(report.not_followed),
+                )
+            )
+    if words.categories:
+        catalogue = services.categories.catalogue
+        done = await services.categories.unfollow(call.chat_id, words.categories)
+        if done.changed:
+            lines.append(
+                t.gettext(
+                    "Stopped following %(names)s.",
+                    names=category_names(t, catalogue, done.changed),
+                )
+            )
+        if done.unchanged:
+            lines.append(
+                t.gettext(
+                    "You were not following %(names)s. /list shows what you follow.",
+                    names=category_names(t, catalogue, done.unchanged),
+                )
+            )
     await reply(update, "\n".join(lines))
 
 
 async def list_follows(update: Update, context: Context) -> None:
-    """/list"""
-    t = translator_for(update)
-    chat = update.effective_chat
-    if chat is None:
+    """/list: accounts, categories and the filter."""
+    call = invocation(update, context)
+    if call is None:
         return
-    following = await context.bot_data.services.follows.following(chat.id)
-    if not following:
+    t = call.t
+    services = context.bot_data.services
+    following = await services.follows.following(call.chat_id)
+    kinds = await services.categories.followed(call.chat_id)
+    terms = await services.categories.get_filter(call.chat_id)
+    if not following and not kinds:
         await reply(
             update,
-            t.gettext("You follow no account yet. Try <code>/follow @acme_jobs</code>."),
+            t.gettext(
+                "You follow nothing yet. Try <code>/follow @acme_jobs</code> for an account "
+                "or <code>/follow software</code> for a job category (/categories)."
+            ),
         )
         return
-    lines = [
-        t.ngettext(
-            "You follow %(count)d account:", "You follow %(count)d accounts:", len(following)
+    lines: list[str] = []
+    if following:
+        lines.append(
+            t.ngettext(
+                "You follow %(count)d account:", "You follow %(count)d accounts:", len(following)
+            )
         )
-    ]
-    for handle, available in following:
-        line = f"• @{html.escape(handle)}"
-        if not available:
-            line += " " + t.gettext("(no longer available on X)")
-        lines.append(line)
+        for handle, available in following:
+            line = f"• @{html.escape(handle)}"
+            if not available:
+                line += " " + t.gettext("(no longer available on X)")
+            lines.append(line)
+    if kinds:
+        if lines:
+            lines.append("")
+        lines.append(
+            t.ngettext(
+                "You follow %(count)d category:", "You follow %(count)d categories:", len(kinds)
+            )
+        )
+        catalogue = services.categories.catalogue
+        lines += [f"• {category_names(t, catalogue, [slug])}" for slug in kinds]
+    if terms:
+        lines += ["", t.gettext("Filter: %(words)s", words=filter_text(terms))]
     await reply(update, "\n".join(lines))
+
+
+def filter_text(terms: list[FilterTerm]) -> str:
+    """`+python -stage` as HTML."""
+    return " ".join(
+        f"<code>{'+' if term.include else '-'}{html.escape(term.word)}</code>" for term in terms
+    )

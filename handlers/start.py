@@ -14,9 +14,11 @@ from handlers.common import reply, translator_for
 def command_descriptions(t: Translator) -> list[tuple[str, str]]:
     """The command menu, in one language (also used for setMyCommands)."""
     return [
-        ("follow", t.gettext("Follow X accounts: /follow @acme_jobs")),
+        ("follow", t.gettext("Follow X accounts or categories: /follow @acme_jobs")),
         ("unfollow", t.gettext("Stop following: /unfollow @acme_jobs or all")),
-        ("list", t.gettext("Show the accounts you follow")),
+        ("list", t.gettext("Show what you follow")),
+        ("categories", t.gettext("Job categories to follow, with buttons")),
+        ("filter", t.gettext("Words offers must or must not contain: /filter +python -stage")),
         ("settings", t.gettext("Limit, digest, quiet hours and pause, with buttons")),
         ("digest", t.gettext("Your held offers now, or /digest 18:00 for one a day")),
         ("limit", t.gettext("Instant offers per day: /limit 5")),
@@ -41,8 +43,11 @@ def help_text(t: Translator) -> str:
         "",
         t.gettext("<b>Commands</b>"),
         t.gettext("/follow @handle [@handle …]: follow up to 50 X accounts at once"),
-        t.gettext("/unfollow @handle: stop following an account (/unfollow all: every one)"),
-        t.gettext("/list: the accounts you follow"),
+        t.gettext("/follow software: every job offer of a category, from all the accounts I read"),
+        t.gettext("/categories: the categories, with buttons to follow them"),
+        t.gettext("/unfollow @handle or category: stop following it (/unfollow all: everything)"),
+        t.gettext("/list: what you follow"),
+        t.gettext("/filter +python -stage: words an offer must or must not contain; /filter off"),
         "",
         t.gettext("<b>Keep it healthy</b>"),
         t.gettext("/limit N: at most N instant offers a day (0 to 50); the rest waits"),
@@ -54,7 +59,7 @@ def help_text(t: Translator) -> str:
         t.gettext("/forget: delete everything stored about this chat"),
         t.gettext("/help: this message"),
         "",
-        t.gettext("Example: <code>/follow @acme_jobs @paris_recrute</code>"),
+        t.gettext("Example: <code>/follow @acme_jobs @paris_recrute design</code>"),
     ]
     return "\n".join(lines)
 

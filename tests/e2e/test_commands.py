@@ -47,7 +47,7 @@ async def test_follow_unfollow_and_list(stack: Stack) -> None:
         stack.x.add_user(handle)
     await stack.bot.start()
     user = stack.user()
-    assert "You follow no account yet" in await user.ask("/list")
+    assert "You follow nothing yet" in await user.ask("/list")
     reply = await user.ask("/follow @acme_jobs paris_recrute https://x.com/devjobs_fr")
     assert "Now following @acme_jobs, @Paris_Recrute, @devjobs_fr" in reply
     assert "You already follow @acme_jobs" in await user.ask("/follow @ACME_JOBS")
@@ -61,9 +61,11 @@ async def test_follow_unfollow_and_list(stack: Stack) -> None:
     reply = await user.ask("/unfollow @paris_recrute @nobody")
     assert "Stopped following @Paris_Recrute" in reply
     assert "You were not following @nobody" in reply
-    assert "You no longer follow any account (2 removed)" in await user.ask("/unfollow all")
-    assert "You were not following any account" in await user.ask("/unfollow all")
-    assert "You follow no account yet" in await user.ask("/list")
+    assert "You no longer follow anything (2 accounts and 0 categories removed)" in (
+        await user.ask("/unfollow all")
+    )
+    assert "You were not following anything" in await user.ask("/unfollow all")
+    assert "You follow nothing yet" in await user.ask("/list")
 
 
 async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: Stack) -> None:
@@ -72,7 +74,7 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     stack.x.suspend_user("gone_account")
     await stack.bot.start()
     user = stack.user()
-    assert "Tell me which X account to follow" in await user.ask("/follow")
+    assert "Tell me what to follow" in await user.ask("/follow")
     reply = await user.ask("/follow @acme_jobs @bad-handle")
     assert "@bad-handle is not an X handle" in reply
     assert "1 to 15 letters, digits or underscores" in reply
@@ -84,8 +86,8 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     reply = await user.ask("/follow @no_such_user @gone_account")
     assert "No X account is named @no_such_user" in reply
     assert "@gone_account is suspended, private or unavailable on X" in reply
-    assert "You follow no account yet" in await user.ask("/list")
-    assert "Tell me which account to stop following" in await user.ask("/unfollow")
+    assert "You follow nothing yet" in await user.ask("/list")
+    assert "Tell me what to stop following" in await user.ask("/unfollow")
     assert "is not an X handle" in await user.ask("/unfollow <b>")
     assert "I don't know that command" in await user.ask("/frobnicate")
     assert "I only understand commands" in await user.ask("hello?")
@@ -122,7 +124,7 @@ async def test_without_x_credentials_follow_says_x_is_not_configured(stack: Stac
     user = stack.user()
     reply = await user.ask("/follow @acme_jobs")
     assert "this bot has no X API access configured" in reply
-    assert "You follow no account yet" in await user.ask("/list")
+    assert "You follow nothing yet" in await user.ask("/list")
     assert stack.x.request_count() == 0
 
 
@@ -132,7 +134,7 @@ async def test_x_down_while_following_says_to_try_again(stack: Stack) -> None:
     user = stack.user()
     stack.x.fail_next(503, count=1)
     assert "X could not be reached to check @acme_jobs" in await user.ask("/follow @acme_jobs")
-    assert "You follow no account yet" in await user.ask("/list")
+    assert "You follow nothing yet" in await user.ask("/list")
     assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
 
 
@@ -181,4 +183,4 @@ async def test_a_protected_account_cannot_be_followed(stack: Stack) -> None:
     user = stack.user()
     reply = await user.ask("/follow @private_club")
     assert "@private_club is suspended, private or unavailable on X" in reply
-    assert "You follow no account yet" in await user.ask("/list")
+    assert "You follow nothing yet" in await user.ask("/list")

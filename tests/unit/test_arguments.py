@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bot.arguments import parse_handle, parse_handles
+import pytest
+
+from bot.arguments import (
+    ArgumentError,
+    parse_filter,
+    parse_follow_words,
+    parse_handle,
+    parse_handles,
+)
+from bot.classify import catalogue, phrase_key
 
 
 def test_handles_are_accepted_with_or_without_at_and_as_profile_links() -> None:
@@ -22,3 +31,39 @@ def test_handles_are_deduplicated_case_insensitively_and_split_on_commas() -> No
     parsed = parse_handles(["@Acme_Jobs,@devjobs", "acme_jobs", "@bad-one"])
     assert parsed.handles == ["Acme_Jobs", "devjobs"]
     assert parsed.malformed == ["@bad-one"]
+
+
+def test_follow_words_split_into_handles_and_categories() -> None:
+    words = parse_follow_words(
+        ["@acme_jobs", "software", "service", "client", "paris_recrute", "@bad-handle", "é!"],
+        catalogue().category_for,
+    )
+    assert words.handles == ["acme_jobs", "paris_recrute"]
+    assert words.bare_handles == ["paris_recrute"]
+    assert words.categories == ["software", "support"]
+    assert words.malformed == ["@bad-handle", "é!"]
+
+
+def test_filter_words() -> None:
+    def to_phrase(word: str) -> str:
+        return " ".join(phrase_key(word))
+
+    terms = parse_filter(["+Python", "+télétravail", "-stage", "node.js", "+python"], to_phrase)
+    assert [(t.word, t.phrase, t.include) for t in terms] == [
+        ("python", "python", True),
+        ("télétravail", "teletravail", True),
+        ("stage", "stage", False),
+        ("node.js", "node js", True),
+    ]
+    for words, code in [
+        (["+"], "filter_sign"),
+        (["+python", "-"], "filter_sign"),
+        (["+!!!"], "filter_word"),
+        (["+" + "a" * 41], "filter_word"),
+        ([f"+w{i}" for i in range(21)], "filter_many"),
+        (["+stage", "-stage"], "filter_both"),
+    ]:
+        with pytest.raises(ArgumentError) as caught:
+            parse_filter(words, to_phrase)
+        assert caught.value.code == code
+    assert len(parse_filter([f"+w{i}" for i in range(20)], to_phrase)) == 20

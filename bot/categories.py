@@ -1,0 +1,94 @@
+"""Following job categories and filtering offers: the service behind /categories and /filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.arguments import FilterTerm
+from bot.classify import Catalogue
+from bot.clock import Clock
+from storage import categories
+from storage.categories import FilterWord
+
+
+@dataclass(slots=True)
+class CategoryReport:
+    """What happened to each category of one /follow or /unfollow."""
+
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # already followed / was not followed
+
+
+class Categories:
+    """A chat's categories and filter; takes plain values, owns its transactions."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        catalogue: Catalogue,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self.catalogue = catalogue
+
+    async def follow(self, chat_id: int, slugs: list[str]) -> CategoryReport:
+        """Follow categories (slugs of the catalogue)."""
+        report = CategoryReport()
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            for slug in slugs:
+                added = await categories.subscribe(session, chat_id=chat_id, category=slug, now=now)
+                (report.changed if added else report.unchanged).append(slug)
+        return report
+
+    async def unfollow(self, chat_id: int, slugs: list[str]) -> CategoryReport:
+        """Stop following categories."""
+        report = CategoryReport()
+        async with self._sessions.begin() as session:
+            followed = set(await categories.followed(session, chat_id))
+            await categories.unsubscribe(session, chat_id=chat_id, categories=slugs)
+        for slug in slugs:
+            (report.changed if slug in followed else report.unchanged).append(slug)
+        return report
+
+    async def toggle(self, chat_id: int, slug: str) -> bool:
+        """Follow a category if the chat did not, else stop; True when now followed."""
+        async with self._sessions.begin() as session:
+            if await categories.unsubscribe(session, chat_id=chat_id, categories=[slug]):
+                return False
+            await categories.subscribe(
+                session, chat_id=chat_id, category=slug, now=self._clock.now()
+            )
+            return True
+
+    async def unfollow_all(self, chat_id: int) -> int:
+        """Stop following every category; how many there were."""
+        async with self._sessions.begin() as session:
+            followed = await categories.followed(session, chat_id)
+            return await categories.unsubscribe(session, chat_id=chat_id, categories=followed)
+
+    async def followed(self, chat_id: int) -> list[str]:
+        """The slugs a chat follows, in catalogue order (unknown old slugs last)."""
+        async with self._sessions() as session:
+            slugs = set(await categories.followed(session, chat_id))
+        order = list(self.catalogue.categories)
+        return sorted(slugs, key=lambda s: order.index(s) if s in order else len(order))
+
+    async def get_filter(self, chat_id: int) -> list[FilterTerm]:
+        """A chat's /filter words."""
+        async with self._sessions() as session:
+            words = await categories.get_filter(session, chat_id)
+        return [FilterTerm(w.word, w.phrase, w.include) for w in words]
+
+    async def set_filter(self, chat_id: int, terms: list[FilterTerm]) -> None:
+        """Replace a chat's filter; an empty list turns it off."""
+        async with self._sessions.begin() as session:
+            await categories.set_filter(
+                session,
+                chat_id=chat_id,
+                words=[FilterWord(t.word, t.phrase, t.include) for t in terms],
+            )

@@ -1,0 +1,144 @@
+"""/categories with follow buttons, and /filter."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.arguments import MAX_FILTER_WORDS, ArgumentError, parse_filter
+from bot.classify import Catalogue, phrase_key
+from bot.context import Context
+from bot.i18n import Translator
+from handlers.common import invocation, reply, translator_for
+from handlers.follow import filter_text
+
+BUTTONS_PER_ROW = 2
+
+
+def categories_keyboard(
+    t: Translator, catalogue: Catalogue, followed: set[str]
+) -> InlineKeyboardMarkup:
+    """One button per category, ticked when followed; a press toggles it."""
+    buttons = [
+        InlineKeyboardButton(
+            ("✅ " if slug in followed else "") + category.name(t.language),
+            callback_data=f"ct:{slug}",
+        )
+        for slug, category in catalogue.categories.items()
+    ]
+    rows = [buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
+    return InlineKeyboardMarkup(rows)
+
+
+def categories_text(t: Translator) -> str:
+    """The text above the category buttons."""
+    return t.gettext(
+        "<b>Job categories</b>\n"
+        "Tap a category to follow it (✅) or to stop. You get every job offer of a followed "
+        "category from all the accounts jobrelay reads, never company news or events. "
+        "You can also type <code>/follow software</code>."
+    )
+
+
+async def categories_command(update: Update, context: Context) -> None:
+    """/categories"""
+    call = invocation(update, context)
+    message = update.effective_message
+    if call is None or message is None:
+        return
+    service = context.bot_data.services.categories
+    followed = set(await service.followed(call.chat_id))
+    await message.reply_text(
+        categories_text(call.t),
+        parse_mode=ParseMode.HTML,
+        reply_markup=categories_keyboard(call.t, service.catalogue, followed),
+        do_quote=False,
+    )
+
+
+async def category_button(update: Update, context: Context) -> None:
+    """A press on a /categories button."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or query.data is None:
+        return
+    t = translator_for(update)
+    service = context.bot_data.services.categories
+    slug = query.data.removeprefix("ct:")
+    category = service.catalogue.categories.get(slug)
+    if category is None:  # a button from an older catalogue
+        await query.answer(t.gettext("This category no longer exists."))
+        return
+    now_followed = await service.toggle(chat.id, slug)
+    name = category.name(t.language)
+    await query.answer(
+        t.gettext("Following %(name)s", name=name)
+        if now_followed
+        else t.gettext("Stopped following %(name)s", name=name)
+    )
+    followed = set(await service.followed(chat.id))
+    try:
+        await query.edit_message_reply_markup(categories_keyboard(t, service.catalogue, followed))
+    except BadRequest as exc:  # two quick presses: the keyboard is already up to date
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+def _filter_usage(t: Translator) -> str:
+    return t.gettext(
+        "Give words with <b>+</b> for words an offer must contain and <b>-</b> for words it "
+        "must not contain, for example <code>/filter +python +remote -stage</code> "
+        "(at most %(max)d plain words; <code>/filter off</code> removes the filter). "
+        "Words are matched whole, ignoring case and accents, in the text and in the tags "
+        "under each offer.",
+        max=MAX_FILTER_WORDS,
+    )
+
+
+def _filter_error(t: Translator, code: str) -> str:
+    messages = {
+        "filter_sign": t.gettext(
+            "A + or - needs a word right after it, like <code>+python</code>."
+        ),
+        "filter_word": t.gettext("Each word needs letters or digits and at most 40 characters."),
+        "filter_many": t.gettext("That is more than %(max)d words.", max=MAX_FILTER_WORDS),
+        "filter_both": t.gettext("A word cannot be both required (+) and excluded (-)."),
+    }
+    return messages.get(code, "") + " " + t.gettext("Nothing was changed.")
+
+
+async def filter_command(update: Update, context: Context) -> None:
+    """/filter [+word -word ... | off]"""
+    call = invocation(update, context)
+    if call is None:
+        return
+    t = call.t
+    service = context.bot_data.services.categories
+    words = [w for arg in (context.args or []) for w in arg.split() if w]
+    if not words:
+        terms = await service.get_filter(call.chat_id)
+        current = (
+            t.gettext("Your filter: %(words)s", words=filter_text(terms))
+            if terms
+            else t.gettext("You have no filter: every offer you follow reaches you.")
+        )
+        await reply(update, f"{current}\n\n{_filter_usage(t)}")
+        return
+    if [w.lower() for w in words] in (["off"], ["non"], ["aucun"]):
+        await service.set_filter(call.chat_id, [])
+        await reply(update, t.gettext("Filter removed: every offer you follow reaches you."))
+        return
+    try:
+        terms = parse_filter(words, lambda word: " ".join(phrase_key(word)))
+    except ArgumentError as exc:
+        await reply(update, f"{_filter_error(t, exc.code)}\n\n{_filter_usage(t)}")
+        return
+    await service.set_filter(call.chat_id, terms)
+    await reply(
+        update,
+        t.gettext(
+            "Filter saved: %(words)s. It applies to the offers that arrive from now on.",
+            words=filter_text(terms),
+        ),
+    )

@@ -1,0 +1,145 @@
+"""Categories end to end: following a kind of job, filters, one story from two accounts, job
+boards, and the replies to bad input, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.e2e.harness import Stack, eventually
+
+SOFTWARE = (
+    "🚀 We're hiring a Backend Developer (Python) in Lyon – CDI, hybrid 2 days a week. "
+    "Apply: https://jobs.acme.example/backend-42"
+)
+HR = "Nous recrutons un(e) chargé(e) de recrutement en CDI à Paris. Postulez sur notre site !"
+NEWS = "Big news: we just opened our new office in Lyon 🎉 Thanks to the whole team!"
+INTERNSHIP = (
+    "Stage développeur Python (6 mois) à Lyon, postulez : https://jobs.acme.example/stage-7"
+)
+
+
+async def test_a_category_follower_gets_the_software_offer_only(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    by_account = await stack.follower("acme_jobs")
+    by_category = stack.user()
+    reply = await by_category.ask("/follow software")
+    assert "Now following the category Software" in reply
+    for text in (SOFTWARE, HR, NEWS):
+        stack.x.add_post("acme_jobs", text)
+    texts = await by_account.wait_for(4)  # the /follow reply, then three posts
+    assert [t.split("\n")[2] for t in texts[1:]] == [SOFTWARE, HR, NEWS]
+    pushed = (await by_category.wait_for(2))[1]
+    assert SOFTWARE in pushed
+    # The tags a job seeker scans first, and the apply link.
+    assert "Permanent (CDI) · Hybrid · 📍 Lyon" in pushed
+    assert "🏷 Software" in pushed
+    message = by_category.received()[1]
+    assert '<a href="https://jobs.acme.example/backend-42">👉 Apply</a>' in message.text
+    await asyncio.sleep(2.5)  # more polls: neither the HR offer nor the news comes
+    assert len(by_category.received()) == 2
+    assert "Software" in await by_category.ask("/list")
+
+
+async def test_a_filter_keeps_internships_out(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower("acme_jobs")
+    reply = await user.ask("/filter +python -stage")
+    assert "Filter saved" in reply and "+python" in reply and "-stage" in reply
+    assert "Filter: +python -stage" in await user.ask("/list")
+    stack.x.add_post("acme_jobs", INTERNSHIP)
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    stack.x.add_post("acme_jobs", HR)  # no "python": left out too
+    texts = await user.wait_for(4)
+    await asyncio.sleep(2.5)
+    assert len(user.received()) == 4
+    assert SOFTWARE in texts[3]
+    assert "removed" in await user.ask("/filter off")
+    stack.x.add_post("acme_jobs", HR)
+    assert HR in (await user.wait_for(6))[5]
+
+
+async def test_one_offer_posted_by_two_accounts_arrives_once_naming_both(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    stack.x.add_user("lyon_jobs")
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following @acme_jobs, @lyon_jobs" in await user.ask("/follow @acme_jobs @lyon_jobs")
+    fan = stack.user()
+    await fan.ask("/follow software")
+    await asyncio.sleep(1.5)  # the first polls: what comes next is new
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    stack.x.add_post(
+        "lyon_jobs",
+        SOFTWARE.replace("https://jobs.acme.example/backend-42", "https://t.co/Ab12")
+        + " #job #Lyon",
+    )
+    for person in (user, fan):
+        text = (await person.wait_for(2))[1]
+        assert text.startswith("@acme_jobs · also posted by @lyon_jobs"), text
+    await asyncio.sleep(2.5)
+    assert len(user.received()) == 2
+    assert len(fan.received()) == 2
+
+
+async def test_job_boards_feed_category_followers_without_anyone_following_them(
+    stack: Stack,
+) -> None:
+    stack.x.add_user("emploi_board")
+    boards = stack.workdir / "boards.toml"
+    boards.write_text('accounts = ["@emploi_board"]\n', encoding="utf-8")
+    stack.bot.env["BOARDS_FILE"] = str(boards)
+    await stack.bot.start()
+    user = stack.user("fr")
+    assert "Vous suivez maintenant la catégorie RH" in await user.ask("/follow rh")
+    await asyncio.sleep(2)  # the board's first poll: only what is posted from now on
+    stack.x.add_post("emploi_board", HR)
+    stack.x.add_post("emploi_board", SOFTWARE)
+    text = (await user.wait_for(2))[1]
+    assert HR in text
+    assert "CDI · 📍 Paris" in text
+    await asyncio.sleep(2)
+    assert len(user.received()) == 2
+
+
+async def test_categories_buttons_follow_and_unfollow(stack: Stack) -> None:
+    await stack.bot.start()
+    user = stack.user("fr")
+    await user.ask("/categories")
+    message = user.received()[-1]
+    assert message.reply_markup is not None
+    buttons = [b for row in message.reply_markup["inline_keyboard"] for b in row]
+    design = next(b for b in buttons if b["callback_data"] == "ct:design")
+    assert design["text"] == "Design (graphisme)"
+    stack.tg.press_button(
+        user.chat_id, message.message_id, "ct:design", user_id=user.user_id, language_code="fr"
+    )
+    await eventually(lambda: bool(stack.tg.callback_answers), 15, "the button's answer")
+    assert "Design (graphisme)" in await user.ask("/list")
+    # The keyboard was edited in place: the category is ticked.
+    keyboards = [m.reply_markup for m in stack.tg.messages_for(user.chat_id) if m.reply_markup]
+    labels = [b["text"] for row in keyboards[-1]["inline_keyboard"] for b in row]
+    assert "✅ Design (graphisme)" in labels
+    assert "Vous ne suivez plus Design (graphisme)" in await user.ask("/unfollow graphisme")
+
+
+async def test_bad_category_and_filter_input_gets_clear_replies_and_changes_nothing(
+    stack: Stack,
+) -> None:
+    await stack.bot.start()
+    user = stack.user()
+    assert "Filter saved" in await user.ask("/filter +python")
+    reply = await user.ask("/follow nosuchcategory")
+    assert "No X account is named @nosuchcategory" in reply
+    assert "nosuchcategory is not a job category either: /categories lists them" in reply
+    reply = await user.ask("/follow software$$")
+    assert "is not an X handle" in reply and "Nothing was changed" in reply
+    many = " ".join(f"+word{i}" for i in range(21))
+    reply = await user.ask(f"/filter {many}")
+    assert "That is more than 20 words. Nothing was changed." in reply
+    assert "/filter +python +remote -stage" in reply  # says what is accepted
+    reply = await user.ask("/filter +")
+    assert "A + or - needs a word right after it" in reply
+    assert "Your filter: +python" in await user.ask("/filter")
+    assert "You follow nothing yet" in await user.ask("/list")
