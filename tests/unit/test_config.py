@@ -72,3 +72,35 @@ def test_a_bad_token_is_not_echoed_back(monkeypatch) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings()
     assert "supersecretvalue" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "BOARDS_FILE: cannot read"),
+        ("accounts = [", "is not valid TOML"),
+        ('boards = ["@a"]', 'needs a list of X handles: accounts = ["@indeed_fr", "@apec"]'),
+        ('accounts = ["@ok_board", "@not-a-handle"]', "'@not-a-handle' is not an X handle"),
+    ],
+)
+def test_a_bad_boards_file_is_named_with_what_is_wrong(
+    monkeypatch, tmp_path, content, says
+) -> None:
+    path = tmp_path / "boards.toml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("BOARDS_FILE", str(path))
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert says in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_boards_file_lists_handles_once(monkeypatch, tmp_path) -> None:
+    from bot.boards import load_boards
+
+    path = tmp_path / "boards.toml"
+    path.write_text('accounts = ["@Indeed_FR", "indeed_fr", "https://x.com/apec"]\n', "utf-8")
+    monkeypatch.setenv("BOARDS_FILE", str(path))
+    assert load_settings().boards_file == path
+    assert load_boards(path) == ["Indeed_FR", "apec"]

@@ -70,3 +70,53 @@ def test_a_digest_starts_with_its_count_and_names_each_source() -> None:
     plain = parse_telegram_html(parts[0])
     assert plain.splitlines()[0] == "Votre récapitulatif : 1 offre"
     assert "@acme_jobs" in plain and "• Dev Voir sur X" in plain
+
+
+TAGS = {
+    "contracts": ["cdi", "full-time"],
+    "work_mode": "hybrid",
+    "city": "Lyon",
+    "apply_url": "https://jobs.acme.fr/o/1?a=1&b=<2>",
+    "categories": ["software", "web"],
+}
+
+
+def test_an_offer_shows_its_tags_apply_link_and_every_account_in_each_language() -> None:
+    from storage.outbox import Credit
+
+    also = (Credit("acme_jobs", "https://x.com/acme_jobs/status/9"), Credit("lyon_jobs", "u<2"))
+    english = render_offer(
+        EN, author="Acme_Jobs", text="Python dev", url="https://x.com/a/1", tags=TAGS, also=also
+    )
+    plain = parse_telegram_html(english)
+    # The poster itself is not repeated among the others.
+    assert plain.startswith("@Acme_Jobs · also posted by @lyon_jobs\n")
+    assert "Permanent (CDI) · Full-time · Hybrid · 📍 Lyon" in plain
+    assert "🏷 Software · Web" in plain
+    assert '<a href="https://jobs.acme.fr/o/1?a=1&amp;b=&lt;2&gt;">👉 Apply</a>' in english
+    assert '<a href="u&lt;2">@lyon_jobs</a>' in english
+    french = parse_telegram_html(
+        render_offer(Translator("fr"), author="a", text="t", url="https://x.com/a/1", tags=TAGS)
+    )
+    assert "CDI · Temps plein · Hybride · 📍 Lyon" in french
+    assert "🏷 Logiciel · Web" in french
+    assert french.rstrip().endswith("👉 Postuler · Voir sur X")
+
+
+def test_an_offer_with_tags_and_credits_still_fits_the_limit() -> None:
+    from storage.outbox import Credit
+
+    also = tuple(Credit(f"acct_{i}", f"https://x.com/a/{i}") for i in range(20))
+    html_text = render_offer(
+        EN, author="a" * 15, text="é" * 6000, url="https://x.com/a/1", tags=TAGS, also=also
+    )
+    plain = parse_telegram_html(html_text)
+    assert telegram_length(plain) <= MESSAGE_LIMIT
+    assert "📍 Lyon" in plain and plain.rstrip().endswith("View on X")
+
+
+def test_an_apply_link_that_is_not_http_is_not_linked() -> None:
+    tags = {**TAGS, "apply_url": "javascript:alert(1)"}
+    html_text = render_offer(EN, author="a", text="t", url="https://x.com/a/1", tags=tags)
+    assert "javascript:" not in html_text
+    assert "Apply" not in html_text
