@@ -10,7 +10,9 @@ contract / work-mode / city tags on the offers, and the time to classify one pos
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import re
 import statistics
 import sys
 import time
@@ -22,6 +24,7 @@ from bot.classify import Analysis, catalogue
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "posts.jsonl"
 REQUIRED = ("web", "design", "software", "communication", "hr")
+_LINK_RE = re.compile(r"https?://\S+|(?<![@\w.])(?:[\w-]+\.)+(?:fr|com|io|co|in|ly|org|uk|ca)/\S*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +144,37 @@ def timing(posts: list[Post], rounds: int = 20) -> tuple[float, float]:
     return statistics.fmean(samples), samples[int(len(samples) * 0.99)]
 
 
+def _repost(post: Post, index: int) -> str:
+    """How another account reposts an offer: other link, no mention, appended hashtags, and
+    (every other post) a few words of its own."""
+    text = _LINK_RE.sub("https://t.co/Zz9", post.text)
+    text = re.sub(r"(?<!\S)@\w+", "", text)
+    if index % 2:
+        text += " Postulez vite !" if post.lang == "fr" else " Apply now!"
+    return text + (" #job #emploi" if post.lang == "fr" else " #jobs #hiring")
+
+
+def stories(posts: list[Post]) -> tuple[int, int, int, int]:
+    """(reposts recognised, reposts, distinct pairs merged, distinct pairs): how often an offer
+    reposted by another account is found to be the same story, and how often two different
+    posts of the corpus would wrongly be merged."""
+    cat = catalogue()
+
+    def same(a: str, b: str) -> bool:
+        return cat.fingerprint(a) == cat.fingerprint(b) or cat.near_identical(a, b)
+
+    offers = [p for p in posts if p.offer]
+    found = sum(same(p.text, _repost(p, i)) for i, p in enumerate(offers))
+    texts = [p.text for p in posts]
+    merged = sum(same(a, b) for a, b in itertools.combinations(texts, 2))
+    return found, len(offers), merged, len(texts) * (len(texts) - 1) // 2
+
+
 def report(posts: list[Post]) -> str:
     """The Markdown table of BENCHMARKS.md."""
     scores, accuracy, _ = evaluate(posts)
     mean, p99 = timing(posts)
+    found, reposts, merged, pairs = stories(posts)
     french = sum(p.lang == "fr" for p in posts)
     lines = [
         f"Corpus: {len(posts)} posts ({french} French, {len(posts) - french} English), "
@@ -163,6 +193,9 @@ def report(posts: list[Post]) -> str:
         + ", ".join(f"{name} {value:.1%}" for name, value in accuracy.items())
         + ".",
         f"Classifying one post: mean {mean:.0f} µs, p99 {p99:.0f} µs.",
+        f"Stories: {found} of {reposts} offers reposted by another account (other link, no "
+        "mention, hashtags appended, half with a few words added) recognised as the same "
+        f"offer; {merged} of {pairs} pairs of different posts wrongly merged.",
     ]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ set aside. Phrases match whole tokens; where matches overlap the longest wins, s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import tomllib
 import unicodedata
@@ -431,12 +432,60 @@ class Catalogue:
             word_count=len(norms),
         )
 
+    def _body(self, text: str) -> list[str]:
+        """The words that say what a post is: no links, mentions or closing hashtags."""
+        body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
+        return [t.norm for t in tokens(body, self._known_words)]
+
     def fingerprint(self, text: str) -> str:
         """The same for one offer however it is reposted: links, mentions, case, accents,
         punctuation, spacing, emoji and the hashtags appended after it do not count."""
-        body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
-        words = " ".join(t.norm for t in tokens(body, self._known_words))
+        words = " ".join(self._body(text))
         return hashlib.blake2b(words.encode(), digest_size=16).hexdigest()
+
+    def sketch(self, text: str) -> tuple[int, ...]:
+        """MinHash band keys of a post's word pairs: two near-identical posts share at least
+        one key with high probability, so finding candidates is an indexed lookup."""
+        pairs = _pairs(self._body(text))
+        if not pairs:
+            return ()
+        hashed = [_hash64(p) for p in pairs]
+        keys = []
+        for band in range(SKETCH_BANDS):
+            mins = [
+                min((h ^ seed) * _MIX % _PRIME for h in hashed)
+                for seed in _SEEDS[band * SKETCH_ROWS : (band + 1) * SKETCH_ROWS]
+            ]
+            digest = hashlib.blake2b(repr((band, mins)).encode(), digest_size=8).digest()
+            keys.append(int.from_bytes(digest, "big", signed=True))
+        return tuple(keys)
+
+    def near_identical(self, first: str, second: str) -> bool:
+        """Whether two posts are one offer worded almost the same: most word pairs shared, the
+        same numbers, and no job title, skill, contract, work mode or city that only one has
+        ("Python developer" and "Java developer" are two offers)."""
+        a, b = self._body(first), self._body(second)
+        if [w for w in a if w.isdigit()] != [w for w in b if w.isdigit()]:
+            return False
+        pa, pb = _pairs(a), _pairs(b)
+        if not pa or not pb or len(pa & pb) / len(pa | pb) < SAME_PAIRS:
+            return False
+        wa, wb = set(a), set(b)
+        if len(wa & wb) / len(wa | wb) < SAME_WORDS:
+            return False
+        return not any(self._telling(word) for word in set(a) ^ set(b))
+
+    def _telling(self, word: str) -> bool:
+        effect = self._effects.get((word,))
+        return effect is not None and bool(
+            effect.roles
+            or effect.strong
+            or effect.keywords
+            or effect.job_title
+            or effect.contract
+            or effect.mode
+            or effect.city
+        )
 
     def _facet_words(
         self, categories: Iterable[str], contracts: Iterable[str], mode: str | None
@@ -451,6 +500,27 @@ class Catalogue:
             for text in (item.slug, *item.names.values()):
                 words += [*phrase_key(text), "|"]
         return words
+
+
+SKETCH_BANDS = 8
+SKETCH_ROWS = 2
+# Two wordings of one offer share this much of their words and of their word pairs.
+SAME_WORDS = 0.75
+SAME_PAIRS = 0.5
+_PRIME = (1 << 61) - 1
+_MIX = 0x9E3779B97F4A7C15
+_SEEDS = [
+    int.from_bytes(hashlib.blake2b(f"jobrelay-{i}".encode(), digest_size=8).digest(), "big")
+    for i in range(SKETCH_BANDS * SKETCH_ROWS)
+]
+
+
+def _pairs(words: list[str]) -> frozenset[str]:
+    return frozenset(f"{a} {b}" for a, b in itertools.pairwise(words))
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _work_mode(modes: list[str]) -> str | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.classify import analyse
+from bot.classify import analyse, catalogue
 from bot.clock import Clock
 from bot.sources.base import (
     Account,
@@ -41,12 +41,14 @@ STORY_MIN_WORDS = 6
 def read(text: str) -> Reading:
     """What the classifier understood of a post, as storage keeps it."""
     analysis = analyse(text)
+    long_enough = analysis.word_count >= STORY_MIN_WORDS
     return Reading(
         is_offer=analysis.is_offer,
         categories=analysis.categories,
         tags=analysis.tags(),
         search_text=analysis.search_text,
-        fingerprint=analysis.fingerprint if analysis.word_count >= STORY_MIN_WORDS else None,
+        fingerprint=analysis.fingerprint if long_enough else None,
+        sketch=catalogue().sketch(text) if long_enough else (),
     )
 
 
@@ -164,7 +166,12 @@ class Poller:
         now = self._clock.now()
         async with self._sessions.begin() as session:
             offer_ids = await outbox.store_offers(session, offers=incoming, now=now)
-            await outbox.link_stories(session, offer_ids=offer_ids, since=now - STORY_WINDOW)
+            await outbox.link_stories(
+                session,
+                offer_ids=offer_ids,
+                since=now - STORY_WINDOW,
+                near_identical=catalogue().near_identical,
+            )
             written = await outbox.fan_out(session, offer_ids=offer_ids, now=now)
             for source, batch in fetched:
                 await sources.record_poll(

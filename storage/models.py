@@ -231,6 +231,20 @@ class OfferCategory(Base):
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
+class OfferBand(Base):
+    """A MinHash band key of an offer's wording: offers sharing one may be near-identical."""
+
+    __tablename__ = "offer_bands"
+
+    offer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True
+    )
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+Index("ix_offer_bands_band", OfferBand.band)
+
+
 class Delivery(Base):
     """The outbox: one row per chat and offer (or notice), drained by the sender."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from storage.models import (
     DeliveryKind,
     DeliveryStatus,
     Offer,
+    OfferBand,
     OfferCategory,
     Subscription,
 )
@@ -49,6 +50,7 @@ class Reading:
     tags: dict[str, Any] = field(default_factory=dict)
     search_text: str | None = None
     fingerprint: str | None = None  # None: too short to tell two posts apart safely
+    sketch: tuple[int, ...] = ()  # MinHash band keys, to find near-identical wordings
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,16 @@ async def store_offers(
     ]
     if categories:
         await session.execute(insert(OfferCategory), categories)
+    bands = [
+        {"offer_id": stored[key], "band": band}
+        for offer in offers
+        if offer.reading is not None
+        and offer.reading.fingerprint is not None
+        and (key := (offer.source_id, offer.post.external_id)) in stored
+        for band in dict.fromkeys(offer.reading.sketch)
+    ]
+    if bands:
+        await session.execute(insert(OfferBand), bands)
     return ids
 
 
@@ -133,11 +145,30 @@ def _tags(reading: Reading) -> dict[str, Any]:
     return {**reading.tags, "categories": list(reading.categories)}
 
 
-async def link_stories(session: AsyncSession, *, offer_ids: list[int], since: datetime) -> int:
-    """Point each new offer at the first offer with the same fingerprint stored since `since`
-    (another account, or the same one, posting it again): chats get that story once."""
+async def link_stories(
+    session: AsyncSession,
+    *,
+    offer_ids: list[int],
+    since: datetime,
+    near_identical: Callable[[str, str], bool] | None = None,
+) -> int:
+    """Point each new offer at the first offer of its story stored since `since` (another
+    account, or the same one, posting it again): chats get a story once.
+
+    The same fingerprint makes the same story; so does a near-identical wording when
+    `near_identical` says so of a candidate that shares a MinHash band key.
+    """
     if not offer_ids:
         return 0
+    linked = await _link_same_fingerprint(session, offer_ids, since)
+    if near_identical is not None:
+        linked += await _link_near_identical(session, offer_ids, since, near_identical)
+    return linked
+
+
+async def _link_same_fingerprint(
+    session: AsyncSession, offer_ids: list[int], since: datetime
+) -> int:
     first = aliased(Offer)
     earliest = (
         select(func.min(first.id))
@@ -156,6 +187,39 @@ async def link_stories(session: AsyncSession, *, offer_ids: list[int], since: da
         .execution_options(synchronize_session=False)
     )
     return affected(result)
+
+
+async def _link_near_identical(
+    session: AsyncSession,
+    offer_ids: list[int],
+    since: datetime,
+    near_identical: Callable[[str, str], bool],
+) -> int:
+    mine, theirs = aliased(OfferBand), aliased(OfferBand)
+    new, old = aliased(Offer), aliased(Offer)
+    rows = await session.execute(
+        select(new.id, new.text, old.id, old.text)
+        .join(mine, mine.offer_id == new.id)
+        .join(theirs, and_(theirs.band == mine.band, theirs.offer_id < new.id))
+        .join(old, old.id == theirs.offer_id)
+        .where(
+            new.id.in_(offer_ids),
+            new.story_id.is_(None),
+            old.story_id.is_(None),
+            old.created_at >= since,
+        )
+        .distinct()
+        .order_by(new.id, old.id)
+    )
+    stories: dict[int, int] = {}
+    for new_id, new_text, old_id, old_text in rows:
+        if new_id in stories or old_id in stories:
+            continue  # already linked; an offer that joined a story is no story's head
+        if near_identical(new_text, old_text):
+            stories[new_id] = old_id
+    for new_id, old_id in stories.items():
+        await session.execute(update(Offer).where(Offer.id == new_id).values(story_id=old_id))
+    return len(stories)
 
 
 def _filtered_out(chat_id: Any, search_text: Any) -> Any:

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.classify import catalogue
 from bot.policy import Hold
 from bot.sources.base import Post
 from storage import categories, chats, outbox, sources
@@ -370,7 +371,12 @@ async def _store(session: AsyncSession, *items: tuple[int, Post]) -> list[int]:
         offers=[IncomingOffer(source_id, post, read(post.text)) for source_id, post in items],
         now=NOW,
     )
-    await outbox.link_stories(session, offer_ids=ids, since=NOW - timedelta(days=7))
+    await outbox.link_stories(
+        session,
+        offer_ids=ids,
+        since=NOW - timedelta(days=7),
+        near_identical=catalogue().near_identical,
+    )
     await outbox.fan_out(session, offer_ids=ids, now=NOW)
     return ids
 
@@ -510,3 +516,25 @@ async def test_a_migrated_group_keeps_its_categories_and_filter(sessions) -> Non
         assert await categories.followed(session, -1005) == ["web"]
         assert [w.word for w in await categories.get_filter(session, -1005)] == ["php"]
         assert await categories.followed(session, -5) == []
+
+
+async def test_a_near_identical_wording_joins_the_story_but_another_job_does_not(sessions) -> None:
+    reworded = (
+        "We are hiring a Python developer (CDI) in Lyon, hybrid! Apply now: https://t.co/q #jobs"
+    )
+    java = SOFTWARE.replace("Python", "Java")
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await categories.subscribe(session, chat_id=1, category="software", now=NOW)
+        ids = []
+        for n, (key, text) in enumerate(
+            [("acme", SOFTWARE), ("board", reworded), ("other", java)], start=1
+        ):
+            source_id = await sources.ensure_source(
+                session, kind="x", key=key, external_id=str(n), display_name=key, now=NOW
+            )
+            ids += await _store(session, (source_id, _post(str(n), key, text)))
+    async with sessions() as session:
+        assert await _received(session, 1) == [SOFTWARE, java]
+        stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
+    assert stories == {ids[0]: None, ids[1]: ids[0], ids[2]: None}

@@ -63,6 +63,19 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("offer_id", "category", name=op.f("pk_offer_categories")),
     )
+    op.create_table(
+        "offer_bands",
+        sa.Column("offer_id", sa.Integer(), nullable=False),
+        sa.Column("band", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["offer_id"],
+            ["offers.id"],
+            name=op.f("fk_offer_bands_offer_id_offers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("offer_id", "band", name=op.f("pk_offer_bands")),
+    )
+    op.create_index("ix_offer_bands_band", "offer_bands", ["band"])
     with op.batch_alter_table("offers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("is_offer", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=True))
@@ -97,6 +110,8 @@ def downgrade() -> None:
         batch_op.drop_column("search_text")
         batch_op.drop_column("tags")
         batch_op.drop_column("is_offer")
+    op.drop_index("ix_offer_bands_band", table_name="offer_bands")
+    op.drop_table("offer_bands")
     op.drop_table("offer_categories")
     op.drop_table("chat_filters")
     op.drop_index("ix_category_subscriptions_category", table_name="category_subscriptions")

@@ -136,3 +136,21 @@ def test_required_categories_on_a_fixed_subset_of_the_corpus(slug: str) -> None:
     scores, _, mistakes = evaluate(SUBSET)
     assert scores[slug].precision >= 0.90, [m for m in mistakes if f" {slug} " in m]
     assert scores[slug].recall >= 0.85, [m for m in mistakes if f" {slug} " in m]
+
+
+def test_near_identical_wordings_of_one_offer_and_different_offers() -> None:
+    cat = catalogue()
+    offer = (
+        "🚀 We're hiring a Backend Developer (Python) in Lyon – CDI, hybrid 2 days a week. Apply!"
+    )
+    reworded = (
+        "We are hiring a Backend Developer (Python) in Lyon - CDI, hybrid 2 days a week #jobs"
+    )
+    assert cat.near_identical(offer, reworded)
+    assert set(cat.sketch(offer)) & set(cat.sketch(reworded))  # found by an index lookup
+    # Another job, another city, another number or another contract is another offer.
+    for other in ("Python", "Java"), ("Lyon", "Paris"), ("2 days", "3 days"), ("CDI", "CDD"):
+        assert not cat.near_identical(offer, offer.replace(*other)), other
+    # Band keys do not depend on the process (they are stored and compared across restarts).
+    assert cat.sketch(offer) == Catalogue.sketch(cat, offer)
+    assert len(cat.sketch(offer)) == 8
