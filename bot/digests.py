@@ -107,7 +107,9 @@ class DigestWorker:
             async with self._sessions() as session:
                 offers = await digests.digest_offers(session, digest.digest_id)
             parts = render_digest(
-                translator(digest.language), [(o.author, o.text, o.url) for o in offers]
+                translator(digest.language),
+                [(o.author, o.text, o.url) for o in offers],
+                [o.tags for o in offers],
             )
             chat_id = digest.chat_id
             finished = True

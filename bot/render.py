@@ -171,6 +171,7 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
 
 
 DIGEST_OFFER_BUDGET = 700  # visible characters of one offer's text inside a digest
+DIGEST_TAGS_BUDGET = 120  # and of its tags after it
 
 
 class _Parts:
@@ -194,19 +195,27 @@ class _Parts:
         self._html, self._visible = [], 0
 
 
-def render_digest(t: Translator, offers: list[tuple[str, str, str]]) -> list[str]:
-    """Held offers (author, text, url) as one or more messages: grouped by source, oldest
-    first, each with its link; never split inside an offer or a tag."""
+def render_digest(
+    t: Translator,
+    offers: list[tuple[str, str, str]],
+    tags: Sequence[Mapping[str, Any] | None] = (),
+) -> list[str]:
+    """Held offers (author, text, url, with their tags when given) as one or more messages:
+    grouped by source, oldest first, each with its tags and link; never split inside an offer
+    or a tag."""
     by_author: dict[str, list[tuple[str, str]]] = {}
-    for author, text, url in offers:  # offers come oldest first; sources by first offer
-        by_author.setdefault(author, []).append((text, url))
+    for index, (author, text, url) in enumerate(offers):  # oldest first; sources by first offer
+        line = tag_line(t, tags[index] if index < len(tags) else None)
+        body = _truncate(" ".join(text.split()), DIGEST_OFFER_BUDGET)
+        body = f"{body} — {line}" if line else body
+        by_author.setdefault(author, []).append((body, url))
     parts = _Parts()
     title = t.ngettext("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
     parts.add(f"<b>{html.escape(title)}</b>", telegram_length(title))
     link_label = t.gettext("View on X")
     for author, items in by_author.items():
         for index, (text, url) in enumerate(items):
-            body = _truncate(" ".join(text.split()), DIGEST_OFFER_BUDGET)
+            body = _truncate(text, DIGEST_OFFER_BUDGET + DIGEST_TAGS_BUDGET)
             visible = telegram_length(f"• {body} {link_label}")
             block = (
                 f"• {html.escape(body, quote=False)} "

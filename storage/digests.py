@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ class DigestOffer:
     author: str
     text: str
     url: str
+    tags: dict[str, Any] | None = None
 
 
 async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: datetime) -> None:
@@ -112,7 +114,7 @@ async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
 async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:
     """The offers of a digest, oldest first."""
     rows = await session.execute(
-        select(Offer.author, Offer.text, Offer.url)
+        select(Offer.author, Offer.text, Offer.url, Offer.tags)
         .join(Delivery, Delivery.offer_id == Offer.id)
         .where(Delivery.digest_id == digest_id)
         .order_by(Offer.id)

@@ -120,3 +120,11 @@ def test_an_apply_link_that_is_not_http_is_not_linked() -> None:
     html_text = render_offer(EN, author="a", text="t", url="https://x.com/a/1", tags=tags)
     assert "javascript:" not in html_text
     assert "Apply" not in html_text
+
+
+def test_a_digest_shows_each_offer_s_tags() -> None:
+    offers = [("acme", "Dev Python", "https://x.com/a/1"), ("acme", "News", "https://x.com/a/2")]
+    parts = render_digest(Translator("fr"), offers, [TAGS, None])
+    plain = parse_telegram_html(parts[0])
+    assert "• Dev Python — CDI · Temps plein · Hybride · 📍 Lyon Voir sur X" in plain
+    assert "• News Voir sur X" in plain
