@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from bot.app import serve
 from bot.config import Settings
-from bot.sandbox.seed import ACCOUNTS, post_random_offer, seed
+from bot.sandbox.seed import ACCOUNTS, BOARDS, post_random_offer, seed
 from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.terminal import Terminal
 from bot.sandbox.x_api import XStandIn
@@ -26,11 +30,15 @@ SANDBOX_POLL_SECONDS = 10.0
 USER_ID = 1001
 
 
-def sandbox_settings(settings: Settings, tg: TelegramStandIn, x: XStandIn) -> Settings:
-    """The user's settings, pointed at the stand-ins; a separate database unless one was given."""
+def sandbox_settings(
+    settings: Settings, tg: TelegramStandIn, x: XStandIn, boards_file: Path | None = None
+) -> Settings:
+    """The user's settings, pointed at the stand-ins; a separate database unless one was given,
+    and the sandbox's job board unless a BOARDS_FILE was given."""
     explicit = settings.model_fields_set
     return settings.model_copy(
         update={
+            "boards_file": settings.boards_file if "boards_file" in explicit else boards_file,
             "telegram_api_url": tg.base_url,
             "x_api_url": x.url,
             "x_bearer_token": SecretStr(x.bearer_token),
@@ -59,7 +67,10 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
     """Run stand-ins, the bot and the terminal chat until `stop` or `:quit`."""
     async with TelegramStandIn() as tg, XStandIn() as x:
         seed(x)
-        config = sandbox_settings(settings, tg, x)
+        workdir = Path(tempfile.mkdtemp(prefix="jobrelay-sandbox-"))
+        boards = workdir / "boards.toml"
+        boards.write_text(f"accounts = {json.dumps(['@' + b for b in BOARDS])}\n", "utf-8")
+        config = sandbox_settings(settings, tg, x, boards)
         await upgrade_async(config.database_url)
         language = os.environ.get("SANDBOX_LANGUAGE") or (
             "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
@@ -84,4 +95,5 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            shutil.rmtree(workdir, ignore_errors=True)
             sys.stdout.flush()

@@ -13,7 +13,11 @@ ACCOUNTS: dict[str, str] = {
     "devjobs_fr": "DevJobs FR",
     "studio_design": "Studio Design Jobs",
     "rh_talents": "RH Talents",
+    "emploi_board": "Emploi Board",
 }
+
+# A job board: polled for category followers (`/follow software`) without being followed.
+BOARDS = ["emploi_board"]
 
 OFFERS: dict[str, list[str]] = {
     "acme_jobs": [
@@ -41,6 +45,24 @@ OFFERS: dict[str, list[str]] = {
         "Chargé(e) de recrutement IT en CDI, Lille. Envoyez votre CV : https://rh.example/p/55",
         "HR Business Partner (English speaking), Paris, hybrid. https://rh.example/p/56",
     ],
+    "emploi_board": [
+        "[JOB] Développeur React (F/H) – CDI – Lyon – hybride. Postulez : https://board.example/1",
+        "UX/UI Designer – freelance 3 mois – 100% remote. https://board.example/2",
+        "Chargé·e de recrutement – CDD 6 mois – Rennes. Postulez : https://board.example/3",
+        "Community manager (H/F) en alternance à Nantes. https://board.example/4",
+    ],
+}
+
+# What recruiters post besides offers: category followers never get these.
+NEWS: dict[str, list[str]] = {
+    "acme_jobs": [
+        "Big news: Acme just opened a new office in Lyon 🎉 Thanks to the whole team!",
+        "Join us at our webinar on Thursday: how to write a CV that recruiters read.",
+    ],
+    "emploi_board": [
+        "Salon de l'emploi de Nantes le 14 mars : venez rencontrer nos recruteurs !",
+        "Pas de recrutement chez nous cet été, mais suivez-nous pour la rentrée 😉",
+    ],
 }
 
 
@@ -56,7 +78,8 @@ def seed(x: XStandIn, *, now: datetime | None = None) -> None:
 def post_random_offer(x: XStandIn, rng: random.Random) -> tuple[str, str]:
     """Post one more offer from a random account, as a recruiter would; returns (handle, text)."""
     handle = rng.choice(sorted(ACCOUNTS))
-    text = rng.choice(OFFERS[handle])
+    news = NEWS.get(handle)
+    text = rng.choice(news if news and rng.random() < 0.25 else OFFERS[handle])
     reference = rng.randint(100, 999)
     text = f"{text} (ref. {reference})"
     x.add_post(handle, text)

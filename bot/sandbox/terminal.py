@@ -60,6 +60,10 @@ class Terminal:
         )
         print(f"Recruiter accounts on the X stand-in: {', '.join('@' + a for a in accounts)}")
         print(
+            "Try /follow @acme_jobs, or /follow software (or /categories): @emploi_board is a "
+            "job board, read for category followers."
+        )
+        print(
             f"Database {database}; each account is polled every {poll_seconds:g} s; "
             f"a new offer is posted about every {post_every:g} s."
         )

@@ -135,6 +135,17 @@ async def test_the_sandbox_relays_offers_to_the_terminal(tmp_path: Path) -> None
         await process.stdin.drain()
         await read_until("Now following @acme_jobs")
         await read_until("View on X")  # an offer posted on the X stand-in reached the "phone"
+        # Categories: the sandbox's job board is read for category followers.
+        process.stdin.write(b"/follow design\n")
+        await process.stdin.drain()
+        await read_until("Now following the category Design")
+        await asyncio.sleep(2.5)  # the board's first poll: what comes next is new
+        process.stdin.write(
+            b":post @emploi_board Graphiste (F/H) en CDI a Nantes, postulez : https://b.example/9\n"
+        )
+        await process.stdin.drain()
+        await read_until("Graphiste (F/H) en CDI a Nantes")
+        await read_until("Permanent (CDI)")
         process.stdin.write(b":quit\n")
         await process.stdin.drain()
         assert await asyncio.wait_for(process.wait(), 30) == 0
