@@ -39,6 +39,8 @@ _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HASHTAG_RE = re.compile(r"#([^\W_][\w]*)")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_RE = re.compile(r"[^\W_]+")
+# Combining marks left by NFKD (accents, cedillas ...), in the blocks Latin scripts use.
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
 # The hashtags that close a post ("#job #emploi" appended by a reposting account).
 _TRAILING_HASHTAGS_RE = re.compile(r"(?:[\W_]*#\w+)+[\W_]*$")
@@ -57,8 +59,10 @@ KEYWORD_CATEGORY_WEIGHT = 1.0
 
 def fold(text: str) -> str:
     """`Développeur·se Œuvre` -> `Developpeur·se Oeuvre`: accents and ligatures dropped."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _COMBINING_RE.sub("", decomposed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +221,7 @@ class Catalogue:
         self._aliases: dict[tuple[str, ...], str] = {}
         self._facet_weights: dict[tuple[str, str], float] = {}
         self._contract_categories: dict[str, str] = {}
+        self._name_words: dict[tuple[str, str], tuple[str, ...]] = {}
         self._load_categories(categories)
         self._load_signals(signals)
         self._load_cities(cities)
@@ -493,12 +498,19 @@ class Catalogue:
         """Words a /filter may name that the text itself may not contain (`+remote` matches
         "100% télétravail", `-stage` matches "internship"), each set apart by `|`."""
         words: list[str] = []
-        named: list[Category | Facet] = [self.categories[c] for c in categories]
-        named += [self.contracts[c] for c in contracts]
-        named += [self.modes[mode]] if mode else []
-        for item in named:
-            for text in (item.slug, *item.names.values()):
-                words += [*phrase_key(text), "|"]
+        named: list[tuple[str, Category | Facet]] = [
+            *(("category", self.categories[c]) for c in categories),
+            *(("contract", self.contracts[c]) for c in contracts),
+            *([("mode", self.modes[mode])] if mode else []),
+        ]
+        for kind, item in named:
+            key = (kind, item.slug)
+            if key not in self._name_words:
+                words_of_item: list[str] = []
+                for text in dict.fromkeys((item.slug, *item.names.values())):
+                    words_of_item += [*phrase_key(text), "|"]
+                self._name_words[key] = tuple(words_of_item)
+            words += self._name_words[key]
         return words
 
 
