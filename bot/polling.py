@@ -52,6 +52,16 @@ def read(text: str) -> Reading:
     )
 
 
+def _read_safely(text: str, url: str) -> Reading | None:
+    """`read`, or None (the post still goes to its account's followers, unclassified) if the
+    classifier fails on it: one odd post must not hold up every poll."""
+    try:
+        return read(text)
+    except Exception:
+        log.exception("could not classify %s; relaying it to its account's followers only", url)
+        return None
+
+
 def backoff(interval: timedelta, error_count: int) -> timedelta:
     """Delay before retrying a failing source: the interval doubled per consecutive failure."""
     delay: timedelta = interval * (2 ** min(error_count, 16))
@@ -157,7 +167,7 @@ class Poller:
         if not fetched:
             return 0
         incoming = [
-            IncomingOffer(source.source_id, post, read(post.text))
+            IncomingOffer(source.source_id, post, _read_safely(post.text, post.url))
             for source, batch in fetched
             for post in batch.posts
         ]
