@@ -130,10 +130,10 @@ def parse_timezone(word: str) -> str:
 class FollowWords:
     """The words of /follow or /unfollow: X handles, category slugs, and words that are neither."""
 
-    handles: list[str] = field(default_factory=list)  # in order, with the bare ones
+    handles: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)  # neither a handle nor a category
-    bare_handles: list[str] = field(default_factory=list)  # no category, so maybe a handle
+    bare_handles: list[str] = field(default_factory=list)  # no category; a handle without @?
 
 
 MAX_CATEGORY_WORDS = 3
@@ -142,7 +142,7 @@ MAX_CATEGORY_WORDS = 3
 def parse_follow_words(words: list[str], category_for: Callable[[str], str | None]) -> FollowWords:
     """Split `/follow` words into handles (`@acme_jobs`, x.com links), categories (`software`,
     `graphisme`, `service client`), plain words that name no category but could be a handle
-    written without its @ (`acme_jobs`), and words that are neither."""
+    if written with an @ (`acme_jobs`), and words that are neither."""
     handles: list[str] = []
     categories: list[str] = []
     malformed: list[str] = []
@@ -172,17 +172,17 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
                 i += length
                 break
         else:
-            if not HANDLE_RE.fullmatch(word):
-                malformed.append(word)
-            elif word.lower() not in seen:
-                seen.add(word.lower())
-                handles.append(word)
-                bare.append(word)
+            # A plain word names a category; an account needs its @ ("/follow python" must not
+            # follow whoever owns @python on X).
+            (bare if HANDLE_RE.fullmatch(word) else malformed).append(word)
             i += 1
     return FollowWords(handles, categories, malformed, bare)
 
 
 MAX_FILTER_WORDS = 20
+# Letters, digits and the joiners of plain words ("node.js", "full-stack", "aujourd'hui"): a
+# "+" or "#" inside a word ("c++", "c#") could not be matched as typed, so it is refused.
+_NOT_A_PLAIN_WORD = re.compile(r"[^\w.'’-]|_")
 MAX_FILTER_WORD_LENGTH = 40
 MAX_FILTER_WORD_TOKENS = 4
 
@@ -216,7 +216,8 @@ def parse_filter(words: list[str], to_phrase: Callable[[str], str]) -> list[Filt
         phrase = to_phrase(bare)
         if (
             not phrase
-            or len(bare) > MAX_FILTER_WORD_LENGTH
+            or _NOT_A_PLAIN_WORD.search(bare)
+            or max(len(bare), len(phrase)) > MAX_FILTER_WORD_LENGTH
             or len(phrase.split()) > MAX_FILTER_WORD_TOKENS
         ):
             raise ArgumentError("filter_word")

@@ -24,12 +24,19 @@ from typing import Any
 _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'()]+"
     # Links written without their scheme: shorteners and jobs./careers. sites.
-    r"|\b(?:lnkd\.in|bit\.ly|t\.co|buff\.ly|ow\.ly|tinyurl\.com|goo\.gl|"
-    r"(?:jobs?|careers?|emplois?|carrieres?|recrutement)\.[\w-]+(?:\.[\w-]+)*)/[^\s<>\"'()]*",
+    # Links written without their scheme: a domain with a usual ending, then a path
+    # ("careers.acme.io/jobs/7", "bit.ly/x"); never "Node.js/React" or "ASP.NET/C#".
+    r"|(?<![@\w.])(?:[\w-]+\.)+(?:fr|com|io|co|org|uk|ca|de|ie|be|ch|eu|dev|app|ai|jobs|"
+    r"careers|in|ly|me|us|es|it|nl|pt|lu|ma|sn|tn|qc|info|biz|tech|studio|agency|work|au|nz)"
+    r"/[^\s<>\"'()]*",
     re.IGNORECASE,
 )
 # French inclusive writing: "chargé(e)", "chargé·e", "développeur·se", "conseiller·ère" read as
 # the word itself, so one phrase matches every spelling.
+_INCLUSIVE_PLURAL_RE = re.compile(  # "chargé(e)s", "chargé·e·s", "chargé.e.s"
+    r"(?<=\w)(?:\((?:e|ne|le|se|ère|ere|rice|trice)\)s|[·•.](?:e|ne|le|se)[·•.]s|[·•.]es)(?![\w])",
+    re.IGNORECASE,
+)
 _INCLUSIVE_RE = re.compile(
     r"(?<=\w)(?:\(|·|•|\.)(?:e|es|se|sse|euse|ère|ere|rice|trice|ne|le|fe|ve|x)\)?(?![\w])",
     re.IGNORECASE,
@@ -49,6 +56,9 @@ _SALARY_RE = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_PUNCTUATION = ".,;:!?…»)]}'\""
+_BEFORE_A_PLACE = frozenset(
+    {"a", "in", "en", "based", "near", "sur", "at", "around", "pres", "vers", "de", "du", "lieu"}
+)
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "Oe", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O"})
 
 CATEGORY_THRESHOLD = 2.0
@@ -72,6 +82,7 @@ class Token:
     norm: str
     capital: bool
     plural: bool = False  # "developers": people talked about, not a job title
+    raw: str = ""  # the word as written, folded but not singular ("tours", not "tour")
 
 
 def _split_hashtag(match: re.Match[str], known: frozenset[str]) -> str:
@@ -91,10 +102,10 @@ def strip_links(text: str) -> str:
 def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
     """The words of a text as the vocabulary is matched: links and mentions dropped, hashtags
     read as words (split at capitals unless the whole tag is a `known` word)."""
-    text = _INCLUSIVE_RE.sub("", strip_links(text))
+    text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", strip_links(text)))
     text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
     return [
-        Token(norm, word[:1].isupper(), len(norm) < len(word))
+        Token(norm, word[:1].isupper(), len(norm) < len(word), word.casefold())
         for word in _WORD_RE.findall(fold(text))
         for norm in (_norm(word),)
     ]
@@ -161,6 +172,7 @@ class _Effect:
     mode: str | None = None
     city: str | None = None
     city_needs_capital: bool = False
+    city_raw: tuple[str, ...] = ()  # the city's words as written ("tours", never "tour")
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +319,9 @@ class Catalogue:
             # Two spellings of one phrase ("series b", "serie b") count once.
             if abs(weight) > abs(effect.offer):
                 effect.offer = float(weight)
+        self._people = frozenset(
+            _norm(fold(word)) for word in _strings(offer.get("people", []), "signals.toml people")
+        )
         for phrase in _strings(offer.get("roles", []), "signals.toml [offer] roles"):
             self._effect(phrase, "signals.toml [offer] roles").job_title = True
         for phrase in _strings(data.get("mask", {}).get("phrases", []), "signals.toml [mask]"):
@@ -328,13 +343,30 @@ class Catalogue:
 
     def _load_cities(self, data: Mapping[str, Any]) -> None:
         common = {phrase_key(c) for c in _strings(data.get("common_words", []), "cities.toml")}
-        for city in _strings(data.get("cities"), "cities.toml cities"):
-            effect = self._effect(city, "cities.toml")
+        aliases = data.get("aliases", {})
+        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+            raise CatalogueError('cities.toml [aliases] maps spellings to names: NYC = "New York"')
+        spellings = [(c, c) for c in _strings(data.get("cities"), "cities.toml cities")]
+        spellings += [(str(k), v) for k, v in aliases.items()]
+        for spelling, city in spellings:
+            effect = self._effect(spelling, "cities.toml")
             if effect.city is None:
                 effect.city = city
-                effect.city_needs_capital = phrase_key(city) in common
+                effect.city_needs_capital = phrase_key(spelling) in common
+                effect.city_raw = tuple(t.raw for t in tokens(spelling))
 
     # -- questions -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_city(words: list[Token], start: int, length: int, effect: _Effect) -> bool:
+        """Whether matched words really name the city: spelled as the city is (not "Tour" for
+        Tours), and, for a city that is also a common word, capitalised and not opening the
+        post ("Nice team!", "Orange recrute")."""
+        if tuple(w.raw for w in words[start : start + length]) != effect.city_raw:
+            return False
+        if effect.city_needs_capital:
+            return words[start].capital and start > 0
+        return True
 
     def category_for(self, word: str) -> str | None:
         """The slug a user means by `software`, `graphisme`, `RH` ...; None if no category
@@ -376,16 +408,19 @@ class Catalogue:
         seen_keywords: set[tuple[str, int]] = set()
         contracts: list[str] = []
         modes: list[str] = []
-        city: str | None = None
+        cities: list[tuple[bool, str]] = []  # (after "in"/"à"/"based" ..., city)
         for start, length, effect in matches:
             score += effect.offer
             # A job title in the plural ("12 developers", "recruiters who ghost you") names
             # people, not an opening.
-            if (effect.roles or effect.job_title) and not words[start + length - 1].plural:
+            last = words[start + length - 1]
+            plural = last.plural and last.norm in self._people
+            if (effect.roles or effect.job_title) and not plural:
                 role = True
                 title = title or start < TITLE_WORDS
             for slug in effect.roles | effect.strong:
-                category_scores[slug] = category_scores.get(slug, 0.0) + ROLE_CATEGORY_WEIGHT
+                weight = KEYWORD_CATEGORY_WEIGHT if plural else ROLE_CATEGORY_WEIGHT
+                category_scores[slug] = category_scores.get(slug, 0.0) + weight
             for slug in effect.keywords:
                 marker = (slug, id(effect))
                 if marker not in seen_keywords:  # a word repeated counts once
@@ -393,16 +428,16 @@ class Catalogue:
                     category_scores[slug] = category_scores.get(slug, 0.0) + (
                         KEYWORD_CATEGORY_WEIGHT
                     )
-            if effect.contract is not None and effect.contract not in contracts:
+            # "12 alternants et 6 stagiaires" are people, not this post's contract.
+            if effect.contract is not None and effect.contract not in contracts and not plural:
                 contracts.append(effect.contract)
             if effect.mode is not None and effect.mode not in modes:
                 modes.append(effect.mode)
-            if (
-                effect.city is not None
-                and city is None
-                and (words[start].capital or not effect.city_needs_capital)
-            ):
-                city = effect.city
+            if effect.city is not None and self._is_city(words, start, length, effect):
+                after = start > 0 and words[start - 1].norm in _BEFORE_A_PLACE
+                cities.append((after, effect.city))
+        # The job's place: the first city named after "à", "in", "based in" ..., else the first.
+        city = next((c for after, c in cities if after), cities[0][1] if cities else None)
         apply_url = first_url(text)
         score += self.role_weight if role else 0.0
         score += self.title_weight if title else 0.0
@@ -431,21 +466,34 @@ class Catalogue:
             contracts=tuple(contracts) if is_offer else (),
             work_mode=work_mode if is_offer else None,
             city=city if is_offer else None,
-            apply_url=apply_url,
-            fingerprint=self.fingerprint(text),
+            apply_url=apply_url if is_offer else None,
+            # One story is one reading: a post read as another kind of offer is another story.
+            fingerprint=self.fingerprint(text, f"{is_offer} {' '.join(categories)}"),
             search_text=" " + " ".join([*norms, "|", *facets]) + " ",
             word_count=len(norms),
         )
 
-    def _body(self, text: str) -> list[str]:
+    def _body_tokens(self, text: str) -> list[Token]:
         """The words that say what a post is: no links, mentions or closing hashtags."""
         body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
-        return [t.norm for t in tokens(body, self._known_words)]
+        return tokens(body, self._known_words)
 
-    def fingerprint(self, text: str) -> str:
+    def _body(self, text: str) -> list[str]:
+        return [t.norm for t in self._body_tokens(text)]
+
+    def body_length(self, text: str) -> int:
+        """How many words say what a post is (stories are only made of long enough posts)."""
+        return len(self._body_tokens(text))
+
+    def _names(self, words: list[Token]) -> frozenset[str]:
+        """Capitalised words the vocabulary does not know, past the first: names."""
+        return frozenset(w.norm for w in words[1:] if w.capital and (w.norm,) not in self._effects)
+
+    def fingerprint(self, text: str, reading: str = "") -> str:
         """The same for one offer however it is reposted: links, mentions, case, accents,
-        punctuation, spacing, emoji and the hashtags appended after it do not count."""
-        words = " ".join(self._body(text))
+        punctuation, spacing, emoji and the hashtags appended after it do not count (and, when
+        given, the same `reading` of it)."""
+        words = " ".join(self._body(text)) + "|" + reading
         return hashlib.blake2b(words.encode(), digest_size=16).hexdigest()
 
     def sketch(self, text: str) -> tuple[int, ...]:
@@ -469,8 +517,12 @@ class Catalogue:
         """Whether two posts are one offer worded almost the same: most word pairs shared, the
         same numbers, and no job title, skill, contract, work mode or city that only one has
         ("Python developer" and "Java developer" are two offers)."""
-        a, b = self._body(first), self._body(second)
+        ta, tb = self._body_tokens(first), self._body_tokens(second)
+        a, b = [t.norm for t in ta], [t.norm for t in tb]
         if [w for w in a if w.isdigit()] != [w for w in b if w.isdigit()]:
+            return False
+        # A name only one of them has (a company, a product) makes another offer.
+        if self._names(ta) != self._names(tb):
             return False
         pa, pb = _pairs(a), _pairs(b)
         if not pa or not pb or len(pa & pb) / len(pa | pb) < SAME_PAIRS:

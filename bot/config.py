@@ -96,13 +96,14 @@ class Settings(BaseSettings):
                 "must be Telegram user ids (numbers) separated by commas, e.g. 12345,67890"
             ) from None
 
-    @field_validator("boards_file")
+    @field_validator("boards_file", mode="before")
     @classmethod
-    def _boards(cls, value: Path | None) -> Path | None:
-        if value is not None and str(value).strip():
-            load_boards(value)  # a ValueError names what is wrong with the file
-            return value
-        return None
+    def _boards(cls, value: object) -> Path | None:
+        if value is None or not str(value).strip():
+            return None  # BOARDS_FILE= (empty) means no job boards
+        path = Path(str(value).strip())
+        load_boards(path)  # a ValueError names what is wrong with the file
+        return path
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -41,7 +41,7 @@ STORY_MIN_WORDS = 6
 def read(text: str) -> Reading:
     """What the classifier understood of a post, as storage keeps it."""
     analysis = analyse(text)
-    long_enough = analysis.word_count >= STORY_MIN_WORDS
+    long_enough = catalogue().body_length(text) >= STORY_MIN_WORDS
     return Reading(
         is_offer=analysis.is_offer,
         categories=analysis.categories,

@@ -101,7 +101,11 @@ def _filter_error(t: Translator, code: str) -> str:
         "filter_sign": t.gettext(
             "A + or - needs a word right after it, like <code>+python</code>."
         ),
-        "filter_word": t.gettext("Each word needs letters or digits and at most 40 characters."),
+        "filter_word": t.gettext(
+            "Each word is letters and digits, at most 40 characters; a dot, hyphen or "
+            "apostrophe may join them (node.js, full-stack). Symbols such as + or # cannot be "
+            "matched (c++, c#)."
+        ),
         "filter_many": t.gettext("That is more than %(max)d words.", max=MAX_FILTER_WORDS),
         "filter_both": t.gettext("A word cannot be both required (+) and excluded (-)."),
     }

@@ -79,26 +79,26 @@ def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> str
     )
 
 
-def _not_understood_text(t: Translator, words: FollowWords, *, x_configured: bool) -> str:
+def _not_understood_text(t: Translator, words: FollowWords) -> str:
     lines: list[str] = []
-    if words.bare_handles and not x_configured:
+    if words.bare_handles:
         quoted = ", ".join(f"<code>{html.escape(w)}</code>" for w in words.bare_handles[:5])
-        lines.append(t.gettext("%(words)s is not a job category.", words=quoted))
+        accounts = ", ".join(f"@{html.escape(w)}" for w in words.bare_handles[:5])
+        lines.append(
+            t.ngettext(
+                "%(words)s is not a job category. For an X account, write it with its @: "
+                "%(accounts)s.",
+                "%(words)s are not job categories. For X accounts, write them with their @: "
+                "%(accounts)s.",
+                len(words.bare_handles),
+                words=quoted,
+                accounts=accounts,
+            )
+        )
     if words.malformed:
         lines.append(_malformed_text(t, words.malformed))
     lines.append(t.gettext("/categories lists the categories you can follow. Nothing was changed."))
     return "\n".join(lines)
-
-
-def _not_a_category_either(t: Translator, words: FollowWords, not_found: list[str]) -> str:
-    bare = {w.lower() for w in words.bare_handles}
-    missing = [h for h in not_found if h.lower() in bare]
-    if not missing:
-        return ""
-    quoted = ", ".join(f"<code>{html.escape(w)}</code>" for w in missing[:5])
-    return t.gettext(
-        "%(words)s is not a job category either: /categories lists them.", words=quoted
-    )
 
 
 async def follow(update: Update, context: Context) -> None:
@@ -121,11 +121,10 @@ async def follow(update: Update, context: Context) -> None:
             ),
         )
         return
-    x_configured = services.follows.x_configured
-    if words.malformed or (words.bare_handles and not x_configured):
-        await reply(update, _not_understood_text(t, words, x_configured=x_configured))
+    if words.malformed or words.bare_handles:
+        await reply(update, _not_understood_text(t, words))
         return
-    handles = words.handles  # a plain word that names no category may be a handle
+    handles = words.handles
     if len(handles) > MAX_HANDLES:
         await reply(
             update,
@@ -150,7 +149,6 @@ async def follow(update: Update, context: Context) -> None:
             )
         else:
             lines.append(follow_report_text(t, report))
-            lines.append(_not_a_category_either(t, words, report.not_found))
     if words.categories:
         catalogue = services.categories.catalogue
         done = await services.categories.follow(call.chat_id, words.categories)
@@ -211,8 +209,8 @@ async def unfollow(update: Update, context: Context) -> None:
             await reply(update, t.gettext("You were not following anything."))
         return
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
-    if words.malformed:
-        await reply(update, _not_understood_text(t, words, x_configured=True))
+    if words.malformed or words.bare_handles:
+        await reply(update, _not_understood_text(t, words))
         return
     lines: list[str] = []
     if words.handles:

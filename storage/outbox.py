@@ -25,6 +25,10 @@ from storage.models import (
 )
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
+STORE_CHUNK = 1_000  # posts per INSERT (11 parameters each; PostgreSQL allows 32,767)
+ID_CHUNK = 5_000  # offer ids per statement
+NEAR_CANDIDATES = 20  # near-identical checks per new offer, most similar first
+
 
 class NewOffer(Protocol):
     """What storing an offer needs of a post (bot.sources.base.Post has it)."""
@@ -90,7 +94,20 @@ class ClaimedDelivery:
 async def store_offers(
     session: AsyncSession, *, offers: Sequence[IncomingOffer], now: datetime
 ) -> list[int]:
-    """Store new posts (ignoring ones already stored) in the given order; their new ids."""
+    """Store new posts (ignoring ones already stored) in the given order; their new ids.
+
+    Written in chunks: one statement may carry at most 32,767 parameters on PostgreSQL, and a
+    cycle after a long stop can bring thousands of posts.
+    """
+    ids: list[int] = []
+    for start in range(0, len(offers), STORE_CHUNK):
+        ids += await _store_chunk(session, offers[start : start + STORE_CHUNK], now)
+    return sorted(ids)
+
+
+async def _store_chunk(
+    session: AsyncSession, offers: Sequence[IncomingOffer], now: datetime
+) -> list[int]:
     if not offers:
         return []
     statement = (
@@ -158,11 +175,12 @@ async def link_stories(
     The same fingerprint makes the same story; so does a near-identical wording when
     `near_identical` says so of a candidate that shares a MinHash band key.
     """
-    if not offer_ids:
-        return 0
-    linked = await _link_same_fingerprint(session, offer_ids, since)
-    if near_identical is not None:
-        linked += await _link_near_identical(session, offer_ids, since, near_identical)
+    linked = 0
+    for start in range(0, len(offer_ids), ID_CHUNK):
+        chunk = offer_ids[start : start + ID_CHUNK]
+        linked += await _link_same_fingerprint(session, chunk, since)
+        if near_identical is not None:
+            linked += await _link_near_identical(session, chunk, since, near_identical)
     return linked
 
 
@@ -170,12 +188,12 @@ async def _link_same_fingerprint(
     session: AsyncSession, offer_ids: list[int], since: datetime
 ) -> int:
     first = aliased(Offer)
+    # The head of the oldest story with this fingerprint (the first offer, or what it joined).
     earliest = (
-        select(func.min(first.id))
+        select(func.min(func.coalesce(first.story_id, first.id)))
         .where(
             first.fingerprint == Offer.fingerprint,
             first.id < Offer.id,
-            first.story_id.is_(None),
             first.created_at >= since,
         )
         .scalar_subquery()
@@ -197,29 +215,62 @@ async def _link_near_identical(
 ) -> int:
     mine, theirs = aliased(OfferBand), aliased(OfferBand)
     new, old = aliased(Offer), aliased(Offer)
-    rows = await session.execute(
-        select(new.id, new.text, old.id, old.text)
-        .join(mine, mine.offer_id == new.id)
-        .join(theirs, and_(theirs.band == mine.band, theirs.offer_id < new.id))
-        .join(old, old.id == theirs.offer_id)
-        .where(
-            new.id.in_(offer_ids),
-            new.story_id.is_(None),
-            old.story_id.is_(None),
-            old.created_at >= since,
+    shared = func.count().label("shared")
+    candidates = (
+        await session.execute(
+            select(new.id, old.id, shared)
+            .join(mine, mine.offer_id == new.id)
+            .join(theirs, and_(theirs.band == mine.band, theirs.offer_id < new.id))
+            .join(old, old.id == theirs.offer_id)
+            .where(
+                new.id.in_(offer_ids),
+                new.story_id.is_(None),
+                old.story_id.is_(None),
+                old.created_at >= since,
+                # One story is one reading: an offer and a non-offer never merge.
+                old.is_offer == new.is_offer,
+            )
+            .group_by(new.id, old.id)
+            .order_by(new.id, shared.desc(), old.id)
         )
-        .distinct()
-        .order_by(new.id, old.id)
-    )
+    ).all()
+    # The most similar first, and a bounded number of checks per offer: a job board's
+    # templated posts share band keys with many others.
+    chosen: dict[int, list[int]] = {}
+    for new_id, old_id, _ in candidates:
+        if len(chosen.setdefault(new_id, [])) < NEAR_CANDIDATES:
+            chosen[new_id].append(old_id)
+    if not chosen:
+        return 0
+    wanted = set(chosen) | {o for olds in chosen.values() for o in olds}
+    readings = {
+        row.id: row
+        for row in await session.execute(
+            select(Offer.id, Offer.text, Offer.tags).where(Offer.id.in_(wanted))
+        )
+    }
     stories: dict[int, int] = {}
-    for new_id, new_text, old_id, old_text in rows:
-        if new_id in stories or old_id in stories:
-            continue  # already linked; an offer that joined a story is no story's head
-        if near_identical(new_text, old_text):
-            stories[new_id] = old_id
+    for new_id, olds in chosen.items():
+        mine_row = readings[new_id]
+        for old_id in olds:
+            if old_id in stories:
+                continue  # it joined a story in this very batch: it heads none
+            old_row = readings[old_id]
+            if _categories(mine_row.tags) == _categories(old_row.tags) and near_identical(
+                mine_row.text, old_row.text
+            ):
+                stories[new_id] = old_id
+                break
     for new_id, old_id in stories.items():
         await session.execute(update(Offer).where(Offer.id == new_id).values(story_id=old_id))
+        # Offers that had just joined this one's story join its head instead: a story is
+        # never a chain (the fan-out follows one link).
+        await session.execute(update(Offer).where(Offer.story_id == new_id).values(story_id=old_id))
     return len(stories)
+
+
+def _categories(tags: dict[str, Any] | None) -> list[str]:
+    return sorted((tags or {}).get("categories") or [])
 
 
 def _filtered_out(chat_id: Any, search_text: Any) -> Any:
@@ -241,6 +292,14 @@ def _filtered_out(chat_id: Any, search_text: Any) -> Any:
 
 
 async def fan_out(session: AsyncSession, *, offer_ids: list[int], now: datetime) -> int:
+    """One pending delivery per active chat and story (see `_fan_out`), in chunks of offers."""
+    written = 0
+    for start in range(0, len(offer_ids), ID_CHUNK):
+        written += await _fan_out(session, offer_ids[start : start + ID_CHUNK], now)
+    return written
+
+
+async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -> int:
     """One pending delivery per active chat and story, in one set-based statement.
 
     A chat gets an offer when it follows the account that posted it, or one of the offer's

@@ -538,3 +538,62 @@ async def test_a_near_identical_wording_joins_the_story_but_another_job_does_not
         assert await _received(session, 1) == [SOFTWARE, java]
         stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
     assert stories == {ids[0]: None, ids[1]: ids[0], ids[2]: None}
+
+
+async def test_stories_never_chain_so_a_chat_gets_each_offer_once(sessions) -> None:
+    """O is sent; then A posts a rewording of O and B reposts A's words: one story, O's."""
+    reworded = "We are hiring a Python developer (CDI) in Lyon, hybrid! Apply now: https://t.co/q"
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        ids = {}
+        for n, key in enumerate(("zed", "a", "b"), start=1):
+            ids[key] = await sources.ensure_source(
+                session, kind="x", key=key, external_id=str(n), display_name=key, now=NOW
+            )
+        for key in ("zed", "b"):
+            await sources.subscribe(session, chat_id=1, source_id=ids[key], now=NOW)
+        await _store(session, (ids["zed"], _post("1", "zed", SOFTWARE)))
+        await _store(
+            session,
+            (ids["a"], _post("2", "a", reworded)),
+            (ids["b"], _post("3", "b", reworded + " #job #Lyon")),
+        )
+    async with sessions() as session:
+        assert await _received(session, 1) == [SOFTWARE]
+        heads = set((await session.scalars(select(Offer.story_id))).all())
+    assert len(heads - {None}) == 1
+
+
+async def test_a_post_read_differently_is_another_story(sessions) -> None:
+    """A non-offer and the same words read as an offer (hashtags appended) never merge."""
+    news = "Meet Julie, data engineer at Acme in Lyon: her story on our blog, from intern to lead"
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await categories.subscribe(session, chat_id=1, category="data", now=NOW)
+        first = await sources.ensure_source(
+            session, kind="x", key="z", external_id="1", display_name="z", now=NOW
+        )
+        board = await sources.ensure_source(
+            session, kind="x", key="board", external_id="2", display_name="board", now=NOW
+        )
+        await sources.subscribe(session, chat_id=1, source_id=board, now=NOW)
+        await _store(session, (first, _post("1", "z", news)))
+        await _store(session, (board, _post("2", "board", news + " #hiring #job #CDI")))
+    async with sessions() as session:
+        received = await _received(session, 1)
+    assert received == [news + " #hiring #job #CDI"]
+
+
+async def test_thousands_of_posts_in_one_cycle_are_stored(sessions) -> None:
+    """More posts than one PostgreSQL statement can carry parameters for (32,767)."""
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        source_id = await sources.ensure_source(
+            session, kind="x", key="big", external_id="1", display_name="big", now=NOW
+        )
+        await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        posts = [(source_id, _post(str(i), "big", f"Offer number {i}")) for i in range(3_500)]
+        ids = await _store(session, *posts)
+    assert len(ids) == 3_500
+    async with sessions() as session:
+        assert len(await _received(session, 1)) == 3_500

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import bisect
+import hashlib
 import heapq
 import json
 import logging
@@ -82,6 +83,37 @@ _OPERATOR_RE: Final = re.compile(r"^[A-Za-z_]+$")
 _HASHTAG_RE: Final = re.compile(r"(?<![\w#])#(\w+)")
 _MENTION_RE: Final = re.compile(r"(?<![\w@])@(\w{1,15})")
 _URL_RE: Final = re.compile(r"https?://[^\s]+")
+
+
+def _wrap_links(post: _Post) -> tuple[str, list[JSON]]:
+    """The post text as X serves it, every link replaced by a t.co link, and the `entities.urls`
+    that give each original back (positions are in the served text, in code points)."""
+    parts: list[str] = []
+    urls: list[JSON] = []
+    position = 0
+    length = 0
+    for match in _URL_RE.finditer(post.text):
+        before = post.text[position : match.start()]
+        parts.append(before)
+        length += len(before)
+        digest = hashlib.sha256(f"{post.sid} {match.group(0)}".encode()).hexdigest()[:10]
+        short = f"https://t.co/{digest}"
+        urls.append(
+            {
+                "start": length,
+                "end": length + len(short),
+                "url": short,
+                "expanded_url": match.group(0),
+                "display_url": match.group(0).split("://", 1)[1][:30],
+            }
+        )
+        parts.append(short)
+        length += len(short)
+        position = match.end()
+    parts.append(post.text[position:])
+    return "".join(parts), urls
+
+
 _DEFAULT_AVATAR: Final = (
     "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png"
 )
@@ -1499,8 +1531,10 @@ class XStandIn:
         return data
 
     def _post_json(self, post: _Post, fields: Iterable[str]) -> JSON:
-        # Like X, API v2 escapes &, < and > in post text (and nothing else).
-        text = post.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        # Like X, links are wrapped in t.co (the originals are in entities.urls), and API v2
+        # escapes &, < and > in post text (and nothing else).
+        text, _ = _wrap_links(post)
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         data: JSON = {"id": post.sid, "text": text, "edit_history_tweet_ids": [post.sid]}
         for name in fields:
             if name == "author_id":
@@ -1544,16 +1578,7 @@ class XStandIn:
 
     def _entities(self, post: _Post) -> JSON:
         entities: JSON = {}
-        urls = [
-            {
-                "start": m.start(),
-                "end": m.end(),
-                "url": m.group(0),
-                "expanded_url": m.group(0),
-                "display_url": m.group(0).split("://", 1)[1][:30],
-            }
-            for m in _URL_RE.finditer(post.text)
-        ]
+        urls = _wrap_links(post)[1]
         hashtags = [
             {"start": m.start(), "end": m.end(), "tag": m.group(1)}
             for m in _HASHTAG_RE.finditer(post.text)

@@ -51,6 +51,24 @@ class RoutedSession:
         return self._session.request(method, text, **kwargs)
 
 
+def _expand_links(text: str, entities: object) -> str:
+    """Replace t.co links by the links the author posted (`entities.urls[].expanded_url`);
+    a photo's or video's own link (it has a `media_key`) is dropped from the text."""
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    if not isinstance(urls, list):
+        return text
+    for entry in urls:
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            continue
+        short = entry["url"]
+        expanded = entry.get("expanded_url")
+        if entry.get("media_key") is not None:
+            text = text.replace(short, "")
+        elif isinstance(expanded, str) and expanded.startswith(("http://", "https://")):
+            text = text.replace(short, expanded)
+    return text.strip()
+
+
 def post_url(handle: str, post_id: str) -> str:
     """The public link of a post."""
     return f"https://x.com/{handle}/status/{post_id}"
@@ -172,7 +190,7 @@ class XSource:
         params: dict[str, Any] = {
             "max_results": PAGE_SIZE,
             "exclude": ["replies", "retweets"],
-            "tweet_fields": ["created_at", "author_id"],
+            "tweet_fields": ["created_at", "author_id", "entities"],
             "user_auth": False,
         }
         if since_id is not None:
@@ -220,8 +238,9 @@ class XSource:
         return Post(
             external_id=post_id,
             author=account.handle,
-            # X API v2 escapes &, < and > in post text; store what the author typed.
-            text=html.unescape(text),
+            # X API v2 escapes &, < and > in post text; store what the author typed, with the
+            # links it wrapped in t.co shown as they were written (the apply link is real).
+            text=_expand_links(html.unescape(text), item.get("entities")),
             url=post_url(account.handle, post_id),
             posted_at=_parse_time(item.get("created_at")),
         )

@@ -131,8 +131,10 @@ async def test_bad_category_and_filter_input_gets_clear_replies_and_changes_noth
     user = stack.user()
     assert "Filter saved" in await user.ask("/filter +python")
     reply = await user.ask("/follow nosuchcategory")
-    assert "No X account is named @nosuchcategory" in reply
-    assert "nosuchcategory is not a job category either: /categories lists them" in reply
+    assert "nosuchcategory is not a job category." in reply
+    assert "For an X account, write it with its @: @nosuchcategory" in reply
+    assert "/categories lists the categories you can follow. Nothing was changed." in reply
+    assert stack.x.request_count("/2/users/by/username") == 0  # no X lookup on a guess
     reply = await user.ask("/follow software$$")
     assert "is not an X handle" in reply and "Nothing was changed" in reply
     many = " ".join(f"+word{i}" for i in range(21))

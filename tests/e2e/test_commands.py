@@ -48,7 +48,10 @@ async def test_follow_unfollow_and_list(stack: Stack) -> None:
     await stack.bot.start()
     user = stack.user()
     assert "You follow nothing yet" in await user.ask("/list")
-    reply = await user.ask("/follow @acme_jobs paris_recrute https://x.com/devjobs_fr")
+    reply = await user.ask("/follow paris_recrute")
+    assert "paris_recrute is not a job category. For an X account, write it with its @" in reply
+    assert "You follow nothing yet" in await user.ask("/list")
+    reply = await user.ask("/follow @acme_jobs @paris_recrute https://x.com/devjobs_fr")
     assert "Now following @acme_jobs, @Paris_Recrute, @devjobs_fr" in reply
     assert "You already follow @acme_jobs" in await user.ask("/follow @ACME_JOBS")
     listing = await user.ask("/list")

@@ -583,3 +583,43 @@ async def test_set_delay(x: XStandIn, client: Any) -> None:
     await client.get_user(username="acme")
     assert asyncio.get_running_loop().time() - started >= 0.2
     x.set_delay(0)
+
+
+async def test_links_are_served_as_t_co_with_the_originals_in_entities(
+    x: XStandIn, client: Any
+) -> None:
+    user_id = x.add_user("acme_jobs")
+    x.add_post("acme_jobs", "Apply: https://jobs.acme.example/o/1 & https://acme.example/a?b=1")
+    response = await client.get_users_tweets(user_id, tweet_fields=["entities"])
+    post = response["data"][0]
+    assert "jobs.acme.example" not in post["text"]
+    urls = post["entities"]["urls"]
+    assert [u["expanded_url"] for u in urls] == [
+        "https://jobs.acme.example/o/1",
+        "https://acme.example/a?b=1",
+    ]
+    served = post["text"].replace("&amp;", "&")
+    for entry in urls:
+        assert entry["url"].startswith("https://t.co/")
+        assert served[entry["start"] : entry["end"]] == entry["url"]
+
+
+def test_the_x_adapter_shows_the_links_the_author_wrote() -> None:
+    from bot.sources.x import _expand_links
+
+    entities = {
+        "urls": [
+            {"url": "https://t.co/a1", "expanded_url": "https://jobs.acme.example/o/1"},
+            {
+                "url": "https://t.co/p2",
+                "expanded_url": "https://x.com/a/photo/1",
+                "media_key": "3_1",
+            },
+            {"url": "https://t.co/x3", "expanded_url": "javascript:alert(1)"},
+        ]
+    }
+    text = "Apply: https://t.co/a1 now https://t.co/x3 https://t.co/p2"
+    assert _expand_links(text, entities) == (
+        "Apply: https://jobs.acme.example/o/1 now https://t.co/x3"
+    )
+    assert _expand_links(text, None) == text

@@ -38,8 +38,8 @@ def test_follow_words_split_into_handles_and_categories() -> None:
         ["@acme_jobs", "software", "service", "client", "paris_recrute", "@bad-handle", "é!"],
         catalogue().category_for,
     )
-    assert words.handles == ["acme_jobs", "paris_recrute"]
-    assert words.bare_handles == ["paris_recrute"]
+    assert words.handles == ["acme_jobs"]
+    assert words.bare_handles == ["paris_recrute"]  # an account needs its @
     assert words.categories == ["software", "support"]
     assert words.malformed == ["@bad-handle", "é!"]
 
@@ -59,6 +59,9 @@ def test_filter_words() -> None:
         (["+"], "filter_sign"),
         (["+python", "-"], "filter_sign"),
         (["+!!!"], "filter_word"),
+        (["+c++"], "filter_word"),
+        (["-c#"], "filter_word"),
+        (["+ﬃ" * 20], "filter_word"),  # 20 characters typed, 60 once folded
         (["+" + "a" * 41], "filter_word"),
         ([f"+w{i}" for i in range(21)], "filter_many"),
         (["+stage", "-stage"], "filter_both"),

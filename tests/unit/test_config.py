@@ -96,6 +96,11 @@ def test_a_bad_boards_file_is_named_with_what_is_wrong(
     assert "\n" not in str(error.value)
 
 
+def test_an_empty_boards_file_variable_means_no_boards(monkeypatch) -> None:
+    monkeypatch.setenv("BOARDS_FILE", "")
+    assert load_settings().boards_file is None
+
+
 def test_a_boards_file_lists_handles_once(monkeypatch, tmp_path) -> None:
     from bot.boards import load_boards
 
