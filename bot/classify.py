@@ -55,6 +55,7 @@ _SALARY_RE = re.compile(
     r"\d[\d\s.,]*\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
     re.IGNORECASE,
 )
+_JOKE_RE = re.compile("[\U0001f602\U0001f923\U0001f921\U0001f643\U0001f605]")
 _TRAILING_PUNCTUATION = ".,;:!?…»)]}'\""
 _BEFORE_A_PLACE = frozenset(
     {"a", "in", "en", "based", "near", "sur", "at", "around", "pres", "vers", "de", "du", "lieu"}
@@ -65,6 +66,9 @@ CATEGORY_THRESHOLD = 2.0
 TITLE_WORDS = 6  # a job title among the first words: "UX Designer – Lyon – CDI"
 ROLE_CATEGORY_WEIGHT = 2.0
 KEYWORD_CATEGORY_WEIGHT = 1.0
+# Without a job title or telling skill of the category, it takes three of its keywords: a
+# designer's post that mentions "campaigns" and "brand" is no marketing offer.
+KEYWORDS_ONLY_THRESHOLD = 3.0
 
 
 def fold(text: str) -> str:
@@ -310,6 +314,7 @@ class Catalogue:
             self.city_weight = float(offer["city_weight"])
             self.salary_weight = float(offer["salary_weight"])
             self.title_weight = float(offer["title_weight"])
+            self.joke_weight = float(offer.get("joke_weight", 0.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise CatalogueError(f"signals.toml [offer] needs numeric {exc}") from None
         for phrase, weight in offer["phrases"].items():
@@ -404,6 +409,7 @@ class Catalogue:
         score = 0.0
         role = False
         title = False
+        titled: set[str] = set()  # categories named by a job title or a telling skill
         category_scores: dict[str, float] = {}
         seen_keywords: set[tuple[str, int]] = set()
         contracts: list[str] = []
@@ -420,6 +426,7 @@ class Catalogue:
                 title = title or start < TITLE_WORDS
             for slug in effect.roles | effect.strong:
                 weight = KEYWORD_CATEGORY_WEIGHT if plural else ROLE_CATEGORY_WEIGHT
+                titled.add(slug)
                 category_scores[slug] = category_scores.get(slug, 0.0) + weight
             for slug in effect.keywords:
                 marker = (slug, id(effect))
@@ -446,15 +453,19 @@ class Catalogue:
         score += self.link_weight if apply_url else 0.0
         score += self.city_weight if city else 0.0
         score += self.salary_weight if _SALARY_RE.search(strip_links(text)) else 0.0
+        score += self.joke_weight if _JOKE_RE.search(text) else 0.0
         is_offer = score >= self.threshold
         for contract in contracts:
             if contract in self._contract_categories:
                 derived = self._contract_categories[contract]
                 category_scores[derived] = category_scores.get(derived, 0.0) + CATEGORY_THRESHOLD
+                titled.add(derived)
         categories = tuple(
             slug
             for slug in self.categories
-            if is_offer and category_scores.get(slug, 0.0) >= CATEGORY_THRESHOLD
+            if is_offer
+            and category_scores.get(slug, 0.0)
+            >= (CATEGORY_THRESHOLD if slug in titled else KEYWORDS_ONLY_THRESHOLD)
         )
         work_mode = _work_mode(modes)
         norms = [w.norm for w in words]
