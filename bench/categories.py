@@ -17,10 +17,12 @@ import statistics
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.classify import Analysis, catalogue
+from bot.polling import read
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "posts.jsonl"
 REQUIRED = ("web", "design", "software", "communication", "hr")
@@ -131,14 +133,16 @@ def evaluate(posts: list[Post]) -> tuple[dict[str, Score], dict[str, float], lis
     return scores, accuracy, mistakes
 
 
-def timing(posts: list[Post], rounds: int = 20) -> tuple[float, float]:
-    """Mean and 99th percentile microseconds to classify one post."""
-    cat = catalogue()
+def timing(
+    posts: list[Post], rounds: int = 20, work: Callable[[str], object] | None = None
+) -> tuple[float, float]:
+    """Mean and 99th percentile microseconds of `work` (classifying) on one post."""
+    run = work or catalogue().analyse
     samples: list[float] = []
     for _ in range(rounds):
         for post in posts:
             start = time.perf_counter()
-            cat.analyse(post.text)
+            run(post.text)
             samples.append((time.perf_counter() - start) * 1e6)
     samples.sort()
     return statistics.fmean(samples), samples[int(len(samples) * 0.99)]
@@ -174,6 +178,7 @@ def report(posts: list[Post]) -> str:
     """The Markdown table of BENCHMARKS.md."""
     scores, accuracy, _ = evaluate(posts)
     mean, p99 = timing(posts)
+    read_mean, read_p99 = timing(posts, rounds=5, work=read)
     found, reposts, merged, pairs = stories(posts)
     french = sum(p.lang == "fr" for p in posts)
     lines = [
@@ -192,7 +197,9 @@ def report(posts: list[Post]) -> str:
         "Tags on the offers (exact match): "
         + ", ".join(f"{name} {value:.1%}" for name, value in accuracy.items())
         + ".",
-        f"Classifying one post: mean {mean:.0f} µs, p99 {p99:.0f} µs.",
+        f"Classifying one post: mean {mean:.0f} µs, p99 {p99:.0f} µs; reading it as the poller "
+        f"does (classification, fingerprint, band keys): mean {read_mean:.0f} µs, "
+        f"p99 {read_p99:.0f} µs.",
         f"Stories: {found} of {reposts} offers reposted by another account (other link, no "
         "mention, hashtags appended, half with a few words added) recognised as the same "
         f"offer; {merged} of {pairs} pairs of different posts wrongly merged.",

@@ -15,7 +15,7 @@ import itertools
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -193,6 +193,7 @@ class Analysis:
     fingerprint: str
     search_text: str
     word_count: int
+    body: tuple[str, ...] = ()  # the words that say what it is (no links, closing hashtags)
 
     def tags(self) -> dict[str, Any]:
         """The extracted tags as stored with the offer (language-neutral slugs)."""
@@ -469,6 +470,7 @@ class Catalogue:
         )
         work_mode = _work_mode(modes)
         norms = [w.norm for w in words]
+        body = tuple(self._body(text))
         facets = self._facet_words(categories, contracts, work_mode)
         return Analysis(
             is_offer=is_offer,
@@ -479,9 +481,10 @@ class Catalogue:
             city=city if is_offer else None,
             apply_url=apply_url if is_offer else None,
             # One story is one reading: a post read as another kind of offer is another story.
-            fingerprint=self.fingerprint(text, f"{is_offer} {' '.join(categories)}"),
+            fingerprint=self._fingerprint(body, f"{is_offer} {' '.join(categories)}"),
             search_text=" " + " ".join([*norms, "|", *facets]) + " ",
             word_count=len(norms),
+            body=body,
         )
 
     def _body_tokens(self, text: str) -> list[Token]:
@@ -504,13 +507,22 @@ class Catalogue:
         """The same for one offer however it is reposted: links, mentions, case, accents,
         punctuation, spacing, emoji and the hashtags appended after it do not count (and, when
         given, the same `reading` of it)."""
-        words = " ".join(self._body(text)) + "|" + reading
+        return self._fingerprint(self._body(text), reading)
+
+    @staticmethod
+    def _fingerprint(body: Iterable[str], reading: str) -> str:
+        words = " ".join(body) + "|" + reading
         return hashlib.blake2b(words.encode(), digest_size=16).hexdigest()
 
     def sketch(self, text: str) -> tuple[int, ...]:
         """MinHash band keys of a post's word pairs: two near-identical posts share at least
         one key with high probability, so finding candidates is an indexed lookup."""
-        pairs = _pairs(self._body(text))
+        return self.sketch_words(self._body(text))
+
+    @staticmethod
+    def sketch_words(words: Sequence[str]) -> tuple[int, ...]:
+        """`sketch` of a post's body words (`Analysis.body`)."""
+        pairs = _pairs(list(words))
         if not pairs:
             return ()
         hashed = [_hash64(p) for p in pairs]

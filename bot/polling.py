@@ -41,14 +41,14 @@ STORY_MIN_WORDS = 6
 def read(text: str) -> Reading:
     """What the classifier understood of a post, as storage keeps it."""
     analysis = analyse(text)
-    long_enough = catalogue().body_length(text) >= STORY_MIN_WORDS
+    long_enough = len(analysis.body) >= STORY_MIN_WORDS
     return Reading(
         is_offer=analysis.is_offer,
         categories=analysis.categories,
         tags=analysis.tags(),
         search_text=analysis.search_text,
         fingerprint=analysis.fingerprint if long_enough else None,
-        sketch=catalogue().sketch(text) if long_enough else (),
+        sketch=catalogue().sketch_words(analysis.body) if long_enough else (),
     )
 
 
