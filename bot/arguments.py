@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time, timedelta
@@ -182,7 +183,11 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
 MAX_FILTER_WORDS = 20
 # Letters, digits and the joiners of plain words ("node.js", "full-stack", "aujourd'hui"): a
 # "+" or "#" inside a word ("c++", "c#") could not be matched as typed, so it is refused.
-_NOT_A_PLAIN_WORD = re.compile(r"[^\w.'’-]|_")
+# Inside a word: letters, digits and what joins them in job titles (node.js, full-stack, R&D,
+# UX/UI, développeur·se, chargé(e), 100%); `+`, `#`, `_` and other symbols cannot be matched.
+_NOT_A_PLAIN_WORD = re.compile(r"[^\w.'’&/·•()%-]|_")
+# Around a word: the punctuation of a sentence or a list ("+python," "«stage»").
+_EDGE_PUNCTUATION = ".,;:!?\"'’«»“”"
 MAX_FILTER_WORD_LENGTH = 40
 MAX_FILTER_WORD_TOKENS = 4
 
@@ -208,11 +213,12 @@ def parse_filter(words: list[str], to_phrase: Callable[[str], str]) -> list[Filt
         raise ArgumentError("filter_many")
     terms: dict[str, FilterTerm] = {}
     for raw in words:
-        word = raw.strip()
+        word = unicodedata.normalize("NFC", raw).strip(_EDGE_PUNCTUATION + " ")
         include = not word.startswith("-")
         bare = word[1:] if word[:1] in "+-" else word
         if not bare:
             raise ArgumentError("filter_sign")
+        bare = bare.removeprefix("#").strip(_EDGE_PUNCTUATION)  # -#stage is -stage
         phrase = to_phrase(bare)
         if (
             not phrase

@@ -87,6 +87,7 @@ class Token:
     capital: bool
     plural: bool = False  # "developers": people talked about, not a job title
     raw: str = ""  # the word as written, folded but not singular ("tours", not "tour")
+    upper: bool = False  # written in capitals ("LA", not "La")
 
 
 def _split_hashtag(match: re.Match[str], known: frozenset[str]) -> str:
@@ -109,10 +110,14 @@ def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
     text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", strip_links(text)))
     text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
     return [
-        Token(norm, word[:1].isupper(), len(norm) < len(word), word.casefold())
+        Token(norm, word[:1].isupper(), len(norm) < len(word), word.casefold(), _is_upper(word))
         for word in _WORD_RE.findall(fold(text))
         for norm in (_norm(word),)
     ]
+
+
+def _is_upper(word: str) -> bool:
+    return len(word) > 1 and word.isupper()
 
 
 def _norm(word: str) -> str:
@@ -176,7 +181,9 @@ class _Effect:
     mode: str | None = None
     city: str | None = None
     city_needs_capital: bool = False
-    city_raw: tuple[str, ...] = ()  # the city's words as written ("tours", never "tour")
+    # The city's spellings as written ("tours", never "tour"; "lyon" and "lyons"), each with
+    # whether it must be written in capitals ("LA", not "la").
+    city_spellings: dict[tuple[str, ...], bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +366,9 @@ class Catalogue:
             if effect.city is None:
                 effect.city = city
                 effect.city_needs_capital = phrase_key(spelling) in common
-                effect.city_raw = tuple(t.raw for t in tokens(spelling))
+            if effect.city == city:
+                written = tokens(spelling)
+                effect.city_spellings[tuple(t.raw for t in written)] = all(t.upper for t in written)
 
     # -- questions -----------------------------------------------------------------------------
 
@@ -368,7 +377,9 @@ class Catalogue:
         """Whether matched words really name the city: spelled as the city is (not "Tour" for
         Tours), and, for a city that is also a common word, capitalised and not opening the
         post ("Nice team!", "Orange recrute")."""
-        if tuple(w.raw for w in words[start : start + length]) != effect.city_raw:
+        matched = words[start : start + length]
+        upper = effect.city_spellings.get(tuple(w.raw for w in matched))
+        if upper is None or (upper and not all(w.upper for w in matched)):
             return False
         if effect.city_needs_capital:
             return words[start].capital and start > 0
@@ -500,8 +511,10 @@ class Catalogue:
         return len(self._body_tokens(text))
 
     def _names(self, words: list[Token]) -> frozenset[str]:
-        """Capitalised words the vocabulary does not know, past the first: names."""
-        return frozenset(w.norm for w in words[1:] if w.capital and (w.norm,) not in self._effects)
+        """Capitalised words the vocabulary does not know: names (the first word too, since a
+        company often opens its own offer; `near_identical` only asks whether the other post
+        has the word anywhere, so a capital at the start of a sentence does no harm)."""
+        return frozenset(w.norm for w in words if w.capital and (w.norm,) not in self._effects)
 
     def fingerprint(self, text: str, reading: str = "") -> str:
         """The same for one offer however it is reposted: links, mentions, case, accents,
@@ -544,8 +557,9 @@ class Catalogue:
         a, b = [t.norm for t in ta], [t.norm for t in tb]
         if [w for w in a if w.isdigit()] != [w for w in b if w.isdigit()]:
             return False
-        # A name only one of them has (a company, a product) makes another offer.
-        if self._names(ta) != self._names(tb):
+        # A name only one of them has (a company, a product) makes another offer; a name
+        # one of them merely puts first ("Offre : Acme recrute…") is still the same name.
+        if self._names(ta) - set(b) or self._names(tb) - set(a):
             return False
         pa, pb = _pairs(a), _pairs(b)
         if not pa or not pb or len(pa & pb) / len(pa | pb) < SAME_PAIRS:

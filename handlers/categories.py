@@ -102,8 +102,8 @@ def _filter_error(t: Translator, code: str) -> str:
             "A + or - needs a word right after it, like <code>+python</code>."
         ),
         "filter_word": t.gettext(
-            "Each word is letters and digits, at most 40 characters; a dot, hyphen or "
-            "apostrophe may join them (node.js, full-stack). Symbols such as + or # cannot be "
+            "Each word is letters and digits, at most 40 characters, which . - ' & / may "
+            "join (node.js, full-stack, R&amp;D, UX/UI). A + or # inside a word cannot be "
             "matched (c++, c#)."
         ),
         "filter_many": t.gettext("That is more than %(max)d words.", max=MAX_FILTER_WORDS),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -187,14 +188,18 @@ async def link_stories(
 async def _link_same_fingerprint(
     session: AsyncSession, offer_ids: list[int], since: datetime
 ) -> int:
-    first = aliased(Offer)
-    # The head of the oldest story with this fingerprint (the first offer, or what it joined).
+    first, head = aliased(Offer), aliased(Offer)
+    # The head of the oldest story with this fingerprint (the first offer, or what it joined),
+    # itself stored since `since`: a newer copy never ties an offer to a story long gone.
     earliest = (
-        select(func.min(func.coalesce(first.story_id, first.id)))
+        select(func.min(head.id))
+        .select_from(first)
+        .join(head, head.id == func.coalesce(first.story_id, first.id))
         .where(
             first.fingerprint == Offer.fingerprint,
             first.id < Offer.id,
             first.created_at >= since,
+            head.created_at >= since,
         )
         .scalar_subquery()
     )
@@ -213,42 +218,62 @@ async def _link_near_identical(
     since: datetime,
     near_identical: Callable[[str, str], bool],
 ) -> int:
-    mine, theirs = aliased(OfferBand), aliased(OfferBand)
-    new, old = aliased(Offer), aliased(Offer)
-    shared = func.count().label("shared")
-    candidates = (
+    # Two plain indexed reads, matched here: one join of the new offers' bands to everyone's
+    # lets the planner pair every new offer with every old one while a burst of new rows has
+    # no statistics yet (PostgreSQL took seconds for a few hundred offers).
+    mine = (
         await session.execute(
-            select(new.id, old.id, shared)
-            .join(mine, mine.offer_id == new.id)
-            .join(theirs, and_(theirs.band == mine.band, theirs.offer_id < new.id))
-            .join(old, old.id == theirs.offer_id)
-            .where(
-                new.id.in_(offer_ids),
-                new.story_id.is_(None),
-                old.story_id.is_(None),
-                old.created_at >= since,
-                # One story is one reading: an offer and a non-offer never merge.
-                old.is_offer == new.is_offer,
-            )
-            .group_by(new.id, old.id)
-            .order_by(new.id, shared.desc(), old.id)
+            select(OfferBand.offer_id, OfferBand.band, Offer.is_offer)
+            .join(Offer, Offer.id == OfferBand.offer_id)
+            .where(OfferBand.offer_id.in_(offer_ids), Offer.story_id.is_(None))
         )
     ).all()
+    if not mine:
+        return 0
+    bands: dict[int, list[int]] = defaultdict(list)
+    reading: dict[int, bool] = {}
+    for offer_id, band, is_offer in mine:
+        bands[offer_id].append(band)
+        reading[offer_id] = bool(is_offer)
+    distinct = sorted({band for _, band, _ in mine})
+    holders: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for start in range(0, len(distinct), ID_CHUNK):
+        rows = await session.execute(
+            select(OfferBand.band, OfferBand.offer_id, Offer.is_offer)
+            .join(Offer, Offer.id == OfferBand.offer_id)
+            .where(
+                OfferBand.band.in_(distinct[start : start + ID_CHUNK]),
+                Offer.story_id.is_(None),
+                Offer.created_at >= since,
+            )
+        )
+        for band, old_id, is_offer in rows:
+            holders[band].append((old_id, bool(is_offer)))
     # The most similar first, and a bounded number of checks per offer: a job board's
-    # templated posts share band keys with many others.
+    # templated posts share band keys with many others. One story is one reading: an offer
+    # and a non-offer never merge.
     chosen: dict[int, list[int]] = {}
-    for new_id, old_id, _ in candidates:
-        if len(chosen.setdefault(new_id, [])) < NEAR_CANDIDATES:
-            chosen[new_id].append(old_id)
+    for new_id in sorted(bands):
+        shared = Counter(
+            old_id
+            for band in bands[new_id]
+            for old_id, is_offer in holders[band]
+            if old_id < new_id and is_offer == reading[new_id]
+        )
+        if shared:
+            ranked = sorted(shared.items(), key=lambda item: (-item[1], item[0]))
+            chosen[new_id] = [old_id for old_id, _ in ranked[:NEAR_CANDIDATES]]
     if not chosen:
         return 0
-    wanted = set(chosen) | {o for olds in chosen.values() for o in olds}
-    readings = {
-        row.id: row
-        for row in await session.execute(
-            select(Offer.id, Offer.text, Offer.tags).where(Offer.id.in_(wanted))
+    wanted = sorted(set(chosen) | {o for olds in chosen.values() for o in olds})
+    readings: dict[int, Any] = {}
+    for start in range(0, len(wanted), ID_CHUNK):
+        rows = await session.execute(
+            select(Offer.id, Offer.text, Offer.tags).where(
+                Offer.id.in_(wanted[start : start + ID_CHUNK])
+            )
         )
-    }
+        readings.update((row.id, row) for row in rows)
     stories: dict[int, int] = {}
     for new_id, olds in chosen.items():
         mine_row = readings[new_id]
@@ -322,6 +347,7 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
     )
     wanted = union(by_account, by_category).subquery()
     story = func.coalesce(Offer.story_id, Offer.id)
+    head = aliased(Offer)
     chosen = (
         select(
             wanted.c.chat_id,
@@ -334,7 +360,12 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
         )
         .join(Chat, and_(Chat.id == wanted.c.chat_id, Chat.active.is_(True)))
         .join(Offer, Offer.id == wanted.c.offer_id)
-        .where(~_filtered_out(wanted.c.chat_id, Offer.search_text))
+        .join(head, head.id == story)
+        # The chat reads the story's first wording: the filter must pass both.
+        .where(
+            ~_filtered_out(wanted.c.chat_id, Offer.search_text),
+            ~_filtered_out(wanted.c.chat_id, head.search_text),
+        )
         .order_by(Offer.id, wanted.c.chat_id)
     )
     statement = (

@@ -597,3 +597,86 @@ async def test_thousands_of_posts_in_one_cycle_are_stored(sessions) -> None:
     assert len(ids) == 3_500
     async with sessions() as session:
         assert len(await _received(session, 1)) == 3_500
+
+
+async def test_stories_are_found_across_chunks_of_a_big_cycle(sessions, monkeypatch) -> None:
+    """Reposts land in other storing, linking and fan-out chunks than their first wording."""
+    monkeypatch.setattr(outbox, "STORE_CHUNK", 250)
+    monkeypatch.setattr(outbox, "ID_CHUNK", 300)
+    roles = ["Python developer", "UX designer", "HR manager", "data analyst", "web developer"]
+    cities = ["Lyon", "Paris", "Lille", "Nantes", "Toulouse", "Bordeaux", "Rennes"]
+    texts = [
+        f"We're hiring a {roles[i % 5]} in {cities[i % 7]}, CDI, hybrid. Job {i}: "
+        f"apply at https://jobs.example/{i}"
+        for i in range(1_000)
+    ]
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        acme = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        board = await sources.ensure_source(
+            session, kind="x", key="board", external_id="2", display_name="board", now=NOW
+        )
+        for source_id in (acme, board):
+            await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        reposts = [
+            (board, _post(f"r{i}", "board", texts[i].replace("jobs.example", "t.co") + " #job"))
+            for i in range(0, 1_000, 5)
+        ]
+        originals = [(acme, _post(str(i), "acme", text)) for i, text in enumerate(texts)]
+        ids = await _store(session, *originals, *reposts)
+    assert len(ids) == 1_200
+    async with sessions() as session:
+        assert sorted(await _received(session, 1)) == sorted(texts)
+        stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
+    assert [stories[i] for i in ids[1_000:]] == ids[0:1_000:5]
+
+
+async def test_the_filter_also_reads_the_wording_the_chat_will_get(sessions) -> None:
+    """A chat filtering out "now" gets nothing when the story's first wording says it."""
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await categories.set_filter(
+            session, chat_id=1, words=[categories.FilterWord("now", "now", False)]
+        )
+        acme = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        board = await sources.ensure_source(
+            session, kind="x", key="board", external_id="2", display_name="board", now=NOW
+        )
+        await sources.subscribe(session, chat_id=1, source_id=board, now=NOW)
+        ids = await _store(
+            session,
+            (acme, _post("1", "acme", SOFTWARE.replace("Apply:", "Apply now:"))),
+            (board, _post("2", "board", SOFTWARE.replace("https://jobs.acme.fr/1", "") + "#job")),
+        )
+    async with sessions() as session:
+        assert await _received(session, 1) == []
+        stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
+    assert stories[ids[1]] == ids[0]
+
+
+async def test_a_copy_never_ties_an_offer_to_a_story_older_than_the_window(sessions) -> None:
+    from bot.polling import read
+
+    async with sessions.begin() as session:
+        source_id = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        ids = []
+        for n, days_ago in enumerate((10, 5, 0)):
+            stored = await outbox.store_offers(
+                session,
+                offers=[IncomingOffer(source_id, _post(str(n), "acme", SOFTWARE), read(SOFTWARE))],
+                now=NOW - timedelta(days=days_ago),
+            )
+            await outbox.link_stories(
+                session, offer_ids=stored, since=NOW - timedelta(days=days_ago + 7)
+            )
+            ids += stored
+    async with sessions() as session:
+        stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
+    # The second joins the first (5 days apart); the third is 10 days after the head: new story.
+    assert stories == {ids[0]: None, ids[1]: ids[0], ids[2]: None}

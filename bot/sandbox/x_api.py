@@ -114,6 +114,10 @@ def _wrap_links(post: _Post) -> tuple[str, list[JSON]]:
     return "".join(parts), urls
 
 
+def _inside(position: int, urls: list[JSON]) -> bool:
+    return any(url["start"] <= position < url["end"] for url in urls)
+
+
 _DEFAULT_AVATAR: Final = (
     "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png"
 )
@@ -1578,13 +1582,17 @@ class XStandIn:
 
     def _entities(self, post: _Post) -> JSON:
         entities: JSON = {}
-        urls = _wrap_links(post)[1]
+        # Positions are in the text as served (links already wrapped in t.co).
+        served, urls = _wrap_links(post)
         hashtags = [
             {"start": m.start(), "end": m.end(), "tag": m.group(1)}
-            for m in _HASHTAG_RE.finditer(post.text)
+            for m in _HASHTAG_RE.finditer(served)
+            if not _inside(m.start(), urls)
         ]
         mentions: list[JSON] = []
-        for m in _MENTION_RE.finditer(post.text):
+        for m in _MENTION_RE.finditer(served):
+            if _inside(m.start(), urls):
+                continue
             mention: JSON = {"start": m.start(), "end": m.end(), "username": m.group(1)}
             known = self._by_name.get(m.group(1).lower())
             if known is not None:

@@ -57,16 +57,25 @@ def _expand_links(text: str, entities: object) -> str:
     urls = entities.get("urls") if isinstance(entities, dict) else None
     if not isinstance(urls, list):
         return text
+    replacements: dict[str, str] = {}
     for entry in urls:
-        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        if not isinstance(entry, dict):
             continue
-        short = entry["url"]
-        expanded = entry.get("expanded_url")
+        short, expanded = entry.get("url"), entry.get("expanded_url")
+        if not isinstance(short, str) or not short.startswith(("http://", "https://")):
+            continue
         if entry.get("media_key") is not None:
-            text = text.replace(short, "")
+            replacements[short] = ""
         elif isinstance(expanded, str) and expanded.startswith(("http://", "https://")):
-            text = text.replace(short, expanded)
-    return text.strip()
+            replacements[short] = expanded
+    if not replacements:
+        return text
+    # One pass, longest link first, so an expanded link is never rewritten again and a
+    # link that is a prefix of another never cuts it.
+    pattern = re.compile(
+        "|".join(re.escape(short) for short in sorted(replacements, key=len, reverse=True))
+    )
+    return pattern.sub(lambda match: replacements[match.group(0)], text).strip()
 
 
 def post_url(handle: str, post_id: str) -> str:

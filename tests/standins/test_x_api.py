@@ -589,19 +589,27 @@ async def test_links_are_served_as_t_co_with_the_originals_in_entities(
     x: XStandIn, client: Any
 ) -> None:
     user_id = x.add_user("acme_jobs")
-    x.add_post("acme_jobs", "Apply: https://jobs.acme.example/o/1 & https://acme.example/a?b=1")
+    x.add_post(
+        "acme_jobs",
+        "Apply: https://jobs.acme.example/o/1#top & https://acme.example/a?b=1 #job @acme_jobs",
+    )
     response = await client.get_users_tweets(user_id, tweet_fields=["entities"])
     post = response["data"][0]
     assert "jobs.acme.example" not in post["text"]
     urls = post["entities"]["urls"]
     assert [u["expanded_url"] for u in urls] == [
-        "https://jobs.acme.example/o/1",
+        "https://jobs.acme.example/o/1#top",
         "https://acme.example/a?b=1",
     ]
     served = post["text"].replace("&amp;", "&")
     for entry in urls:
         assert entry["url"].startswith("https://t.co/")
         assert served[entry["start"] : entry["end"]] == entry["url"]
+    # Hashtags and mentions are placed in the served text too (none inside a link).
+    tags = post["entities"]["hashtags"]
+    assert [served[h["start"] : h["end"]] for h in tags] == ["#job"]
+    mentions = post["entities"]["mentions"]
+    assert [served[m["start"] : m["end"]] for m in mentions] == ["@acme_jobs"]
 
 
 def test_the_x_adapter_shows_the_links_the_author_wrote() -> None:
@@ -623,3 +631,16 @@ def test_the_x_adapter_shows_the_links_the_author_wrote() -> None:
         "Apply: https://jobs.acme.example/o/1 now https://t.co/x3"
     )
     assert _expand_links(text, None) == text
+    # An empty or missing short link changes nothing; one link that begins another never cuts
+    # it; an expanded link is never expanded again.
+    tricky = {
+        "urls": [
+            {"url": "", "expanded_url": "https://evil.example"},
+            {"expanded_url": "https://evil.example"},
+            {"url": "https://t.co/a1", "expanded_url": "https://jobs.example/https://t.co/a12"},
+            {"url": "https://t.co/a12", "expanded_url": "https://jobs.example/2"},
+        ]
+    }
+    assert _expand_links("1: https://t.co/a1 2: https://t.co/a12", tricky) == (
+        "1: https://jobs.example/https://t.co/a12 2: https://jobs.example/2"
+    )

@@ -55,10 +55,24 @@ def test_filter_words() -> None:
         ("stage", "stage", False),
         ("node.js", "node js", True),
     ]
+    # Sentence punctuation around a word, a hashtag sign and the signs of job titles are fine.
+    typed = ["+python,", "-#stage", "«R&D»", "+UX/UI", "chargé(e)", "100%", "+Cafe\u0301."]
+    assert [(t.word, t.phrase, t.include) for t in parse_filter(typed, to_phrase)] == [
+        ("python", "python", True),
+        ("stage", "stage", False),
+        ("r&d", "r d", True),
+        ("ux/ui", "ux ui", True),
+        ("chargé(e)", "charge", True),
+        ("100%", "100", True),
+        ("café", "cafe", True),
+    ]
     for words, code in [
         (["+"], "filter_sign"),
+        (["+,"], "filter_sign"),
         (["+python", "-"], "filter_sign"),
-        (["+!!!"], "filter_word"),
+        (["+!!!"], "filter_sign"),
+        (["+$$$"], "filter_word"),
+        (["+py_thon"], "filter_word"),
         (["+c++"], "filter_word"),
         (["-c#"], "filter_word"),
         (["+ﬃ" * 20], "filter_word"),  # 20 characters typed, 60 once folded

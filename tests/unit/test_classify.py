@@ -81,6 +81,13 @@ def test_a_city_that_is_also_a_word_needs_its_capital() -> None:
     assert analyse("We're hiring a developer in Nice, CDI, apply now").city == "Nice"
 
 
+def test_cities_answer_to_their_other_spellings_and_abbreviations_only_in_capitals() -> None:
+    assert analyse("We're hiring a backend developer in LA, full-time").city == "Los Angeles"
+    assert analyse("Hiring a designer in Lyons, CDI, apply now").city == "Lyon"
+    assert analyse("On recrute un dev web basé à Marseilles, CDI").city == "Marseille"
+    assert analyse("Nous recrutons un développeur en CDI. La mission est passionnante").city is None
+
+
 def test_the_first_link_is_the_apply_link() -> None:
     assert first_url("Apply: lnkd.in/abc123, more at https://acme.fr") == "https://lnkd.in/abc123"
     assert first_url("Node.js/React developer wanted") is None
@@ -151,6 +158,11 @@ def test_near_identical_wordings_of_one_offer_and_different_offers() -> None:
     # Another job, another city, another number or another contract is another offer.
     for other in ("Python", "Java"), ("Lyon", "Paris"), ("2 days", "3 days"), ("CDI", "CDD"):
         assert not cat.near_identical(offer, offer.replace(*other)), other
+    # A repost that puts the company first is the same offer; another company is not.
+    plain = "Acme recrute un développeur backend Python à Lyon en CDI, télétravail 2 jours"
+    assert cat.near_identical(plain, "Offre : " + plain)
+    assert cat.near_identical("Offre : " + plain, plain)
+    assert not cat.near_identical(plain, plain.replace("Acme", "Globex"))
     # Band keys do not depend on the process (they are stored and compared across restarts).
     assert cat.sketch(offer) == Catalogue.sketch(cat, offer)
     assert len(cat.sketch(offer)) == 8
