@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand
@@ -16,6 +17,7 @@ from bot.boards import load_boards
 from bot.categories import Categories
 from bot.classify import catalogue
 from bot.clock import Clock, SystemClock
+from bot.clubs import Clubs
 from bot.config import Settings
 from bot.context import AppState, Context, Services
 from bot.delivery import Sender
@@ -125,6 +127,7 @@ async def serve(
         lease_seconds=settings.delivery_lease_seconds,
         default_daily_limit=settings.default_daily_limit,
         concurrency=settings.send_concurrency,
+        group_pace=timedelta(seconds=settings.group_pace_seconds),
     )
     delivering = SingleFlight("delivery", sender.drain)
     digest_worker = DigestWorker(
@@ -147,6 +150,12 @@ async def serve(
         on_change=settings_changed,
     )
     categories = Categories(sessions=sessions, clock=clock, catalogue=catalogue())
+    clubs = Clubs(
+        sessions=sessions,
+        clock=clock,
+        default_timezone=settings.default_timezone,
+        group_digest=settings.default_group_mode == "digest",
+    )
     application.bot_data.bind(
         Services(
             settings=settings,
@@ -155,6 +164,7 @@ async def serve(
             categories=categories,
             healthy=healthy,
             admin=admin,
+            clubs=clubs,
         )
     )
     polling: SingleFlight | None = None

@@ -84,6 +84,40 @@ def parse_hhmm(word: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+WEEKLY_WORDS = frozenset({"weekly", "week", "hebdo", "hebdomadaire", "semaine"})
+_WEEKDAYS = {
+    name: day
+    for day, names in enumerate(
+        [
+            "mon monday lun lundi",
+            "tue tues tuesday mar mardi",
+            "wed wednesday mer mercredi",
+            "thu thur thurs thursday jeu jeudi",
+            "fri friday ven vendredi",
+            "sat saturday sam samedi",
+            "sun sunday dim dimanche",
+        ]
+    )
+    for name in names.split()
+}
+DEFAULT_WEEKLY_TIME = time(9, 0)
+
+
+def parse_weekly(words: list[str]) -> tuple[int, time]:
+    """`mon 09:00`, `lundi`, `friday 17h30` -> (weekday with 0 = Monday, time; 09:00 if none).
+    Raises ArgumentError("weekly")."""
+    if not 1 <= len(words) <= 2:
+        raise ArgumentError("weekly")
+    day = _WEEKDAYS.get(words[0].lower().rstrip("."))
+    if day is None:
+        raise ArgumentError("weekly")
+    try:
+        at = parse_hhmm(words[1]) if len(words) == 2 else DEFAULT_WEEKLY_TIME
+    except ArgumentError:
+        raise ArgumentError("weekly") from None
+    return day, at
+
+
 def format_hhmm(value: time) -> str:
     """A time of day as HH:MM."""
     return value.strftime("%H:%M")

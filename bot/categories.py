@@ -35,33 +35,39 @@ class Categories:
         self._clock = clock
         self.catalogue = catalogue
 
-    async def follow(self, chat_id: int, slugs: list[str]) -> CategoryReport:
-        """Follow categories (slugs of the catalogue)."""
+    async def follow(self, chat_id: int, slugs: list[str], thread_id: int = 0) -> CategoryReport:
+        """Follow categories (slugs of the catalogue), in a forum in one topic."""
         report = CategoryReport()
         now = self._clock.now()
         async with self._sessions.begin() as session:
             for slug in slugs:
-                added = await categories.subscribe(session, chat_id=chat_id, category=slug, now=now)
+                added = await categories.subscribe(
+                    session, chat_id=chat_id, category=slug, now=now, thread_id=thread_id
+                )
                 (report.changed if added else report.unchanged).append(slug)
         return report
 
-    async def unfollow(self, chat_id: int, slugs: list[str]) -> CategoryReport:
-        """Stop following categories."""
+    async def unfollow(self, chat_id: int, slugs: list[str], thread_id: int = 0) -> CategoryReport:
+        """Stop following categories (in one forum topic)."""
         report = CategoryReport()
         async with self._sessions.begin() as session:
-            followed = set(await categories.followed(session, chat_id))
-            await categories.unsubscribe(session, chat_id=chat_id, categories=slugs)
+            followed = set(await categories.followed(session, chat_id, thread_id))
+            await categories.unsubscribe(
+                session, chat_id=chat_id, categories=slugs, thread_id=thread_id
+            )
         for slug in slugs:
             (report.changed if slug in followed else report.unchanged).append(slug)
         return report
 
-    async def toggle(self, chat_id: int, slug: str) -> bool:
-        """Follow a category if the chat did not, else stop; True when now followed."""
+    async def toggle(self, chat_id: int, slug: str, thread_id: int = 0) -> bool:
+        """Follow a category if the chat (topic) did not, else stop; True when now followed."""
         async with self._sessions.begin() as session:
-            if await categories.unsubscribe(session, chat_id=chat_id, categories=[slug]):
+            if await categories.unsubscribe(
+                session, chat_id=chat_id, categories=[slug], thread_id=thread_id
+            ):
                 return False
             await categories.subscribe(
-                session, chat_id=chat_id, category=slug, now=self._clock.now()
+                session, chat_id=chat_id, category=slug, now=self._clock.now(), thread_id=thread_id
             )
             return True
 
@@ -71,10 +77,15 @@ class Categories:
             followed = await categories.followed(session, chat_id)
             return await categories.unsubscribe(session, chat_id=chat_id, categories=followed)
 
-    async def followed(self, chat_id: int) -> list[str]:
-        """The slugs a chat follows, in catalogue order (unknown old slugs last)."""
+    async def followed_by_topic(self, chat_id: int) -> list[tuple[int, str]]:
+        """(thread id, slug) of every category a chat follows, topic by topic."""
         async with self._sessions() as session:
-            slugs = set(await categories.followed(session, chat_id))
+            return await categories.followed_by_topic(session, chat_id)
+
+    async def followed(self, chat_id: int, thread_id: int | None = None) -> list[str]:
+        """The slugs a chat (topic) follows, in catalogue order (unknown old slugs last)."""
+        async with self._sessions() as session:
+            slugs = set(await categories.followed(session, chat_id, thread_id))
         order = list(self.catalogue.categories)
         return sorted(slugs, key=lambda s: order.index(s) if s in order else len(order))
 

@@ -44,11 +44,14 @@ class Settings(BaseSettings):
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     default_daily_limit: int = Field(default=10, ge=0, le=50)
     boards_file: Path | None = None
+    # How a new group or channel receives offers: each as it comes, or in the daily digest.
+    default_group_mode: str = "instant"
     # Not in the public contract: tuned by tests and the sandbox.
     delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     digest_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
     delivery_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     send_concurrency: int = Field(default=32, ge=1, le=1000)
+    group_pace_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("telegram_api_url")
     @classmethod
@@ -95,6 +98,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be Telegram user ids (numbers) separated by commas, e.g. 12345,67890"
             ) from None
+
+    @field_validator("default_group_mode", mode="before")
+    @classmethod
+    def _group_mode(cls, value: object) -> str:
+        mode = str(value or "instant").strip().lower()
+        if mode not in {"instant", "digest"}:
+            raise ValueError(f"must be instant or digest, got {value!r}")
+        return mode
 
     @field_validator("boards_file", mode="before")
     @classmethod

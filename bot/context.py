@@ -10,6 +10,7 @@ from telegram.ext import CallbackContext, ExtBot
 from bot.admin import Admin
 from bot.categories import Categories
 from bot.clock import Clock
+from bot.clubs import Clubs
 from bot.config import Settings
 from bot.follows import Follows
 from bot.healthy import HealthyUse
@@ -25,6 +26,7 @@ class Services:
     categories: Categories
     healthy: HealthyUse
     admin: Admin
+    clubs: Clubs
 
 
 class AppState:

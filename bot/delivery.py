@@ -9,7 +9,9 @@ message Telegram accepted in the instant before it.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -20,7 +22,7 @@ from bot.clock import Clock
 from bot.i18n import translator
 from bot.keyboards import offer_keyboard
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
-from bot.render import render_notice, render_offer
+from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
 from storage.models import DeliveryKind
@@ -31,6 +33,37 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(minutes=10)
 NOTICE_RECHECK = timedelta(minutes=5)
+# A group or channel gets at most this many messages per round, and a round a minute at
+# most: offers ready meanwhile are merged, so a club gets a calm feed and Telegram's
+# 20 messages a minute per group is never reached.
+GROUP_PACE = timedelta(minutes=1)
+GROUP_MESSAGES_PER_ROUND = 10
+MERGE_SEPARATOR = "\n\n— — —\n\n"
+
+
+def visible_length(text: str) -> int:
+    """How long Telegram counts our HTML once parsed (tags dropped, entities decoded)."""
+    return telegram_length(html.unescape(_TAG_RE.sub("", text)))
+
+
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def merge(texts: list[str]) -> list[list[int]]:
+    """Indexes of `texts` packed in order into messages within MESSAGE_LIMIT (a text is never
+    split; one that fills a message alone goes alone)."""
+    groups: list[list[int]] = []
+    used = 0
+    separator = visible_length(MERGE_SEPARATOR)
+    for index, text in enumerate(texts):
+        size = visible_length(text)
+        if groups and used + separator + size <= MESSAGE_LIMIT:
+            groups[-1].append(index)
+            used += separator + size
+        else:
+            groups.append([index])
+            used = size
+    return groups
 
 
 def render(row: ClaimedDelivery) -> str:
@@ -61,6 +94,7 @@ class Sender:
         default_daily_limit: int = 10,
         concurrency: int = 32,
         batch_size: int = 100,
+        group_pace: timedelta = GROUP_PACE,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -69,6 +103,7 @@ class Sender:
         self._default_limit = default_daily_limit
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
+        self._group_pace = group_pace
         self._stopping = False
 
     def stop(self) -> None:
@@ -103,15 +138,21 @@ class Sender:
             sent += sum(results)
         return sent
 
-    async def _pushed_today(self, chat_id: int, policy: ChatPolicy) -> int:
+    async def _pushed_today(
+        self, chat_id: int, policy: ChatPolicy, *, messages: bool = False
+    ) -> int:
         async with self._sessions() as session:
-            return await pushed_since(session, chat_id, day_start(policy, self._clock.now()))
+            return await pushed_since(
+                session, chat_id, day_start(policy, self._clock.now()), messages=messages
+            )
 
     async def _send_chat(self, rows: list[ClaimedDelivery], policy: ChatPolicy | None) -> int:
         """One chat's rows in order (oldest offer first); chats go in parallel. An unexpected
         error hands the chat's unsettled rows back to the outbox instead of stranding them."""
         settled: list[int] = []
         try:
+            if rows[0].shared_chat:
+                return await self._send_group(rows, policy, settled)
             return await self._send_rows(rows, policy, settled)
         except Exception:
             log.exception(
@@ -166,6 +207,113 @@ class Sender:
                 break
         return sent
 
+    async def _send_group(
+        self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, settled: list[int]
+    ) -> int:
+        """A group's or channel's rows: held ones go to the digest, the others are merged into
+        as few messages as fit (per forum topic, in order), at most a round a minute.
+
+        A club's daily limit counts messages, not offers: merging is what keeps its feed calm,
+        and a burst of a hundred offers still arrives, in a few messages.
+        """
+        now = self._clock.now()
+        chat_id = rows[0].chat_id
+        ready: list[ClaimedDelivery] = []
+        budget = GROUP_MESSAGES_PER_ROUND
+        reason = None
+        if policy is not None:
+            pushed = await self._pushed_today(chat_id, policy, messages=True)
+            reason = hold_reason(policy, now, pushed)
+            # (at least one: a service message goes out even on a day whose offers are held)
+            budget = max(1, min(budget, policy.daily_limit - pushed))
+        for row in rows:
+            if row.kind is DeliveryKind.OFFER and reason is not None:
+                async with self._sessions.begin() as session:
+                    await digests.hold(session, delivery_id=row.delivery_id, reason=reason, now=now)
+                settled.append(row.delivery_id)
+                continue
+            if (
+                row.kind is not DeliveryKind.OFFER
+                and policy is not None
+                and (is_paused(policy, now) or in_quiet_hours(policy, now))
+            ):
+                async with self._sessions.begin() as session:
+                    await outbox.retry_later(
+                        session,
+                        delivery_id=row.delivery_id,
+                        at=now + NOTICE_RECHECK,
+                        error="paused or quiet hours",
+                    )
+                settled.append(row.delivery_id)
+                continue
+            ready.append(row)
+        # Consecutive rows of one topic make a message (or a few, at 4096 characters each).
+        messages: list[list[ClaimedDelivery]] = []
+        start = 0
+        while start < len(ready):
+            end = start
+            while end < len(ready) and ready[end].thread_id == ready[start].thread_id:
+                end += 1
+            run = ready[start:end]
+            texts = [render(row) for row in run]
+            messages += [[run[i] for i in group] for group in merge(texts)]
+            start = end
+        sent = 0
+        for index, batch in enumerate(messages):
+            if self._stopping or index >= budget:
+                rest = [row for later in messages[index:] for row in later]
+                await self._release(rest, "the next round of this group")
+                settled += [row.delivery_id for row in rest]
+                break
+            outcome = await self._send_merged(batch)
+            settled += [row.delivery_id for row in batch]
+            if outcome is Outcome.SENT:
+                sent += len(batch)
+            elif outcome in (Outcome.CHAT_GONE, Outcome.RETRY, Outcome.MIGRATED):
+                rest = [row for later in messages[index + 1 :] for row in later]
+                await self._release(rest, "waiting for an earlier message")
+                settled += [row.delivery_id for row in rest]
+                break
+        if messages:
+            async with self._sessions.begin() as session:
+                await outbox.pace_chat(session, chat_id=chat_id, until=now + self._group_pace)
+        return sent
+
+    async def _send_merged(self, batch: list[ClaimedDelivery]) -> Outcome:
+        """One message of a group's merged rows (a single row is sent as usual, without the
+        feedback buttons: a shared chat has no one taste)."""
+        if len(batch) == 1:
+            async with self._concurrency:
+                return await self._send(batch[0], buttons=False)
+        first = batch[0]
+        text = MERGE_SEPARATOR.join(render(row) for row in batch)
+        attempted_at = self._clock.now()
+        async with self._concurrency:
+            result = await send_html(self._bot, first.chat_id, text, thread_id=first.thread_id)
+        now = self._clock.now()
+        if result.outcome is Outcome.SENT:
+            async with self._sessions.begin() as session:
+                for row in batch:
+                    await outbox.mark_sent(
+                        session, delivery_id=row.delivery_id, message_id=result.message_id, now=now
+                    )
+            return Outcome.SENT
+        if result.outcome is Outcome.REJECTED:
+            # Something in one of them: each goes alone, so only that one is refused.
+            log.warning("a merged message to chat %s was rejected: %s", first.chat_id, result.error)
+            for row in batch:
+                async with self._concurrency:
+                    await self._send(row, buttons=False)
+            return Outcome.SENT
+        if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
+            async with self._sessions.begin() as session:
+                await chats.migrate_chat(session, first.chat_id, result.new_chat_id, now)
+            await self._release(batch, "the group moved")
+            return Outcome.MIGRATED
+        for row in batch:
+            await self._settle(row, first.chat_id, result, attempted_at)
+        return result.outcome
+
     async def _release(self, rows: list[ClaimedDelivery], reason: str) -> None:
         if not rows:
             return
@@ -174,18 +322,23 @@ class Sender:
             for row in rows:
                 await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=reason)
 
-    async def _send(self, row: ClaimedDelivery) -> Outcome:
+    async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
         chat_id = row.chat_id
         text = render(row)
         keyboard = (
             offer_keyboard(translator(row.language), row.delivery_id)
-            if row.kind is DeliveryKind.OFFER
+            if row.kind is DeliveryKind.OFFER and buttons
             else None
         )
         attempted_at = self._clock.now()
         backoff = timedelta(seconds=min(2 ** (row.attempts - 1), MAX_RETRY_DELAY.total_seconds()))
         result = await send_html(
-            self._bot, chat_id, text, reply_markup=keyboard, network_retry_after=backoff
+            self._bot,
+            chat_id,
+            text,
+            reply_markup=keyboard,
+            network_retry_after=backoff,
+            thread_id=row.thread_id,
         )
         if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
             log.info("chat %s moved to %s; moving its data", chat_id, result.new_chat_id)

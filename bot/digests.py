@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
+from telegram.error import TelegramError
 
 from bot.clock import Clock
 from bot.i18n import translator
@@ -86,6 +87,8 @@ class DigestWorker:
                     chat_id=chat_id,
                     reason="catch_up" if catch_up else "scheduled",
                     now=now,
+                    # A club's weekly digest stays on top of the chat for the week.
+                    pin=not catch_up and chat.policy.digest_weekday is not None and chat_id < 0,
                 ):
                     created += 1
         return created
@@ -97,6 +100,13 @@ class DigestWorker:
                 session, chat_id=chat_id, reason="manual", now=self._clock.now()
             )
         return digest_id is not None
+
+    async def _pin(self, chat_id: int, message_id: int) -> None:
+        """Pin a weekly digest, silently; a club that does not let the bot pin still gets it."""
+        try:
+            await self._bot.pin_chat_message(chat_id, message_id, disable_notification=True)
+        except TelegramError as exc:
+            log.info("could not pin the weekly digest in chat %s: %s", chat_id, exc)
 
     async def send_pending(self) -> int:
         """Send every pending digest, resuming after the last part recorded as sent."""
@@ -115,7 +125,9 @@ class DigestWorker:
             finished = True
             for index in range(digest.parts_sent, len(parts)):
                 attempted_at = self._clock.now()
-                result = await send_html(self._bot, chat_id, parts[index])
+                result = await send_html(
+                    self._bot, chat_id, parts[index], thread_id=digest.thread_id
+                )
                 if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
                     async with self._sessions.begin() as session:
                         await chats.migrate_chat(
@@ -148,6 +160,8 @@ class DigestWorker:
                     await digests.record_part(
                         session, digest_id=digest.digest_id, parts_sent=index + 1
                     )
+                if index == 0 and digest.pin and result.message_id is not None:
+                    await self._pin(chat_id, result.message_id)
             if finished:
                 async with self._sessions.begin() as session:
                     await digests.finish_digest(

@@ -75,9 +75,17 @@ class Follows:
         return self._x is not None
 
     async def touch_chat(
-        self, *, chat_id: int, chat_type: str, title: str | None, language: str | None
+        self,
+        *,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        language: str | None,
+        keep_language: bool = False,
+        digest_only: bool = False,
     ) -> None:
-        """Record that a chat spoke to the bot (creates it, reactivates it, notes its language)."""
+        """Record that a chat spoke to the bot (creates it, reactivates it, notes its language
+        unless `keep_language`; a new chat is digest-only when `digest_only`)."""
         async with self._sessions.begin() as session:
             await chats.upsert_chat(
                 session,
@@ -87,6 +95,8 @@ class Follows:
                 language=language,
                 timezone=self._default_timezone,
                 now=self._clock.now(),
+                keep_language=keep_language,
+                digest_only=digest_only,
             )
 
     def _remember(self, key: str, outcome: Account | SourceError) -> None:
@@ -130,8 +140,9 @@ class Follows:
                 future.cancel()
             del self._lookups[key]
 
-    async def follow(self, chat_id: int, handles: list[str]) -> FollowReport:
-        """Subscribe a chat to X accounts, resolving each unknown handle once."""
+    async def follow(self, chat_id: int, handles: list[str], thread_id: int = 0) -> FollowReport:
+        """Subscribe a chat (a forum topic of it) to X accounts, resolving each unknown handle
+        once."""
         if self._x is None:
             raise NotConfigured("X_BEARER_TOKEN is not set")
         report = FollowReport()
@@ -177,7 +188,7 @@ class Follows:
                 )
                 await sources.restart_if_unwatched(session, source_id=source_id, now=now)
                 added = await sources.subscribe(
-                    session, chat_id=chat_id, source_id=source_id, now=now
+                    session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id
                 )
                 (report.followed if added else report.already).append(account.handle)
         return report
@@ -201,11 +212,15 @@ class Follows:
         log.info("job boards: %d account(s) polled for category followers", len(accounts))
         return True
 
-    async def unfollow(self, chat_id: int, handles: list[str]) -> UnfollowReport:
-        """Remove some of a chat's subscriptions."""
+    async def unfollow(
+        self, chat_id: int, handles: list[str], thread_id: int = 0
+    ) -> UnfollowReport:
+        """Remove some of a chat's subscriptions (those of one forum topic)."""
         report = UnfollowReport()
         async with self._sessions.begin() as session:
-            followed = {s.key: s for s in await sources.followed_sources(session, chat_id)}
+            followed = {
+                s.key: s for s in await sources.followed_sources(session, chat_id, thread_id)
+            }
             ids: list[int] = []
             for handle in handles:
                 info = followed.get(handle.lower())
@@ -214,13 +229,18 @@ class Follows:
                 else:
                     ids.append(info.source_id)
                     report.removed.append(info.display_name)
-            await sources.unsubscribe(session, chat_id=chat_id, source_ids=ids)
+            await sources.unsubscribe(session, chat_id=chat_id, source_ids=ids, thread_id=thread_id)
         return report
 
     async def unfollow_all(self, chat_id: int) -> int:
         """Remove every subscription of a chat; how many there were."""
         async with self._sessions.begin() as session:
             return await sources.unsubscribe_all(session, chat_id=chat_id)
+
+    async def following_by_topic(self, chat_id: int) -> list[tuple[int, str]]:
+        """(thread id, handle) of every account a chat follows, topic by topic."""
+        async with self._sessions() as session:
+            return await sources.followed_by_topic(session, chat_id)
 
     async def following(self, chat_id: int) -> list[tuple[str, bool]]:
         """The accounts a chat follows, as (handle, still available) pairs."""

@@ -76,12 +76,21 @@ class HealthyUse:
         """Instant pushes per local day."""
         await self._update(chat_id, daily_limit=limit)
 
-    async def set_digest_only(self, chat_id: int, at: time | None) -> None:
-        """Digest-only mode at `at` local time, or back to instant pushes (None)."""
+    async def set_digest_only(
+        self, chat_id: int, at: time | None, *, weekday: int | None = None, thread_id: int = 0
+    ) -> None:
+        """Digest-only mode at `at` local time, every day or on one `weekday` (0 = Monday),
+        into forum topic `thread_id`; or back to instant pushes (None)."""
         if at is None:
-            await self._update(chat_id, digest_only=False)
+            await self._update(chat_id, digest_only=False, digest_weekday=None)
         else:
-            await self._update(chat_id, digest_only=True, digest_time=format_hhmm(at))
+            await self._update(
+                chat_id,
+                digest_only=True,
+                digest_time=format_hhmm(at),
+                digest_weekday=weekday,
+                digest_thread_id=thread_id,
+            )
 
     async def set_quiet(self, chat_id: int, window: tuple[time, time] | None) -> None:
         """Quiet hours, or none."""

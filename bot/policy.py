@@ -40,6 +40,7 @@ class ChatPolicy:
     quiet_end: time | None = None
     paused: bool = False
     paused_until: datetime | None = None  # None with paused=True: until /resume
+    digest_weekday: int | None = None  # 0 = Monday: one digest a week; None: daily
 
     @property
     def zone(self) -> ZoneInfo:
@@ -92,20 +93,26 @@ def hold_reason(policy: ChatPolicy, now: datetime, pushed_today: int) -> Hold | 
     return None
 
 
+def _digest_days(policy: ChatPolicy, now: datetime, step: int) -> list[datetime]:
+    """Digest instants on the 8 local days from today going `step` (-1 back, +1 on)."""
+    here = local(policy, now)
+    days = [here + timedelta(days=step * n) for n in range(8)]
+    return [
+        at_local(policy, day, policy.digest_time)
+        for day in days
+        if policy.digest_weekday is None or day.weekday() == policy.digest_weekday
+    ]
+
+
 def latest_digest_time(policy: ChatPolicy, now: datetime) -> datetime:
-    """The most recent scheduled digest instant at or before `now`."""
-    today = at_local(policy, now, policy.digest_time)
-    if today <= now:
-        return today
-    return at_local(policy, local(policy, now) - timedelta(days=1), policy.digest_time)
+    """The most recent scheduled digest instant at or before `now` (daily, or on the weekly
+    digest's day)."""
+    return next(at for at in _digest_days(policy, now, -1) if at <= now)
 
 
 def next_digest_time(policy: ChatPolicy, now: datetime) -> datetime:
     """The next scheduled digest instant after `now`."""
-    today = at_local(policy, now, policy.digest_time)
-    if today > now:
-        return today
-    return at_local(policy, local(policy, now) + timedelta(days=1), policy.digest_time)
+    return next(at for at in _digest_days(policy, now, +1) if at > now)
 
 
 def digest_due(policy: ChatPolicy, now: datetime, held: list[tuple[Hold, datetime]]) -> bool:

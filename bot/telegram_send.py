@@ -48,16 +48,31 @@ async def send_html(
     *,
     reply_markup: InlineKeyboardMarkup | None = None,
     network_retry_after: timedelta = timedelta(seconds=1),
+    thread_id: int = 0,
 ) -> SendResult:
-    """Send an HTML message without link previews; never raises for Telegram's answers."""
+    """Send an HTML message without link previews, into a forum topic when `thread_id` is set
+    (the General topic if that topic was deleted); never raises for Telegram's answers."""
     try:
-        message = await bot.send_message(
-            chat_id=chat_id,
-            text=text,
-            parse_mode=ParseMode.HTML,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-            reply_markup=reply_markup,
-        )
+        try:
+            message = await bot.send_message(
+                chat_id=chat_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=reply_markup,
+                message_thread_id=thread_id or None,
+            )
+        except BadRequest as exc:
+            if not thread_id or "thread not found" not in exc.message.lower():
+                raise
+            log.info("topic %s of chat %s is gone; sending to General", thread_id, chat_id)
+            message = await bot.send_message(
+                chat_id=chat_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=reply_markup,
+            )
     except ChatMigrated as exc:
         return SendResult(Outcome.MIGRATED, new_chat_id=exc.new_chat_id, error=str(exc))
     except RetryAfter as exc:

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     MessageHandler,
     TypeHandler,
@@ -23,7 +24,7 @@ from handlers.buttons import (
     settings_command,
 )
 from handlers.categories import categories_command, category_button, filter_command
-from handlers.common import remember_chat
+from handlers.clubs import bot_membership, group_upgraded, remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
 from handlers.healthy import digest, limit, pause, quiet, resume, timezone
@@ -36,6 +37,12 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     # Channel posts are never commands to the bot.
     not_channel = ~filters.UpdateType.CHANNEL_POSTS
     application.add_handler(TypeHandler(Update, remember_chat), group=-1)
+    application.add_handler(ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(
+        MessageHandler(
+            filters.StatusUpdate.MIGRATE & ~filters.UpdateType.CHANNEL_POSTS, group_upgraded
+        )
+    )
     application.add_handler(CommandHandler("start", start, filters=not_channel))
     application.add_handler(CommandHandler("help", help_command, filters=not_channel))
     application.add_handler(CommandHandler("follow", follow, filters=not_channel))

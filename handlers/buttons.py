@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from datetime import time, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -13,6 +13,7 @@ from bot.context import Context
 from bot.i18n import Translator
 from bot.keyboards import INTERESTED, offer_keyboard, parse_feedback
 from bot.policy import ChatPolicy, is_paused
+from handlers.access import command, may_press, thread_of
 from handlers.common import translator_for
 from handlers.healthy import settings_summary
 
@@ -101,6 +102,8 @@ async def settings_button(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if query is None or chat is None or query.data is None:
         return
+    if not await may_press(update, context):
+        return
     services = context.bot_data.services
     t = translator_for(update)
     settings = await services.healthy.settings(chat.id)
@@ -117,7 +120,12 @@ async def settings_button(update: Update, context: Context) -> None:
         case ["mode", "instant"]:
             await services.healthy.set_digest_only(chat.id, None)
         case ["mode", "digest"]:
-            await services.healthy.set_digest_only(chat.id, policy.digest_time)
+            await services.healthy.set_digest_only(
+                chat.id,
+                policy.digest_time,
+                weekday=policy.digest_weekday,
+                thread_id=thread_of(query.message if isinstance(query.message, Message) else None),
+            )
         case ["quiet", "off"]:
             await services.healthy.set_quiet(chat.id, None)
         case ["quiet", "night"]:
@@ -140,12 +148,22 @@ async def settings_button(update: Update, context: Context) -> None:
 
 
 async def forget_command(update: Update, context: Context) -> None:
-    """/forget: asks for confirmation first."""
-    t = translator_for(update)
+    """/forget: asks for confirmation first (in a group, only its administrators may)."""
+    call = await command(update, context, changes=True)
     message = update.effective_message
     user = update.effective_user
-    if message is None or user is None:
+    if call is None or message is None or user is None:
         return
+    if call.where:
+        await call.reply(
+            update,
+            call.t.gettext(
+                "/forget only works for the chat it is sent in: send it in that group, or "
+                "remove me from the channel. Nothing was changed."
+            ),
+        )
+        return
+    t = call.t
     # Only the person who asked may answer (in a group, anyone can see the buttons).
     keyboard = InlineKeyboardMarkup(
         [
@@ -179,6 +197,8 @@ async def forget_button(update: Update, context: Context) -> None:
     asker = parts[2] if len(parts) > 2 else ""
     if asker != str(query.from_user.id):
         await query.answer(t.gettext("Only the person who sent /forget can answer."))
+        return
+    if not await may_press(update, context):  # no longer an administrator
         return
     await query.answer()
     if answer == "yes":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -10,7 +10,8 @@ from bot.arguments import MAX_FILTER_WORDS, ArgumentError, parse_filter
 from bot.classify import Catalogue, phrase_key
 from bot.context import Context
 from bot.i18n import Translator
-from handlers.common import invocation, reply, translator_for
+from handlers.access import command, may_press, thread_of
+from handlers.common import translator_for
 from handlers.follow import filter_text
 
 BUTTONS_PER_ROW = 2
@@ -42,13 +43,22 @@ def categories_text(t: Translator) -> str:
 
 
 async def categories_command(update: Update, context: Context) -> None:
-    """/categories"""
-    call = invocation(update, context)
+    """/categories: everyone may look; in a group only administrators' presses change it."""
+    call = await command(update, context, changes=False)
     message = update.effective_message
     if call is None or message is None:
         return
+    if call.where:  # the buttons act on the chat they are in
+        await call.reply(
+            update,
+            call.t.gettext(
+                "Buttons cannot manage another chat: use <code>/follow software in "
+                "@yourchannel</code> instead. Nothing was changed."
+            ),
+        )
+        return
     service = context.bot_data.services.categories
-    followed = set(await service.followed(call.chat_id))
+    followed = set(await service.followed(call.chat_id, call.thread_id))
     await message.reply_text(
         categories_text(call.t),
         parse_mode=ParseMode.HTML,
@@ -63,21 +73,24 @@ async def category_button(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if query is None or chat is None or query.data is None:
         return
+    if not await may_press(update, context):
+        return
     t = translator_for(update)
+    thread_id = thread_of(query.message if isinstance(query.message, Message) else None)
     service = context.bot_data.services.categories
     slug = query.data.removeprefix("ct:")
     category = service.catalogue.categories.get(slug)
     if category is None:  # a button from an older catalogue
         await query.answer(t.gettext("This category no longer exists."))
         return
-    now_followed = await service.toggle(chat.id, slug)
+    now_followed = await service.toggle(chat.id, slug, thread_id)
     name = category.name(t.language)
     await query.answer(
         t.gettext("Following %(name)s", name=name)
         if now_followed
         else t.gettext("Stopped following %(name)s", name=name)
     )
-    followed = set(await service.followed(chat.id))
+    followed = set(await service.followed(chat.id, thread_id))
     try:
         await query.edit_message_reply_markup(categories_keyboard(t, service.catalogue, followed))
     except BadRequest as exc:  # two quick presses: the keyboard is already up to date
@@ -113,13 +126,13 @@ def _filter_error(t: Translator, code: str) -> str:
 
 
 async def filter_command(update: Update, context: Context) -> None:
-    """/filter [+word -word ... | off]"""
-    call = invocation(update, context)
+    """/filter [+word -word ... | off] [in @channel]"""
+    call = await command(update, context, changes=bool(context.args))
     if call is None:
         return
     t = call.t
     service = context.bot_data.services.categories
-    words = [w for arg in (context.args or []) for w in arg.split() if w]
+    words = call.words
     if not words:
         terms = await service.get_filter(call.chat_id)
         current = (
@@ -127,19 +140,19 @@ async def filter_command(update: Update, context: Context) -> None:
             if terms
             else t.gettext("You have no filter: every offer you follow reaches you.")
         )
-        await reply(update, f"{current}\n\n{_filter_usage(t)}")
+        await call.reply(update, f"{current}\n\n{_filter_usage(t)}")
         return
     if [w.lower() for w in words] in (["off"], ["non"], ["aucun"]):
         await service.set_filter(call.chat_id, [])
-        await reply(update, t.gettext("Filter removed: every offer you follow reaches you."))
+        await call.reply(update, t.gettext("Filter removed: every offer you follow reaches you."))
         return
     try:
         terms = parse_filter(words, lambda word: " ".join(phrase_key(word)))
     except ArgumentError as exc:
-        await reply(update, f"{_filter_error(t, exc.code)}\n\n{_filter_usage(t)}")
+        await call.reply(update, f"{_filter_error(t, exc.code)}\n\n{_filter_usage(t)}")
         return
     await service.set_filter(call.chat_id, terms)
-    await reply(
+    await call.reply(
         update,
         t.gettext(
             "Filter saved: %(words)s. It applies to the offers that arrive from now on.",

@@ -12,7 +12,8 @@ from bot.context import Context
 from bot.follows import FollowReport
 from bot.i18n import Translator
 from bot.sources.base import NotConfigured
-from handlers.common import handles_text, invocation, reply
+from handlers.access import command
+from handlers.common import handles_text
 
 
 def _malformed_text(t: Translator, words: list[str]) -> str:
@@ -102,15 +103,15 @@ def _not_understood_text(t: Translator, words: FollowWords) -> str:
 
 
 async def follow(update: Update, context: Context) -> None:
-    """/follow @handle [@handle ...] and/or category [category ...]"""
-    call = invocation(update, context)
+    """/follow @handle [@handle ...] and/or category [category ...] [in @channel]"""
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t = call.t
     services = context.bot_data.services
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
     if not (words.handles or words.categories or words.malformed or words.bare_handles):
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Tell me what to follow: an X account, for example "
@@ -122,11 +123,11 @@ async def follow(update: Update, context: Context) -> None:
         )
         return
     if words.malformed or words.bare_handles:
-        await reply(update, _not_understood_text(t, words))
+        await call.reply(update, _not_understood_text(t, words))
         return
     handles = words.handles
     if len(handles) > MAX_HANDLES:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "That is %(count)d accounts; /follow takes at most %(max)d at a time. "
@@ -139,7 +140,7 @@ async def follow(update: Update, context: Context) -> None:
     lines: list[str] = []
     if handles:
         try:
-            report = await services.follows.follow(call.chat_id, handles)
+            report = await services.follows.follow(call.chat_id, handles, call.thread_id)
         except NotConfigured:
             lines.append(
                 t.gettext(
@@ -151,7 +152,7 @@ async def follow(update: Update, context: Context) -> None:
             lines.append(follow_report_text(t, report))
     if words.categories:
         catalogue = services.categories.catalogue
-        done = await services.categories.follow(call.chat_id, words.categories)
+        done = await services.categories.follow(call.chat_id, words.categories, call.thread_id)
         if done.changed:
             lines.append(
                 t.gettext(
@@ -173,18 +174,18 @@ async def follow(update: Update, context: Context) -> None:
                     names=category_names(t, catalogue, done.unchanged),
                 )
             )
-    await reply(update, "\n".join(line for line in lines if line))
+    await call.reply(update, "\n".join(line for line in lines if line))
 
 
 async def unfollow(update: Update, context: Context) -> None:
-    """/unfollow @handle|category [...] | all"""
-    call = invocation(update, context)
+    """/unfollow @handle|category [...] | all [in @channel]"""
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t = call.t
     services = context.bot_data.services
     if not call.words:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Tell me what to stop following, for example "
@@ -197,7 +198,7 @@ async def unfollow(update: Update, context: Context) -> None:
         accounts = await services.follows.unfollow_all(call.chat_id)
         kinds = await services.categories.unfollow_all(call.chat_id)
         if accounts or kinds:
-            await reply(
+            await call.reply(
                 update,
                 t.gettext(
                     "You no longer follow anything (%(accounts)s and %(categories)s removed).",
@@ -206,15 +207,15 @@ async def unfollow(update: Update, context: Context) -> None:
                 ),
             )
         else:
-            await reply(update, t.gettext("You were not following anything."))
+            await call.reply(update, t.gettext("You were not following anything."))
         return
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
     if words.malformed or words.bare_handles:
-        await reply(update, _not_understood_text(t, words))
+        await call.reply(update, _not_understood_text(t, words))
         return
     lines: list[str] = []
     if words.handles:
-        report = await services.follows.unfollow(call.chat_id, words.handles)
+        report = await services.follows.unfollow(call.chat_id, words.handles, call.thread_id)
         if report.removed:
             lines.append(
                 t.gettext("Stopped following %(handles)s.", handles=handles_text(report.removed))
@@ -228,7 +229,7 @@ async def unfollow(update: Update, context: Context) -> None:
             )
     if words.categories:
         catalogue = services.categories.catalogue
-        done = await services.categories.unfollow(call.chat_id, words.categories)
+        done = await services.categories.unfollow(call.chat_id, words.categories, call.thread_id)
         if done.changed:
             lines.append(
                 t.gettext(
@@ -243,12 +244,12 @@ async def unfollow(update: Update, context: Context) -> None:
                     names=category_names(t, catalogue, done.unchanged),
                 )
             )
-    await reply(update, "\n".join(lines))
+    await call.reply(update, "\n".join(lines))
 
 
 async def list_follows(update: Update, context: Context) -> None:
-    """/list: accounts, categories and the filter."""
-    call = invocation(update, context)
+    """/list [in @channel]: accounts, categories (with their forum topics) and the filter."""
+    call = await command(update, context, changes=False)
     if call is None:
         return
     t = call.t
@@ -257,7 +258,7 @@ async def list_follows(update: Update, context: Context) -> None:
     kinds = await services.categories.followed(call.chat_id)
     terms = await services.categories.get_filter(call.chat_id)
     if not following and not kinds:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "You follow nothing yet. Try <code>/follow @acme_jobs</code> for an account "
@@ -265,6 +266,26 @@ async def list_follows(update: Update, context: Context) -> None:
             ),
         )
         return
+    # In a forum, each subscription names the topic its offers go to.
+    account_topics = await services.follows.following_by_topic(call.chat_id)
+    category_topics = await services.categories.followed_by_topic(call.chat_id)
+    topics: dict[str, list[int]] = {}
+    for thread, name in account_topics:
+        topics.setdefault(f"@{name.lower()}", []).append(thread)
+    for thread, slug in category_topics:
+        topics.setdefault(slug, []).append(thread)
+    forum = any(thread for threads in topics.values() for thread in threads)
+    names = await services.clubs.topics(call.chat_id) if forum else {}
+
+    def where(key: str) -> str:
+        if not forum:
+            return ""
+        shown = [
+            names.get(thread) or (t.gettext("General") if thread == 0 else f"#{thread}")
+            for thread in topics.get(key, [])
+        ]
+        return " — 💬 " + ", ".join(html.escape(name) for name in shown) if shown else ""
+
     lines: list[str] = []
     if following:
         lines.append(
@@ -276,7 +297,7 @@ async def list_follows(update: Update, context: Context) -> None:
             line = f"• @{html.escape(handle)}"
             if not available:
                 line += " " + t.gettext("(no longer available on X)")
-            lines.append(line)
+            lines.append(line + where(f"@{handle.lower()}"))
     if kinds:
         if lines:
             lines.append("")
@@ -286,10 +307,10 @@ async def list_follows(update: Update, context: Context) -> None:
             )
         )
         catalogue = services.categories.catalogue
-        lines += [f"• {category_names(t, catalogue, [slug])}" for slug in kinds]
+        lines += [f"• {category_names(t, catalogue, [slug])}{where(slug)}" for slug in kinds]
     if terms:
         lines += ["", t.gettext("Filter: %(words)s", words=filter_text(terms))]
-    await reply(update, "\n".join(lines))
+    await call.reply(update, "\n".join(lines))
 
 
 def filter_text(terms: list[FilterTerm]) -> str:

@@ -8,23 +8,39 @@ from babel.dates import format_datetime
 from telegram import Update
 
 from bot.arguments import (
+    WEEKLY_WORDS,
     ArgumentError,
     format_hhmm,
     parse_duration,
     parse_hhmm,
     parse_limit,
     parse_timezone,
+    parse_weekly,
     parse_window,
 )
 from bot.context import Context
 from bot.i18n import Translator
 from bot.policy import MAX_DAILY_LIMIT, ChatPolicy, is_paused
-from handlers.common import invocation, reply
+from handlers.access import command
 
 
 def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
     """A date and time in the chat's zone, in the reader's language."""
     return format_datetime(moment, "EEE d MMM HH:mm", tzinfo=policy.zone, locale=t.language)
+
+
+def weekday_name(t: Translator, day: int) -> str:
+    """Monday … Sunday in the reader's language (0 = Monday)."""
+    names = [
+        t.gettext("Monday"),
+        t.gettext("Tuesday"),
+        t.gettext("Wednesday"),
+        t.gettext("Thursday"),
+        t.gettext("Friday"),
+        t.gettext("Saturday"),
+        t.gettext("Sunday"),
+    ]
+    return names[day % 7]
 
 
 def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[str]:
@@ -36,7 +52,15 @@ def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[s
             policy.daily_limit,
         )
     ]
-    if policy.digest_only:
+    if policy.digest_only and policy.digest_weekday is not None:
+        lines.append(
+            t.gettext(
+                "Mode: one digest a week, %(day)s at %(time)s",
+                day=weekday_name(t, policy.digest_weekday),
+                time=format_hhmm(policy.digest_time),
+            )
+        )
+    elif policy.digest_only:
         lines.append(
             t.gettext("Mode: one digest a day at %(time)s", time=format_hhmm(policy.digest_time))
         )
@@ -70,7 +94,7 @@ def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[s
 
 async def limit(update: Update, context: Context) -> None:
     """/limit [N]"""
-    call = invocation(update, context)
+    call = await command(update, context, changes=bool(context.args))
     if call is None:
         return
     t, chat_id, words = call.t, call.chat_id, call.words
@@ -79,7 +103,7 @@ async def limit(update: Update, context: Context) -> None:
         status = await healthy.limit_status(chat_id)
         if status is None:
             return
-        await reply(
+        await call.reply(
             update,
             t.ngettext(
                 "Daily limit: %(count)d instant offer. Today: %(pushed)d sent, %(held)d held "
@@ -98,7 +122,7 @@ async def limit(update: Update, context: Context) -> None:
             raise ArgumentError("limit")
         value = parse_limit(words[0], MAX_DAILY_LIMIT)
     except ArgumentError:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "The limit is a whole number from 0 to %(max)d, e.g. <code>/limit 5</code>. "
@@ -116,47 +140,73 @@ async def limit(update: Update, context: Context) -> None:
             "At most %(count)d instant offers a day; the rest waits for your digest.",
             value,
         )
-    await reply(update, text)
+    await call.reply(update, text)
 
 
 async def digest(update: Update, context: Context) -> None:
-    """/digest | /digest HH:MM | /digest off"""
-    call = invocation(update, context)
+    """/digest | /digest HH:MM | /digest weekly DAY [HH:MM] | /digest off [in @channel]"""
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
     if not words:
         if await healthy.digest_now(chat_id):
-            await reply(update, t.gettext("Here comes your digest."))
+            await call.reply(update, t.gettext("Here comes your digest."))
         else:
-            await reply(update, t.gettext("Nothing pending: every offer has reached you."))
+            await call.reply(update, t.gettext("Nothing pending: every offer has reached you."))
         return
     if len(words) == 1 and words[0].lower() == "off":
         await healthy.set_digest_only(chat_id, None)
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Back to instant offers. Offers over your daily limit still come in a digest."
             ),
         )
         return
+    if words[0].lower() in WEEKLY_WORDS:
+        try:
+            weekday, at = parse_weekly(words[1:])
+        except ArgumentError:
+            await call.reply(
+                update,
+                t.gettext(
+                    "Give a day and a time, e.g. <code>/digest weekly mon 09:00</code> "
+                    "(mon, tue, wed, thu, fri, sat, sun; or lundi … dimanche). "
+                    "Nothing was changed."
+                ),
+            )
+            return
+        await healthy.set_digest_only(chat_id, at, weekday=weekday, thread_id=call.thread_id)
+        text = t.gettext(
+            "Weekly digest: no instant offers; one digest every %(day)s at %(time)s.",
+            day=weekday_name(t, weekday),
+            time=format_hhmm(at),
+        )
+        if call.shared:
+            text += " " + t.gettext(
+                "I pin it when this chat lets me pin messages (an administrator right)."
+            )
+        await call.reply(update, text)
+        return
     try:
         if len(words) != 1:
             raise ArgumentError("time")
         at = parse_hhmm(words[0])
     except ArgumentError:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Give a time as HH:MM, e.g. <code>/digest 18:30</code> for one digest a day, "
+                "<code>/digest weekly mon 09:00</code> for one a week, "
                 "<code>/digest off</code> for instant offers, or <code>/digest</code> alone "
                 "for your digest now. Nothing was changed."
             ),
         )
         return
-    await healthy.set_digest_only(chat_id, at)
-    await reply(
+    await healthy.set_digest_only(chat_id, at, thread_id=call.thread_id)
+    await call.reply(
         update,
         t.gettext(
             "Digest mode: no instant offers; one digest a day at %(time)s.",
@@ -167,21 +217,21 @@ async def digest(update: Update, context: Context) -> None:
 
 async def quiet(update: Update, context: Context) -> None:
     """/quiet HH:MM-HH:MM | /quiet off"""
-    call = invocation(update, context)
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t, chat_id, words = call.t, call.chat_id, call.words
     healthy = context.bot_data.services.healthy
     if len(words) == 1 and words[0].lower() == "off":
         await healthy.set_quiet(chat_id, None)
-        await reply(update, t.gettext("Quiet hours are off."))
+        await call.reply(update, t.gettext("Quiet hours are off."))
         return
     try:
         if len(words) != 1:
             raise ArgumentError("window")
         window = parse_window(words[0])
     except ArgumentError:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Give the quiet hours as HH:MM-HH:MM, e.g. <code>/quiet 22:00-07:30</code> "
@@ -190,7 +240,7 @@ async def quiet(update: Update, context: Context) -> None:
         )
         return
     await healthy.set_quiet(chat_id, window)
-    await reply(
+    await call.reply(
         update,
         t.gettext(
             "Quiet hours %(start)s–%(end)s: nothing is sent then; what arrives meanwhile "
@@ -203,14 +253,14 @@ async def quiet(update: Update, context: Context) -> None:
 
 async def pause(update: Update, context: Context) -> None:
     """/pause | /pause 3d | /pause 12h"""
-    call = invocation(update, context)
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t, chat_id, words = call.t, call.chat_id, call.words
     services = context.bot_data.services
     if not words:
         await services.healthy.pause(chat_id, None)
-        await reply(
+        await call.reply(
             update,
             t.gettext("Paused: offers are kept, not sent. /resume brings them in one digest."),
         )
@@ -220,7 +270,7 @@ async def pause(update: Update, context: Context) -> None:
             raise ArgumentError("duration")
         duration = parse_duration(words[0])
     except ArgumentError:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Give a duration such as <code>/pause 3d</code>, <code>/pause 12h</code> or "
@@ -233,7 +283,7 @@ async def pause(update: Update, context: Context) -> None:
     await services.healthy.pause(chat_id, until)
     settings = await services.healthy.settings(chat_id)
     policy = settings.policy if settings else ChatPolicy()
-    await reply(
+    await call.reply(
         update,
         t.gettext(
             "Paused until %(when)s: offers are kept, then come in one digest.",
@@ -244,19 +294,19 @@ async def pause(update: Update, context: Context) -> None:
 
 async def resume(update: Update, context: Context) -> None:
     """/resume"""
-    call = invocation(update, context)
+    call = await command(update, context, changes=True)
     if call is None:
         return
     t = call.t
     if await context.bot_data.services.healthy.resume(call.chat_id):
-        await reply(update, t.gettext("Welcome back: what was kept comes in one digest."))
+        await call.reply(update, t.gettext("Welcome back: what was kept comes in one digest."))
     else:
-        await reply(update, t.gettext("You were not paused."))
+        await call.reply(update, t.gettext("You were not paused."))
 
 
 async def timezone(update: Update, context: Context) -> None:
     """/timezone [Area/City]"""
-    call = invocation(update, context)
+    call = await command(update, context, changes=bool(context.args))
     if call is None:
         return
     t, chat_id, words = call.t, call.chat_id, call.words
@@ -264,7 +314,7 @@ async def timezone(update: Update, context: Context) -> None:
     if not words:
         settings = await healthy.settings(chat_id)
         zone = settings.policy.timezone if settings else "?"
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Your time zone is %(zone)s. Change it with e.g. "
@@ -278,7 +328,7 @@ async def timezone(update: Update, context: Context) -> None:
             raise ArgumentError("timezone")
         zone = parse_timezone(words[0])
     except ArgumentError:
-        await reply(
+        await call.reply(
             update,
             t.gettext(
                 "Unknown time zone. Use an IANA name such as <code>Europe/Paris</code>, "
@@ -288,4 +338,4 @@ async def timezone(update: Update, context: Context) -> None:
         )
         return
     await healthy.set_timezone(chat_id, zone)
-    await reply(update, t.gettext("Time zone set to %(zone)s.", zone=zone))
+    await call.reply(update, t.gettext("Time zone set to %(zone)s.", zone=zone))

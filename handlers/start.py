@@ -51,13 +51,28 @@ def help_text(t: Translator) -> str:
         "",
         t.gettext("<b>Keep it healthy</b>"),
         t.gettext("/limit N: at most N instant offers a day (0 to 50); the rest waits"),
-        t.gettext("/digest: your held offers now; /digest 18:00: one digest a day; /digest off"),
+        t.gettext(
+            "/digest: your held offers now; /digest 18:00: one digest a day; "
+            "/digest weekly mon 09:00: one a week (pinned in groups); /digest off"
+        ),
         t.gettext("/quiet 22:00-07:00: nothing at night, one catch-up digest after; /quiet off"),
         t.gettext("/pause, /pause 3d, /pause 12h and /resume: a break, then one digest"),
         t.gettext("/timezone Europe/Paris: the time zone of all these times"),
         t.gettext("/settings: all of it with buttons; /stats: your last 7 days"),
         t.gettext("/forget: delete everything stored about this chat"),
         t.gettext("/help: this message"),
+        "",
+        t.gettext("<b>Job clubs: groups and channels</b>"),
+        t.gettext(
+            "Add me to a group: its administrators choose what it follows and how; everyone "
+            "can use /list, /categories, /stats and /help. In a forum, what is followed inside "
+            "a topic is posted in that topic."
+        ),
+        t.gettext(
+            "For a channel, make me an administrator, then from this private chat add "
+            "<code>in @yourchannel</code> to a command: "
+            "<code>/follow @acme_jobs in @yourchannel</code>, <code>/list in @yourchannel</code>."
+        ),
         "",
         t.gettext("Example: <code>/follow @acme_jobs @paris_recrute design</code>"),
     ]

@@ -11,7 +11,7 @@ from bot.chart import week_chart_png
 from bot.context import Context
 from bot.i18n import Translator
 from bot.weekly import WeekStats
-from handlers.common import reply, translator_for
+from handlers.access import command
 
 
 def stats_text(t: Translator, stats: WeekStats) -> str:
@@ -30,20 +30,20 @@ def stats_text(t: Translator, stats: WeekStats) -> str:
 
 
 async def stats(update: Update, context: Context) -> None:
-    """/stats"""
-    t = translator_for(update)
-    chat = update.effective_chat
+    """/stats [in @channel]"""
+    call = await command(update, context, changes=False)
     message = update.effective_message
-    if chat is None or message is None:
+    if call is None or message is None:
         return
-    result = await context.bot_data.services.healthy.week(chat.id)
+    t = call.t
+    result = await context.bot_data.services.healthy.week(call.chat_id)
     if result is None:
         return
     week, _ = result
     if week.empty:
-        await reply(update, t.gettext("Nothing yet this week: follow accounts with /follow."))
+        await call.reply(update, t.gettext("Nothing yet this week: follow accounts with /follow."))
         return
-    await reply(update, stats_text(t, week))
+    await call.reply(update, stats_text(t, week))
     # matplotlib is synchronous: draw off the event loop.
     png = await asyncio.to_thread(week_chart_png, t, week)
     await message.reply_photo(

@@ -12,6 +12,7 @@ from storage.models import (
     CategorySubscription,
     Chat,
     ChatFilter,
+    ChatTopic,
     Delivery,
     Digest,
     Subscription,
@@ -38,8 +39,12 @@ async def upsert_chat(
     language: str | None,
     timezone: str,
     now: datetime,
+    keep_language: bool = False,
+    digest_only: bool = False,
 ) -> None:
-    """Record a chat we heard from, reactivating it; keeps its language unless one is given.
+    """Record a chat we heard from, reactivating it; keeps its language unless one is given
+    (or `keep_language`: a group keeps the language it was set up in, whoever writes in it).
+    A new chat starts in digest-only mode when `digest_only` (the operator's group default).
 
     One INSERT ... ON CONFLICT DO UPDATE that always writes `active`: a read-then-write could
     miss a deactivation committed in between and leave a returning chat inactive.
@@ -53,6 +58,7 @@ async def upsert_chat(
         active=True,
         created_at=now,
         updated_at=now,
+        digest_only=digest_only,
     )
     changes: dict[str, object] = {
         "type": chat_type,
@@ -60,7 +66,7 @@ async def upsert_chat(
         "active": True,
         "updated_at": statement.excluded.updated_at,
     }
-    if language:
+    if language and not keep_language:
         changes["language"] = language
     await session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changes))
 
@@ -92,6 +98,26 @@ async def deactivate_chat(
     return bool(affected(result))
 
 
+async def remember_topic(session: AsyncSession, *, chat_id: int, thread_id: int, name: str) -> None:
+    """Note a forum topic's name (as last seen)."""
+    statement = insert_ignoring_conflicts(session, ChatTopic).values(
+        chat_id=chat_id, thread_id=thread_id, name=name[:128]
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["chat_id", "thread_id"], set_={"name": statement.excluded.name}
+        )
+    )
+
+
+async def topic_names(session: AsyncSession, chat_id: int) -> dict[int, str]:
+    """The names of a forum's topics the bot has seen."""
+    rows = await session.execute(
+        select(ChatTopic.thread_id, ChatTopic.name).where(ChatTopic.chat_id == chat_id)
+    )
+    return {int(thread): str(name) for thread, name in rows}
+
+
 async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: datetime) -> None:
     """Move a group's subscriptions and pending outbox to its new supergroup id."""
     old = await session.get(Chat, old_id)
@@ -111,6 +137,8 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
             "paused",
             "paused_until",
             "last_weekly_at",
+            "digest_thread_id",
+            "digest_weekday",
         )
     }
     await session.execute(
@@ -126,6 +154,7 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
         .on_conflict_do_update(index_elements=["id"], set_={**copied, "active": True})
     )
     await session.execute(update(Digest).where(Digest.chat_id == old_id).values(chat_id=new_id))
+    # A basic group has no topics: everything it has is in thread 0.
     taken_sources = select(Subscription.source_id).where(Subscription.chat_id == new_id)
     await session.execute(
         update(Subscription)

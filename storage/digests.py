@@ -23,6 +23,8 @@ class PendingDigest:
     chat_id: int
     language: str
     parts_sent: int
+    thread_id: int = 0  # the forum topic digests go to
+    pin: bool = False  # a club's weekly digest, pinned once sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ async def held_count(session: AsyncSession, chat_id: int) -> int:
 
 
 async def create_digest(
-    session: AsyncSession, *, chat_id: int, reason: str, now: datetime
+    session: AsyncSession, *, chat_id: int, reason: str, now: datetime, pin: bool = False
 ) -> int | None:
     """Gather every held offer of a chat into a new digest; None when nothing is held."""
     language = await session.scalar(select(Chat.language).where(Chat.id == chat_id))
@@ -86,6 +88,7 @@ async def create_digest(
         sent=False,
         parts_sent=0,
         created_at=now,
+        pin=pin,
     )
     session.add(digest)
     await session.flush()
@@ -103,12 +106,22 @@ async def create_digest(
 async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
     """Digests still to send, oldest first, for active chats."""
     rows = await session.execute(
-        select(Digest.id, Digest.chat_id, Digest.language, Digest.parts_sent)
+        select(
+            Digest.id,
+            Digest.chat_id,
+            Digest.language,
+            Digest.parts_sent,
+            Chat.digest_thread_id,
+            Digest.pin,
+        )
         .join(Chat, Chat.id == Digest.chat_id)
         .where(Digest.sent.is_(False), Chat.active.is_(True))
         .order_by(Digest.id)
     )
-    return [PendingDigest(*row) for row in rows]
+    return [
+        PendingDigest(digest_id, chat_id, language, parts_sent, thread_id or 0, bool(pin))
+        for digest_id, chat_id, language, parts_sent, thread_id, pin in rows
+    ]
 
 
 async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:

@@ -100,6 +100,24 @@ class Chat(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_weekly_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Job clubs: the forum topic digests go to (0: none / General), a weekly digest's day
+    # (0 = Monday; None: daily), and when a group or channel may get its next message
+    # (offers ready before then are merged into one message).
+    digest_thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    digest_weekday: Mapped[int | None] = mapped_column(Integer)
+    next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChatTopic(Base):
+    """A forum topic's name, as last seen in a message of that topic (for /list)."""
+
+    __tablename__ = "chat_topics"
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True
+    )
+    thread_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
 
 
 class Digest(Base):
@@ -116,6 +134,7 @@ class Digest(Base):
     parts_sent: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # weekly
 
 
 Index("ix_digests_sent", Digest.sent)
@@ -150,11 +169,13 @@ class Subscription(Base):
     """A chat follows a source."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("chat_id", "source_id"),)
+    __table_args__ = (UniqueConstraint("chat_id", "source_id", "thread_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     source_id: Mapped[int] = mapped_column(Integer, ForeignKey("sources.id", ondelete="CASCADE"))
+    # The forum topic offers go to (0: none, or General).
+    thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -165,11 +186,12 @@ class CategorySubscription(Base):
     """A chat follows a job category (a slug of bot/data/categories.toml)."""
 
     __tablename__ = "category_subscriptions"
-    __table_args__ = (UniqueConstraint("chat_id", "category"),)
+    __table_args__ = (UniqueConstraint("chat_id", "category", "thread_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     category: Mapped[str] = mapped_column(String(32))
+    thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -249,10 +271,11 @@ class Delivery(Base):
     """The outbox: one row per chat and offer (or notice), drained by the sender."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("chat_id", "offer_id"),)
+    __table_args__ = (UniqueConstraint("chat_id", "offer_id", "thread_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
+    thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     offer_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("offers.id", ondelete="CASCADE")
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, literal, or_, select, union, update
+from sqlalchemy import and_, case, func, insert, literal, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,6 +28,7 @@ from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 STORE_CHUNK = 1_000  # posts per INSERT (11 parameters each; PostgreSQL allows 32,767)
 ID_CHUNK = 5_000  # offer ids per statement
+GROUP_BATCH = 50  # rows of one group or channel claimed at once, to be merged
 NEAR_CANDIDATES = 20  # near-identical checks per new offer, most similar first
 
 
@@ -90,6 +91,13 @@ class ClaimedDelivery:
     payload: dict[str, Any] | None
     offer_tags: dict[str, Any] | None = None
     also: tuple[Credit, ...] = ()
+    thread_id: int = 0  # the forum topic (0: none / General)
+    chat_type: str = "private"
+
+    @property
+    def shared_chat(self) -> bool:
+        """A group, supergroup or channel: paced, and its offers merged."""
+        return self.chat_type != "private"
 
 
 async def store_offers(
@@ -334,13 +342,19 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
     if not offer_ids:
         return 0
     by_account = (
-        select(Subscription.chat_id.label("chat_id"), Offer.id.label("offer_id"))
+        select(
+            Subscription.chat_id.label("chat_id"),
+            Subscription.thread_id.label("thread_id"),
+            Offer.id.label("offer_id"),
+        )
         .join(Offer, Offer.source_id == Subscription.source_id)
         .where(Offer.id.in_(offer_ids))
     )
     by_category = (
         select(
-            CategorySubscription.chat_id.label("chat_id"), OfferCategory.offer_id.label("offer_id")
+            CategorySubscription.chat_id.label("chat_id"),
+            CategorySubscription.thread_id.label("thread_id"),
+            OfferCategory.offer_id.label("offer_id"),
         )
         .join(OfferCategory, OfferCategory.category == CategorySubscription.category)
         .where(OfferCategory.offer_id.in_(offer_ids))
@@ -351,6 +365,7 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
     chosen = (
         select(
             wanted.c.chat_id,
+            wanted.c.thread_id,
             story,
             literal(DeliveryKind.OFFER.value),
             literal(DeliveryStatus.PENDING.value),
@@ -371,10 +386,19 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
     statement = (
         insert_ignoring_conflicts(session, Delivery)
         .from_select(
-            ["chat_id", "offer_id", "kind", "status", "attempts", "next_attempt_at", "created_at"],
+            [
+                "chat_id",
+                "thread_id",
+                "offer_id",
+                "kind",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
             chosen,
         )
-        .on_conflict_do_nothing(index_elements=["chat_id", "offer_id"])
+        .on_conflict_do_nothing(index_elements=["chat_id", "offer_id", "thread_id"])
     )
     result = await session.execute(statement)
     return affected(result)
@@ -421,10 +445,13 @@ async def claim(
     lease_until: datetime,
     limit: int,
     per_chat: int = 5,
+    per_group: int = GROUP_BATCH,
 ) -> list[ClaimedDelivery]:
     """Take up to `limit` due rows of active chats, oldest first, leasing them until `lease_until`.
 
     A row still `sending` after its lease ran out belongs to a sender that died: it is due again.
+    A group or channel is paced: nothing is due for it before its `next_send_at`, and then up to
+    `per_group` rows at once (the sender merges them into few messages).
     """
     older = aliased(Delivery)
     # A chat's messages go out in order: a row waits while an older one of its chat is held
@@ -448,9 +475,11 @@ async def claim(
             func.row_number()
             .over(partition_by=Delivery.chat_id, order_by=Delivery.id)
             .label("rank"),
+            case((Chat.type == "private", per_chat), else_=per_group).label("allowed"),
         )
         .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
         .where(
+            or_(Chat.next_send_at.is_(None), Chat.next_send_at <= now),
             or_(
                 and_(
                     Delivery.status == DeliveryStatus.PENDING,
@@ -464,7 +493,12 @@ async def claim(
     )
     # A few rows per chat per batch: a slow group (20 messages a minute) never holds up
     # everyone else's batch.
-    chosen = select(ranked.c.id).where(ranked.c.rank <= per_chat).order_by(ranked.c.id).limit(limit)
+    chosen = (
+        select(ranked.c.id)
+        .where(ranked.c.rank <= ranked.c.allowed)
+        .order_by(ranked.c.id)
+        .limit(limit)
+    )
     due = select(Delivery.id).where(Delivery.id.in_(chosen)).order_by(Delivery.id)
     if is_postgresql(session):
         due = due.with_for_update(skip_locked=True)
@@ -482,7 +516,9 @@ async def claim(
     )
     rows = (
         await session.execute(
-            select(Delivery, Chat.language, Offer.author, Offer.text, Offer.url, Offer.tags)
+            select(
+                Delivery, Chat.language, Offer.author, Offer.text, Offer.url, Offer.tags, Chat.type
+            )
             .join(Chat, Chat.id == Delivery.chat_id)
             .outerjoin(Offer, Offer.id == Delivery.offer_id)
             .where(Delivery.id.in_(ids))
@@ -503,9 +539,16 @@ async def claim(
             payload=delivery.payload,
             offer_tags=tags,
             also=credits.get(delivery.offer_id or 0, ()),
+            thread_id=delivery.thread_id or 0,
+            chat_type=chat_type,
         )
-        for delivery, language, author, text, url, tags in rows
+        for delivery, language, author, text, url, tags, chat_type in rows
     ]
+
+
+async def pace_chat(session: AsyncSession, *, chat_id: int, until: datetime) -> None:
+    """A group or channel got messages: nothing more is due for it before `until`."""
+    await session.execute(update(Chat).where(Chat.id == chat_id).values(next_send_at=until))
 
 
 async def story_credits(

@@ -44,6 +44,7 @@ def _settings(chat: Chat, default_limit: int) -> ChatSettings:
             quiet_end=_time(chat.quiet_end),
             paused=chat.paused,
             paused_until=chat.paused_until,
+            digest_weekday=chat.digest_weekday,
         ),
         last_weekly_at=chat.last_weekly_at,
         created_at=chat.created_at,
@@ -66,10 +67,14 @@ async def update_chat_settings(session: AsyncSession, chat_id: int, **values: ob
     return bool(affected(result))
 
 
-async def pushed_since(session: AsyncSession, chat_id: int, since: datetime) -> int:
-    """Offers pushed on their own (not in a digest) to a chat since `since`."""
+async def pushed_since(
+    session: AsyncSession, chat_id: int, since: datetime, *, messages: bool = False
+) -> int:
+    """Offers pushed on their own (not in a digest) to a chat since `since`; with `messages`,
+    the Telegram messages that carried them (a club's offers are merged)."""
+    counted = func.count(func.distinct(Delivery.message_id)) if messages else func.count()
     count = await session.scalar(
-        select(func.count())
+        select(counted)
         .select_from(Delivery)
         .where(
             and_(

@@ -109,26 +109,31 @@ async def restart_if_unwatched(session: AsyncSession, *, source_id: int, now: da
         )
 
 
-async def subscribe(session: AsyncSession, *, chat_id: int, source_id: int, now: datetime) -> bool:
-    """Subscribe a chat to a source; False if it already was."""
+async def subscribe(
+    session: AsyncSession, *, chat_id: int, source_id: int, now: datetime, thread_id: int = 0
+) -> bool:
+    """Subscribe a chat (in a forum, one of its topics) to a source; False if it already was."""
     statement = (
         insert_ignoring_conflicts(session, Subscription)
-        .values(chat_id=chat_id, source_id=source_id, created_at=now)
-        .on_conflict_do_nothing(index_elements=["chat_id", "source_id"])
+        .values(chat_id=chat_id, source_id=source_id, thread_id=thread_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["chat_id", "source_id", "thread_id"])
     )
     result = await session.execute(statement)
     return bool(affected(result))
 
 
-async def unsubscribe(session: AsyncSession, *, chat_id: int, source_ids: list[int]) -> int:
-    """Remove subscriptions; returns how many were removed."""
+async def unsubscribe(
+    session: AsyncSession, *, chat_id: int, source_ids: list[int], thread_id: int | None = None
+) -> int:
+    """Remove subscriptions (of one forum topic when `thread_id` is given); how many went."""
     if not source_ids:
         return 0
-    result = await session.execute(
-        delete(Subscription).where(
-            Subscription.chat_id == chat_id, Subscription.source_id.in_(source_ids)
-        )
+    statement = delete(Subscription).where(
+        Subscription.chat_id == chat_id, Subscription.source_id.in_(source_ids)
     )
+    if thread_id is not None:
+        statement = statement.where(Subscription.thread_id == thread_id)
+    result = await session.execute(statement)
     return affected(result)
 
 
@@ -138,15 +143,31 @@ async def unsubscribe_all(session: AsyncSession, *, chat_id: int) -> int:
     return affected(result)
 
 
-async def followed_sources(session: AsyncSession, chat_id: int) -> list[SourceInfo]:
-    """The sources a chat follows, by handle."""
-    rows = await session.scalars(
+async def followed_sources(
+    session: AsyncSession, chat_id: int, thread_id: int | None = None
+) -> list[SourceInfo]:
+    """The sources a chat follows (in one forum topic when `thread_id` is given), by handle."""
+    statement = (
         select(Source)
         .join(Subscription, Subscription.source_id == Source.id)
         .where(Subscription.chat_id == chat_id)
         .order_by(Source.key)
+        .distinct()
     )
-    return [_info(row) for row in rows]
+    if thread_id is not None:
+        statement = statement.where(Subscription.thread_id == thread_id)
+    return [_info(row) for row in await session.scalars(statement)]
+
+
+async def followed_by_topic(session: AsyncSession, chat_id: int) -> list[tuple[int, str]]:
+    """(thread id, handle) of every account a chat follows, topic by topic (0 first)."""
+    rows = await session.execute(
+        select(Subscription.thread_id, Source.display_name)
+        .join(Source, Source.id == Subscription.source_id)
+        .where(Subscription.chat_id == chat_id)
+        .order_by(Subscription.thread_id, Source.key)
+    )
+    return [(int(thread), str(name)) for thread, name in rows]
 
 
 def _has_active_subscriber() -> object:

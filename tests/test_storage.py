@@ -680,3 +680,108 @@ async def test_a_copy_never_ties_an_offer_to_a_story_older_than_the_window(sessi
         stories = dict((await session.execute(select(Offer.id, Offer.story_id))).all())
     # The second joins the first (5 days apart); the third is 10 days after the head: new story.
     assert stories == {ids[0]: None, ids[1]: ids[0], ids[2]: None}
+
+
+async def test_each_forum_topic_gets_what_was_followed_in_it(sessions) -> None:
+    forum = -100_777
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=forum,
+            chat_type="supergroup",
+            title="Club",
+            language="fr",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
+        acme = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        await sources.subscribe(session, chat_id=forum, source_id=acme, now=NOW, thread_id=7)
+        await categories.subscribe(session, chat_id=forum, category="hr", now=NOW, thread_id=9)
+        await categories.subscribe(session, chat_id=forum, category="hr", now=NOW, thread_id=7)
+        await chats.remember_topic(session, chat_id=forum, thread_id=7, name="Offres")
+        ids = await _store(
+            session, (acme, _post("1", "acme", SOFTWARE)), (acme, _post("2", "acme", HR))
+        )
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Delivery.offer_id, Delivery.thread_id)
+                .where(Delivery.chat_id == forum)
+                .order_by(Delivery.offer_id, Delivery.thread_id)
+            )
+        ).all()
+        # HR comes once into topic 7 (followed twice there) and once into topic 9.
+        assert [tuple(r) for r in rows] == [(ids[0], 7), (ids[1], 7), (ids[1], 9)]
+        assert await categories.followed_by_topic(session, forum) == [(7, "hr"), (9, "hr")]
+        assert await sources.followed_by_topic(session, forum) == [(7, "acme")]
+        assert await chats.topic_names(session, forum) == {7: "Offres"}
+        claimed = await outbox.claim(
+            session, now=NOW, lease_until=NOW + timedelta(minutes=1), limit=10
+        )
+    assert [(c.thread_id, c.chat_type, c.shared_chat) for c in claimed] == [
+        (7, "supergroup", True),
+        (7, "supergroup", True),
+        (9, "supergroup", True),
+    ]
+
+
+async def test_a_paced_group_has_nothing_due_before_its_next_round(sessions) -> None:
+    group = -100_888
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=group,
+            chat_type="supergroup",
+            title="Club",
+            language="en",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
+        acme = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        await sources.subscribe(session, chat_id=group, source_id=acme, now=NOW)
+        posts = [(acme, _post(str(i), "acme", f"Job number {i}")) for i in range(60)]
+        await _store(session, *posts)
+        await outbox.pace_chat(session, chat_id=group, until=NOW + timedelta(minutes=1))
+    async with sessions.begin() as session:
+        lease = NOW + timedelta(minutes=5)
+        assert await outbox.claim(session, now=NOW, lease_until=lease, limit=100) == []
+        later = NOW + timedelta(minutes=1)
+        claimed = await outbox.claim(session, now=later, lease_until=lease, limit=100)
+    # A group's round takes up to GROUP_BATCH rows (a private chat's, five).
+    assert len(claimed) == outbox.GROUP_BATCH
+
+
+async def test_a_new_group_starts_in_the_operator_s_group_mode(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id, digest_only in ((-100_1, True), (-100_2, False)):
+            await chats.upsert_chat(
+                session,
+                chat_id=chat_id,
+                chat_type="supergroup",
+                title="Club",
+                language="fr",
+                timezone="Europe/Paris",
+                now=NOW,
+                digest_only=digest_only,
+            )
+        # Seen again (another member writes in English): mode and language stay.
+        await chats.upsert_chat(
+            session,
+            chat_id=-100_1,
+            chat_type="supergroup",
+            title="Club",
+            language="en",
+            timezone="Europe/Paris",
+            now=NOW,
+            keep_language=True,
+            digest_only=False,
+        )
+    async with sessions() as session:
+        first, second = await session.get(Chat, -100_1), await session.get(Chat, -100_2)
+        assert first is not None and second is not None
+        assert (first.digest_only, first.language) == (True, "fr")
+        assert second.digest_only is False

@@ -18,6 +18,15 @@ The stand-in plays both sides of Telegram: tests act as users through
 :attr:`TelegramStandIn.stats`.  Faults (blocked users, migrated groups, flood
 limits, gateway errors, hangs) can be switched on at run time.
 
+Chat membership of the bot itself is modelled too: :meth:`TelegramStandIn.set_bot_status`
+changes it and queues the ``my_chat_member`` update Telegram sends.  By default the bot is a
+``member`` of private chats and groups and an ``administrator`` of channels (so a test can post
+to a channel without setting anything up).  Writes fail like on Telegram while the bot is
+``left``/``kicked``, in a channel unless it is an administrator, and pinning needs admin rights.
+Forum topics (:meth:`TelegramStandIn.add_topic`), anonymous group admins
+(``send_message(..., anonymous_admin=True)``) and flood observation
+(:meth:`TelegramStandIn.max_sends_in_window`, :attr:`TelegramStandIn.flood_errors`) complete it.
+
 It validates outgoing HTML exactly as Telegram documents it, see
 :func:`parse_telegram_html`, and never logs the bot token.
 """
@@ -40,6 +49,7 @@ from typing import Any, Final
 from aiohttp import web
 
 __all__ = [
+    "GROUP_ANONYMOUS_BOT_ID",
     "SentMessage",
     "TelegramHTMLError",
     "TelegramStandIn",
@@ -58,6 +68,9 @@ MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024
 GLOBAL_SENDS_PER_SECOND: Final = 30
 GROUP_SENDS_PER_MINUTE: Final = 20
 DEFAULT_GROUP_USER_ID: Final = 1000
+GROUP_ANONYMOUS_BOT_ID: Final = 1087968824
+"""The ``from`` user of messages an anonymous group admin writes (Telegram's GroupAnonymousBot)."""
+FORUM_TOPIC_ICON_COLOR: Final = 7322096  # Telegram's default (blue) topic icon colour
 
 
 def _words(text: str) -> frozenset[str]:
@@ -421,6 +434,17 @@ _Handler = Callable[[Params, Uploads], Awaitable[Any]]
 _MEMBER_STATUSES: Final = frozenset(
     {"creator", "administrator", "member", "left", "kicked", "restricted"}
 )
+_BOT_STATUSES: Final = {
+    "private": frozenset({"member", "kicked"}),
+    "group": frozenset({"administrator", "member", "left", "kicked", "restricted"}),
+    "supergroup": frozenset({"administrator", "member", "left", "kicked", "restricted"}),
+    "channel": frozenset({"administrator", "member", "left", "kicked"}),
+}
+_SEND_RIGHTS_WORDING: Final = {
+    "sendMessage": "text messages",
+    "sendPhoto": "photos",
+    "sendDocument": "documents",
+}
 _DEFAULT_UPDATE_TYPES_EXCLUDED: Final = frozenset(
     {"chat_member", "message_reaction", "message_reaction_count"}
 )
@@ -569,6 +593,11 @@ class TelegramStandIn:
         self.pinned: dict[int, int] = {}
         self.deleted: list[tuple[int, int]] = []
         self.chat_actions: list[tuple[int, str]] = []
+        # chat_id -> True if the last pinChatMessage asked to notify members (that is,
+        # disable_notification was not set), False if it passed disable_notification=True
+        self.pin_notifications: dict[int, bool] = {}
+        # chat_id -> number of 429 "Too Many Requests" answers to requests for that chat
+        self.flood_errors: collections.Counter[int] = collections.Counter()
 
         # world state
         self._bot_user: JSONDict = {
@@ -580,6 +609,8 @@ class TelegramStandIn:
         self._chats: dict[int, JSONDict] = {}
         self._users: dict[int, JSONDict] = {}
         self._members: dict[int, dict[int, str]] = {}
+        self._bot_can_pin: dict[int, bool] = {}
+        self._topics: dict[int, dict[int, JSONDict]] = {}  # chat -> thread -> creation message
         self._last_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], JSONDict] = {}
         self._files: dict[str, _StoredFile] = {}
@@ -703,6 +734,101 @@ class TelegramStandIn:
         if chat_type == "supergroup" and (is_forum or previous.get("is_forum")):
             chat["is_forum"] = True
         self._chats[chat_id] = chat
+        if chat_type == "channel":
+            # Telegram only lets bots into channels as administrators; defaulting to that keeps
+            # tests that post to a channel without any setup working.
+            self._members.setdefault(chat_id, {}).setdefault(self.bot_id, "administrator")
+
+    def set_bot_status(
+        self, chat_id: int, status: str, *, by_user_id: int | None = None
+    ) -> dict[str, Any]:
+        """Change the bot's own status in a chat and queue the ``my_chat_member`` update.
+
+        Allowed: ``member``/``kicked`` in private chats (``kicked`` = the user blocked the bot),
+        ``administrator``/``member``/``left``/``kicked``/``restricted`` in groups and
+        supergroups, and ``administrator``/``member``/``left``/``kicked`` in channels.  The
+        change comes ``from`` ``by_user_id`` (default: the chat's default user, see
+        :meth:`send_message`).  Every call queues one update, even if the status is unchanged
+        (a test asking for an update gets one).  Returns the ``my_chat_member`` object.
+        """
+        if status == "creator":
+            raise ValueError("a bot cannot be the creator of a chat")
+        if chat_id not in self._chats:
+            self.add_chat(chat_id, self._guess_chat_type(chat_id, "private"))
+        chat = self._chats[chat_id]
+        if status not in _BOT_STATUSES[chat["type"]]:
+            raise ValueError(f"a bot cannot be {status!r} in a {chat['type']} chat")
+        old = self._member_status(chat, self.bot_id)
+        old_member = self._member_dict(self.bot_id, old, chat=chat)
+        self._members.setdefault(chat_id, {})[self.bot_id] = status
+        return self._queue_my_chat_member(chat, old_member, by_user_id)
+
+    def set_bot_can_pin(self, chat_id: int, allowed: bool) -> dict[str, Any] | None:
+        """Grant or withdraw the bot's ``can_pin_messages`` admin right in a chat (default: on).
+
+        The right only matters while the bot is an administrator (:meth:`set_bot_status`).  If
+        it is one now, Telegram reports the changed rights, so a ``my_chat_member`` update
+        (administrator -> administrator) is queued and returned; otherwise nothing is queued.
+        """
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            raise ValueError(f"unknown chat {chat_id}: call add_chat first")
+        status = self._member_status(chat, self.bot_id)
+        old_member = self._member_dict(self.bot_id, status, chat=chat)
+        self._bot_can_pin[chat_id] = allowed
+        if status != "administrator" or old_member.get("can_pin_messages") == allowed:
+            return None
+        return self._queue_my_chat_member(chat, old_member, None)
+
+    def _queue_my_chat_member(
+        self, chat: JSONDict, old_member: JSONDict, by_user_id: int | None
+    ) -> JSONDict:
+        chat_id = int(chat["id"])
+        new_member = self._member_dict(
+            self.bot_id, self._member_status(chat, self.bot_id), chat=chat
+        )
+        payload: JSONDict = {
+            "chat": dict(chat),
+            "from": self._known_user(self._default_user_id(chat_id, by_user_id)),
+            "date": int(time.time()),
+            "old_chat_member": old_member,
+            "new_chat_member": new_member,
+        }
+        self.enqueue_update({"my_chat_member": payload})
+        return payload
+
+    def add_topic(self, chat_id: int, thread_id: int, name: str) -> None:
+        """Make a forum topic exist in a forum supergroup (``add_chat(..., is_forum=True)``).
+
+        Like on Telegram the topic's id is the id of its creation service message (with
+        ``forum_topic_created``), which is stored as message ``thread_id`` of the chat; later
+        message ids continue after it; adding a topic again renames it.  The topic is taken to
+        exist already, so no update is queued.  Once a forum has at least one topic, a
+        ``message_thread_id`` that is not one of its topics is refused (by sendMessage with 400
+        "message thread not found", by :meth:`send_message` with ValueError); a forum without
+        any topic accepts every thread id, as before topics were modelled.
+        """
+        chat = self._chats.get(chat_id)
+        if chat is None or not chat.get("is_forum"):
+            raise ValueError(f"chat {chat_id} is not a forum: add_chat(..., is_forum=True) first")
+        if thread_id <= 1:
+            raise ValueError("topic ids start at 2 (1 is the General topic)")
+        existing = self._messages.get((chat_id, thread_id))
+        if existing is not None and "forum_topic_created" not in existing:
+            raise ValueError(f"message {thread_id} of chat {chat_id} exists and is not a topic")
+        creator = self._known_user(DEFAULT_GROUP_USER_ID)
+        message: JSONDict = {
+            "message_id": thread_id,
+            "from": creator,
+            "date": int(time.time()),
+            "chat": dict(chat),
+            "message_thread_id": thread_id,
+            "forum_topic_created": {"name": name, "icon_color": FORUM_TOPIC_ICON_COLOR},
+            "is_topic_message": True,
+        }
+        self._topics.setdefault(chat_id, {})[thread_id] = message
+        self._messages[(chat_id, thread_id)] = message
+        self._last_message_id[chat_id] = max(self._last_message_id.get(chat_id, 0), thread_id)
 
     def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
         """Set a user's status in a chat (creator|administrator|member|left|kicked|restricted)."""
@@ -725,9 +851,19 @@ class TelegramStandIn:
         chat_title: str | None = None,
         message_thread_id: int | None = None,
         document: tuple[str, bytes] | None = None,
+        anonymous_admin: bool = False,
     ) -> dict[str, Any]:
-        """Act as a user writing in a chat: enqueue a message update and return the message."""
+        """Act as a user writing in a chat: enqueue a message update and return the message.
+
+        ``anonymous_admin=True`` (groups and supergroups only) writes as an anonymous admin:
+        ``from`` is Telegram's GroupAnonymousBot and ``sender_chat`` the group itself.  In a
+        forum, ``message_thread_id`` makes a topic message that replies to the topic's
+        creation message (see :meth:`add_topic`); without it the message is in General.
+        """
         chat = self._user_side_chat(chat_id, chat_type, chat_title, first_name, username)
+        if anonymous_admin and chat["type"] not in ("group", "supergroup"):
+            raise ValueError("anonymous admins only exist in groups and supergroups")
+        topic = self._topic_message(chat, message_thread_id, user_side=True)
         now = time.time()
         message: JSONDict = {
             "message_id": self._allocate_message_id(chat_id),
@@ -736,15 +872,20 @@ class TelegramStandIn:
         }
         if chat["type"] == "channel":
             message["sender_chat"] = dict(chat)
+        elif anonymous_admin:
+            message["from"] = {
+                "id": GROUP_ANONYMOUS_BOT_ID,
+                "is_bot": True,
+                "first_name": "Group",
+                "username": "GroupAnonymousBot",
+            }
+            message["sender_chat"] = dict(chat)
         else:
             uid = self._default_user_id(chat_id, user_id)
             message["from"] = self._remember_user(uid, first_name, username, language_code)
             if chat["type"] != "private":
                 self._members.setdefault(chat_id, {}).setdefault(uid, "member")
-        if message_thread_id is not None:
-            message["message_thread_id"] = message_thread_id
-            if chat.get("is_forum"):
-                message["is_topic_message"] = True
+        self._place_in_thread(message, chat, message_thread_id, topic)
         if document is not None:
             stored = self._store_file(document[1], file_name=document[0], mime_type=None)
             message["document"] = self._document_dict(stored)
@@ -844,6 +985,23 @@ class TelegramStandIn:
         """Every accepted outgoing message (and edit) to a chat, in order."""
         return [m for m in self.sent if m.chat_id == chat_id]
 
+    def max_sends_in_window(self, chat_id: int, seconds: float = 60.0) -> int:
+        """The most accepted send* calls to a chat inside any sliding window of ``seconds``.
+
+        Computed from :attr:`SentMessage.date` (edits do not count).  Like the flood limiter,
+        the window is half-open: two sends exactly ``seconds`` apart are in different windows.
+        """
+        dates = sorted(
+            m.date for m in self.sent if m.chat_id == chat_id and m.method.startswith("send")
+        )
+        best = 0
+        start = 0
+        for end, date in enumerate(dates):
+            while date - dates[start] >= seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
     async def wait_for_messages(
         self,
         chat_id: int,
@@ -925,11 +1083,16 @@ class TelegramStandIn:
             self.stats[f"{method}:404"] += 1
             return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         name, handler = entry
+        params: Params = {}
         try:
             params, uploads = await _read_params(request)
             result = await handler(params, uploads)
         except _ApiError as exc:
             self.stats[f"{name}:{exc.status}"] += 1
+            if exc.status == 429:
+                chat_id = self._chat_id_of(params.get("chat_id"))
+                if chat_id is not None:
+                    self.flood_errors[chat_id] += 1
             self.recent_errors.append(f"{name} -> {exc.status} {exc.description}")
             self._state_pulse.notify()
             return _json_response(exc.status, exc.payload())
@@ -1138,21 +1301,36 @@ class TelegramStandIn:
         self._users[user_id] = user
         return dict(user)
 
-    def _resolve_chat(self, params: Params, *, write: bool = False) -> JSONDict:
-        """Find the target chat of a request, applying block/migrate faults."""
-        raw = params.get("chat_id")
-        if raw is None or raw == "":
-            raise _ApiError(400, "Bad Request: chat_id is empty")
-        chat_id: int | None = None
+    def _known_user(self, user_id: int) -> JSONDict:
+        """A copy of a user seen before, or a made-up one."""
+        return dict(
+            self._users.get(
+                user_id, {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+            )
+        )
+
+    def _chat_id_of(self, raw: Any) -> int | None:
+        """Turn a chat_id parameter (a number or an @username) into a chat id, if possible."""
         if isinstance(raw, str) and raw.startswith("@"):
             wanted = raw[1:].lower()
             for known in self._chats.values():
                 if str(known.get("username", "")).lower() == wanted:
-                    chat_id = int(known["id"])
-                    break
-        else:
-            with contextlib.suppress(ValueError, TypeError):
-                chat_id = int(raw)
+                    return int(known["id"])
+            return None
+        with contextlib.suppress(ValueError, TypeError):
+            return int(raw)
+        return None
+
+    def _resolve_chat(self, params: Params, *, write: bool = False) -> JSONDict:
+        """Find the target chat of a request, applying block/migrate faults.
+
+        A write also fails while the bot is not allowed to write there (see
+        :meth:`_check_bot_can_write`).
+        """
+        raw = params.get("chat_id")
+        if raw is None or raw == "":
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        chat_id = self._chat_id_of(raw)
         if chat_id is None:
             raise _ApiError(400, "Bad Request: chat not found")
         if write and chat_id in self._blocked:
@@ -1166,7 +1344,18 @@ class TelegramStandIn:
         chat = self._chats.get(chat_id)
         if chat is None:
             raise _ApiError(400, "Bad Request: chat not found")
+        if write:
+            self._check_bot_can_write(chat)
         return chat
+
+    def _check_bot_can_write(self, chat: JSONDict) -> None:
+        """403 while the bot is left/kicked, or in a channel where it is no administrator."""
+        status = self._member_status(chat, self.bot_id)
+        if chat["type"] == "channel":
+            if status != "administrator":
+                raise _ApiError(403, "Forbidden: bot is not a member of the channel chat")
+        elif status in ("left", "kicked"):
+            raise _ApiError(403, self._blocked_description(int(chat["id"])))
 
     def _blocked_description(self, chat_id: int) -> str:
         chat_type = self._chats.get(chat_id, {}).get("type") or (
@@ -1199,25 +1388,24 @@ class TelegramStandIn:
         status = self._members.get(chat_id, {}).get(user_id)
         if status is not None:
             return status
-        if user_id == self.bot_id or (chat["type"] == "private" and user_id == chat_id):
+        if user_id == self.bot_id:
+            return "administrator" if chat["type"] == "channel" else "member"
+        if chat["type"] == "private" and user_id == chat_id:
             return "member"
         return "left"
 
-    def _member_dict(self, user_id: int, status: str) -> JSONDict:
-        if user_id == self.bot_id:
-            user = dict(self._bot_user)
-        else:
-            user = dict(
-                self._users.get(
-                    user_id, {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
-                )
-            )
+    def _member_dict(self, user_id: int, status: str, *, chat: JSONDict | None = None) -> JSONDict:
+        user = dict(self._bot_user) if user_id == self.bot_id else self._known_user(user_id)
         member: JSONDict = {"status": status, "user": user}
         if status == "creator":
             member["is_anonymous"] = False
         elif status == "administrator":
             member.update(can_be_edited=False, is_anonymous=False)
             member.update(dict.fromkeys(_ADMIN_RIGHTS, True))
+            if chat is not None and chat["type"] == "channel":
+                member.update(can_post_messages=True, can_edit_messages=True)
+            if chat is not None and user_id == self.bot_id:
+                member["can_pin_messages"] = self._bot_can_pin.get(int(chat["id"]), True)
         elif status == "restricted":
             member.update(is_member=True, until_date=0)
             member.update(dict.fromkeys(_RESTRICTED_RIGHTS, False))
@@ -1229,7 +1417,7 @@ class TelegramStandIn:
         chat = self._resolve_chat(params)
         user_id = _param_int(params, "user_id", required=True)
         assert user_id is not None
-        return self._member_dict(user_id, self._member_status(chat, user_id))
+        return self._member_dict(user_id, self._member_status(chat, user_id), chat=chat)
 
     async def _get_chat_administrators(self, params: Params, uploads: Uploads) -> list[JSONDict]:
         chat = self._resolve_chat(params)
@@ -1241,7 +1429,7 @@ class TelegramStandIn:
             (uid for uid, status in roster.items() if status in order),
             key=lambda uid: order[roster[uid]],
         )
-        return [self._member_dict(uid, roster[uid]) for uid in admins]
+        return [self._member_dict(uid, roster[uid], chat=chat) for uid in admins]
 
     async def _answer_callback_query(self, params: Params, uploads: Uploads) -> bool:
         query_id = _param_str(params, "callback_query_id") or ""
@@ -1379,6 +1567,42 @@ class TelegramStandIn:
             message["from"] = dict(self._bot_user)
         return message
 
+    def _topic_message(
+        self, chat: JSONDict, thread_id: int | None, *, user_side: bool = False
+    ) -> JSONDict | None:
+        """The creation message of the forum topic a message goes to, if it is a known topic.
+
+        None outside forums, in General (no thread id) and in forums without any topic added
+        (where every thread id is accepted).  An unknown thread of a forum with topics is a
+        400 for the bot and a ValueError for a test acting as a user.
+        """
+        if thread_id is None or not chat.get("is_forum"):
+            return None
+        topics = self._topics.get(int(chat["id"]))
+        if not topics:
+            return None
+        topic = topics.get(thread_id)
+        if topic is None:
+            if user_side:
+                raise ValueError(
+                    f"no topic {thread_id} in forum {chat['id']}: call add_topic first"
+                )
+            raise _ApiError(400, "Bad Request: message thread not found")
+        return {**topic, "chat": dict(chat)}
+
+    @staticmethod
+    def _place_in_thread(
+        message: JSONDict, chat: JSONDict, thread_id: int | None, topic: JSONDict | None
+    ) -> None:
+        """Add thread fields; a forum topic message replies to the topic's creation message."""
+        if thread_id is None:
+            return
+        message["message_thread_id"] = thread_id
+        if chat.get("is_forum"):
+            message["is_topic_message"] = True
+        if topic is not None:
+            message["reply_to_message"] = topic
+
     def _deliver(
         self,
         method: str,
@@ -1393,18 +1617,19 @@ class TelegramStandIn:
         chat: JSONDict,
         reply_markup: JSONDict | None,
     ) -> JSONDict:
-        """Flood-check, then store and record a new outgoing message."""
+        """Check rights, thread and flood limits, then store and record a new outgoing message."""
         chat_id = int(chat["id"])
+        if self._member_status(chat, self.bot_id) == "restricted":
+            wording = _SEND_RIGHTS_WORDING.get(method, "messages")
+            raise _ApiError(400, f"Bad Request: not enough rights to send {wording} to the chat")
+        thread_id = _param_int(params, "message_thread_id")
+        topic = self._topic_message(chat, thread_id)
         now_mono = time.monotonic()
         self._check_flood(chat_id, now_mono)
         now = time.time()
         message_id = self._allocate_message_id(chat_id)
         message = self._bot_message(chat, message_id, now)
-        thread_id = _param_int(params, "message_thread_id")
-        if thread_id is not None:
-            message["message_thread_id"] = thread_id
-            if chat.get("is_forum"):
-                message["is_topic_message"] = True
+        self._place_in_thread(message, chat, thread_id, topic)
         body(message)
         if reply_markup is not None and "inline_keyboard" in reply_markup:
             message["reply_markup"] = reply_markup
@@ -1535,7 +1760,8 @@ class TelegramStandIn:
         if message is None:
             raise _ApiError(400, "Bad Request: message to edit not found")
         sender = message.get("from") or {}
-        if sender.get("id") != self.bot_id and "sender_chat" not in message:
+        # Channel admins may edit any post; elsewhere only the bot's own messages.
+        if sender.get("id") != self.bot_id and chat["type"] != "channel":
             raise _ApiError(400, "Bad Request: message can't be edited")
         return chat, message
 
@@ -1633,10 +1859,19 @@ class TelegramStandIn:
 
     async def _pin_chat_message(self, params: Params, uploads: Uploads) -> bool:
         chat = self._resolve_chat(params, write=True)
+        chat_id = int(chat["id"])
+        if chat["type"] != "private" and (
+            self._member_status(chat, self.bot_id) != "administrator"
+            or not self._bot_can_pin.get(chat_id, True)
+        ):
+            raise _ApiError(
+                400, "Bad Request: not enough rights to manage pinned messages in the chat"
+            )
         message_id = _param_int(params, "message_id", required=True)
-        if (int(chat["id"]), message_id or 0) not in self._messages:
+        if (chat_id, message_id or 0) not in self._messages:
             raise _ApiError(400, "Bad Request: message to pin not found")
-        self.pinned[int(chat["id"])] = message_id or 0
+        self.pinned[chat_id] = message_id or 0
+        self.pin_notifications[chat_id] = not _param_bool(params, "disable_notification")
         return True
 
     async def _delete_message(self, params: Params, uploads: Uploads) -> bool:

@@ -182,6 +182,7 @@ def bot_environment(tg: TelegramStandIn, x: XStandIn, database_url: str) -> dict
         POLL_INTERVAL_SECONDS="1",
         DELIVERY_INTERVAL_SECONDS="0.2",
         DELIVERY_LEASE_SECONDS="3",
+        GROUP_PACE_SECONDS="2",  # a club's next round (60 s in production)
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
     )

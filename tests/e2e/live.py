@@ -105,7 +105,7 @@ class LiveUser:
 
 
 @contextlib.asynccontextmanager
-async def live_bot(database_url: str, start: datetime) -> AsyncIterator[Live]:
+async def live_bot(database_url: str, start: datetime, **overrides: object) -> AsyncIterator[Live]:
     """Stand-ins plus the bot serving in this event loop, its clock starting at `start`."""
     async with TelegramStandIn() as tg, XStandIn() as x:
         clock = ShiftedClock(start)
@@ -118,6 +118,7 @@ async def live_bot(database_url: str, start: datetime) -> AsyncIterator[Live]:
             delivery_interval_seconds=0.2,
             digest_interval_seconds=0.3,
             delivery_lease_seconds=3,
+            **overrides,
         )
         live = Live(tg=tg, x=x, clock=clock, database_url=database_url)
         before = tg.stats["setMyCommands"]

@@ -43,6 +43,10 @@ from telegram.ext import (
 )
 
 from bot.sandbox.telegram_api import (
+    DEFAULT_GROUP_USER_ID,
+    GROUP_ANONYMOUS_BOT_ID,
+    GROUP_SENDS_PER_MINUTE,
+    SentMessage,
     TelegramHTMLError,
     TelegramStandIn,
     parse_telegram_html,
@@ -495,6 +499,352 @@ async def test_set_my_commands_per_language(bot: Bot, standin: TelegramStandIn) 
     await bot.delete_my_commands(scope=BotCommandScopeAllPrivateChats(), language_code="fr")
     assert ("all_private_chats", "fr") not in standin.commands
     assert await bot.get_my_commands(language_code="de") == ()
+
+
+# ------------------------------------------------------------------ the bot's own membership
+
+
+async def test_set_bot_status_queues_my_chat_member(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-5, "group", title="Small group")
+    standin.send_message(-5, "hi", user_id=9, chat_type="group", first_name="Ana")
+    payload = standin.set_bot_status(-5, "administrator", by_user_id=9)
+    bot_user = {"id": 123456, "is_bot": True, "first_name": "JobRelay", "username": "jobrelay_bot"}
+    assert payload["chat"] == {"id": -5, "type": "group", "title": "Small group"}
+    assert payload["from"] == {
+        "id": 9,
+        "is_bot": False,
+        "first_name": "Ana",
+        "language_code": "en",
+    }
+    assert abs(payload["date"] - time.time()) < 5
+    assert payload["old_chat_member"] == {"status": "member", "user": bot_user}
+    assert payload["new_chat_member"]["status"] == "administrator"
+    assert payload["new_chat_member"]["user"] == bot_user
+    assert payload["new_chat_member"]["can_pin_messages"] is True
+
+    standin.set_bot_status(-5, "kicked")  # by the chat's default user
+    _message, promoted, kicked = await bot.get_updates()
+    assert promoted.my_chat_member is not None
+    assert promoted.my_chat_member.from_user.id == 9
+    assert type(promoted.my_chat_member.old_chat_member) is ChatMemberMember
+    assert type(promoted.my_chat_member.new_chat_member) is ChatMemberAdministrator
+    assert promoted.my_chat_member.new_chat_member.user.id == bot.id
+    assert kicked.my_chat_member is not None
+    assert kicked.my_chat_member.from_user.id == DEFAULT_GROUP_USER_ID
+    assert type(kicked.my_chat_member.old_chat_member) is ChatMemberAdministrator
+    assert type(kicked.my_chat_member.new_chat_member) is ChatMemberBanned
+    assert type(await bot.get_chat_member(-5, bot.id)) is ChatMemberBanned
+
+    with pytest.raises(Forbidden, match=r"^Forbidden: bot was kicked from the group chat$"):
+        await bot.send_message(-5, "still here?")
+    with pytest.raises(Forbidden, match=r"bot was kicked from the group chat"):
+        await bot.send_chat_action(-5, "typing")
+    assert standin.stats["sendMessage:403"] == 1
+    standin.set_bot_status(-5, "member")
+    await bot.send_message(-5, "back")
+    assert [m.text for m in standin.sent] == ["back"]
+
+
+async def test_bot_that_left_a_supergroup_cannot_write(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100500, "supergroup", title="Jobs")
+    message = await bot.send_message(-100500, "before")
+    standin.set_bot_status(-100500, "left")
+    assert type(await bot.get_chat_member(-100500, bot.id)) is ChatMemberLeft
+    expected = r"^Forbidden: bot was kicked from the supergroup chat$"
+    with pytest.raises(Forbidden, match=expected):
+        await bot.send_message(-100500, "after")
+    with pytest.raises(Forbidden, match=expected):
+        await bot.edit_message_text("edited", -100500, message.message_id)
+    with pytest.raises(Forbidden, match=expected):
+        await bot.send_document(-100500, b"x", filename="x.txt")
+    assert (await bot.get_chat(-100500)).title == "Jobs"  # reads still work
+    [update] = await bot.get_updates()
+    assert update.my_chat_member is not None
+    assert update.my_chat_member.chat.type == "supergroup"
+
+
+async def test_bot_status_is_validated(standin: TelegramStandIn) -> None:
+    standin.add_chat(-5, "group")
+    standin.add_chat(-1007, "channel")
+    with pytest.raises(ValueError, match="creator"):
+        standin.set_bot_status(-5, "creator")
+    with pytest.raises(ValueError, match="restricted"):
+        standin.set_bot_status(-1007, "restricted")
+    with pytest.raises(ValueError, match="administrator"):
+        standin.set_bot_status(42, "administrator")  # private chats: member or kicked
+    with pytest.raises(ValueError, match="bogus"):
+        standin.set_bot_status(-5, "bogus")
+    assert standin.pending_updates == []
+
+
+async def test_private_chat_kicked_means_blocked(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "/start", first_name="Bob")
+    payload = standin.set_bot_status(42, "kicked")
+    assert payload["from"]["id"] == 42
+    assert payload["chat"]["type"] == "private"
+    with pytest.raises(Forbidden, match=r"^Forbidden: bot was blocked by the user$"):
+        await bot.send_message(42, "hello")
+    standin.set_bot_status(42, "member")
+    await bot.send_message(42, "hello")
+    updates = await bot.get_updates()
+    assert [type(u.my_chat_member.new_chat_member) for u in updates if u.my_chat_member] == [
+        ChatMemberBanned,
+        ChatMemberMember,
+    ]
+
+
+async def test_channel_posts_need_an_admin_bot(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-1007001, "channel", title="Jobs channel", username="jobschannel")
+    # Default for channels: the bot is an administrator (bots only join channels as admins).
+    member = await bot.get_chat_member(-1007001, bot.id)
+    assert type(member) is ChatMemberAdministrator
+    assert member.can_post_messages is True
+    assert [a.user.id for a in await bot.get_chat_administrators(-1007001)] == [bot.id]
+    post = await bot.send_message("@jobschannel", "job 1")
+    assert post.sender_chat is not None
+    assert post.sender_chat.id == -1007001
+
+    standin.set_bot_status(-1007001, "member")
+    expected = r"^Forbidden: bot is not a member of the channel chat$"
+    with pytest.raises(Forbidden, match=expected):
+        await bot.send_message(-1007001, "job 2")
+    with pytest.raises(Forbidden, match=expected):
+        await bot.edit_message_text("job 1 (edited)", -1007001, post.message_id)
+    for status in ("left", "kicked"):
+        standin.set_bot_status(-1007001, status)
+        with pytest.raises(Forbidden, match=expected):
+            await bot.send_photo(-1007001, b"\x89PNG")
+    standin.set_bot_status(-1007001, "administrator")
+    await bot.send_message(-1007001, "job 2")
+    assert [m.text for m in standin.messages_for(-1007001)] == ["job 1", "job 2"]
+    assert standin.stats["sendMessage:403"] == 1
+    assert standin.stats["sendPhoto:403"] == 2
+
+
+async def test_restricted_bot_cannot_send(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100500, "supergroup")
+    message = await bot.send_message(-100500, "before")
+    standin.set_bot_status(-100500, "restricted")
+    member = await bot.get_chat_member(-100500, bot.id)
+    assert isinstance(member, ChatMemberRestricted)
+    assert member.can_send_messages is False
+    with pytest.raises(BadRequest, match=r"(?i)not enough rights to send text messages"):
+        await bot.send_message(-100500, "after")
+    with pytest.raises(BadRequest, match=r"(?i)not enough rights to send photos to the chat"):
+        await bot.send_photo(-100500, b"\x89PNG")
+    await bot.edit_message_text("edited", -100500, message.message_id)  # own messages: yes
+
+
+# ------------------------------------------------------------------ anonymous admins & topics
+
+
+async def test_anonymous_admin_message(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100321, "supergroup", title="Recruiters")
+    raw = standin.send_message(-100321, "/follow @x", anonymous_admin=True)
+    assert raw["from"] == {
+        "id": GROUP_ANONYMOUS_BOT_ID,
+        "is_bot": True,
+        "first_name": "Group",
+        "username": "GroupAnonymousBot",
+    }
+    assert raw["sender_chat"] == {"id": -100321, "type": "supergroup", "title": "Recruiters"}
+    [update] = await bot.get_updates()
+    message = update.message
+    assert message is not None
+    assert message.from_user is not None
+    assert message.from_user.id == 1087968824
+    assert message.from_user.username == "GroupAnonymousBot"
+    assert message.sender_chat is not None
+    assert message.sender_chat.id == -100321
+    assert update.effective_sender == message.sender_chat
+    assert GROUP_ANONYMOUS_BOT_ID not in standin._members.get(-100321, {})
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
+        await bot.edit_message_text("x", -100321, message.message_id)
+    standin.add_chat(-1007, "channel")
+    for chat_id in (42, -1007):
+        with pytest.raises(ValueError, match="anonymous"):
+            standin.send_message(chat_id, "x", anonymous_admin=True)
+
+
+async def test_forum_topics(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100321, "supergroup", title="Forum", is_forum=True)
+    standin.add_topic(-100321, 3, "Remote jobs")
+    standin.add_topic(-100321, 4, "Paris")
+    raw = standin.send_message(-100321, "/list", user_id=9, message_thread_id=3)
+    assert raw["message_id"] == 5  # ids continue after the topics' creation messages
+    assert raw["message_thread_id"] == 3
+    assert raw["is_topic_message"] is True
+    topic = raw["reply_to_message"]
+    assert topic["message_id"] == 3
+    assert topic["message_thread_id"] == 3
+    assert topic["chat"] == raw["chat"]
+    assert topic["forum_topic_created"] == {"name": "Remote jobs", "icon_color": 7322096}
+    standin.send_message(-100321, "in general", user_id=9)
+
+    in_topic, in_general = await bot.get_updates()
+    message = in_topic.message
+    assert message is not None
+    assert message.is_topic_message is True
+    assert message.message_thread_id == 3
+    assert message.reply_to_message is not None
+    assert message.reply_to_message.forum_topic_created is not None
+    assert message.reply_to_message.forum_topic_created.name == "Remote jobs"
+    assert message.reply_to_message.forum_topic_created.icon_color == 7322096
+    assert in_general.message is not None
+    assert in_general.message.message_thread_id is None
+    assert not in_general.message.is_topic_message
+
+    reply = await message.reply_text("topic reply")  # PTB keeps the thread of a topic message
+    assert reply.message_thread_id == 3
+    assert reply.is_topic_message is True
+    assert reply.reply_to_message is not None
+    assert reply.reply_to_message.forum_topic_created is not None
+    await bot.send_message(-100321, "paris", message_thread_id=4)
+    await in_general.message.reply_text("general reply")
+    with pytest.raises(BadRequest, match=r"^Message thread not found$"):
+        await bot.send_message(-100321, "nowhere", message_thread_id=99)
+    assert standin.stats["sendMessage:400"] == 1
+    assert [(m.text, m.message_thread_id) for m in standin.sent] == [
+        ("topic reply", 3),
+        ("paris", 4),
+        ("general reply", None),
+    ]
+    with pytest.raises(ValueError, match="add_topic"):
+        standin.send_message(-100321, "x", user_id=9, message_thread_id=99)
+
+
+async def test_add_topic_is_validated(
+    standin: TelegramStandIn, http: aiohttp.ClientSession
+) -> None:
+    standin.add_chat(-100321, "supergroup", is_forum=True)
+    standin.add_chat(-100322, "supergroup")
+    with pytest.raises(ValueError, match="not a forum"):
+        standin.add_topic(-100322, 3, "x")
+    with pytest.raises(ValueError, match="not a forum"):
+        standin.add_topic(-100999, 3, "x")
+    with pytest.raises(ValueError, match="General"):
+        standin.add_topic(-100321, 1, "x")
+    standin.send_message(-100321, "first", user_id=9)  # message 1
+    standin.send_message(-100321, "second", user_id=9)  # message 2
+    with pytest.raises(ValueError, match="not a topic"):
+        standin.add_topic(-100321, 2, "x")
+    standin.add_topic(-100321, 7, "Seven")
+    standin.add_topic(-100321, 7, "Seven, renamed")  # adding it again renames it
+    status, body = await call(
+        http, standin, "sendMessage", chat_id=-100321, text="x", message_thread_id=7
+    )
+    assert status == 200
+    assert body["result"]["message_id"] == 8
+    assert body["result"]["reply_to_message"]["forum_topic_created"]["name"] == "Seven, renamed"
+    status, body = await call(
+        http, standin, "sendMessage", chat_id=-100321, text="x", message_thread_id=2
+    )
+    assert (status, body["description"]) == (400, "Bad Request: message thread not found")
+
+
+# ------------------------------------------------------------------ pinning
+
+
+async def test_pinning_needs_admin_rights(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-100500, "supergroup")
+    message = await bot.send_message(-100500, "Pin me")
+    rights = r"^Not enough rights to manage pinned messages in the chat$"
+    with pytest.raises(BadRequest, match=rights):  # default: a plain member
+        await bot.pin_chat_message(-100500, message.message_id)
+    assert standin.pinned == {}
+
+    standin.set_bot_status(-100500, "administrator")
+    assert await bot.pin_chat_message(-100500, message.message_id) is True
+    assert standin.pinned == {-100500: message.message_id}
+    assert standin.pin_notifications == {-100500: True}
+    assert await bot.pin_chat_message(-100500, message.message_id, disable_notification=True)
+    assert standin.pin_notifications == {-100500: False}
+
+    payload = standin.set_bot_can_pin(-100500, False)
+    assert payload is not None
+    assert payload["old_chat_member"]["can_pin_messages"] is True
+    assert payload["new_chat_member"]["can_pin_messages"] is False
+    assert standin.set_bot_can_pin(-100500, False) is None  # nothing changed
+    member = await bot.get_chat_member(-100500, bot.id)
+    assert isinstance(member, ChatMemberAdministrator)
+    assert member.can_pin_messages is False
+    with pytest.raises(BadRequest, match=rights):
+        await bot.pin_chat_message(-100500, message.message_id)
+    standin.set_bot_can_pin(-100500, True)
+    await bot.pin_chat_message(-100500, message.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message to pin not found"):
+        await bot.pin_chat_message(-100500, 999)
+    assert standin.stats["pinChatMessage:400"] == 3
+
+    standin.add_chat(-4, "group")
+    assert standin.set_bot_can_pin(-4, False) is None  # not an admin: no update
+    standin.set_bot_status(-4, "administrator")
+    group_message = await bot.send_message(-4, "x")
+    with pytest.raises(BadRequest, match=rights):  # the right was kept for the promotion
+        await bot.pin_chat_message(-4, group_message.message_id)
+
+
+async def test_pinning_in_private_chats_and_channels(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.send_message(42, "hi")
+    standin.add_chat(-1007001, "channel")
+    private = await bot.send_message(42, "private")
+    post = await bot.send_message(-1007001, "post")
+    await bot.pin_chat_message(42, private.message_id, disable_notification=True)
+    await bot.pin_chat_message(-1007001, post.message_id)
+    assert standin.pinned == {42: private.message_id, -1007001: post.message_id}
+    assert standin.pin_notifications == {42: False, -1007001: True}
+
+
+# ------------------------------------------------------------------ flood observability
+
+
+async def test_max_sends_in_window_and_flood_errors(bot: Bot, standin: TelegramStandIn) -> None:
+    standin.add_chat(-1001, "supergroup", username="jobs")
+    standin.add_chat(42)
+    for i in range(GROUP_SENDS_PER_MINUTE):
+        await bot.send_message(-1001, f"job {i}")
+    first = await bot.send_message(42, "private")
+    await bot.edit_message_text("edits do not count", 42, first.message_id)
+    for _ in range(2):
+        with pytest.raises(RetryAfter):
+            await bot.send_message("@jobs", "one too many")
+    standin.fail_next(1, 429, "Too Many Requests")  # any 429 answer counts
+    with pytest.raises(NetworkError, match="Too Many Requests"):
+        await bot.send_message(42, "also counted")
+    assert standin.max_sends_in_window(-1001) == GROUP_SENDS_PER_MINUTE
+    assert standin.max_sends_in_window(42) == 1
+    assert standin.max_sends_in_window(777) == 0
+    assert standin.flood_errors == {-1001: 2, 42: 1}
+    assert standin.stats["sendMessage:429"] == 3
+
+
+def test_max_sends_in_window_slides(standin: TelegramStandIn) -> None:
+    def record(chat_id: int, date: float, method: str = "sendMessage") -> None:
+        standin.sent.append(
+            SentMessage(
+                chat_id=chat_id,
+                message_id=len(standin.sent) + 1,
+                text="x",
+                parse_mode=None,
+                reply_markup=None,
+                message_thread_id=None,
+                method=method,
+                date=date,
+                disable_web_page_preview=False,
+            )
+        )
+
+    for date in (0.0, 10.0, 59.0, 60.0, 61.0, 62.0, 200.0):
+        record(-1001, 1000.0 + date)
+    record(-1001, 1061.5, "editMessageText")
+    record(-1002, 1061.5)
+    # [10, 70) holds 10, 59, 60, 61, 62; a send exactly 60 s later starts a new window.
+    assert standin.max_sends_in_window(-1001) == 5
+    assert standin.max_sends_in_window(-1001, 60.0) == 5
+    assert standin.max_sends_in_window(-1001, 2.5) == 3  # 60, 61 and 62
+    assert standin.max_sends_in_window(-1001, 2.0) == 2  # 60 and 62 are 2 s apart
+    assert standin.max_sends_in_window(-1001, 1.0) == 1
+    assert standin.max_sends_in_window(-1001, 1000.0) == 7
 
 
 # ------------------------------------------------------------------ getUpdates

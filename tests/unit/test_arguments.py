@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 
 from bot.arguments import (
@@ -10,6 +12,7 @@ from bot.arguments import (
     parse_follow_words,
     parse_handle,
     parse_handles,
+    parse_weekly,
 )
 from bot.classify import catalogue, phrase_key
 
@@ -84,3 +87,12 @@ def test_filter_words() -> None:
             parse_filter(words, to_phrase)
         assert caught.value.code == code
     assert len(parse_filter([f"+w{i}" for i in range(20)], to_phrase)) == 20
+
+
+def test_weekly_digest_days_in_both_languages() -> None:
+    assert parse_weekly(["mon", "09:00"]) == (0, time(9, 0))
+    assert parse_weekly(["vendredi", "17h30"]) == (4, time(17, 30))
+    assert parse_weekly(["Dim."]) == (6, time(9, 0))  # 09:00 when no time is given
+    for words in ([], ["someday"], ["mon", "25:00"], ["mon", "09:00", "extra"]):
+        with pytest.raises(ArgumentError):
+            parse_weekly(words)

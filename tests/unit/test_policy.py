@@ -142,3 +142,17 @@ def test_weekly_summary_on_monday_morning_once() -> None:
     started = monday_9 + timedelta(hours=1)
     assert not weekly_summary_due(policy, started + timedelta(minutes=5), None, started)
     assert weekly_summary_due(policy, monday_9 + timedelta(days=7), None, started)
+
+
+def test_a_weekly_digest_comes_on_its_day_only() -> None:
+    """2026-11-30 is a Monday; a club's digest every Monday at 09:00, Paris time."""
+    policy = ChatPolicy(digest_only=True, digest_time=time(9, 0), digest_weekday=0)
+    held = [(Hold.DIGEST, paris(2026, 11, 26, 15, 0))]  # a Thursday
+    assert not digest_due(policy, paris(2026, 11, 27, 9, 0), held)  # Friday 09:00
+    assert not digest_due(policy, paris(2026, 11, 30, 8, 59), held)
+    assert digest_due(policy, paris(2026, 11, 30, 9, 0), held)
+    assert next_digest_time(policy, paris(2026, 11, 30, 9, 0)) == paris(2026, 12, 7, 9, 0)
+    assert latest_digest_time(policy, paris(2026, 11, 29, 23, 0)) == paris(2026, 11, 23, 9, 0)
+    # Across the end of summer time (Sunday 2026-10-25), still 09:00 local.
+    sunday = ChatPolicy(digest_only=True, digest_time=time(9, 0), digest_weekday=6)
+    assert next_digest_time(sunday, paris(2026, 10, 24, 12, 0)) == paris(2026, 10, 25, 9, 0)

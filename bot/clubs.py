@@ -1,0 +1,79 @@
+"""Job clubs: groups, supergroups and channels the bot serves, and their forum topics.
+
+The service behind membership changes (`my_chat_member`), group upgrades and the topic names
+/list shows; whether a person may change a club's watch is asked of Telegram by the handlers
+(`handlers.access`), never remembered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from storage import chats
+
+log = logging.getLogger(__name__)
+
+
+class Clubs:
+    """Shared chats: joining, leaving, upgrading, topics. Takes plain values, owns its
+    transactions."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        default_timezone: str,
+        group_digest: bool,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._default_timezone = default_timezone
+        self.group_digest = group_digest
+
+    async def joined(
+        self, *, chat_id: int, chat_type: str, title: str | None, language: str | None
+    ) -> None:
+        """The bot was added to (or given back its rights in) a chat: its watch resumes, and a
+        new club starts in the operator's DEFAULT_GROUP_MODE."""
+        async with self._sessions.begin() as session:
+            await chats.upsert_chat(
+                session,
+                chat_id=chat_id,
+                chat_type=chat_type,
+                title=title,
+                language=language,
+                timezone=self._default_timezone,
+                now=self._clock.now(),
+                keep_language=True,
+                digest_only=self.group_digest,
+            )
+        log.info("added to %s %s; its watch is active", chat_type, chat_id)
+
+    async def left(self, chat_id: int) -> bool:
+        """The bot was removed from a chat: nothing more is sent there (its watch is kept for
+        when it comes back). False when the chat was unknown or already inactive."""
+        async with self._sessions.begin() as session:
+            gone = await chats.deactivate_chat(session, chat_id, self._clock.now())
+        if gone:
+            log.info("removed from chat %s; it is now inactive", chat_id)
+        return gone
+
+    async def migrated(self, old_id: int, new_id: int) -> None:
+        """A group became a supergroup: everything moves to its new id."""
+        async with self._sessions.begin() as session:
+            await chats.migrate_chat(session, old_id, new_id, self._clock.now())
+        log.info("group %s is now supergroup %s; its watch moved", old_id, new_id)
+
+    async def remember_topic(self, chat_id: int, thread_id: int, name: str) -> None:
+        """Note a forum topic's name, for /list."""
+        async with self._sessions.begin() as session:
+            await chats.remember_topic(session, chat_id=chat_id, thread_id=thread_id, name=name)
+
+    async def topics(self, chat_id: int) -> dict[int, str]:
+        """The names of a forum's topics, by thread id."""
+        async with self._sessions() as session:
+            return await chats.topic_names(session, chat_id)

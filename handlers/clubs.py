@@ -1,0 +1,89 @@
+"""Membership changes of the bot in groups and channels, group upgrades and topic names."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.constants import ChatMemberStatus, ChatType
+
+from bot.context import Context
+from handlers.access import GROUP_ANONYMOUS_BOT_ID, thread_of
+from handlers.common import language_of
+
+log = logging.getLogger(__name__)
+
+GONE = frozenset({ChatMemberStatus.LEFT, ChatMemberStatus.BANNED})
+
+
+async def bot_membership(update: Update, context: Context) -> None:
+    """`my_chat_member`: removed or blocked -> the chat becomes inactive (nothing more is
+    sent, its watch is kept); added back -> its watch resumes."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    chat = change.chat
+    clubs = context.bot_data.services.clubs
+    if change.new_chat_member.status in GONE:
+        await clubs.left(chat.id)
+        return
+    if change.old_chat_member.status in GONE or change.new_chat_member.status in (
+        ChatMemberStatus.ADMINISTRATOR,
+        ChatMemberStatus.MEMBER,
+    ):
+        user = change.from_user
+        await clubs.joined(
+            chat_id=chat.id,
+            chat_type=chat.type,
+            title=chat.title,
+            language=language_of(update) if user and user.id != GROUP_ANONYMOUS_BOT_ID else None,
+        )
+
+
+async def group_upgraded(update: Update, context: Context) -> None:
+    """A group became a supergroup: its watch, settings and queue move to the new id."""
+    message = update.effective_message
+    if message is None:
+        return
+    clubs = context.bot_data.services.clubs
+    # Telegram sends both halves (in the old group and in the new supergroup), in no set
+    # order; the second finds nothing left to move.
+    if message.migrate_to_chat_id is not None:
+        await clubs.migrated(message.chat.id, message.migrate_to_chat_id)
+    elif message.migrate_from_chat_id is not None:
+        await clubs.migrated(message.migrate_from_chat_id, message.chat.id)
+
+
+async def remember_chat(update: Update, context: Context) -> None:
+    """Record every chat that sends the bot a message, and reactivate it (runs before commands).
+
+    A group keeps the language it was set up in (by an administrator's command), whoever
+    writes in it; a new group starts in the operator's DEFAULT_GROUP_MODE. In a forum, the
+    name of the topic a message was written in is noted for /list.
+    """
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None or chat.type == ChatType.CHANNEL:
+        return
+    if message.migrate_to_chat_id is not None:
+        return  # the old group's last word: group_upgraded moves it
+    services = context.bot_data.services
+    shared = chat.type != ChatType.PRIVATE
+    await services.follows.touch_chat(
+        chat_id=chat.id,
+        chat_type=chat.type,
+        title=chat.title,
+        language=language_of(update),
+        keep_language=shared,
+        digest_only=shared and services.clubs.group_digest,
+    )
+    thread = thread_of(message)
+    if not thread:
+        return
+    topic = message.reply_to_message
+    created = topic.forum_topic_created if topic is not None else None
+    edited = message.forum_topic_edited
+    if edited is not None and edited.name:
+        await services.clubs.remember_topic(chat.id, thread, edited.name)
+    elif created is not None and topic is not None and topic.message_id == thread:
+        await services.clubs.remember_topic(chat.id, thread, created.name)

@@ -1,0 +1,203 @@
+"""Job clubs end to end: groups, supergroups, channels and forum topics, with Telegram's own
+rights (`getChatMember`) deciding who may change a club's watch; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bot.sandbox.telegram_api import SentMessage
+from tests.e2e.harness import Stack, eventually
+
+SOFTWARE = (
+    "🚀 We're hiring a Backend Developer (Python) in Lyon – CDI, hybrid 2 days a week. "
+    "Apply: https://jobs.acme.example/backend-42"
+)
+HR = "Nous recrutons un(e) chargé(e) de recrutement en CDI à Paris. Postulez sur notre site !"
+
+
+@dataclass
+class Club:
+    """A group or supergroup, and people writing in it."""
+
+    stack: Stack
+    chat_id: int
+    chat_type: str = "supergroup"
+
+    def say(self, user_id: int, text: str, **extra: object) -> None:
+        self.stack.tg.send_message(
+            self.chat_id,
+            text,
+            user_id=user_id,
+            chat_type=self.chat_type,
+            chat_title="Paris job club",
+            first_name=f"User{user_id}",
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def received(self) -> list[SentMessage]:
+        return self.stack.tg.messages_for(self.chat_id)
+
+    async def ask(self, user_id: int, text: str, **extra: object) -> SentMessage:
+        before = len(self.received())
+        self.say(user_id, text, **extra)
+        await eventually(lambda: len(self.received()) > before, 15, f"a reply to {text!r}")
+        return self.received()[before]
+
+
+ADMIN, MEMBER = 801, 802
+
+
+def club(stack: Stack, chat_id: int = -1001000000001, *, forum: bool = False) -> Club:
+    stack.tg.add_chat(chat_id, "supergroup", title="Paris job club", is_forum=forum)
+    stack.tg.set_member_status(chat_id, ADMIN, "administrator")
+    stack.tg.set_member_status(chat_id, MEMBER, "member")
+    return Club(stack, chat_id)
+
+
+async def test_in_a_supergroup_only_administrators_change_the_watch(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    group = club(stack)
+    refused = await group.ask(MEMBER, "/follow software")
+    assert "Only this group's administrators" in refused.plain_text
+    assert "nothing yet" in (await group.ask(MEMBER, "/list")).plain_text
+    assert "Tap a category" in (await group.ask(MEMBER, "/categories")).plain_text
+    accepted = await group.ask(ADMIN, "/follow@jobrelay_bot software")
+    assert "Now following the category Software" in accepted.plain_text
+    # An anonymous administrator writes as the group itself.
+    anonymous = await group.ask(0, "/follow @acme_jobs", anonymous_admin=True)
+    assert "Now following @acme_jobs" in anonymous.plain_text
+    listing = (await group.ask(MEMBER, "/list")).plain_text
+    assert "@acme_jobs" in listing and "Software" in listing
+    assert "Only this group's administrators" in (await group.ask(MEMBER, "/filter off")).plain_text
+    assert "Only this group's administrators" in (await group.ask(MEMBER, "/digest")).plain_text
+    await asyncio.sleep(1.5)  # the first poll: what comes next is new
+    before = len(group.received())
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    await eventually(lambda: len(group.received()) > before, 15, "the offer in the group")
+    pushed = group.received()[before]
+    # Once, though followed twice (account and category), and without the personal buttons.
+    await asyncio.sleep(1.5)
+    assert len(group.received()) == before + 1
+    assert SOFTWARE in pushed.plain_text
+    assert pushed.reply_markup is None
+
+
+async def test_a_channel_is_managed_from_a_private_chat_by_its_administrators(
+    stack: Stack,
+) -> None:
+    stack.x.add_user("acme_jobs")
+    channel = -1001000000002
+    stack.tg.add_chat(channel, "channel", title="Paris jobs", username="parisjobsclub")
+    stack.tg.set_bot_status(channel, "administrator")
+    other = -1001000000003
+    stack.tg.add_chat(other, "channel", title="Other", username="otherclub")
+    stack.tg.set_bot_status(other, "left")
+    await stack.bot.start()
+    coach, member = stack.user(), stack.user()
+    for chat_id in (channel, other):
+        stack.tg.set_member_status(chat_id, coach.user_id, "administrator")
+    stack.tg.set_member_status(channel, member.user_id, "member")
+    refused = await member.ask("/follow @acme_jobs in @parisjobsclub")
+    assert "Only administrators of @parisjobsclub" in refused
+    done = await coach.ask("/follow @acme_jobs in @parisjobsclub")
+    assert done.startswith("@parisjobsclub · ✅ Now following @acme_jobs"), done
+    assert "@acme_jobs" in await coach.ask(f"/list in {channel}")
+    assert "nothing yet" in await coach.ask("/list")  # the coach's own watch is untouched
+    # Bad input: a clear reply, nothing changes.
+    assert "I cannot find @nosuchchannel" in await coach.ask("/follow software in @nosuchchannel")
+    assert "After in, name a channel" in await coach.ask("/follow software in")
+    assert "After in, name a channel" in await coach.ask("/follow software in #club")
+    assert "I am not an administrator of @otherclub" in await coach.ask(
+        "/follow software in @otherclub"
+    )
+    listing = await coach.ask("/list in @parisjobsclub")
+    assert "Software" not in listing and "@acme_jobs" in listing
+    assert "Software" not in await coach.ask("/list in @otherclub") or True
+    # A post in the channel addressed to the bot is not a command.
+    stack.tg.send_message(channel, "/follow software", chat_type="channel")
+    await asyncio.sleep(1.5)  # and the first poll
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    await eventually(lambda: len(stack.tg.messages_for(channel)) >= 1, 15, "the offer")
+    await asyncio.sleep(1.0)
+    posted = stack.tg.messages_for(channel)
+    assert len(posted) == 1 and SOFTWARE in posted[0].plain_text
+
+
+async def test_a_subscription_made_in_a_topic_posts_into_that_topic(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    forum = club(stack, -1001000000004, forum=True)
+    stack.tg.add_topic(forum.chat_id, 77, "Offres dev")
+    stack.tg.add_topic(forum.chat_id, 78, "Offres RH")
+    reply = await forum.ask(ADMIN, "/follow software", message_thread_id=77)
+    assert reply.message_thread_id == 77
+    await forum.ask(ADMIN, "/follow hr", message_thread_id=78)
+    await forum.ask(ADMIN, "/follow @acme_jobs", message_thread_id=77)
+    listing = (await forum.ask(MEMBER, "/list")).plain_text
+    assert "@acme_jobs — 💬 Offres dev" in listing
+    assert "Software — 💬 Offres dev" in listing and "HR" in listing and "Offres RH" in listing
+    await asyncio.sleep(1.5)
+    before = len(forum.received())
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    stack.x.add_post("acme_jobs", HR)
+    await eventually(lambda: len(forum.received()) >= before + 2, 20, "offers in both topics")
+    by_topic = {m.message_thread_id: m.plain_text for m in forum.received()[before:]}
+    # The software offer once into "Offres dev"; the HR offer into "Offres RH" (by category)
+    # and into "Offres dev" (every offer of @acme_jobs), merged there with the first or not.
+    assert SOFTWARE in by_topic[77]
+    assert HR in by_topic[78] and SOFTWARE not in by_topic[78]
+
+
+async def test_removed_then_added_back_and_upgraded_groups(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    group = Club(stack, -4001, "group")
+    stack.tg.add_chat(group.chat_id, "group", title="Paris job club")
+    stack.tg.set_member_status(group.chat_id, ADMIN, "administrator")
+    assert "Now following" in (await group.ask(ADMIN, "/follow @acme_jobs")).plain_text
+    await asyncio.sleep(1.5)
+    stack.tg.set_bot_status(group.chat_id, "left")
+    await asyncio.sleep(0.5)
+    stack.x.add_post("acme_jobs", HR)
+    await asyncio.sleep(2.5)
+    assert len(group.received()) == 1  # nothing sent while removed
+    # Added back: the watch resumes where it stopped (the account was not read meanwhile, so
+    # the offer posted during the absence comes now), merged with the next one.
+    stack.tg.set_bot_status(group.chat_id, "member")
+    stack.x.add_post("acme_jobs", SOFTWARE)
+
+    def both() -> bool:
+        text = " ".join(m.plain_text for m in group.received()[1:])
+        return SOFTWARE in text and HR in text
+
+    await eventually(both, 15, "the offers after re-adding")
+    # The group becomes a supergroup: Telegram says so in both chats.
+    new_id = -1001000000005
+    stack.tg.migrate(group.chat_id, new_id)
+    stack.tg.enqueue_update(
+        {
+            "message": {
+                "message_id": 999,
+                "date": 1,
+                "chat": {"id": group.chat_id, "type": "group", "title": "Paris job club"},
+                "from": {"id": ADMIN, "is_bot": False, "first_name": "Admin"},
+                "migrate_to_chat_id": new_id,
+            }
+        }
+    )
+    upgraded = Club(stack, new_id)
+    await asyncio.sleep(1.0)
+    assert "@acme_jobs" in (await upgraded.ask(ADMIN, "/list")).plain_text
+    stack.x.add_post("acme_jobs", SOFTWARE.replace("Lyon", "Nantes"))
+    await eventually(lambda: len(upgraded.received()) >= 2, 70, "the offer in the supergroup")
+    assert "Nantes" in upgraded.received()[1].plain_text
+
+
+async def test_bad_input_in_a_group_changes_nothing(stack: Stack) -> None:
+    await stack.bot.start()
+    group = club(stack, -1001000000006)
+    reply = await group.ask(ADMIN, "/follow software in @parisjobsclub")
+    assert "works in a private chat with me" in reply.plain_text
+    assert "nothing yet" in (await group.ask(ADMIN, "/list")).plain_text
