@@ -71,11 +71,14 @@ class Categories:
             )
             return True
 
-    async def unfollow_all(self, chat_id: int) -> int:
-        """Stop following every category; how many there were."""
+    async def unfollow_all(self, chat_id: int, thread_id: int | None = None) -> int:
+        """Stop following every category (in one forum topic); how many there were."""
         async with self._sessions.begin() as session:
-            followed = await categories.followed(session, chat_id)
-            return await categories.unsubscribe(session, chat_id=chat_id, categories=followed)
+            followed = await categories.followed(session, chat_id, thread_id)
+            await categories.unsubscribe(
+                session, chat_id=chat_id, categories=followed, thread_id=thread_id
+            )
+            return len(followed)
 
     async def followed_by_topic(self, chat_id: int) -> list[tuple[int, str]]:
         """(thread id, slug) of every category a chat follows, topic by topic."""

@@ -49,7 +49,7 @@ class Clubs:
                 timezone=self._default_timezone,
                 now=self._clock.now(),
                 keep_language=True,
-                digest_only=self.group_digest,
+                digest_only=self.group_digest and chat_type != "private",
             )
         log.info("added to %s %s; its watch is active", chat_type, chat_id)
 

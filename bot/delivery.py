@@ -247,30 +247,34 @@ class Sender:
                 settled.append(row.delivery_id)
                 continue
             ready.append(row)
-        # Consecutive rows of one topic make a message (or a few, at 4096 characters each).
-        messages: list[list[ClaimedDelivery]] = []
-        start = 0
-        while start < len(ready):
-            end = start
-            while end < len(ready) and ready[end].thread_id == ready[start].thread_id:
-                end += 1
-            run = ready[start:end]
-            texts = [render(row) for row in run]
-            messages += [[run[i] for i in group] for group in merge(texts)]
-            start = end
-        sent = 0
-        for index, batch in enumerate(messages):
-            if self._stopping or index >= budget:
-                rest = [row for later in messages[index:] for row in later]
+        # Each forum topic's rows (in order) make a message, or a few at 4096 characters each.
+        by_thread: dict[int, list[ClaimedDelivery]] = {}
+        for row in ready:
+            by_thread.setdefault(row.thread_id, []).append(row)
+        queue: list[list[ClaimedDelivery]] = []
+        for run in by_thread.values():
+            queue += [[run[i] for i in group] for group in merge([render(row) for row in run])]
+        sent = messages = 0
+        while queue:
+            if self._stopping or messages >= budget:
+                rest = [row for batch in queue for row in batch]
                 await self._release(rest, "the next round of this group")
                 settled += [row.delivery_id for row in rest]
                 break
+            batch = queue.pop(0)
+            messages += 1
             outcome = await self._send_merged(batch)
+            if outcome is Outcome.REJECTED and len(batch) > 1:
+                # Something in one of them: each goes alone (and counts as a message), so only
+                # that one is refused.
+                log.warning("a merged message to chat %s was rejected", chat_id)
+                queue[:0] = [[row] for row in batch]
+                continue
             settled += [row.delivery_id for row in batch]
             if outcome is Outcome.SENT:
                 sent += len(batch)
             elif outcome in (Outcome.CHAT_GONE, Outcome.RETRY, Outcome.MIGRATED):
-                rest = [row for later in messages[index + 1 :] for row in later]
+                rest = [row for later in queue for row in later]
                 await self._release(rest, "waiting for an earlier message")
                 settled += [row.delivery_id for row in rest]
                 break
@@ -281,7 +285,8 @@ class Sender:
 
     async def _send_merged(self, batch: list[ClaimedDelivery]) -> Outcome:
         """One message of a group's merged rows (a single row is sent as usual, without the
-        feedback buttons: a shared chat has no one taste)."""
+        feedback buttons: a shared chat has no one taste). A rejected merged message settles
+        nothing: the caller sends its rows one by one."""
         if len(batch) == 1:
             async with self._concurrency:
                 return await self._send(batch[0], buttons=False)
@@ -299,12 +304,7 @@ class Sender:
                     )
             return Outcome.SENT
         if result.outcome is Outcome.REJECTED:
-            # Something in one of them: each goes alone, so only that one is refused.
-            log.warning("a merged message to chat %s was rejected: %s", first.chat_id, result.error)
-            for row in batch:
-                async with self._concurrency:
-                    await self._send(row, buttons=False)
-            return Outcome.SENT
+            return Outcome.REJECTED
         if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
             async with self._sessions.begin() as session:
                 await chats.migrate_chat(session, first.chat_id, result.new_chat_id, now)

@@ -232,10 +232,10 @@ class Follows:
             await sources.unsubscribe(session, chat_id=chat_id, source_ids=ids, thread_id=thread_id)
         return report
 
-    async def unfollow_all(self, chat_id: int) -> int:
-        """Remove every subscription of a chat; how many there were."""
+    async def unfollow_all(self, chat_id: int, thread_id: int | None = None) -> int:
+        """Remove every subscription of a chat (of one forum topic); how many there were."""
         async with self._sessions.begin() as session:
-            return await sources.unsubscribe_all(session, chat_id=chat_id)
+            return await sources.unsubscribe_all(session, chat_id=chat_id, thread_id=thread_id)
 
     async def following_by_topic(self, chat_id: int) -> list[tuple[int, str]]:
         """(thread id, handle) of every account a chat follows, topic by topic."""

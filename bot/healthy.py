@@ -62,7 +62,10 @@ class HealthyUse:
         if chat is None:
             return None
         async with self._sessions() as session:
-            pushed = await pushed_since(session, chat_id, day_start(chat.policy, self._clock.now()))
+            # A club's limit counts messages (its offers are merged), a person's counts offers.
+            pushed = await pushed_since(
+                session, chat_id, day_start(chat.policy, self._clock.now()), messages=chat_id < 0
+            )
             held = await digests.held_count(session, chat_id)
         return LimitStatus(limit=chat.policy.daily_limit, pushed_today=pushed, held=held)
 
@@ -77,19 +80,15 @@ class HealthyUse:
         await self._update(chat_id, daily_limit=limit)
 
     async def set_digest_only(
-        self, chat_id: int, at: time | None, *, weekday: int | None = None, thread_id: int = 0
+        self, chat_id: int, at: time | None, *, weekday: int | None = None
     ) -> None:
-        """Digest-only mode at `at` local time, every day or on one `weekday` (0 = Monday),
-        into forum topic `thread_id`; or back to instant pushes (None)."""
+        """Digest-only mode at `at` local time, every day or on one `weekday` (0 = Monday);
+        or back to instant pushes (None)."""
         if at is None:
             await self._update(chat_id, digest_only=False, digest_weekday=None)
         else:
             await self._update(
-                chat_id,
-                digest_only=True,
-                digest_time=format_hhmm(at),
-                digest_weekday=weekday,
-                digest_thread_id=thread_id,
+                chat_id, digest_only=True, digest_time=format_hhmm(at), digest_weekday=weekday
             )
 
     async def set_quiet(self, chat_id: int, window: tuple[time, time] | None) -> None:

@@ -13,7 +13,17 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 log = logging.getLogger(__name__)
 
-CHAT_GONE_MARKERS = ("chat not found", "user is deactivated", "bot was kicked", "not a member")
+CHAT_GONE_MARKERS = (
+    "chat not found",
+    "user is deactivated",
+    "bot was kicked",
+    "not a member",
+    # A group that took away the bot's right to write: it is told when the right comes back
+    # (my_chat_member), and the chat's offers wait until then.
+    "not enough rights to send",
+)
+# A forum topic deleted or closed: its offers go to the General topic instead.
+TOPIC_GONE_MARKERS = ("thread not found", "topic_closed", "topic closed", "topic_deleted")
 
 
 class Outcome(enum.Enum):
@@ -63,7 +73,7 @@ async def send_html(
                 message_thread_id=thread_id or None,
             )
         except BadRequest as exc:
-            if not thread_id or "thread not found" not in exc.message.lower():
+            if not thread_id or not any(m in exc.message.lower() for m in TOPIC_GONE_MARKERS):
                 raise
             log.info("topic %s of chat %s is gone; sending to General", thread_id, chat_id)
             message = await bot.send_message(

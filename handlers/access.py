@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from telegram import Chat, ChatMember, Message, Update, User
+from telegram import Bot, Chat, ChatMember, Message, Update, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 
@@ -29,7 +29,7 @@ ADMINS = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 # Telegram's account that stands for an anonymous group administrator.
 GROUP_ANONYMOUS_BOT_ID = 1087968824
 _CHAT_NAME_RE = re.compile(
-    r"^(?:@|(?:https?://)?t\.me/)?(?P<name>[A-Za-z][A-Za-z0-9_]{3,31})$|^(?P<id>-100[0-9]{6,16})$"
+    r"^(?:@|(?:https?://)?t\.me/)(?P<name>[A-Za-z][A-Za-z0-9_]{3,31})$|^(?P<id>-100[0-9]{6,16})$"
 )
 IN_WORDS = frozenset({"in", "dans"})
 
@@ -199,26 +199,13 @@ async def _elsewhere(
             ),
         )
         return None
-    member: ChatMember | None
-    me: ChatMember | None
+    # The bot's own rights first: where it is not a member, Telegram answers nothing about
+    # anyone else.
     try:
-        member = await bot.get_chat_member(target.id, user.id)
-        me = await bot.get_chat_member(target.id, bot.id)
-    except (BadRequest, Forbidden):
-        member = me = None
-    except TelegramError as exc:
-        log.warning("could not check the rights in chat %s: %s", target.id, exc)
+        me = await _member(bot, target.id, bot.id)
+        member = await _member(bot, target.id, user.id)
+    except _Unreachable:
         await reply(update, _unreachable(t, shown))
-        return None
-    if member is None or member.status not in ADMINS:
-        await reply(
-            update,
-            t.gettext(
-                "Only administrators of %(chat)s can do that, and Telegram says you are not "
-                "one. Nothing was changed.",
-                chat=html.escape(shown),
-            ),
-        )
         return None
     if me is None or me.status != ChatMemberStatus.ADMINISTRATOR:
         await reply(
@@ -226,6 +213,16 @@ async def _elsewhere(
             t.gettext(
                 "I am not an administrator of %(chat)s. Add me as an administrator allowed to "
                 "post messages, then try again. Nothing was changed.",
+                chat=html.escape(shown),
+            ),
+        )
+        return None
+    if member is None or member.status not in ADMINS:
+        await reply(
+            update,
+            t.gettext(
+                "Only administrators of %(chat)s can do that, and Telegram says you are not "
+                "one. Nothing was changed.",
                 chat=html.escape(shown),
             ),
         )
@@ -238,6 +235,21 @@ async def _elsewhere(
         digest_only=context.bot_data.services.clubs.group_digest,
     )
     return Call(t, target.id, words, 0, shown, True)
+
+
+class _Unreachable(Exception):
+    """Telegram could not be asked (network trouble)."""
+
+
+async def _member(bot: Bot, chat_id: int, user_id: int) -> ChatMember | None:
+    """The member's record; None when Telegram refuses to say (not a member, no access)."""
+    try:
+        return await bot.get_chat_member(chat_id, user_id)
+    except (BadRequest, Forbidden):
+        return None
+    except TelegramError as exc:
+        log.warning("could not check the rights in chat %s: %s", chat_id, exc)
+        raise _Unreachable from exc
 
 
 async def may_press(update: Update, context: Context) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from datetime import time, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -13,7 +13,7 @@ from bot.context import Context
 from bot.i18n import Translator
 from bot.keyboards import INTERESTED, offer_keyboard, parse_feedback
 from bot.policy import ChatPolicy, is_paused
-from handlers.access import command, may_press, thread_of
+from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
 from handlers.common import translator_for
 from handlers.healthy import settings_summary
 
@@ -84,12 +84,23 @@ async def _settings_view(
 
 
 async def settings_command(update: Update, context: Context) -> None:
-    """/settings: one message with buttons, edited in place as they are pressed."""
-    chat = update.effective_chat
+    """/settings: one message with buttons, edited in place as they are pressed (everyone may
+    look; in a group only administrators' presses change anything)."""
+    call = await command(update, context, changes=False)
     message = update.effective_message
-    if chat is None or message is None:
+    if call is None or message is None:
         return
-    view = await _settings_view(context, chat.id, translator_for(update))
+    if call.where:  # the buttons act on the chat they are in
+        await call.reply(
+            update,
+            call.t.gettext(
+                "Buttons cannot manage another chat: use <code>/digest 18:00 in "
+                "@yourchannel</code>, <code>/limit 5 in @yourchannel</code> and the like. "
+                "Nothing was changed."
+            ),
+        )
+        return
+    view = await _settings_view(context, call.chat_id, call.t)
     if view is not None:
         await message.reply_text(
             view[0], parse_mode=ParseMode.HTML, reply_markup=view[1], do_quote=False
@@ -121,10 +132,7 @@ async def settings_button(update: Update, context: Context) -> None:
             await services.healthy.set_digest_only(chat.id, None)
         case ["mode", "digest"]:
             await services.healthy.set_digest_only(
-                chat.id,
-                policy.digest_time,
-                weekday=policy.digest_weekday,
-                thread_id=thread_of(query.message if isinstance(query.message, Message) else None),
+                chat.id, policy.digest_time, weekday=policy.digest_weekday
             )
         case ["quiet", "off"]:
             await services.healthy.set_quiet(chat.id, None)
@@ -195,7 +203,9 @@ async def forget_button(update: Update, context: Context) -> None:
     parts = (query.data or "").split(":")
     answer = parts[1] if len(parts) > 1 else ""
     asker = parts[2] if len(parts) > 2 else ""
-    if asker != str(query.from_user.id):
+    # An anonymous administrator's /forget carries Telegram's stand-in account: then any
+    # administrator may answer.
+    if asker not in (str(query.from_user.id), str(GROUP_ANONYMOUS_BOT_ID)):
         await query.answer(t.gettext("Only the person who sent /forget can answer."))
         return
     if not await may_press(update, context):  # no longer an administrator

@@ -24,12 +24,17 @@ async def bot_membership(update: Update, context: Context) -> None:
         return
     chat = change.chat
     clubs = context.bot_data.services.clubs
-    if change.new_chat_member.status in GONE:
+    new = change.new_chat_member
+    muted = new.status == ChatMemberStatus.RESTRICTED and not getattr(
+        new, "can_send_messages", True
+    )
+    if new.status in GONE or muted:  # removed, or no longer allowed to write there
         await clubs.left(chat.id)
         return
-    if change.old_chat_member.status in GONE or change.new_chat_member.status in (
+    if new.status in (
         ChatMemberStatus.ADMINISTRATOR,
         ChatMemberStatus.MEMBER,
+        ChatMemberStatus.RESTRICTED,  # restricted, but allowed to write
     ):
         user = change.from_user
         await clubs.joined(
@@ -67,6 +72,8 @@ async def remember_chat(update: Update, context: Context) -> None:
         return
     if message.migrate_to_chat_id is not None:
         return  # the old group's last word: group_upgraded moves it
+    if message.left_chat_member is not None:
+        return  # e.g. the bot itself removed: my_chat_member decides, this must not revive it
     services = context.bot_data.services
     shared = chat.type != ChatType.PRIVATE
     await services.follows.touch_chat(

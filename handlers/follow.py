@@ -195,8 +195,9 @@ async def unfollow(update: Update, context: Context) -> None:
         )
         return
     if [w.lower() for w in call.words] in (["all"], ["tout"]):
-        accounts = await services.follows.unfollow_all(call.chat_id)
-        kinds = await services.categories.unfollow_all(call.chat_id)
+        # In a forum, "all" is everything followed in this topic.
+        accounts = await services.follows.unfollow_all(call.chat_id, call.thread_id)
+        kinds = await services.categories.unfollow_all(call.chat_id, call.thread_id)
         if accounts or kinds:
             await call.reply(
                 update,

@@ -103,6 +103,23 @@ async def limit(update: Update, context: Context) -> None:
         status = await healthy.limit_status(chat_id)
         if status is None:
             return
+        if call.shared:
+            await call.reply(
+                update,
+                t.ngettext(
+                    "Daily limit: %(count)d message (offers that arrive together share one). "
+                    "Today: %(pushed)d sent, %(held)d offers held for the digest. Change it "
+                    "with <code>/limit 5</code> (0 to %(max)d).",
+                    "Daily limit: %(count)d messages (offers that arrive together share one). "
+                    "Today: %(pushed)d sent, %(held)d offers held for the digest. Change it "
+                    "with <code>/limit 5</code> (0 to %(max)d).",
+                    status.limit,
+                    pushed=status.pushed_today,
+                    held=status.held,
+                    max=MAX_DAILY_LIMIT,
+                ),
+            )
+            return
         await call.reply(
             update,
             t.ngettext(
@@ -132,7 +149,15 @@ async def limit(update: Update, context: Context) -> None:
         )
         return
     await healthy.set_limit(chat_id, value)
-    if value == 0:
+    if call.shared and value:
+        text = t.ngettext(
+            "At most %(count)d message of offers a day here (offers that arrive together "
+            "share one); the rest waits for the digest.",
+            "At most %(count)d messages of offers a day here (offers that arrive together "
+            "share one); the rest waits for the digest.",
+            value,
+        )
+    elif value == 0:
         text = t.gettext("No more instant offers: everything waits for your digest.")
     else:
         text = t.ngettext(
@@ -178,7 +203,7 @@ async def digest(update: Update, context: Context) -> None:
                 ),
             )
             return
-        await healthy.set_digest_only(chat_id, at, weekday=weekday, thread_id=call.thread_id)
+        await healthy.set_digest_only(chat_id, at, weekday=weekday)
         text = t.gettext(
             "Weekly digest: no instant offers; one digest every %(day)s at %(time)s.",
             day=weekday_name(t, weekday),
@@ -205,7 +230,7 @@ async def digest(update: Update, context: Context) -> None:
             ),
         )
         return
-    await healthy.set_digest_only(chat_id, at, thread_id=call.thread_id)
+    await healthy.set_digest_only(chat_id, at)
     await call.reply(
         update,
         t.gettext(

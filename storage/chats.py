@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     CategorySubscription,
@@ -137,7 +138,6 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
             "paused",
             "paused_until",
             "last_weekly_at",
-            "digest_thread_id",
             "digest_weekday",
         )
     }
@@ -154,21 +154,30 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
         .on_conflict_do_update(index_elements=["id"], set_={**copied, "active": True})
     )
     await session.execute(update(Digest).where(Digest.chat_id == old_id).values(chat_id=new_id))
-    # A basic group has no topics: everything it has is in thread 0.
-    taken_sources = select(Subscription.source_id).where(Subscription.chat_id == new_id)
+    # What the new id already has (in the same topic) stays; the rest moves.
+    taken = aliased(Subscription)
     await session.execute(
         update(Subscription)
-        .where(Subscription.chat_id == old_id, Subscription.source_id.not_in(taken_sources))
+        .where(
+            Subscription.chat_id == old_id,
+            ~exists().where(
+                taken.chat_id == new_id,
+                taken.source_id == Subscription.source_id,
+                taken.thread_id == Subscription.thread_id,
+            ),
+        )
         .values(chat_id=new_id)
     )
-    taken_categories = select(CategorySubscription.category).where(
-        CategorySubscription.chat_id == new_id
-    )
+    taken_category = aliased(CategorySubscription)
     await session.execute(
         update(CategorySubscription)
         .where(
             CategorySubscription.chat_id == old_id,
-            CategorySubscription.category.not_in(taken_categories),
+            ~exists().where(
+                taken_category.chat_id == new_id,
+                taken_category.category == CategorySubscription.category,
+                taken_category.thread_id == CategorySubscription.thread_id,
+            ),
         )
         .values(chat_id=new_id)
     )
@@ -178,14 +187,17 @@ async def migrate_chat(session: AsyncSession, old_id: int, new_id: int, now: dat
         await session.execute(
             update(ChatFilter).where(ChatFilter.chat_id == old_id).values(chat_id=new_id)
         )
-    taken_offers = select(Delivery.offer_id).where(
-        Delivery.chat_id == new_id, Delivery.offer_id.is_not(None)
-    )
+    taken_delivery = aliased(Delivery)
     await session.execute(
         update(Delivery)
         .where(
             Delivery.chat_id == old_id,
-            (Delivery.offer_id.is_(None)) | Delivery.offer_id.not_in(taken_offers),
+            (Delivery.offer_id.is_(None))
+            | ~exists().where(
+                taken_delivery.chat_id == new_id,
+                taken_delivery.offer_id == Delivery.offer_id,
+                taken_delivery.thread_id == Delivery.thread_id,
+            ),
         )
         .values(chat_id=new_id)
     )

@@ -79,28 +79,43 @@ async def held_count(session: AsyncSession, chat_id: int) -> int:
 async def create_digest(
     session: AsyncSession, *, chat_id: int, reason: str, now: datetime, pin: bool = False
 ) -> int | None:
-    """Gather every held offer of a chat into a new digest; None when nothing is held."""
+    """Gather every held offer of a chat into new digests, one per forum topic with held
+    offers (posted in that topic); the first digest's id, or None when nothing is held."""
     language = await session.scalar(select(Chat.language).where(Chat.id == chat_id))
-    digest = Digest(
-        chat_id=chat_id,
-        reason=reason,
-        language=language or "en",
-        sent=False,
-        parts_sent=0,
-        created_at=now,
-        pin=pin,
-    )
-    session.add(digest)
-    await session.flush()
-    result = await session.execute(
-        update(Delivery)
+    threads = await session.scalars(
+        select(Delivery.thread_id)
         .where(Delivery.chat_id == chat_id, Delivery.status == DeliveryStatus.HELD)
-        .values(status=DeliveryStatus.DIGESTING, digest_id=digest.id)
+        .distinct()
+        .order_by(Delivery.thread_id)
     )
-    if not affected(result):
-        await session.execute(delete(Digest).where(Digest.id == digest.id))
-        return None
-    return digest.id
+    first: int | None = None
+    for thread_id in list(threads):
+        digest = Digest(
+            chat_id=chat_id,
+            thread_id=thread_id or 0,
+            reason=reason,
+            language=language or "en",
+            sent=False,
+            parts_sent=0,
+            created_at=now,
+            pin=pin,
+        )
+        session.add(digest)
+        await session.flush()
+        result = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.chat_id == chat_id,
+                Delivery.thread_id == thread_id,
+                Delivery.status == DeliveryStatus.HELD,
+            )
+            .values(status=DeliveryStatus.DIGESTING, digest_id=digest.id)
+        )
+        if not affected(result):
+            await session.execute(delete(Digest).where(Digest.id == digest.id))
+            continue
+        first = first if first is not None else digest.id
+    return first
 
 
 async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
@@ -111,7 +126,7 @@ async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
             Digest.chat_id,
             Digest.language,
             Digest.parts_sent,
-            Chat.digest_thread_id,
+            Digest.thread_id,
             Digest.pin,
         )
         .join(Chat, Chat.id == Digest.chat_id)

@@ -100,10 +100,8 @@ class Chat(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_weekly_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Job clubs: the forum topic digests go to (0: none / General), a weekly digest's day
-    # (0 = Monday; None: daily), and when a group or channel may get its next message
-    # (offers ready before then are merged into one message).
-    digest_thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Job clubs: a weekly digest's day (0 = Monday; None: daily), and when a group or channel
+    # may get its next message (offers ready before then are merged into one message).
     digest_weekday: Mapped[int | None] = mapped_column(Integer)
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -135,6 +133,8 @@ class Digest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # weekly
+    # A forum topic's held offers make their own digest, posted in that topic.
+    thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 Index("ix_digests_sent", Digest.sent)

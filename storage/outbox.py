@@ -434,6 +434,7 @@ async def subscriber_ids(session: AsyncSession, source_id: int) -> list[int]:
         select(Subscription.chat_id)
         .join(Chat, and_(Chat.id == Subscription.chat_id, Chat.active.is_(True)))
         .where(Subscription.source_id == source_id)
+        .distinct()  # once per chat, however many of its forum topics follow the source
     )
     return list(rows)
 
@@ -595,10 +596,11 @@ async def mark_failed(session: AsyncSession, *, delivery_id: int, error: str) ->
 
 
 async def retry_later(session: AsyncSession, *, delivery_id: int, at: datetime, error: str) -> None:
-    """Give the row back to the queue, due again at `at`."""
+    """Give a claimed row back to the queue, due again at `at` (a row already settled, sent or
+    held, is left alone: giving it back would send it twice)."""
     await session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
         .values(
             status=DeliveryStatus.PENDING,
             next_attempt_at=at,

@@ -137,9 +137,14 @@ async def unsubscribe(
     return affected(result)
 
 
-async def unsubscribe_all(session: AsyncSession, *, chat_id: int) -> int:
-    """Remove every subscription of a chat."""
-    result = await session.execute(delete(Subscription).where(Subscription.chat_id == chat_id))
+async def unsubscribe_all(
+    session: AsyncSession, *, chat_id: int, thread_id: int | None = None
+) -> int:
+    """Remove every subscription of a chat (of one forum topic when `thread_id` is given)."""
+    statement = delete(Subscription).where(Subscription.chat_id == chat_id)
+    if thread_id is not None:
+        statement = statement.where(Subscription.thread_id == thread_id)
+    result = await session.execute(statement)
     return affected(result)
 
 

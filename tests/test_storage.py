@@ -785,3 +785,38 @@ async def test_a_new_group_starts_in_the_operator_s_group_mode(sessions) -> None
         assert first is not None and second is not None
         assert (first.digest_only, first.language) == (True, "fr")
         assert second.digest_only is False
+
+
+async def test_each_forum_topic_gets_its_own_digest(sessions) -> None:
+    from storage import digests
+
+    forum = -100_999
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=forum,
+            chat_type="supergroup",
+            title="Club",
+            language="fr",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
+        acme = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        for thread in (7, 9):
+            await sources.subscribe(
+                session, chat_id=forum, source_id=acme, now=NOW, thread_id=thread
+            )
+        await _store(session, (acme, _post("1", "acme", SOFTWARE)))
+        rows = (await session.scalars(select(Delivery.id).where(Delivery.chat_id == forum))).all()
+        for delivery_id in rows:
+            await digests.hold(session, delivery_id=delivery_id, reason=Hold.DIGEST, now=NOW)
+        assert await digests.create_digest(session, chat_id=forum, reason="manual", now=NOW)
+    async with sessions() as session:
+        pending = await digests.pending_digests(session)
+        assert sorted(d.thread_id for d in pending) == [7, 9]
+        for digest in pending:  # the offer once in each topic's digest
+            assert [o.text for o in await digests.digest_offers(session, digest.digest_id)] == [
+                SOFTWARE
+            ]

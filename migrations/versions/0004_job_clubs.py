@@ -36,12 +36,12 @@ def upgrade() -> None:
             batch_op.drop_constraint(name, type_="unique")
             batch_op.create_unique_constraint(name, [*columns, "thread_id"])
     with op.batch_alter_table("chats", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("digest_thread_id", sa.Integer(), server_default="0", nullable=False)
-        )
         batch_op.add_column(sa.Column("digest_weekday", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("next_send_at", UTCDateTime(), nullable=True))
     with op.batch_alter_table("digests", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("thread_id", sa.Integer(), server_default="0", nullable=False)
+        )
         batch_op.add_column(
             sa.Column("pin", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
@@ -62,10 +62,10 @@ def downgrade() -> None:
     op.drop_table("chat_topics")
     with op.batch_alter_table("digests", schema=None) as batch_op:
         batch_op.drop_column("pin")
+        batch_op.drop_column("thread_id")
     with op.batch_alter_table("chats", schema=None) as batch_op:
         batch_op.drop_column("next_send_at")
         batch_op.drop_column("digest_weekday")
-        batch_op.drop_column("digest_thread_id")
     for table, (name, columns) in _UNIQUE.items():
         rows = sa.table(table, sa.column("thread_id"))
         op.execute(rows.delete().where(rows.c.thread_id != 0))

@@ -98,3 +98,24 @@ async def test_new_groups_start_in_the_operator_s_default_mode(database_url: str
         assert len(live.tg.messages_for(GROUP)) == before  # held for the daily digest
         user = live.user()
         assert "Mode: instant" in await user.ask("/settings")  # people are not clubs
+
+
+async def test_a_rejected_merged_message_is_sent_offer_by_offer(database_url: str) -> None:
+    """Telegram refusing a merged message loses nothing: each offer then goes alone."""
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        await _club(live)
+        replies = len(live.tg.messages_for(GROUP))
+        live.tg.fail_next(1, status=400, description="Bad Request: can't parse entities")
+        for n in range(3):
+            live.x.add_post("acme_jobs", f"Offer #{n:03d}: hiring a nurse in Lille")
+        await eventually(
+            lambda: len(live.tg.messages_for(GROUP)) >= replies + 3, 15, "three messages"
+        )
+        await asyncio.sleep(1.5)
+        pushed = [m.plain_text for m in live.tg.messages_for(GROUP)[replies:]]
+        assert len(pushed) == 3
+        assert [re.findall(r"Offer #(\d{3})", text) for text in pushed] == [
+            ["000"],
+            ["001"],
+            ["002"],
+        ]

@@ -351,6 +351,8 @@ async def test_in_a_group_only_the_asker_can_confirm_forget(database_url: str) -
         live.x.add_user("acme_jobs")
         group = -4242
         live.tg.add_chat(group, "group", title="Job club")
+        live.tg.set_member_status(group, 1, "administrator")
+        live.tg.set_member_status(group, 2, "administrator")
         live.tg.send_message(group, "/follow @acme_jobs", user_id=1, chat_type="group")
         await eventually(lambda: len(live.tg.messages_for(group)) == 1, 15, "the follow reply")
         live.tg.send_message(group, "/forget", user_id=1, chat_type="group")
