@@ -182,16 +182,7 @@ class Sender:
                         )
                     settled.append(row.delivery_id)
                     continue
-            elif policy is not None and (is_paused(policy, now) or in_quiet_hours(policy, now)):
-                # A service message cannot join a digest: it waits for the window to end (it
-                # never holds up the chat's offers, see outbox.claim).
-                async with self._sessions.begin() as session:
-                    await outbox.retry_later(
-                        session,
-                        delivery_id=row.delivery_id,
-                        at=now + NOTICE_RECHECK,
-                        error="paused or quiet hours",
-                    )
+            elif await self._defer_notice(row, policy, now):
                 settled.append(row.delivery_id)
                 continue
             async with self._concurrency:
@@ -206,6 +197,23 @@ class Sender:
                 await self._release(rows[index + 1 :], "waiting for an earlier message")
                 break
         return sent
+
+    async def _defer_notice(
+        self, row: ClaimedDelivery, policy: ChatPolicy | None, now: datetime
+    ) -> bool:
+        """A service message cannot join a digest: during a pause or quiet hours it waits for
+        the window to end (it never holds up the chat's offers, see outbox.claim). True when
+        it was put off."""
+        if policy is None or not (is_paused(policy, now) or in_quiet_hours(policy, now)):
+            return False
+        async with self._sessions.begin() as session:
+            await outbox.retry_later(
+                session,
+                delivery_id=row.delivery_id,
+                at=now + NOTICE_RECHECK,
+                error="paused or quiet hours",
+            )
+        return True
 
     async def _send_group(
         self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, settled: list[int]
@@ -232,18 +240,7 @@ class Sender:
                     await digests.hold(session, delivery_id=row.delivery_id, reason=reason, now=now)
                 settled.append(row.delivery_id)
                 continue
-            if (
-                row.kind is not DeliveryKind.OFFER
-                and policy is not None
-                and (is_paused(policy, now) or in_quiet_hours(policy, now))
-            ):
-                async with self._sessions.begin() as session:
-                    await outbox.retry_later(
-                        session,
-                        delivery_id=row.delivery_id,
-                        at=now + NOTICE_RECHECK,
-                        error="paused or quiet hours",
-                    )
+            if row.kind is not DeliveryKind.OFFER and await self._defer_notice(row, policy, now):
                 settled.append(row.delivery_id)
                 continue
             ready.append(row)

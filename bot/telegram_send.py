@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
@@ -62,27 +62,25 @@ async def send_html(
 ) -> SendResult:
     """Send an HTML message without link previews, into a forum topic when `thread_id` is set
     (the General topic if that topic was deleted); never raises for Telegram's answers."""
+
+    async def send(thread: int) -> Message:
+        return await bot.send_message(
+            chat_id=chat_id,
+            text=text,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=reply_markup,
+            message_thread_id=thread or None,
+        )
+
     try:
         try:
-            message = await bot.send_message(
-                chat_id=chat_id,
-                text=text,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-                reply_markup=reply_markup,
-                message_thread_id=thread_id or None,
-            )
+            message = await send(thread_id)
         except BadRequest as exc:
             if not thread_id or not any(m in exc.message.lower() for m in TOPIC_GONE_MARKERS):
                 raise
             log.info("topic %s of chat %s is gone; sending to General", thread_id, chat_id)
-            message = await bot.send_message(
-                chat_id=chat_id,
-                text=text,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-                reply_markup=reply_markup,
-            )
+            message = await send(0)
     except ChatMigrated as exc:
         return SendResult(Outcome.MIGRATED, new_chat_id=exc.new_chat_id, error=str(exc))
     except RetryAfter as exc:

@@ -31,15 +31,24 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     await engine.dispose()
 
 
-async def _chat(session: AsyncSession, chat_id: int, *, active: bool = True) -> None:
+async def _chat(
+    session: AsyncSession,
+    chat_id: int,
+    *,
+    active: bool = True,
+    chat_type: str = "private",
+    language: str = "en",
+    **extra: bool,
+) -> None:
     await chats.upsert_chat(
         session,
         chat_id=chat_id,
-        chat_type="private",
-        title=None,
-        language="en",
+        chat_type=chat_type,
+        title=None if chat_type == "private" else "Club",
+        language=language,
         timezone="Europe/Paris",
         now=NOW,
+        **extra,
     )
     if not active:
         await chats.deactivate_chat(session, chat_id, NOW)
@@ -685,15 +694,7 @@ async def test_a_copy_never_ties_an_offer_to_a_story_older_than_the_window(sessi
 async def test_each_forum_topic_gets_what_was_followed_in_it(sessions) -> None:
     forum = -100_777
     async with sessions.begin() as session:
-        await chats.upsert_chat(
-            session,
-            chat_id=forum,
-            chat_type="supergroup",
-            title="Club",
-            language="fr",
-            timezone="Europe/Paris",
-            now=NOW,
-        )
+        await _chat(session, forum, chat_type="supergroup", language="fr")
         acme = await sources.ensure_source(
             session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
         )
@@ -730,15 +731,7 @@ async def test_each_forum_topic_gets_what_was_followed_in_it(sessions) -> None:
 async def test_a_paced_group_has_nothing_due_before_its_next_round(sessions) -> None:
     group = -100_888
     async with sessions.begin() as session:
-        await chats.upsert_chat(
-            session,
-            chat_id=group,
-            chat_type="supergroup",
-            title="Club",
-            language="en",
-            timezone="Europe/Paris",
-            now=NOW,
-        )
+        await _chat(session, group, chat_type="supergroup", language="en")
         acme = await sources.ensure_source(
             session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
         )
@@ -758,25 +751,15 @@ async def test_a_paced_group_has_nothing_due_before_its_next_round(sessions) -> 
 async def test_a_new_group_starts_in_the_operator_s_group_mode(sessions) -> None:
     async with sessions.begin() as session:
         for chat_id, digest_only in ((-100_1, True), (-100_2, False)):
-            await chats.upsert_chat(
-                session,
-                chat_id=chat_id,
-                chat_type="supergroup",
-                title="Club",
-                language="fr",
-                timezone="Europe/Paris",
-                now=NOW,
-                digest_only=digest_only,
+            await _chat(
+                session, chat_id, chat_type="supergroup", language="fr", digest_only=digest_only
             )
         # Seen again (another member writes in English): mode and language stay.
-        await chats.upsert_chat(
+        await _chat(
             session,
-            chat_id=-100_1,
+            -100_1,
             chat_type="supergroup",
-            title="Club",
             language="en",
-            timezone="Europe/Paris",
-            now=NOW,
             keep_language=True,
             digest_only=False,
         )
@@ -792,15 +775,7 @@ async def test_each_forum_topic_gets_its_own_digest(sessions) -> None:
 
     forum = -100_999
     async with sessions.begin() as session:
-        await chats.upsert_chat(
-            session,
-            chat_id=forum,
-            chat_type="supergroup",
-            title="Club",
-            language="fr",
-            timezone="Europe/Paris",
-            now=NOW,
-        )
+        await _chat(session, forum, chat_type="supergroup", language="fr")
         acme = await sources.ensure_source(
             session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
         )
