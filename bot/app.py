@@ -52,7 +52,8 @@ def file_url_for(api_url: str) -> str:
 
 
 def build_application(settings: Settings, token: str) -> TelegramApp:
-    """The python-telegram-bot application with jobrelay's handlers and rate limits."""
+    """The python-telegram-bot application with jobrelay's handlers and rate limits (this
+    process's share of Telegram's ~30 messages/s: SEND_RATE_PER_SECOND)."""
     application = (
         ApplicationBuilder()
         .token(token)
@@ -60,7 +61,11 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
         .base_file_url(file_url_for(settings.telegram_api_url))
         .context_types(ContextTypes(bot_data=AppState))
         # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
-        .rate_limiter(AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=2))
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.send_rate_per_second, group_max_rate=20, max_retries=2
+            )
+        )
         .concurrent_updates(PerChatUpdateProcessor())
         .get_updates_read_timeout(35)
         .build()
@@ -119,7 +124,12 @@ async def serve(
     follows = Follows(
         sessions=sessions, clock=clock, x=x, default_timezone=settings.default_timezone
     )
-    admin = Admin(sessions=sessions, clock=clock, admin_user_ids=settings.admin_user_ids)
+    admin = Admin(
+        sessions=sessions,
+        clock=clock,
+        admin_user_ids=settings.admin_user_ids,
+        monthly_budget=settings.x_monthly_post_read_budget,
+    )
     sender = Sender(
         sessions=sessions,
         clock=clock,
@@ -175,6 +185,8 @@ async def serve(
             x=x,
             interval_seconds=settings.poll_interval_seconds,
             on_new_deliveries=delivering.kick,
+            monthly_budget=settings.x_monthly_post_read_budget,
+            operators=settings.admin_user_ids,
         )
         polling = SingleFlight("polling", poller.tick)
     else:
@@ -186,7 +198,10 @@ async def serve(
         try:
             await application.start()
             assert application.updater is not None
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            if settings.receive_updates:
+                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            else:
+                log.info("RECEIVE_UPDATES=false: this process polls X and sends, nothing else")
             job_queue = application.job_queue
             assert job_queue is not None
             job_queue.run_repeating(

@@ -43,7 +43,14 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Paris"
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     default_daily_limit: int = Field(default=10, ge=0, le=50)
+    # Posts X may bill per UTC month (X charges $0.005 per post read).
+    x_monthly_post_read_budget: int = Field(default=10_000, ge=0, le=3_000_000)
     boards_file: Path | None = None
+    # Several processes on one PostgreSQL database: only one may receive Telegram's updates
+    # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
+    # messages/s is per bot, so give each sending process its share.
+    receive_updates: bool = True
+    send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     # How a new group or channel receives offers: each as it comes, or in the daily digest.
     default_group_mode: str = "instant"
     # Not in the public contract: tuned by tests and the sandbox.

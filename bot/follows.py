@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.budget import month_key
 from bot.clock import Clock
 from bot.sources.base import (
     Account,
@@ -19,7 +20,7 @@ from bot.sources.base import (
     SourceError,
 )
 from bot.sources.x import XSource
-from storage import chats, sources
+from storage import chats, sources, usage
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,15 @@ class Follows:
                 outcome: Account | SourceError = await self._x.resolve(handle)
             except SourceError as exc:
                 outcome = exc
+            if isinstance(outcome, Account | AccountNotFound | AccountSuspended):
+                # X answered (and bills an account it returns): counted in the month's usage.
+                async with self._sessions.begin() as session:
+                    await usage.record(
+                        session,
+                        month=month_key(self._clock.now()),
+                        requests=1,
+                        users=int(isinstance(outcome, Account)),
+                    )
             future.set_result(outcome)
             self._remember(key, outcome)
             return outcome

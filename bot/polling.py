@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.budget import month_key, next_month, outlook
 from bot.classify import analyse, catalogue
 from bot.clock import Clock
 from bot.sources.base import (
@@ -21,7 +22,7 @@ from bot.sources.base import (
     Unavailable,
 )
 from bot.sources.x import XSource
-from storage import outbox, sources
+from storage import chats, outbox, sources, usage
 from storage.outbox import IncomingOffer, Reading
 from storage.sources import SourceInfo
 
@@ -32,6 +33,8 @@ MAX_BACKOFF = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
+# A claimed source is this process's to poll until then (a dead process's lease runs out).
+POLL_LEASE = timedelta(minutes=5)
 # An offer posted again within this window (by any account) is the same story: sent once.
 STORY_WINDOW = timedelta(days=7)
 # Posts shorter than this are never merged into a story ("Merci !" is not an offer twice).
@@ -79,6 +82,8 @@ class Poller:
         x: XSource,
         interval_seconds: float,
         on_new_deliveries: Callable[[], None] = lambda: None,
+        monthly_budget: int = 10_000,
+        operators: frozenset[int] = frozenset(),
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -86,6 +91,9 @@ class Poller:
         self._interval = timedelta(seconds=interval_seconds)
         self._on_new_deliveries = on_new_deliveries
         self._auth_reported = False
+        self._budget = monthly_budget
+        self._operators = operators
+        self._stretch = 1.0
 
     async def tick(self) -> int:
         """Poll the sources that are due; returns how many outbox rows were written.
@@ -93,9 +101,12 @@ class Poller:
         Fetches run concurrently; what they bring is stored in one transaction, so the same
         offer posted by two accounts in one cycle is one story before anything is sent.
         """
-        async with self._sessions() as session:
-            due = await sources.due_sources(
-                session, kind=X_KIND, now=self._clock.now(), limit=DUE_BATCH
+        now = self._clock.now()
+        if not await self._within_budget(now):
+            return 0
+        async with self._sessions.begin() as session:
+            due = await sources.claim_due_sources(
+                session, kind=X_KIND, now=now, limit=DUE_BATCH, lease_until=now + POLL_LEASE
             )
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
         rate_limited = asyncio.Event()
@@ -123,10 +134,72 @@ class Poller:
             self._on_new_deliveries()
         return written
 
+    async def _within_budget(self, now: datetime) -> bool:
+        """Whether X may be read now: not at the month's budget (nor capped by X). Sets how
+        much to stretch the poll interval, and tells the operators once at 80% and at 100%."""
+        month = month_key(now)
+        async with self._sessions() as session:
+            used = await usage.get(session, month)
+        look = outlook(used.posts, self._budget, now)
+        if used.capped:
+            return False  # X itself capped the app: nothing before the next month
+        if look.exhausted:
+            # Checked at every tick: a budget raised by the operator resumes polling at once.
+            if not used.spent and await self._tell_once(now, "spent", "capped", used.posts):
+                log.warning(
+                    "X polling stopped until %s: the monthly read budget is spent",
+                    next_month(now).isoformat(),
+                )
+            return False
+        if look.near and not used.warned:
+            await self._tell_once(now, "warned", "near", used.posts)
+        self._stretch = look.stretch
+        return True
+
+    async def _tell_once(self, now: datetime, flag: str, state: str, used: int) -> bool:
+        """Tell the operators, once per month whichever process gets there first."""
+        async with self._sessions.begin() as session:
+            if not await usage.flag(session, month=month_key(now), name=flag):
+                return False
+            await self._tell_operators(
+                session,
+                {
+                    "code": "x_budget",
+                    "state": state,
+                    "used": used,
+                    "until": next_month(now).isoformat(),
+                },
+                now,
+            )
+        self._on_new_deliveries()
+        return True
+
+    async def _x_capped(self, now: datetime) -> None:
+        """X answered `usage-capped`: no X read until the next UTC month, across restarts."""
+        async with self._sessions() as session:
+            used = await usage.get(session, month_key(now))
+        if await self._tell_once(now, "capped", "x_capped", used.posts):
+            async with self._sessions.begin() as session:
+                await sources.postpone_all(session, kind=X_KIND, until=next_month(now))
+            log.warning(
+                "X capped this app's usage: X polling stopped until %s",
+                next_month(now).isoformat(),
+            )
+
+    async def _tell_operators(
+        self, session: AsyncSession, payload: dict[str, object], now: datetime
+    ) -> None:
+        known = await chats.existing_ids(session, sorted(self._operators))
+        await outbox.enqueue_notice(
+            session, chat_ids=known, payload={**payload, "budget": self._budget}, now=now
+        )
+
     async def _hold_all(self, exc: RateLimited) -> None:
+        if exc.usage_capped:  # X's own monthly cap: the budget case, not a rate limit
+            await self._x_capped(self._clock.now())
+            return
         until = max(exc.reset_at, self._clock.now() + timedelta(seconds=1))
-        what = "monthly usage cap reached" if exc.usage_capped else "rate limit reached"
-        log.warning("X %s: no X request before %s", what, until.isoformat())
+        log.warning("X rate limit reached: no X request before %s", until.isoformat())
         async with self._sessions.begin() as session:
             await sources.postpone_all(session, kind=X_KIND, until=until)
 
@@ -188,8 +261,15 @@ class Poller:
                     session,
                     source_id=source.source_id,
                     cursor=batch.cursor,
-                    next_poll_at=now + self._interval,
+                    next_poll_at=now + self._interval * self._stretch,
                 )
+            # Billed reads, counted with the posts they brought (one transaction).
+            await usage.record(
+                session,
+                month=month_key(now),
+                posts=sum(batch.billed for _, batch in fetched),
+                requests=sum(batch.requests for _, batch in fetched),
+            )
         if incoming:
             log.info(
                 "%d new post(s) from %d account(s), %d delivery row(s)",

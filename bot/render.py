@@ -122,7 +122,39 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
         )
     if code == "weekly":
         return render_weekly(t, payload)
+    if code == "x_budget":
+        return render_budget_notice(t, payload)
     return html.escape(str(payload.get("text", "")))
+
+
+def render_budget_notice(t: Translator, payload: dict[str, Any]) -> str:
+    """What operators are told about the month's X reads."""
+    used, budget = int(payload.get("used", 0)), int(payload.get("budget", 0))
+    state = payload.get("state")
+    until = str(payload.get("until", ""))[:10]
+    if state == "near":
+        return t.gettext(
+            "⚠️ X reads this month: %(used)d posts of the %(budget)d budget "
+            "(X_MONTHLY_POST_READ_BUDGET). Polling slows down to make it last; "
+            "/admin usage shows the figures.",
+            used=used,
+            budget=budget,
+        )
+    if state == "x_capped":
+        return t.gettext(
+            "⛔ X capped this app's monthly usage: polling X is stopped until %(until)s "
+            "(%(used)d posts read this month). /admin usage shows the figures.",
+            until=html.escape(until),
+            used=used,
+        )
+    return t.gettext(
+        "⛔ The month's X read budget is spent (%(used)d of %(budget)d posts): polling X is "
+        "stopped until %(until)s. Raise X_MONTHLY_POST_READ_BUDGET and restart to resume "
+        "sooner; /admin usage shows the figures.",
+        used=used,
+        budget=budget,
+        until=html.escape(until),
+    )
 
 
 def render_weekly(t: Translator, payload: dict[str, Any]) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from telegram import Update
 
+from bot.budget import PRICE_PER_POST, PRICE_PER_USER, Outlook
 from bot.context import Context
 from bot.i18n import Translator
 from handlers.common import reply, translator_for
 from handlers.start import unknown_command
 from storage.stats import RelayStatus
+from storage.usage import Usage
 
 
 def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> str:
@@ -46,6 +48,42 @@ def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> str:
     return "\n".join(lines)
 
 
+def usage_text(t: Translator, used: Usage, look: Outlook) -> str:
+    """The /admin usage report: this month's X reads, their cost and where they lead."""
+    cost = used.posts * PRICE_PER_POST + used.users * PRICE_PER_USER
+    projected_cost = look.projected * PRICE_PER_POST
+    share = 100 * used.posts // look.budget if look.budget else 100
+    if used.capped or look.exhausted:
+        polling = t.gettext("stopped until the 1st of next month")
+    elif look.stretch > 1:
+        polling = t.gettext("slowed down ×%(stretch).1f to last the month", stretch=look.stretch)
+    else:
+        polling = t.gettext("normal")
+    return "\n".join(
+        [
+            t.gettext("<b>X this month (%(month)s, UTC)</b>", month=used.month),
+            t.gettext(
+                "Posts read: %(posts)d of a %(budget)d budget (%(share)d%%)",
+                posts=used.posts,
+                budget=look.budget,
+                share=share,
+            ),
+            t.gettext(
+                "Requests: %(requests)d · accounts looked up: %(users)d",
+                requests=used.requests,
+                users=used.users,
+            ),
+            t.gettext("Cost so far: $%(cost).2f", cost=cost),
+            t.gettext(
+                "Projected by the month's end: %(posts)d posts, $%(cost).2f",
+                posts=look.projected,
+                cost=projected_cost,
+            ),
+            t.gettext("Polling: %(state)s", state=polling),
+        ]
+    )
+
+
 async def admin(update: Update, context: Context) -> None:
     """/admin [status]"""
     services = context.bot_data.services
@@ -58,8 +96,15 @@ async def admin(update: Update, context: Context) -> None:
         return
     t = translator_for(update)
     words = [w.lower() for w in context.args or []]
+    if words == ["usage"]:
+        used, look = await services.admin.usage()
+        await reply(update, usage_text(t, used, look))
+        return
     if words not in ([], ["status"]):
-        await reply(update, t.gettext("Operator commands: <code>/admin status</code>."))
+        await reply(
+            update,
+            t.gettext("Operator commands: <code>/admin status</code>, <code>/admin usage</code>."),
+        )
         return
     status = await services.admin.status()
     now = update.effective_message.date.timestamp() if update.effective_message else 0.0

@@ -99,6 +99,13 @@ async def deactivate_chat(
     return bool(affected(result))
 
 
+async def existing_ids(session: AsyncSession, chat_ids: list[int]) -> list[int]:
+    """Those of `chat_ids` the bot has a chat with."""
+    if not chat_ids:
+        return []
+    return list(await session.scalars(select(Chat.id).where(Chat.id.in_(chat_ids))))
+
+
 async def remember_topic(session: AsyncSession, *, chat_id: int, thread_id: int, name: str) -> None:
     """Note a forum topic's name (as last seen)."""
     statement = insert_ignoring_conflicts(session, ChatTopic).values(

@@ -160,9 +160,27 @@ class Source(Base):
     # A job board from the operator's BOARDS_FILE: polled for category followers even when no
     # chat follows it by name.
     board: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Held by the process polling it until then (several processes share the database).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
+
+
+class XUsage(Base):
+    """What X billed this month (UTC): posts read, requests made, accounts looked up; whether
+    the operators were told of 80% (warned) and of the spent budget (spent); whether X itself
+    capped the app's usage (capped: no X read until the next month, across restarts)."""
+
+    __tablename__ = "x_usage"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
+    posts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    users: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    warned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    spent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    capped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Subscription(Base):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.categories import any_active_follower
 from storage.models import Chat, Source, Subscription
-from storage.sql import affected, insert_ignoring_conflicts
+from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +205,38 @@ async def due_sources(
     return [_info(row) for row in rows]
 
 
+async def claim_due_sources(
+    session: AsyncSession, *, kind: str, now: datetime, limit: int, lease_until: datetime
+) -> list[SourceInfo]:
+    """`due_sources`, each leased to this process until `lease_until`: another process (one
+    database, several workers) skips it meanwhile, and takes it again if this one dies."""
+    wanted = (
+        select(Source.id)
+        .where(
+            Source.kind == kind,
+            Source.gone.is_(False),
+            Source.next_poll_at <= now,
+            or_(Source.lease_until.is_(None), Source.lease_until < now),
+            or_(
+                _has_active_subscriber(),  # type: ignore[arg-type]
+                and_(Source.board.is_(True), any_active_follower()),  # type: ignore[arg-type]
+            ),
+        )
+        .order_by(Source.next_poll_at)
+        .limit(limit)
+    )
+    if is_postgresql(session):
+        wanted = wanted.with_for_update(skip_locked=True, of=Source)
+    ids = list(await session.scalars(wanted))
+    if not ids:
+        return []
+    await session.execute(update(Source).where(Source.id.in_(ids)).values(lease_until=lease_until))
+    rows = await session.scalars(
+        select(Source).where(Source.id.in_(ids)).order_by(Source.next_poll_at)
+    )
+    return [_info(row) for row in rows]
+
+
 async def record_poll(
     session: AsyncSession,
     *,
@@ -218,7 +250,7 @@ async def record_poll(
     await session.execute(
         update(Source)
         .where(Source.id == source_id)
-        .values(cursor=cursor, next_poll_at=later, error_count=0, last_error=None)
+        .values(cursor=cursor, next_poll_at=later, error_count=0, last_error=None, lease_until=None)
     )
 
 
@@ -231,18 +263,23 @@ async def record_failure(
     count_error: bool = True,
 ) -> None:
     """A failed poll: remember the error and when to try again."""
-    values: dict[str, object] = {"last_error": error[:500], "next_poll_at": next_poll_at}
+    values: dict[str, object] = {
+        "last_error": error[:500],
+        "next_poll_at": next_poll_at,
+        "lease_until": None,
+    }
     if count_error:
         values["error_count"] = Source.error_count + 1
     await session.execute(update(Source).where(Source.id == source_id).values(**values))
 
 
 async def postpone_all(session: AsyncSession, *, kind: str, until: datetime) -> None:
-    """Hold every source of a network until `until` (its API asked us to wait)."""
+    """Hold every source of a network until `until` (its API asked us to wait); their leases
+    go too (the sources a cycle claimed but could not poll are due again then, not later)."""
     await session.execute(
         update(Source)
         .where(Source.kind == kind, Source.next_poll_at < until)
-        .values(next_poll_at=until)
+        .values(next_poll_at=until, lease_until=None)
     )
 
 

@@ -795,3 +795,57 @@ async def test_each_forum_topic_gets_its_own_digest(sessions) -> None:
             assert [o.text for o in await digests.digest_offers(session, digest.digest_id)] == [
                 SOFTWARE
             ]
+
+
+async def test_x_usage_adds_up_and_each_flag_is_set_once(sessions) -> None:
+    from storage import usage
+
+    async with sessions.begin() as session:
+        await usage.record(session, month="2026-11", posts=40, requests=2)
+        await usage.record(session, month="2026-11", posts=2, requests=1, users=1)
+        assert await usage.flag(session, month="2026-11", name="warned")
+        assert not await usage.flag(session, month="2026-11", name="warned")
+    async with sessions() as session:
+        november = await usage.get(session, "2026-11")
+        assert (november.posts, november.requests, november.users) == (42, 3, 1)
+        assert november.warned and not november.spent and not november.capped
+        assert await usage.get(session, "2026-12") == usage.Usage("2026-12")
+
+
+async def test_a_leased_source_is_polled_by_one_process_until_its_lease_runs_out(
+    sessions,
+) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        source_id = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+    lease = NOW + timedelta(minutes=5)
+    async with sessions.begin() as session:
+        first = await sources.claim_due_sources(
+            session, kind="x", now=NOW, limit=10, lease_until=lease
+        )
+    async with sessions.begin() as session:
+        # Another process, meanwhile: nothing for it.
+        assert (
+            await sources.claim_due_sources(session, kind="x", now=NOW, limit=10, lease_until=lease)
+            == []
+        )
+        # The first process died: after its lease, the source is due again.
+        later = lease + timedelta(seconds=1)
+        again = await sources.claim_due_sources(
+            session, kind="x", now=later, limit=10, lease_until=later + timedelta(minutes=5)
+        )
+    assert [s.key for s in first] == ["acme"] == [s.key for s in again]
+    async with sessions.begin() as session:
+        await sources.record_poll(
+            session, source_id=source_id, cursor="9", next_poll_at=NOW + timedelta(seconds=1)
+        )
+        # A recorded poll gives the source back at once (no lease left).
+        assert [
+            s.key
+            for s in await sources.claim_due_sources(
+                session, kind="x", now=NOW + timedelta(seconds=2), limit=10, lease_until=lease
+            )
+        ] == ["acme"]

@@ -32,6 +32,13 @@ class Batch:
 
     posts: list[Post]
     cursor: str | None
+    requests: int = 1  # X requests it took (pages)
+    returned: int = -1  # posts X returned, each billed (-1: as many as `posts`)
+
+    @property
+    def billed(self) -> int:
+        """Posts X charges for."""
+        return len(self.posts) if self.returned < 0 else self.returned
 
 
 class SourceError(Exception):

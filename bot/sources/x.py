@@ -92,8 +92,13 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _problem_type(exc: tweepy.HTTPException) -> str:
-    body = getattr(exc, "response_json", None)
+async def _problem_type(exc: tweepy.HTTPException) -> str:
+    """The problem `type` of an X error body (tweepy keeps the response, not its JSON; aiohttp
+    has the body cached, since tweepy already read it)."""
+    try:
+        body = await exc.response.json(content_type=None)
+    except Exception:  # not JSON, or no body: no problem type
+        return ""
     return str(body.get("type", "")) if isinstance(body, dict) else ""
 
 
@@ -138,7 +143,7 @@ class XSource:
                 else datetime.now(UTC) + UNKNOWN_RESET_WAIT
             )
             raise RateLimited(
-                reset_at, usage_capped=_problem_type(exc) == USAGE_CAPPED_TYPE
+                reset_at, usage_capped=await _problem_type(exc) == USAGE_CAPPED_TYPE
             ) from None
         except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
             raise AuthError(f"X refused the credentials (HTTP {exc.response.status})") from None
@@ -209,16 +214,19 @@ class XSource:
         posts: list[Post] = []
         newest: str | None = since_id
         token: str | None = None
+        requests = returned = 0
         for _ in range(MAX_PAGES):
             page_params = dict(params)
             if token:
                 page_params["pagination_token"] = token
             body = await self._call("get_users_tweets", account.external_id, **page_params)
+            requests += 1
             self._raise_for_resource_errors(body)
             data = body.get("data") or []
             meta = body.get("meta") or {}
             if not isinstance(data, list) or not isinstance(meta, dict):
                 raise Unavailable("X answered a timeline in an unexpected shape")
+            returned += len(data)
             for item in data:
                 post = self._to_post(item, account)
                 if post is not None:
@@ -233,7 +241,7 @@ class XSource:
         posts.sort(key=lambda p: int(p.external_id))
         if posts and (newest is None or int(posts[-1].external_id) > int(newest)):
             newest = posts[-1].external_id
-        return Batch(posts=posts, cursor=newest)
+        return Batch(posts=posts, cursor=newest, requests=requests, returned=returned)
 
     @staticmethod
     def _to_post(item: object, account: Account) -> Post | None:
