@@ -32,6 +32,9 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.poll_interval_seconds == 300
     assert settings.default_timezone == "Europe/Paris"
     assert settings.admin_user_ids == frozenset()
+    assert settings.x_monthly_post_read_budget == 10_000
+    assert settings.default_group_mode == "instant"
+    assert settings.receive_updates is True
 
 
 def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) -> None:
@@ -57,6 +60,15 @@ def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) 
         ("DEFAULT_TIMEZONE", "Mars/Olympus", "DEFAULT_TIMEZONE: 'Mars/Olympus' is not an IANA"),
         ("ADMIN_USER_IDS", "12,bob", "ADMIN_USER_IDS: must be Telegram user ids"),
         ("TELEGRAM_BOT_TOKEN", "nocolon", "TELEGRAM_BOT_TOKEN: must look like 123456789:ABC"),
+        ("DEFAULT_GROUP_MODE", "sometimes", "DEFAULT_GROUP_MODE: must be instant or digest"),
+        (
+            "X_MONTHLY_POST_READ_BUDGET",
+            "-5",
+            "X_MONTHLY_POST_READ_BUDGET: Input should be greater than or equal to 0",
+        ),
+        ("X_MONTHLY_POST_READ_BUDGET", "lots", "X_MONTHLY_POST_READ_BUDGET: Input should be"),
+        ("RECEIVE_UPDATES", "perhaps", "RECEIVE_UPDATES: Input should be a valid boolean"),
+        ("SEND_RATE_PER_SECOND", "31", "SEND_RATE_PER_SECOND: Input should be less than"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_is_accepted(monkeypatch, name, value, says) -> None:
