@@ -55,6 +55,11 @@ async def test_a_hundred_offers_reach_a_group_complete_within_its_limit(database
         complete()
         assert sorted(seen) == [f"{n:03d}" for n in range(100)]  # each once, none lost
         pushed = live.tg.messages_for(GROUP)[replies:]
+        print(
+            f"100 offers reached the group in {len(pushed)} messages; at most "
+            f"{live.tg.max_sends_in_window(GROUP, 60)} in any 60 s; "
+            f"{live.tg.flood_errors[GROUP]} answered 429"
+        )
         assert len(pushed) <= 20, len(pushed)  # merged, not a hundred messages
         assert live.tg.max_sends_in_window(GROUP, 60) <= 20
         assert live.tg.flood_errors[GROUP] == 0
