@@ -78,7 +78,9 @@ async def _settings_view(
         return None
     now = services.clock.now()
     title = t.gettext("<b>Your settings</b>")
-    lines = [html.escape(line) for line in settings_summary(t, settings.policy, now)]
+    lines = [
+        html.escape(line) for line in settings_summary(t, settings.policy, now, shared=chat_id < 0)
+    ]
     text = "\n".join([title, *lines])
     return text, settings_keyboard(t, settings.policy, is_paused(settings.policy, now))
 

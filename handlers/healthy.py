@@ -43,10 +43,18 @@ def weekday_name(t: Translator, day: int) -> str:
     return names[day % 7]
 
 
-def settings_summary(t: Translator, policy: ChatPolicy, now: datetime) -> list[str]:
-    """The current healthy-use settings, one line each."""
+def settings_summary(
+    t: Translator, policy: ChatPolicy, now: datetime, *, shared: bool = False
+) -> list[str]:
+    """The current healthy-use settings, one line each (a club's limit counts messages)."""
     lines = [
         t.ngettext(
+            "Daily limit: %(count)d message of offers",
+            "Daily limit: %(count)d messages of offers",
+            policy.daily_limit,
+        )
+        if shared
+        else t.ngettext(
             "Daily limit: %(count)d instant offer",
             "Daily limit: %(count)d instant offers",
             policy.daily_limit,

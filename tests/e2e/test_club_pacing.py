@@ -96,7 +96,9 @@ async def test_new_groups_start_in_the_operator_s_default_mode(database_url: str
         database_url, recent_paris(time(10, 0)), default_group_mode="digest"
     ) as live:
         await _club(live)
-        assert "Mode: one digest a day" in (await _ask(live, "/settings")).plain_text
+        settings = (await _ask(live, "/settings")).plain_text
+        assert "Mode: one digest a day" in settings
+        assert "Daily limit: 10 messages of offers" in settings  # a club's limit counts messages
         before = len(live.tg.messages_for(GROUP))
         live.x.add_post("acme_jobs", "Offer: hiring a data analyst in Lille, CDI")
         await asyncio.sleep(2.5)
