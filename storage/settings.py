@@ -51,14 +51,21 @@ def _settings(chat: Chat, default_limit: int) -> ChatSettings:
     )
 
 
+ID_CHUNK = 5_000  # chat ids per statement (PostgreSQL takes at most 32,767 parameters)
+
+
 async def load_settings(
-    session: AsyncSession, chat_ids: list[int], *, default_limit: int
+    session: AsyncSession, chat_ids: list[int], *, default_limit: int, chunk: int = ID_CHUNK
 ) -> dict[int, ChatSettings]:
-    """Settings of the given chats (those that exist)."""
-    if not chat_ids:
-        return {}
-    rows = await session.scalars(select(Chat).where(Chat.id.in_(chat_ids)))
-    return {chat.id: _settings(chat, default_limit) for chat in rows}
+    """Settings of the given chats (those that exist), read `chunk` chats at a time: the digest
+    worker asks for every chat that got an offer this week, which may be 100,000."""
+    found: dict[int, ChatSettings] = {}
+    for start in range(0, len(chat_ids), chunk):
+        rows = await session.scalars(
+            select(Chat).where(Chat.id.in_(chat_ids[start : start + chunk]))
+        )
+        found.update((chat.id, _settings(chat, default_limit)) for chat in rows)
+    return found
 
 
 async def update_chat_settings(session: AsyncSession, chat_id: int, **values: object) -> bool:

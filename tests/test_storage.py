@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.classify import catalogue
 from bot.policy import Hold
 from bot.sources.base import Post
-from storage import categories, chats, outbox, sources
+from storage import categories, chats, outbox, settings, sources
 from storage.db import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
 from storage.models import Base, Chat, Delivery, DeliveryStatus, Offer, Subscription
@@ -795,3 +795,16 @@ async def test_each_forum_topic_gets_its_own_digest(sessions) -> None:
             assert [o.text for o in await digests.digest_offers(session, digest.digest_id)] == [
                 SOFTWARE
             ]
+
+
+async def test_settings_of_more_chats_than_one_statement_takes_are_all_read(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id in range(21, 26):
+            await _chat(session, chat_id, language="fr" if chat_id % 2 else "en")
+    async with sessions() as session:
+        found = await settings.load_settings(
+            session, [21, 22, 23, 24, 25, 99], default_limit=7, chunk=2
+        )
+    assert sorted(found) == [21, 22, 23, 24, 25]
+    assert found[21].language == "fr" and found[22].language == "en"
+    assert all(s.policy.daily_limit == 7 for s in found.values())
