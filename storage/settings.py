@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -93,3 +94,28 @@ async def pushed_since(
         )
     )
     return int(count or 0)
+
+
+async def pushed_since_many(
+    session: AsyncSession, since: dict[int, datetime], *, chunk: int = ID_CHUNK
+) -> dict[int, int]:
+    """`pushed_since` of several chats, each from its own instant (`since[chat_id]`): one
+    grouped query per distinct instant (chats in one time zone share their midnight)."""
+    chats_by_since: dict[datetime, list[int]] = defaultdict(list)
+    for chat_id, start in since.items():
+        chats_by_since[start].append(chat_id)
+    counts = dict.fromkeys(since, 0)
+    for start, chat_ids in chats_by_since.items():
+        for first in range(0, len(chat_ids), chunk):
+            rows = await session.execute(
+                select(Delivery.chat_id, func.count())
+                .where(
+                    Delivery.chat_id.in_(chat_ids[first : first + chunk]),
+                    Delivery.kind == DeliveryKind.OFFER,
+                    Delivery.status == DeliveryStatus.SENT,
+                    Delivery.sent_at >= start,
+                )
+                .group_by(Delivery.chat_id)
+            )
+            counts.update((int(chat_id), int(count)) for chat_id, count in rows)
+    return counts
