@@ -4,9 +4,10 @@ BENCHMARKS.md (`make bench`).
     python -m bench             # run them all, print them, rewrite their blocks in BENCHMARKS.md
     python -m bench --no-write  # run and print only
 
-Each benchmark runs as its own process per backend (so a process's peak memory is its own),
-with one PostgreSQL server started here (initdb + pg_ctl in a temporary directory, durable
-defaults) and handed to every run in BENCH_POSTGRES_DSN. The runs with Telegram's limits on
+Each benchmark runs as its own process per backend, so a process's peak memory is its own
+(bench.transport covers both backends in one run). One PostgreSQL server is started here
+(initdb + pg_ctl in a temporary directory, durable defaults) and handed to every run in
+BENCH_POSTGRES_DSN. The runs with Telegram's limits on
 take 6,000 / 30 = 200 s each whatever the machine does, and mostly wait: the two backends' runs
 go side by side, together with the polling benchmark (which counts requests and times nothing).
 Everything else runs one at a time.
@@ -43,19 +44,28 @@ class Benchmark:
     module: str
     arguments: tuple[str, ...] = ()
     side_by_side: bool = False  # waits more than it computes: runs beside the others
+    per_backend: bool = True  # False: one run covers both backends
 
-    def command(self, backend: str) -> list[str]:
-        return ["python", "-m", self.module, *self.arguments, "--backend", backend]
+    def command(self, backend: str | None) -> list[str]:
+        """The command line (`python -m ...`)."""
+        backends = ["--backend", backend] if backend else []
+        return ["python", "-m", self.module, *self.arguments, *backends]
+
+    def backends(self) -> tuple[str | None, ...]:
+        """One run per backend, or one run for both."""
+        return BACKENDS if self.per_backend else (None,)
 
 
 BENCHMARKS = (
-    Benchmark("delivery-limited", "Delivery rate, Telegram's limits on", "bench.delivery",
+    Benchmark("delivery-limited", "1. Delivery, Telegram's limits on", "bench.delivery",
               ("--limits", "on"), side_by_side=True),
-    Benchmark("poll-cost", "Polling cost", "bench.poll_cost", side_by_side=True),
-    Benchmark("delivery-ceiling", "Engine ceiling, limits off", "bench.delivery",
-              ("--limits", "off")),
-    Benchmark("scale", "Fan-out, commands and memory at 100,000 chats", "bench.scale"),
-    Benchmark("latency", "Latency, 10,000 subscribers", "bench.latency"),
+    Benchmark("delivery-ceiling", "2. Engine ceiling, limits off", "bench.delivery",
+              ("--limits", "off", "--chats", "1000")),
+    Benchmark("transport", "2. Where a message's time goes", "bench.transport",
+              per_backend=False),
+    Benchmark("scale", "3, 5, 6. 100,000 chats", "bench.scale"),
+    Benchmark("latency", "4. Latency, 10,000 subscribers", "bench.latency"),
+    Benchmark("poll-cost", "7. Polling cost", "bench.poll_cost", side_by_side=True),
 )  # fmt: skip
 
 
@@ -64,13 +74,13 @@ class Result:
     """What one run printed."""
 
     benchmark: Benchmark
-    backend: str
+    backend: str | None
     output: str
     seconds: float
     code: int
 
 
-async def run_one(benchmark: Benchmark, backend: str, env: dict[str, str]) -> Result:
+async def run_one(benchmark: Benchmark, backend: str | None, env: dict[str, str]) -> Result:
     """One benchmark on one backend as a child process."""
     command = benchmark.command(backend)
     start = time.monotonic()
@@ -98,16 +108,18 @@ async def run_all(env: dict[str, str]) -> list[Result]:
     beside = [b for b in BENCHMARKS if b.side_by_side]
     results: list[Result] = []
 
-    async def lane(jobs: list[tuple[Benchmark, str]]) -> None:
+    async def lane(jobs: list[tuple[Benchmark, str | None]]) -> None:
         for benchmark, backend in jobs:
             results.append(await run_one(benchmark, backend, env))
 
-    lanes = [[(beside[0], backend)] for backend in BACKENDS]
-    lanes.append([(b, backend) for b in beside[1:] for backend in BACKENDS])
+    lanes: list[list[tuple[Benchmark, str | None]]] = [
+        [(beside[0], backend)] for backend in beside[0].backends()
+    ]
+    lanes.append([(b, backend) for b in beside[1:] for backend in b.backends()])
     await asyncio.gather(*(lane(jobs) for jobs in lanes))
     for benchmark in BENCHMARKS:
         if not benchmark.side_by_side:
-            for backend in BACKENDS:
+            for backend in benchmark.backends():
                 results.append(await run_one(benchmark, backend, env))
     return results
 
@@ -122,7 +134,7 @@ def summary(results: list[Result]) -> str:
     for benchmark in BENCHMARKS:
         cells: dict[str, list[tuple[str, str, str]]] = {}
         for result in results:
-            if result.benchmark is benchmark:
+            if result.benchmark is benchmark and result.backend is not None:
                 cells[result.backend] = _verdict_lines(result.output)
         for index, (label, target, _) in enumerate(cells.get(BACKENDS[0], [])):
             values = []
@@ -158,7 +170,10 @@ def blocks(results: list[Result], total: float) -> dict[str, str]:
         )
     }
     for benchmark in BENCHMARKS:
-        mine = [r for r in results if r.benchmark is benchmark]
+        mine = sorted(
+            (r for r in results if r.benchmark is benchmark),
+            key=lambda r: BACKENDS.index(r.backend) if r.backend else 0,
+        )
         commands = " and ".join(f"`{' '.join(benchmark.command(r.backend))}`" for r in mine)
         beside = " (run side by side by `make bench`)" if benchmark.side_by_side else ""
         parts = [f"Commands: {commands}{beside}; {day}.", ""]

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import patch
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from telegram import Update
 from telegram.ext import Application, CommandHandler
 
@@ -233,6 +233,41 @@ async def _count(db: Database, model: Any) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+async def explain(db: Database, big: int) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement outbox.fan_out sends for one offer to every
+    chat, on PostgreSQL, rolled back: where its time goes."""
+    now = datetime.now(UTC)
+    post = Post("1999999999999999990", "bigboard", TEXT, "https://x.com/bigboard/status/2", now)
+    async with db.sessions.begin() as session:
+        ids = await outbox.store_offers(session, offers=[IncomingOffer(big, post)], now=now)
+    captured: list[tuple[str, Any]] = []
+
+    def grab(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        if statement.startswith("INSERT INTO deliveries"):
+            captured.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
+    async with db.sessions() as session:
+        await session.begin()
+        await outbox.fan_out(session, offer_ids=ids, now=now)
+        await session.rollback()
+    event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
+    statement, parameters = captured[0]
+    async with db.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        transaction = raw.transaction()
+        await transaction.start()
+        plan = [
+            row[0]
+            for row in await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
+        ]
+        await transaction.rollback()
+    keep = ("Insert on", "Sort Method", "Trigger for", "Execution Time", "Nested Loop  ")
+    return [line for line in plan if any(word in line for word in keep)]
+
+
 async def scale(backend: str, follows: int, lists: int, fresh: int) -> list[str]:
     """The whole 100,000-chat run on one backend."""
     baseline = peak_rss_mb()
@@ -247,9 +282,9 @@ async def scale(backend: str, follows: int, lists: int, fresh: int) -> list[str]
         ]
     peak = peak_rss_mb()
     lines.append(
-        f"- peak memory (VmHWM of this process: bot, stand-ins and benchmark): **{peak:.0f} MB** "
-        f"(target ≤ {MEMORY_TARGET:.0f} MB: {verdict(peak <= MEMORY_TARGET)}); "
-        f"{baseline:.0f} MB after imports, before seeding"
+        f"- peak memory: **{peak:.0f} MB** (target ≤ {MEMORY_TARGET:.0f} MB: "
+        f"{verdict(peak <= MEMORY_TARGET)}) — VmHWM of this one process (bot, stand-ins, "
+        f"seeding and benchmark); {baseline:.0f} MB after imports, before seeding"
     )
     return lines
 
@@ -260,7 +295,15 @@ async def main() -> int:
     parser.add_argument("--follows", type=int, default=100)
     parser.add_argument("--lists", type=int, default=100)
     parser.add_argument("--fresh", type=int, default=30)
+    parser.add_argument(
+        "--explain", action="store_true", help="PostgreSQL: the fan-out statement's plan only"
+    )
     args = parser.parse_args()
+    if args.explain:
+        async with open_database("postgresql") as db:
+            big, _ = await seed(db)
+            print("\n".join(await explain(db, big)))
+        return 0
     for backend in run_backends(args):
         print("\n".join(await scale(backend, args.follows, args.lists, args.fresh)))
         print()
