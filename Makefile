@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench-categories clean
+.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench bench-categories clean
 
 help:
 	@echo "make run      install, migrate, then run the bot (the sandbox when TELEGRAM_BOT_TOKEN is unset)"
@@ -13,6 +13,7 @@ help:
 	@echo "make migrate  upgrade the database schema (DATABASE_URL)"
 	@echo "make lock     re-pin requirements.lock from pyproject.toml"
 	@echo "make catalogs extract messages into the translation catalogs"
+	@echo "make bench    the engine benchmarks (delivery, fan-out, latency, commands, memory, polling)"
 	@echo "make bench-categories  precision and recall of offer detection and categories"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -68,6 +69,11 @@ lock:
 
 catalogs: install
 	$(BIN)/python tools/update_catalogs.py
+
+# The engine benchmarks of issue #6 on SQLite and PostgreSQL (under 10 minutes); their figures
+# are written into BENCHMARKS.md.
+bench: install postgres
+	$(BIN)/python -m bench
 
 # Offer detection and categories on the labelled corpora (figures quoted in BENCHMARKS.md).
 bench-categories: install

@@ -53,7 +53,14 @@ def file_url_for(api_url: str) -> str:
 
 def build_application(settings: Settings, token: str) -> TelegramApp:
     """The python-telegram-bot application with jobrelay's handlers and rate limits (this
-    process's share of Telegram's ~30 messages/s: SEND_RATE_PER_SECOND)."""
+    process's share of Telegram's ~30 messages/s: SEND_RATE_PER_SECOND).
+
+    Requests that name a chat go one at a time, every 1/SEND_RATE_PER_SECOND s. AIORateLimiter's
+    bucket lets `overall_max_rate` requests through at once before metering: 30 a second meant
+    30 at once and 30 more within that same second, and a fifth of the sends of a
+    6,000-message burst were answered 429 (BENCHMARKS.md). A bucket of one never lets more
+    than the rate into any second.
+    """
     application = (
         ApplicationBuilder()
         .token(token)
@@ -63,7 +70,10 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
         # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
         .rate_limiter(
             AIORateLimiter(
-                overall_max_rate=settings.send_rate_per_second, group_max_rate=20, max_retries=2
+                overall_max_rate=1,
+                overall_time_period=1 / settings.send_rate_per_second,
+                group_max_rate=20,
+                max_retries=2,
             )
         )
         .concurrent_updates(PerChatUpdateProcessor())

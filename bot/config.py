@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
     # messages/s is per bot, so give each sending process its share.
     receive_updates: bool = True
-    send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
+    send_rate_per_second: float = Field(default=29.5, gt=0, le=30)
     # How a new group or channel receives offers: each as it comes, or in the daily digest.
     default_group_mode: str = "instant"
     # Not in the public contract: tuned by tests and the sandbox.

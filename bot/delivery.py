@@ -27,7 +27,7 @@ from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
 from storage.models import DeliveryKind
 from storage.outbox import ClaimedDelivery
-from storage.settings import load_settings, pushed_since
+from storage.settings import load_settings, pushed_since, pushed_since_many
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,19 @@ class Sender:
                 settings = await load_settings(
                     session, sorted({r.chat_id for r in rows}), default_limit=self._default_limit
                 )
+                # Today's pushes of every private chat with an offer in the batch, in one
+                # query rather than one per chat (a chat's rows are never claimed by two
+                # senders at once, so the count cannot move before its rows are sent).
+                pushed = await pushed_since_many(
+                    session,
+                    {
+                        r.chat_id: day_start(settings[r.chat_id].policy, now)
+                        for r in rows
+                        if r.kind is DeliveryKind.OFFER
+                        and not r.shared_chat
+                        and r.chat_id in settings
+                    },
+                )
             if not rows:
                 return sent
             by_chat: dict[int, list[ClaimedDelivery]] = defaultdict(list)
@@ -130,7 +143,9 @@ class Sender:
             results = await asyncio.gather(
                 *(
                     self._send_chat(
-                        chat_rows, settings[chat_id].policy if chat_id in settings else None
+                        chat_rows,
+                        settings[chat_id].policy if chat_id in settings else None,
+                        pushed.get(chat_id),
                     )
                     for chat_id, chat_rows in by_chat.items()
                 )
@@ -146,14 +161,17 @@ class Sender:
                 session, chat_id, day_start(policy, self._clock.now()), messages=messages
             )
 
-    async def _send_chat(self, rows: list[ClaimedDelivery], policy: ChatPolicy | None) -> int:
+    async def _send_chat(
+        self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, pushed: int | None = None
+    ) -> int:
         """One chat's rows in order (oldest offer first); chats go in parallel. An unexpected
-        error hands the chat's unsettled rows back to the outbox instead of stranding them."""
+        error hands the chat's unsettled rows back to the outbox instead of stranding them.
+        `pushed`: the private chat's offers pushed today, when already counted."""
         settled: list[int] = []
         try:
             if rows[0].shared_chat:
                 return await self._send_group(rows, policy, settled)
-            return await self._send_rows(rows, policy, settled)
+            return await self._send_rows(rows, policy, settled, pushed)
         except Exception:
             log.exception(
                 "sending to chat %s failed; its rows go back to the queue", rows[0].chat_id
@@ -162,10 +180,13 @@ class Sender:
             return 0
 
     async def _send_rows(
-        self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, settled: list[int]
+        self,
+        rows: list[ClaimedDelivery],
+        policy: ChatPolicy | None,
+        settled: list[int],
+        pushed: int | None = None,
     ) -> int:
         sent = 0
-        pushed: int | None = None
         for index, row in enumerate(rows):
             if self._stopping:
                 await self._release(rows[index:], "the sender stopped before this one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -51,14 +52,21 @@ def _settings(chat: Chat, default_limit: int) -> ChatSettings:
     )
 
 
+ID_CHUNK = 5_000  # chat ids per statement (PostgreSQL takes at most 32,767 parameters)
+
+
 async def load_settings(
-    session: AsyncSession, chat_ids: list[int], *, default_limit: int
+    session: AsyncSession, chat_ids: list[int], *, default_limit: int, chunk: int = ID_CHUNK
 ) -> dict[int, ChatSettings]:
-    """Settings of the given chats (those that exist)."""
-    if not chat_ids:
-        return {}
-    rows = await session.scalars(select(Chat).where(Chat.id.in_(chat_ids)))
-    return {chat.id: _settings(chat, default_limit) for chat in rows}
+    """Settings of the given chats (those that exist), read `chunk` chats at a time: the digest
+    worker asks for every chat that got an offer this week, which may be 100,000."""
+    found: dict[int, ChatSettings] = {}
+    for start in range(0, len(chat_ids), chunk):
+        rows = await session.scalars(
+            select(Chat).where(Chat.id.in_(chat_ids[start : start + chunk]))
+        )
+        found.update((chat.id, _settings(chat, default_limit)) for chat in rows)
+    return found
 
 
 async def update_chat_settings(session: AsyncSession, chat_id: int, **values: object) -> bool:
@@ -86,3 +94,28 @@ async def pushed_since(
         )
     )
     return int(count or 0)
+
+
+async def pushed_since_many(
+    session: AsyncSession, since: dict[int, datetime], *, chunk: int = ID_CHUNK
+) -> dict[int, int]:
+    """`pushed_since` of several chats, each from its own instant (`since[chat_id]`): one
+    grouped query per distinct instant (chats in one time zone share their midnight)."""
+    chats_by_since: dict[datetime, list[int]] = defaultdict(list)
+    for chat_id, start in since.items():
+        chats_by_since[start].append(chat_id)
+    counts = dict.fromkeys(since, 0)
+    for start, chat_ids in chats_by_since.items():
+        for first in range(0, len(chat_ids), chunk):
+            rows = await session.execute(
+                select(Delivery.chat_id, func.count())
+                .where(
+                    Delivery.chat_id.in_(chat_ids[first : first + chunk]),
+                    Delivery.kind == DeliveryKind.OFFER,
+                    Delivery.status == DeliveryStatus.SENT,
+                    Delivery.sent_at >= start,
+                )
+                .group_by(Delivery.chat_id)
+            )
+            counts.update((int(chat_id), int(count)) for chat_id, count in rows)
+    return counts

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.classify import catalogue
 from bot.policy import Hold
 from bot.sources.base import Post
-from storage import categories, chats, outbox, sources
+from storage import categories, chats, outbox, settings, sources
 from storage.db import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
 from storage.models import Base, Chat, Delivery, DeliveryStatus, Offer, Subscription
@@ -849,3 +849,56 @@ async def test_a_leased_source_is_polled_by_one_process_until_its_lease_runs_out
                 session, kind="x", now=NOW + timedelta(seconds=2), limit=10, lease_until=lease
             )
         ] == ["acme"]
+
+
+async def test_settings_of_more_chats_than_one_statement_takes_are_all_read(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id in range(21, 26):
+            await _chat(session, chat_id, language="fr" if chat_id % 2 else "en")
+    async with sessions() as session:
+        found = await settings.load_settings(
+            session, [21, 22, 23, 24, 25, 99], default_limit=7, chunk=2
+        )
+    assert sorted(found) == [21, 22, 23, 24, 25]
+    assert found[21].language == "fr" and found[22].language == "en"
+    assert all(s.policy.daily_limit == 7 for s in found.values())
+
+
+async def test_today_s_pushes_of_many_chats_are_counted_as_one_by_one(sessions) -> None:
+    async with sessions.begin() as session:
+        for chat_id in (11, 12, 13):
+            await _chat(session, chat_id)
+        source_id, offer_ids = await _source_with_offers(session, 3)
+        for chat_id in (11, 12, 13):
+            await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
+        rows = (await session.scalars(select(Delivery).order_by(Delivery.id))).all()
+        # chat 11: two sent this morning and one yesterday; chat 12: one sent, one held; 13: none
+        sent_at = {
+            (11, offer_ids[0]): NOW - timedelta(days=1),
+            (11, offer_ids[1]): NOW - timedelta(hours=2),
+            (11, offer_ids[2]): NOW - timedelta(hours=1),
+            (12, offer_ids[0]): NOW - timedelta(hours=1),
+        }
+        for row in rows:
+            at = sent_at.get((row.chat_id, row.offer_id or 0))
+            if at is not None:
+                await outbox.mark_sent(session, delivery_id=row.id, message_id=1, now=at)
+            elif row.chat_id == 12:
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == row.id)
+                    .values(status=DeliveryStatus.HELD, sent_at=NOW)
+                )
+    since = {
+        11: NOW - timedelta(hours=6),
+        12: NOW - timedelta(hours=6),
+        13: NOW - timedelta(days=2),
+    }
+    async with sessions() as session:
+        many = await settings.pushed_since_many(session, since, chunk=2)
+        one_by_one = {
+            chat_id: await settings.pushed_since(session, chat_id, start)
+            for chat_id, start in since.items()
+        }
+    assert many == one_by_one == {11: 2, 12: 1, 13: 0}

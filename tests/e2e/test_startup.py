@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from bot.sandbox.telegram_api import TelegramStandIn
-from tests.conftest import PostgresServer
 from tests.e2e.harness import ROOT
+from tests.pgserver import PostgresServer
 
 
 async def run_bot(
