@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
 from bench.support import (
+    CHAT_BASE,
     Database,
     backend_arguments,
     follow_all,
@@ -143,7 +144,7 @@ async def deliver(backend: str, limits: bool, chats: int, offers: int) -> Outcom
     async with open_database(backend) as db, TelegramStandIn(flood_limits=limits) as tg:
         written = await seed_outbox(db, chats, offers)
         assert written == chats * offers, written
-        for chat_id in range(1_000_000, 1_000_000 + chats):
+        for chat_id in range(CHAT_BASE, CHAT_BASE + chats):
             tg.add_chat(chat_id, "private")
         settings = load_settings(telegram_api_url=tg.base_url, database_url=db.url)
         application = (

@@ -4,6 +4,7 @@ memory of this process meanwhile.
 
     python -m bench.scale --backend sqlite
     python -m bench.scale --backend postgresql
+    python -m bench.scale --explain     # PostgreSQL: where the fan-out statement's time goes
 
 The database is seeded with set-based statements (INSERT ... SELECT over generate_series on
 PostgreSQL, over a recursive CTE on SQLite): 100,000 private chats, 10,000 X sources, 3
@@ -264,7 +265,7 @@ async def explain(db: Database, big: int) -> list[str]:
             for row in await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *parameters)
         ]
         await transaction.rollback()
-    keep = ("Insert on", "Sort Method", "Trigger for", "Execution Time", "Nested Loop  ")
+    keep = ("Insert on", "Subquery Scan", "Sort Method", "Trigger for", "Execution Time")
     return [line for line in plan if any(word in line for word in keep)]
 
 
