@@ -470,6 +470,10 @@ async def claim(
         )
         .exists()
     )
+    is_due = or_(
+        and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+    )
     ranked = (
         select(
             Delivery.id,
@@ -481,13 +485,7 @@ async def claim(
         .join(Chat, and_(Chat.id == Delivery.chat_id, Chat.active.is_(True)))
         .where(
             or_(Chat.next_send_at.is_(None), Chat.next_send_at <= now),
-            or_(
-                and_(
-                    Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.next_attempt_at <= now,
-                ),
-                and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-            ),
+            is_due,
             ~blocked_by_older,
         )
         .subquery()
@@ -500,7 +498,11 @@ async def claim(
         .order_by(ranked.c.id)
         .limit(limit)
     )
-    due = select(Delivery.id).where(Delivery.id.in_(chosen)).order_by(Delivery.id)
+    # The due conditions again, outside the subquery: when a row was claimed and committed by
+    # another sender while this statement ran, PostgreSQL re-checks the locking query's own
+    # WHERE on the row's new version (never a subquery's snapshot); without them, that row
+    # would be claimed a second time.
+    due = select(Delivery.id).where(Delivery.id.in_(chosen), is_due).order_by(Delivery.id)
     if is_postgresql(session):
         due = due.with_for_update(skip_locked=True)
     ids = list(await session.scalars(due))
