@@ -608,8 +608,8 @@ class TelegramStandIn:
         self.pin_notifications: dict[int, bool] = {}
         # chat_id -> number of 429 "Too Many Requests" answers to requests for that chat
         self.flood_errors: collections.Counter[int] = collections.Counter()
-        # send*/edit* calls whose client hung up while set_delay held them: "kept" (carried
-        # out all the same) or "dropped" (see set_delay's keep_abandoned)
+        # send*/edit* calls whose client hung up while set_delay held them: "kept" (handled
+        # all the same, like any call) or "dropped" (see set_delay's keep_abandoned)
         self.abandoned: collections.Counter[str] = collections.Counter()
 
         # world state
