@@ -249,7 +249,7 @@ POLLING_TRACEBACK = "telegram.ext.Updater: Exception happened while polling for 
 async def test_telegram_answering_502_for_a_while_delays_but_never_loses_or_doubles(
     stack: Stack,
 ) -> None:
-    """Every Bot API method (getUpdates included) answers 502 Bad Gateway for 15 s while
+    """Every Bot API method (getUpdates included) answers 502 Bad Gateway for 10 s while
     offers arrive and a user writes; afterwards every offer arrives once and the user's
     command is answered once. The outage should leave no traceback in the log."""
     stack.x.add_user("acme_jobs")
@@ -262,7 +262,7 @@ async def test_telegram_answering_502_for_a_while_delays_but_never_loses_or_doub
         stack.x.add_post("acme_jobs", offer)
     late = stack.user()
     late.say("/follow @acme_jobs")
-    await asyncio.sleep(15)
+    await asyncio.sleep(10)
     assert ledger.total == 0 and not late.received()
     refused = stack.tg.stats["sendMessage:502"], stack.tg.stats["getUpdates:502"]
     stack.tg.set_outage(None)
@@ -273,7 +273,7 @@ async def test_telegram_answering_502_for_a_while_delays_but_never_loses_or_doub
     answered = time.monotonic() - ended
     await asyncio.sleep(2)
     print(
-        f"after 15 s of 502 ({refused[0]} sends and {refused[1]} getUpdates refused): every "
+        f"after 10 s of 502 ({refused[0]} sends and {refused[1]} getUpdates refused): every "
         f"offer {resumed:.1f} s and the command's answer {answered:.1f} s after the outage"
     )
     assert refused[0] > 0 and refused[1] > 0
@@ -326,7 +326,7 @@ async def test_telegram_hanging_for_a_minute_delays_but_never_loses_or_doubles(
 async def test_telegram_carrying_out_sends_the_bot_gave_up_on_doubles_at_most_once(
     stack: Stack,
 ) -> None:
-    """Every send hangs for 15 s and Telegram carries out all of them, also those the bot
+    """Every send hangs for 20 s and Telegram carries out all of them, also those the bot
     stopped waiting for: the bot cannot know those arrived, so one copy per chat whose send
     was cut off is unavoidable. Nothing is lost; every extra copy is a send the bot gave up
     on; and a chat should get at most one extra copy."""
@@ -336,10 +336,10 @@ async def test_telegram_carrying_out_sends_the_bot_gave_up_on_doubles_at_most_on
     offers = [f"Offer {i} through a slow Telegram" for i in range(3)]
     ledger = Ledger(stack.tg, offers)
     stack.tg.flood_limits = False  # the calls released at once are all carried out
-    stack.tg.set_delay(15)
+    stack.tg.set_delay(20)
     for offer in offers:
         stack.x.add_post("acme_jobs", offer)
-    await asyncio.sleep(15)
+    await asyncio.sleep(20)
     stack.tg.set_delay(0)
     await eventually(lambda: not ledger.missing(users), 90, "every offer after the hang")
     await asyncio.sleep(2)
@@ -350,7 +350,7 @@ async def test_telegram_carrying_out_sends_the_bot_gave_up_on_doubles_at_most_on
     extra = sum(len(dates) - 1 for dates in ledger.copies.values())
     per_chat = Counter(m.chat_id for m in orphans)
     print(
-        f"15 s hang, abandoned sends carried out: {stack.tg.abandoned['kept']}; "
+        f"20 s hang, abandoned sends carried out: {stack.tg.abandoned['kept']}; "
         f"{extra} extra copies to {len(per_chat)} chats, at most "
         f"{max(per_chat.values(), default=0)} per chat"
     )
@@ -442,7 +442,7 @@ async def test_two_processes_receiving_no_updates_send_each_message_once(stack: 
     for account in ACCOUNTS:
         stack.x.add_user(account)
     await stack.bot.start()
-    users = await _many_followers(stack, 200)
+    users = await _many_followers(stack, 100)
     await stack.bot.stop()
     async with MutedUpdates(stack.tg) as relay:
         stack.bot.env["TELEGRAM_API_URL"] = relay.base_url
@@ -464,7 +464,7 @@ async def test_two_processes_one_receiving_updates_send_each_message_once(
         stack.x.add_user(account)
     await stack.bot.start()
     async with MutedUpdates(stack.tg) as relay, _second_bot(stack, relay):
-        users = await _many_followers(stack, 200)
+        users = await _many_followers(stack, 100)
         await _deliver_once_with_two_senders(stack, users, "one reads updates")
         # Only the first process read the commands: each was answered once.
         assert all(len([t for t in u.texts() if "Now following" in t]) == 1 for u in users)
@@ -483,7 +483,7 @@ class PolledTwice(Exception):
     "(record_poll) after the fetch, so a second process reads the same source meanwhile",
 )
 async def test_two_processes_poll_each_source_once_per_interval(stack: Stack) -> None:
-    """Two processes (one reading updates) poll ten accounts for 15 s with X answering in
+    """Two processes (one reading updates) poll ten accounts for 9 s with X answering in
     0.2 s. Each account should be read once per POLL_INTERVAL_SECONDS (1 s here) whichever
     process reads it; a second read within the interval is an X read paid twice. Offers
     still arrive once (the offers' and deliveries' unique constraints)."""
@@ -505,7 +505,7 @@ async def test_two_processes_poll_each_source_once_per_interval(stack: Stack) ->
             for account in accounts:
                 offers.append(f"Offer {round_} of {account}")
                 stack.x.add_post(account, offers[-1])
-            await asyncio.sleep(5)
+            await asyncio.sleep(3)
         requests = [r for r in stack.x.requests if r.path.endswith("/tweets")]
         stack.x.set_delay(0)
         ledger = Ledger(stack.tg, offers)
@@ -531,3 +531,42 @@ async def test_two_processes_poll_each_source_once_per_interval(stack: Stack) ->
     )
     if any(twice.values()):
         raise PolledTwice(f"{sum(twice.values())} second reads within one poll interval")
+
+
+class FloodErrors(Exception):
+    """Telegram answered 429 Too Many Requests."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FloodErrors,
+    reason="issue #6: bot/app.py:63 AIORateLimiter(overall_max_rate=30) is aiolimiter's leaky "
+    "bucket, which lets a full bucket of 30 go at once on top of the 30/s rate, so up to "
+    "~60 sends fall in one second and Telegram's 30/s answers 429 (about 1 send in 4 at "
+    "full speed, and an ERROR with a traceback when 2 retries were not enough)",
+)
+async def test_full_speed_delivery_stays_within_telegrams_limits(stack: Stack) -> None:
+    """300 messages at full speed against the stand-in's flood limits (30 sends in any one
+    second): the bot's own limiter should keep every send within them."""
+    if not stack.database_url.startswith("sqlite"):
+        pytest.skip("the rate limiter does not touch the database: measured on SQLite only")
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    users = await _followers(stack, 100)
+    offers = [f"Offer {i} at full speed" for i in range(3)]
+    ledger = Ledger(stack.tg, offers)
+    before = stack.tg.stats["sendMessage:429"]
+    started = time.monotonic()
+    for offer in offers:
+        stack.x.add_post("acme_jobs", offer)
+    await eventually(lambda: not ledger.missing(users), 60, "every offer")
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(1)
+    flood = stack.tg.stats["sendMessage:429"] - before
+    print(f"{len(users) * len(offers)} messages in {elapsed:.1f} s: {flood} answered 429 first")
+    _exactly_once(ledger, users)
+    stack.tracebacks_checked = True
+    tracebacks = [r for r in log_records(stack.bot.log) if "Traceback" in r]
+    assert all("Rate limit hit after maximum" in r.splitlines()[0] for r in tracebacks)
+    if flood:
+        raise FloodErrors(f"{flood} sends answered 429 Too Many Requests")
