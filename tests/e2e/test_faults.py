@@ -114,7 +114,7 @@ KILL_DUPLICATES = (
     "issue #6: with SEND_CONCURRENCY=32 (the default) up to 32 sends are in flight, and a "
     "kill -9 resends every one Telegram accepted before the bot committed its mark_sent "
     "(bot/delivery.py:189 -> _send -> _settle:353, one transaction per row after the "
-    "answer); bursts of ~25 accepted sends take 0.2-0.5 s to be recorded, so one kill can "
+    "answer); a burst of ~25 accepted sends takes up to ~0.5 s to be recorded, so one kill can "
     "double ~25 messages, not at most one"
 )
 
