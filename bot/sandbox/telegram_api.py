@@ -16,7 +16,7 @@ The stand-in plays both sides of Telegram: tests act as users through
 (which become ``getUpdates`` results) and observe the bot through
 :attr:`TelegramStandIn.sent`, :meth:`TelegramStandIn.wait_for_messages` and
 :attr:`TelegramStandIn.stats`.  Faults (blocked users, migrated groups, flood
-limits, gateway errors, hangs) can be switched on at run time.
+limits, gateway errors, outages of every method, hangs) can be switched on at run time.
 
 Chat membership of the bot itself is modelled too: :meth:`TelegramStandIn.set_bot_status`
 changes it and queues the ``my_chat_member`` update Telegram sends.  By default the bot is a
@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -398,6 +399,10 @@ class _ApiError(Exception):
         return body
 
 
+class _Abandoned(Exception):
+    """A delayed call whose client hung up, dropped (see TelegramStandIn.set_delay)."""
+
+
 class _Pulse:
     """Wakes every coroutine waiting on it; costs nothing when nobody waits."""
 
@@ -466,6 +471,11 @@ _RESTRICTED_RIGHTS: Final = _words(
 _COMMAND_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
 _BOT_COMMAND_RE: Final = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{1,64})?")
 _LANGUAGE_RE: Final = re.compile(r"[a-z]{2}")
+# The HTTP request being handled (each aiohttp request runs in its own task), so a delayed
+# send can tell whether its client hung up meanwhile.
+_CURRENT_REQUEST: Final[contextvars.ContextVar[web.Request | None]] = contextvars.ContextVar(
+    "telegram_standin_request", default=None
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,6 +608,9 @@ class TelegramStandIn:
         self.pin_notifications: dict[int, bool] = {}
         # chat_id -> number of 429 "Too Many Requests" answers to requests for that chat
         self.flood_errors: collections.Counter[int] = collections.Counter()
+        # send*/edit* calls whose client hung up while set_delay held them: "kept" (handled
+        # all the same, like any call) or "dropped" (see set_delay's keep_abandoned)
+        self.abandoned: collections.Counter[str] = collections.Counter()
 
         # world state
         self._bot_user: JSONDict = {
@@ -631,12 +644,15 @@ class TelegramStandIn:
         self._fail_status = 502
         self._fail_description = "Bad Gateway"
         self._delay = 0.0
+        self._keep_abandoned = True
+        self._outage: tuple[int, str] | None = None
         self._global_sends: collections.deque[float] = collections.deque()
         self._chat_sends: dict[int, collections.deque[float]] = {}
 
         # plumbing
         self._updates_pulse = _Pulse()
         self._state_pulse = _Pulse()
+        self._delay_pulse = _Pulse()
         self._closing: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._handlers: dict[str, tuple[str, _Handler]] = {}
@@ -672,6 +688,7 @@ class TelegramStandIn:
         loop = asyncio.get_running_loop()
         self._updates_pulse.loop = loop
         self._state_pulse.loop = loop
+        self._delay_pulse.loop = loop
         self._closing = asyncio.Event()
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -696,6 +713,7 @@ class TelegramStandIn:
             self._closing.set()
         self._updates_pulse.notify()
         self._state_pulse.notify()
+        self._delay_pulse.notify()
         await runner.cleanup()
 
     async def __aenter__(self) -> TelegramStandIn:
@@ -975,9 +993,26 @@ class TelegramStandIn:
         self._fail_status = status
         self._fail_description = description
 
-    def set_delay(self, seconds: float) -> None:
-        """Make every send*/edit* call wait this long before answering."""
+    def set_delay(self, seconds: float, *, keep_abandoned: bool = True) -> None:
+        """Make every send*/edit* call wait this long (from its arrival) before answering.
+
+        Lowering the delay ends the hang for the calls already waiting longer than the new
+        delay: ``set_delay(60)`` then ``set_delay(0)`` a minute later is a one-minute hang.
+        A call whose client hung up while it waited (the client timed out) is carried out all
+        the same when ``keep_abandoned`` (as set when the call arrived) is true, as Telegram
+        does with a request it received (the client never learns that the message was sent);
+        when false it is dropped, like a request lost on the way. Either way it is counted in
+        :attr:`abandoned`.
+        """
         self._delay = max(0.0, seconds)
+        self._keep_abandoned = keep_abandoned
+        self._delay_pulse.notify()
+
+    def set_outage(self, status: int | None, description: str = "Bad Gateway") -> None:
+        """Answer every Bot API method (getUpdates included) with this HTTP error until
+        ``set_outage(None)``; a long poll already waiting is answered with it too."""
+        self._outage = None if status is None else (status, description)
+        self._updates_pulse.notify()
 
     # ---------------------------------------------------------------- observation
 
@@ -1084,8 +1119,10 @@ class TelegramStandIn:
             return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         name, handler = entry
         params: Params = {}
+        _CURRENT_REQUEST.set(request)
         try:
             params, uploads = await _read_params(request)
+            self._check_outage()
             result = await handler(params, uploads)
         except _ApiError as exc:
             self.stats[f"{name}:{exc.status}"] += 1
@@ -1096,6 +1133,10 @@ class TelegramStandIn:
             self.recent_errors.append(f"{name} -> {exc.status} {exc.description}")
             self._state_pulse.notify()
             return _json_response(exc.status, exc.payload())
+        except _Abandoned:
+            return _json_response(
+                499, {"ok": False, "error_code": 499, "description": "Client Closed Request"}
+            )
         except Exception:
             LOGGER.exception("Telegram stand-in failed while handling %s", name)
             self.stats[f"{name}:500"] += 1
@@ -1200,6 +1241,7 @@ class TelegramStandIn:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._check_outage()
             if generation != self._poll_generation:
                 raise _ApiError(
                     409,
@@ -1447,15 +1489,27 @@ class TelegramStandIn:
 
     # ---------------------------------------------------------------- outgoing messages
 
+    def _check_outage(self) -> None:
+        if self._outage is not None:
+            raise _ApiError(*self._outage)
+
     async def _before_send(self) -> None:
         """Apply the configured delay and fail_next fault to a send*/edit* call."""
         if self._delay > 0:
-            closing = self._closing
-            if closing is None:
-                await asyncio.sleep(self._delay)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closing.wait(), self._delay)
+            arrived = time.monotonic()
+            keep = self._keep_abandoned  # as set when the call arrived
+            while not self._is_closing:
+                remaining = arrived + self._delay - time.monotonic()
+                if remaining <= 0:
+                    break
+                await self._delay_pulse.wait(remaining)  # set_delay may shorten the hang
+            request = _CURRENT_REQUEST.get()
+            if request is not None and request.transport is None:  # the client hung up
+                if not keep:
+                    self.abandoned["dropped"] += 1
+                    raise _Abandoned
+                self.abandoned["kept"] += 1
+        self._check_outage()
         if self._fail_count > 0:
             self._fail_count -= 1
             raise _ApiError(self._fail_status, self._fail_description)

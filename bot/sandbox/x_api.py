@@ -348,6 +348,7 @@ class _Failure:
     usage_capped: bool
     content_type: str
     path_prefix: str
+    param: str | None = None
 
 
 @dataclass(slots=True)
@@ -1020,14 +1021,17 @@ class XStandIn:
         usage_capped: bool = False,
         content_type: str = "application/json",
         path_prefix: str = "/2/",
+        param: str | None = None,
     ) -> None:
-        """Answer the next `count` requests under `path_prefix` with HTTP `status`."""
+        """Answer the next `count` requests under `path_prefix` with HTTP `status`; with
+        `param`, only requests carrying that query parameter (``param="pagination_token"``:
+        a later page of a timeline or search)."""
         if not 100 <= status <= 599:
             raise ValueError(f"invalid HTTP status: {status}")
         if count < 1:
             raise ValueError("count must be at least 1")
         self._failures.append(
-            _Failure(status, count, reset_in, usage_capped, content_type, path_prefix)
+            _Failure(status, count, reset_in, usage_capped, content_type, path_prefix, param)
         )
 
     def set_delay(self, seconds: float) -> None:
@@ -1069,7 +1073,7 @@ class XStandIn:
         path = request.path
         route, arg = self._route(request.method, path)
 
-        failure = self._take_failure(path)
+        failure = self._take_failure(path, params)
         if failure is not None:
             return self._failure_response(failure, route)
 
@@ -1104,9 +1108,11 @@ class XStandIn:
                 return route, match.group(1) if pattern.groups else ""
         return None, ""
 
-    def _take_failure(self, path: str) -> _Failure | None:
+    def _take_failure(self, path: str, params: Mapping[str, str]) -> _Failure | None:
         for index, failure in enumerate(self._failures):
-            if path.startswith(failure.path_prefix):
+            if path.startswith(failure.path_prefix) and (
+                failure.param is None or failure.param in params
+            ):
                 failure.remaining -= 1
                 if failure.remaining <= 0:
                     del self._failures[index]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import aiohttp
+from aiohttp import web
 
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
 from bot.sandbox.x_api import XStandIn
@@ -37,6 +41,7 @@ class BotProcess:
     process: asyncio.subprocess.Process | None = None
     runs: int = 0
     log_files: list[Path] = field(default_factory=list)
+    kill_times: list[float] = field(default_factory=list)  # time.time() of each kill -9
 
     async def start(self, *, wait_ready: bool = True) -> None:
         """Start the bot and wait until it polls Telegram for updates."""
@@ -78,6 +83,7 @@ class BotProcess:
     async def kill(self) -> None:
         """kill -9: no chance to clean up."""
         if self.process is not None and self.process.returncode is None:
+            self.kill_times.append(time.time())
             self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
 
@@ -105,6 +111,9 @@ class Stack:
     workdir: Path
     bot: BotProcess
     next_user: int = 5000
+    # Set by a test that checked the bot's log for tracebacks itself (the fixture then
+    # leaves that check to it).
+    tracebacks_checked: bool = False
 
     def user(self, language: str = "en") -> User:
         """A new Telegram user with a private chat."""
@@ -170,6 +179,17 @@ class User:
         return self.texts()
 
 
+def log_records(log: str) -> list[str]:
+    """A bot log split into records (a record's first line starts with its date)."""
+    records: list[str] = []
+    for line in log.splitlines():
+        if re.match(r"\d{4}-\d\d-\d\d ", line) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    return records
+
+
 def bot_environment(tg: TelegramStandIn, x: XStandIn, database_url: str) -> dict[str, str]:
     """The environment of a bot wired to the stand-ins, with fast test timings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "X_"))}
@@ -187,3 +207,65 @@ def bot_environment(tg: TelegramStandIn, x: XStandIn, database_url: str) -> dict
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+class MutedUpdates:
+    """A relay in front of the Telegram stand-in that passes every Bot API call through
+    except getUpdates, which it answers itself with no update after a short wait.
+
+    A second `python -m bot run` process pointed at it (TELEGRAM_API_URL=relay.base_url)
+    sends and polls X like the first but receives no update: Telegram answers a second
+    getUpdates caller of one bot with 409 Conflict, and the bot has no mode that does not
+    read updates.
+    """
+
+    def __init__(self, tg: TelegramStandIn, wait: float = 0.5) -> None:
+        self.tg = tg
+        self.wait = wait
+        self.muted = 0  # getUpdates calls answered here
+        self.relayed = 0
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/bot"
+
+    async def __aenter__(self) -> MutedUpdates:
+        self._client = aiohttp.ClientSession()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._client is not None:
+            await self._client.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path.lower().endswith("/getupdates"):
+            self.muted += 1
+            await asyncio.sleep(self.wait)
+            return web.json_response({"ok": True, "result": []})
+        assert self._client is not None
+        self.relayed += 1
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
+        async with self._client.request(
+            request.method,
+            f"http://{self.tg.host}:{self.tg.port}{request.path_qs}",
+            data=await request.read(),
+            headers=headers,
+        ) as upstream:
+            body = await upstream.read()
+            return web.Response(
+                status=upstream.status,
+                body=body,
+                content_type=upstream.content_type,
+            )

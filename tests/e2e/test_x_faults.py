@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from tests.e2e.harness import Stack, User
+from tests.e2e.harness import Stack, User, eventually
 
 
 async def _following(stack: Stack) -> User:
@@ -115,3 +115,81 @@ async def test_x_capping_the_app_stops_polling_until_next_month(stack: Stack) ->
     await stack.bot.start()
     await asyncio.sleep(2.5)
     assert [status for _, status in _timeline_requests(stack)] == [429]
+
+
+async def test_a_rate_limit_holds_every_account_until_its_reset_and_misses_no_post(
+    stack: Stack,
+) -> None:
+    """A 429 on one account's timeline holds the polls of all three followed accounts until
+    x-rate-limit-reset; the posts made meanwhile on each account all arrive afterwards."""
+    accounts = ["acme_jobs", "lyon_jobs", "nantes_jobs"]
+    for account in accounts:
+        stack.x.add_user(account)
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow " + " ".join(f"@{a}" for a in accounts))
+    await asyncio.sleep(1.5)
+    stack.x.clear_requests()
+    stack.x.fail_next(429, count=1, reset_in=5, path_prefix="/2/users/")
+    offers = [f"Offer {i} of @{account}" for i in range(2) for account in accounts]
+    for i, offer in enumerate(offers):
+        stack.x.add_post(accounts[i % len(accounts)], offer)
+    await eventually(lambda: len(user.received()) >= 1 + len(offers), 30, "every offer")
+    await asyncio.sleep(1.5)
+    texts = user.texts()[1:]
+    assert len(texts) == len(offers)
+    assert all(sum(offer in text for text in texts) == 1 for offer in offers)
+    requests = _timeline_requests(stack)
+    limited_at = next(at for at, status in requests if status == 429)
+    # Polls already under way when X answered 429 may arrive a moment later; after that,
+    # no account is read before the reset (whole epoch seconds, at least 5 s later).
+    early = [at for at, _ in requests if limited_at + 0.3 < at < limited_at + 5 - 0.05]
+    later = [at for at, _ in requests if at > limited_at + 0.3]
+    print(
+        f"429 with a 5 s reset: {len(early)} timeline read(s) before the reset, first read "
+        f"after it {min(later) - limited_at:.2f} s after the 429"
+    )
+    assert not early
+    read_again = {
+        r.path for r in stack.x.requests if r.path.endswith("/tweets") and r.at > limited_at + 5
+    }
+    assert len(read_again) == len(accounts)
+
+
+async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
+    stack: Stack,
+) -> None:
+    """150 new posts are two pages; X answers the second page with a 429 (reset in 3 s),
+    then with 503s. The first page is not stored without the second: the read starts over
+    from the stored cursor, and every post arrives once, in order."""
+    stack.x.add_user("acme_jobs")
+    stack.bot.env["DEFAULT_DAILY_LIMIT"] = "50"
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow @acme_jobs")
+    await asyncio.sleep(1.5)
+    await stack.bot.stop()
+    for i in range(150):  # X returns at most 100 per page
+        stack.x.add_post("acme_jobs", f"Offer number {i}")
+    stack.x.clear_requests()
+    stack.x.fail_next(429, count=1, reset_in=3, path_prefix="/2/users/", param="pagination_token")
+    stack.x.fail_next(503, count=2, path_prefix="/2/users/", param="pagination_token")
+    await stack.bot.start()
+    # 50 are pushed (the daily limit), the other 100 are held for the digest.
+    await user.wait_for(51, timeout=60)
+    await asyncio.sleep(1.5)
+    assert "Today: 50 sent, 100 held" in await user.ask("/limit")
+    user.say("/digest")
+
+    def numbers() -> list[int]:
+        found = []
+        for text in user.texts():
+            found += [int(part.split()[0]) for part in text.split("Offer number ")[1:]]
+        return found
+
+    await eventually(lambda: len(numbers()) >= 150, 30, "every offer, pushed or in the digest")
+    await asyncio.sleep(1)
+    assert numbers() == list(range(150))  # each exactly once, oldest first
+    statuses = [status for _, status in _timeline_requests(stack)]
+    assert statuses[:6] == [200, 429, 200, 503, 200, 503], statuses
+    assert statuses[6:8] == [200, 200], statuses

@@ -424,6 +424,66 @@ async def test_delay_simulates_a_hang(bot: Bot, standin: TelegramStandIn) -> Non
     await bot.send_message(42, "fast")
 
 
+async def test_lowering_the_delay_ends_the_hang_of_waiting_calls(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.add_chat(42)
+    standin.set_delay(30)
+    started = time.monotonic()
+    send = asyncio.create_task(bot.send_message(42, "held", read_timeout=10))
+    await asyncio.sleep(0.3)
+    assert not send.done() and standin.sent == []
+    standin.set_delay(0)
+    await asyncio.wait_for(send, 3)
+    assert time.monotonic() - started < 3
+    assert [m.text for m in standin.sent] == ["held"]
+    assert standin.abandoned == {}
+
+
+async def test_a_call_abandoned_during_a_hang_is_kept_or_dropped(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.add_chat(42)
+    standin.set_delay(30)  # kept by default, as Telegram does with a request it received
+    with pytest.raises(TimedOut):
+        await bot.send_message(42, "kept", read_timeout=0.2)
+    standin.set_delay(30, keep_abandoned=False)
+    with pytest.raises(TimedOut):
+        await bot.send_message(42, "dropped", read_timeout=0.2)
+    await asyncio.sleep(0.1)  # both clients have hung up by now
+    standin.set_delay(0)
+    await standin.wait_until(lambda: sum(standin.abandoned.values()) == 2, timeout=3)
+    assert standin.abandoned == {"kept": 1, "dropped": 1}
+    assert [m.text for m in standin.sent] == ["kept"]
+    await bot.send_message(42, "after the hang")
+    assert [m.text for m in standin.sent] == ["kept", "after the hang"]
+
+
+async def test_an_outage_fails_every_method_until_it_ends(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.add_chat(42)
+    poll = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.1)
+    standin.set_outage(502)
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await asyncio.wait_for(poll, 2)  # a waiting long poll fails too
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.get_updates()
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.send_message(42, "lost")
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.get_me()
+    standin.send_message(42, "/start")  # users still write meanwhile
+    assert standin.stats["getUpdates:502"] == 2
+    assert standin.stats["sendMessage:502"] == 1
+    standin.set_outage(None)
+    [update] = await bot.get_updates()
+    assert update.message is not None and update.message.text == "/start"
+    await bot.send_message(42, "after the outage")
+    assert [m.text for m in standin.sent] == ["after the outage"]
+
+
 async def test_wait_for_messages_timeout_is_helpful(bot: Bot, standin: TelegramStandIn) -> None:
     standin.add_chat(42)
     standin.add_chat(43)

@@ -477,6 +477,21 @@ async def test_fail_next_scoped_by_path_and_count(x: XStandIn, client: Any) -> N
     assert x.request_count() == 4
 
 
+async def test_fail_next_scoped_to_later_pages(x: XStandIn, client: Any) -> None:
+    user_id = x.add_user("acme")
+    for i in range(8):
+        x.add_post("acme", f"post {i}")
+    x.fail_next(503, param="pagination_token")
+    first = await client.get_users_tweets(user_id, max_results=5)
+    assert len(first["data"]) == 5
+    token = first["meta"]["next_token"]
+    with pytest.raises(tweepy.errors.TwitterServerError):
+        await client.get_users_tweets(user_id, max_results=5, pagination_token=token)
+    second = await client.get_users_tweets(user_id, max_results=5, pagination_token=token)
+    assert len(second["data"]) == 3
+    assert [request.status for request in x.requests] == [200, 503, 200]
+
+
 async def test_fail_next_plain_text_body(
     x: XStandIn, client: Any, http: aiohttp.ClientSession
 ) -> None:
