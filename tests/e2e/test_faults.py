@@ -475,13 +475,6 @@ class PolledTwice(Exception):
     """A source was read by both processes within one poll interval."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PolledTwice,
-    reason="sources have no poll lease yet (issue #6): storage/sources.py due_sources() "
-    "reads next_poll_at without claiming, and bot/polling.py Poller.tick() only moves it "
-    "(record_poll) after the fetch, so a second process reads the same source meanwhile",
-)
 async def test_two_processes_poll_each_source_once_per_interval(stack: Stack) -> None:
     """Two processes (one reading updates) poll ten accounts for 9 s with X answering in
     0.2 s. Each account should be read once per POLL_INTERVAL_SECONDS (1 s here) whichever
@@ -537,14 +530,6 @@ class FloodErrors(Exception):
     """Telegram answered 429 Too Many Requests."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FloodErrors,
-    reason="issue #6: bot/app.py:63 AIORateLimiter(overall_max_rate=30) is aiolimiter's leaky "
-    "bucket, which lets a full bucket of 30 go at once on top of the 30/s rate, so up to "
-    "~60 sends fall in one second and Telegram's 30/s answers 429 (about 1 send in 4 at "
-    "full speed, and an ERROR with a traceback when 2 retries were not enough)",
-)
 async def test_full_speed_delivery_stays_within_telegrams_limits(stack: Stack) -> None:
     """300 messages at full speed against the stand-in's flood limits (30 sends in any one
     second): the bot's own limiter should keep every send within them."""
