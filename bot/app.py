@@ -197,6 +197,7 @@ async def serve(
             on_new_deliveries=delivering.kick,
             monthly_budget=settings.x_monthly_post_read_budget,
             operators=settings.admin_user_ids,
+            silent_check=timedelta(seconds=settings.x_silent_account_check_seconds),
         )
         polling = SingleFlight("polling", poller.tick)
     else:

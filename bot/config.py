@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     default_daily_limit: int = Field(default=10, ge=0, le=50)
     # Posts X may bill per UTC month (X charges $0.005 per post read).
     x_monthly_post_read_budget: int = Field(default=10_000, ge=0, le=3_000_000)
+    # A search never says an account is gone: an account silent this long is looked up (one
+    # `GET /2/users` per 100, billed per user), at most once per such period. 14 days.
+    x_silent_account_check_seconds: float = Field(default=1_209_600, ge=1, le=31_536_000)
     boards_file: Path | None = None
     # Several processes on one PostgreSQL database: only one may receive Telegram's updates
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30

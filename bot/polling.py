@@ -1,10 +1,12 @@
-"""A poll: due sources -> new posts -> offers stored once -> outbox rows, in one transaction."""
+"""A poll: due groups of accounts -> one search each -> new posts -> offers stored once ->
+outbox rows, in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,19 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.budget import month_key, next_month, outlook
 from bot.classify import analyse, catalogue
 from bot.clock import Clock
-from bot.sources.base import (
-    Account,
-    AccountNotFound,
-    AccountSuspended,
-    AuthError,
-    Batch,
-    RateLimited,
-    Unavailable,
-)
-from bot.sources.x import XSource
+from bot.sources.base import AuthError, Batch, Post, RateLimited, Unavailable
+from bot.sources.x import MAX_LOOKUP, XSource, id_at, query_fits
 from storage import chats, outbox, sources, usage
 from storage.outbox import IncomingOffer, Reading
-from storage.sources import SourceInfo
+from storage.sources import GroupInfo, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +27,11 @@ MAX_BACKOFF = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
-# A claimed source is this process's to poll until then (a dead process's lease runs out).
+# A claimed group is this process's to poll until then (a dead process's lease runs out).
 POLL_LEASE = timedelta(minutes=5)
+# A search never says an account is gone: one silent this long is looked up (a cheap
+# `GET /2/users`, 100 accounts a request), at most once per such period.
+SILENT_CHECK = timedelta(days=14)
 # An offer posted again within this window (by any account) is the same story: sent once.
 STORY_WINDOW = timedelta(days=7)
 # Posts shorter than this are never merged into a story ("Merci !" is not an offer twice).
@@ -84,6 +81,7 @@ class Poller:
         on_new_deliveries: Callable[[], None] = lambda: None,
         monthly_budget: int = 10_000,
         operators: frozenset[int] = frozenset(),
+        silent_check: timedelta = SILENT_CHECK,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -94,44 +92,48 @@ class Poller:
         self._budget = monthly_budget
         self._operators = operators
         self._stretch = 1.0
+        self._silent_check = silent_check
 
     async def tick(self) -> int:
-        """Poll the sources that are due; returns how many outbox rows were written.
+        """Poll the groups that are due; returns how many outbox rows were written.
 
-        Fetches run concurrently; what they bring is stored in one transaction, so the same
-        offer posted by two accounts in one cycle is one story before anything is sent.
+        Each group of accounts is one search; the searches run concurrently and what they
+        bring is stored in one transaction, so the same offer posted by two accounts in one
+        cycle is one story before anything is sent.
         """
         now = self._clock.now()
         if not await self._within_budget(now):
             return 0
         async with self._sessions.begin() as session:
-            due = await sources.claim_due_sources(
+            await sources.place_in_groups(session, kind=X_KIND, now=now, fits=query_fits)
+            due = await sources.claim_due_groups(
                 session, kind=X_KIND, now=now, limit=DUE_BATCH, lease_until=now + POLL_LEASE
             )
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
         rate_limited = asyncio.Event()
 
-        async def one(source: SourceInfo) -> tuple[SourceInfo, Batch] | None:
+        async def one(group: GroupInfo) -> Read | None:
             async with semaphore:
                 if rate_limited.is_set():
                     return None
                 try:
-                    batch = await self.fetch(source)
+                    return await self.fetch(group)
                 except RateLimited as exc:
                     rate_limited.set()
                     await self._hold_all(exc)
                     return None
                 except Exception:
-                    # One source's surprise must not stop the others' polls.
-                    log.exception("polling @%s failed unexpectedly", source.display_name)
-                    await self._failed(source, "unexpected error")
+                    # One group's surprise must not stop the others' polls.
+                    log.exception("polling %s failed unexpectedly", _names(group))
+                    await self._failed(group, "unexpected error")
                     return None
-                return None if batch is None else (source, batch)
 
-        fetched = [done for done in await asyncio.gather(*(one(s) for s in due)) if done]
-        written = await self._store(fetched)
+        reads = [done for done in await asyncio.gather(*(one(g) for g in due)) if done]
+        written = await self._store(reads)
         if written:
             self._on_new_deliveries()
+        if not rate_limited.is_set():
+            await self._check_silent([m for g in due for m in g.members])
         return written
 
     async def _within_budget(self, now: datetime) -> bool:
@@ -203,46 +205,55 @@ class Poller:
         async with self._sessions.begin() as session:
             await sources.postpone_all(session, kind=X_KIND, until=until)
 
-    async def fetch(self, source: SourceInfo) -> Batch | None:
-        """Read one source's new posts; None when it failed (recorded); raises RateLimited."""
-        account = Account(source.external_id, source.display_name, source.display_name)
+    async def fetch(self, group: GroupInfo) -> Read | None:
+        """Read a group's new posts with one search; None when it failed (recorded); raises
+        RateLimited.
+
+        The search starts after the oldest member's cursor (a member never polled starts at
+        its first follow). A post at or before its own author's cursor was read already and
+        is skipped; a group polled together keeps its members' cursors equal, so nothing is
+        read twice. A group nobody polled for STALE_AFTER restarts from then, not from the
+        backlog of idle weeks.
+        """
+        members = _fitting(group.members)
         now = self._clock.now()
-        since_id, start_time = source.cursor, None
-        if since_id is None:
-            # First poll: only what was posted since the first follow, nothing older.
-            start_time = source.created_at
-        elif now - source.next_poll_at > STALE_AFTER:
-            # Nobody active followed it for a while (e.g. its only follower blocked the bot and
-            # came back): restart it from a day ago, not from the backlog of the idle weeks.
-            since_id, start_time = None, now - STALE_AFTER
-            async with self._sessions.begin() as session:
-                await sources.restart(session, source_id=source.source_id, since=start_time)
+        since = max(min(_since(m) for m in members), id_at(now - STALE_AFTER))
         try:
-            batch = await self._x.fetch_new(account, since_id=since_id, start_time=start_time)
-        except (AccountNotFound, AccountSuspended) as exc:
-            await self._account_gone(source, str(exc))
-            return None
+            batch = await self._x.search_new([m.display_name for m in members], since_id=since)
         except AuthError as exc:
             if not self._auth_reported:
                 log.error("X refused jobrelay's credentials (%s): check X_BEARER_TOKEN", exc)
                 self._auth_reported = True
-            await self._failed(source, str(exc))
+            await self._failed(group, str(exc))
             return None
         except Unavailable as exc:
-            log.info("polling @%s failed: %s", source.display_name, exc)
-            await self._failed(source, str(exc))
+            log.info("polling %s failed: %s", _names(group), exc)
+            await self._failed(group, str(exc))
             return None
         self._auth_reported = False
-        return batch
+        by_author = {m.external_id: m for m in members}
+        posts: dict[int, list[Post]] = {m.source_id: [] for m in members}
+        for post in batch.posts:
+            member = by_author.get(post.author_id)
+            if member is None:
+                # The handle now belongs to another account: not the one followed.
+                log.info("skipping a post of @%s (id %s)", post.author, post.author_id)
+                continue
+            if int(post.external_id) > _since(member):
+                posts[member.source_id].append(post)
+        newest = int(batch.cursor or since)
+        cursors = {m.source_id: str(max(newest, _since(m))) for m in members}
+        return Read(group, members, posts, cursors, batch)
 
-    async def _store(self, fetched: list[tuple[SourceInfo, Batch]]) -> int:
+    async def _store(self, reads: list[Read]) -> int:
         """Offers, stories, outbox rows and cursors of one cycle, all in one transaction."""
-        if not fetched:
+        if not reads:
             return 0
         incoming = [
-            IncomingOffer(source.source_id, post, _read_safely(post.text, post.url))
-            for source, batch in fetched
-            for post in batch.posts
+            IncomingOffer(source_id, post, _read_safely(post.text, post.url))
+            for done in reads
+            for source_id, posts in done.posts.items()
+            for post in posts
         ]
         # Oldest first across accounts (a chat gets a cycle's offers in the order posted).
         incoming.sort(key=lambda o: o.post.posted_at or datetime.min.replace(tzinfo=UTC))
@@ -256,19 +267,24 @@ class Poller:
                 near_identical=catalogue().near_identical,
             )
             written = await outbox.fan_out(session, offer_ids=offer_ids, now=now)
-            for source, batch in fetched:
-                await sources.record_poll(
+            for done in reads:
+                await sources.record_group_poll(
                     session,
-                    source_id=source.source_id,
-                    cursor=batch.cursor,
+                    group_id=done.group.group_id,
+                    cursors=done.cursors,
+                    posted={
+                        source_id: posts[-1].posted_at or now
+                        for source_id, posts in done.posts.items()
+                        if posts
+                    },
                     next_poll_at=now + self._interval * self._stretch,
                 )
             # Billed reads, counted with the posts they brought (one transaction).
             await usage.record(
                 session,
                 month=month_key(now),
-                posts=sum(batch.billed for _, batch in fetched),
-                requests=sum(batch.requests for _, batch in fetched),
+                posts=sum(done.batch.billed for done in reads),
+                requests=sum(done.batch.requests for done in reads),
             )
         if incoming:
             log.info(
@@ -279,12 +295,51 @@ class Poller:
             )
         return written
 
-    async def _failed(self, source: SourceInfo, error: str) -> None:
-        retry_at = self._clock.now() + backoff(self._interval, source.error_count)
+    async def _failed(self, group: GroupInfo, error: str) -> None:
+        retry_at = self._clock.now() + backoff(self._interval, group.error_count)
         async with self._sessions.begin() as session:
-            await sources.record_failure(
-                session, source_id=source.source_id, error=error, next_poll_at=retry_at
+            await sources.record_group_failure(
+                session, group_id=group.group_id, error=error, next_poll_at=retry_at
             )
+
+    async def _check_silent(self, members: list[SourceInfo]) -> None:
+        """Look up the accounts silent for `silent_check` and not looked up for as long: a
+        search only stops finding a deleted, suspended or protected account, and a renamed
+        one is no longer found under its old handle. One request (at most MAX_LOOKUP)."""
+        now = self._clock.now()
+        horizon = now - self._silent_check
+        silent = [
+            m
+            for m in members
+            if (m.last_post_at or m.created_at) <= horizon
+            and (m.checked_at is None or m.checked_at <= horizon)
+        ][:MAX_LOOKUP]
+        if not silent:
+            return
+        try:
+            found = await self._x.lookup([m.external_id for m in silent])
+        except RateLimited as exc:
+            await self._hold_all(exc)
+            return
+        except (AuthError, Unavailable) as exc:
+            log.info("looking up %d silent account(s) failed: %s", len(silent), exc)
+            return
+        async with self._sessions.begin() as session:
+            await sources.record_check(
+                session,
+                source_ids=[m.source_id for m in silent if m.external_id in found.found],
+                now=now,
+                renamed={
+                    m.source_id: found.found[m.external_id].handle
+                    for m in silent
+                    if m.external_id in found.found
+                    and found.found[m.external_id].handle != m.display_name
+                },
+            )
+            await usage.record(session, month=month_key(now), requests=1, users=len(silent))
+        for member in silent:
+            if member.external_id in found.gone:
+                await self._account_gone(member, str(found.gone[member.external_id]))
 
     async def _account_gone(self, source: SourceInfo, reason: str) -> None:
         now = self._clock.now()
@@ -300,3 +355,37 @@ class Poller:
             )
         log.info("@%s is gone (%s); told %d chat(s)", source.display_name, reason, len(chat_ids))
         self._on_new_deliveries()
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one group's search brought: each member's new posts and cursor."""
+
+    group: GroupInfo
+    members: list[SourceInfo]
+    posts: dict[int, list[Post]]  # source id -> new posts, oldest first
+    cursors: dict[int, str]  # source id -> newest post id read for it
+    batch: Batch  # the search itself: requests made, posts billed
+
+
+def _since(member: SourceInfo) -> int:
+    """The id after which a member's posts are new: its cursor, or for a member never read,
+    the first post id X could give at its first follow (nothing older is sent)."""
+    if member.cursor is not None and member.cursor.isdigit():
+        return int(member.cursor)
+    return id_at(member.created_at) - 1
+
+
+def _fitting(members: list[SourceInfo]) -> list[SourceInfo]:
+    """The members one query can read (all, unless renames made their handles longer; the
+    rest are read once regrouped)."""
+    handles: list[str] = []
+    for member in members:
+        if not query_fits([*handles, member.display_name]):
+            break
+        handles.append(member.display_name)
+    return members[: max(len(handles), 1)]
+
+
+def _names(group: GroupInfo) -> str:
+    return ", ".join(f"@{m.display_name}" for m in group.members)

@@ -140,6 +140,25 @@ class Digest(Base):
 Index("ix_digests_sent", Digest.sent)
 
 
+class PollGroup(Base):
+    """Accounts of one network read together by one request (on X, one `tweets/search/recent`
+    query `(from:a OR from:b ...)`): polled, leased and backed off as one."""
+
+    __tablename__ = "poll_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Held by the process polling it until then (several processes share the database).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+Index("ix_poll_groups_next_poll_at", PollGroup.next_poll_at)
+
+
 class Source(Base):
     """A followed account on a network (X for now), polled once for all its subscribers."""
 
@@ -162,9 +181,18 @@ class Source(Base):
     board: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Held by the process polling it until then (several processes share the database).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The group whose query reads it (None: not watched, or not yet placed in one).
+    poll_group_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("poll_groups.id", ondelete="SET NULL")
+    )
+    # When its newest post was read, and when the network last said the account still exists
+    # (a search never says an account is gone: a silent one is looked up now and then).
+    last_post_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
+Index("ix_sources_poll_group_id", Source.poll_group_id)
 
 
 class XUsage(Base):

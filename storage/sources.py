@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, not_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.categories import any_active_follower
-from storage.models import Chat, Source, Subscription
+from storage.models import Chat, PollGroup, Source, Subscription
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 
@@ -27,6 +30,21 @@ class SourceInfo:
     gone: bool
     created_at: datetime
     next_poll_at: datetime
+    last_post_at: datetime | None = None
+    checked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A poll group claimed for one poll: its watched members and its error streak."""
+
+    group_id: int
+    error_count: int
+    members: list[SourceInfo]
+
+
+# Placing sources in groups is one process at a time (PostgreSQL advisory lock key).
+GROUPING_LOCK = 0x6A6F6272  # "jobr"
 
 
 def _info(source: Source) -> SourceInfo:
@@ -41,6 +59,8 @@ def _info(source: Source) -> SourceInfo:
         gone=source.gone,
         created_at=source.created_at,
         next_poll_at=source.next_poll_at,
+        last_post_at=source.last_post_at,
+        checked_at=source.checked_at,
     )
 
 
@@ -183,102 +203,253 @@ def _has_active_subscriber() -> object:
     )
 
 
-async def due_sources(
-    session: AsyncSession, *, kind: str, now: datetime, limit: int
-) -> list[SourceInfo]:
-    """Sources whose poll time has come and that at least one active chat still follows (by
-    name, or for a job board by category)."""
-    rows = await session.scalars(
-        select(Source)
-        .where(
-            Source.kind == kind,
-            Source.gone.is_(False),
-            Source.next_poll_at <= now,
-            or_(
-                _has_active_subscriber(),  # type: ignore[arg-type]
-                and_(Source.board.is_(True), any_active_follower()),  # type: ignore[arg-type]
-            ),
-        )
-        .order_by(Source.next_poll_at)
-        .limit(limit)
+def _watched() -> Any:
+    """SQL: at least one active chat follows this source (by name, or for a job board by
+    category)."""
+    return or_(
+        _has_active_subscriber(),  # type: ignore[arg-type]
+        and_(Source.board.is_(True), any_active_follower()),  # type: ignore[arg-type]
     )
-    return [_info(row) for row in rows]
 
 
-async def claim_due_sources(
-    session: AsyncSession, *, kind: str, now: datetime, limit: int, lease_until: datetime
-) -> list[SourceInfo]:
-    """`due_sources`, each leased to this process until `lease_until`: another process (one
-    database, several workers) skips it meanwhile, and takes it again if this one dies."""
-    wanted = (
-        select(Source.id)
+async def place_in_groups(
+    session: AsyncSession, *, kind: str, now: datetime, fits: Callable[[list[str]], bool]
+) -> int:
+    """Keep every watched source of `kind` in exactly one poll group, and only those.
+
+    Sources nobody follows any more (and gone ones) leave their group; a group whose members
+    all fit in another group's query joins it; a watched source in no group joins the first
+    group its handle still fits in (`fits(handles)`), or a new one polled at once. Returns how
+    many sources were placed. One process at a time (an advisory lock on PostgreSQL).
+    """
+    if is_postgresql(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GROUPING_LOCK})
+    await session.execute(
+        update(Source)
         .where(
             Source.kind == kind,
-            Source.gone.is_(False),
-            Source.next_poll_at <= now,
-            or_(Source.lease_until.is_(None), Source.lease_until < now),
-            or_(
-                _has_active_subscriber(),  # type: ignore[arg-type]
-                and_(Source.board.is_(True), any_active_follower()),  # type: ignore[arg-type]
-            ),
+            Source.poll_group_id.is_not(None),
+            or_(Source.gone.is_(True), not_(_watched())),
         )
-        .order_by(Source.next_poll_at)
+        .values(poll_group_id=None)
+    )
+    names: dict[int, list[str]] = defaultdict(list)
+    rows = await session.execute(
+        select(Source.poll_group_id, Source.display_name)
+        .where(Source.kind == kind, Source.poll_group_id.is_not(None))
+        .order_by(Source.poll_group_id, Source.id)
+    )
+    for group_id, name in rows:
+        if group_id is not None:
+            names[group_id].append(str(name))
+    await _merge_small_groups(session, kind=kind, now=now, names=names, fits=fits)
+    unplaced = (
+        await session.execute(
+            select(Source.id, Source.display_name)
+            .where(
+                Source.kind == kind,
+                Source.gone.is_(False),
+                Source.poll_group_id.is_(None),
+                _watched(),
+            )
+            .order_by(Source.id)
+        )
+    ).all()
+    placed: dict[int, list[int]] = defaultdict(list)
+    for source_id, name in unplaced:
+        target = next((g for g, members in names.items() if fits([*members, name])), None)
+        if target is None:
+            group = PollGroup(kind=kind, next_poll_at=now, error_count=0, created_at=now)
+            session.add(group)
+            await session.flush()
+            target = group.id
+        names[target].append(str(name))
+        placed[target].append(int(source_id))
+    for target, source_ids in placed.items():
+        await session.execute(
+            update(Source).where(Source.id.in_(source_ids)).values(poll_group_id=target)
+        )
+    await session.execute(
+        delete(PollGroup).where(
+            PollGroup.kind == kind, ~exists().where(Source.poll_group_id == PollGroup.id)
+        )
+    )
+    return len(unplaced)
+
+
+async def _merge_small_groups(
+    session: AsyncSession,
+    *,
+    kind: str,
+    now: datetime,
+    names: dict[int, list[str]],
+    fits: Callable[[list[str]], bool],
+) -> None:
+    """Move the members of a group into another whose query they fit in (followers leave,
+    groups thin out: fewer queries read the same accounts). Groups being polled stay."""
+    busy = set(
+        await session.scalars(
+            select(PollGroup.id).where(PollGroup.kind == kind, PollGroup.lease_until >= now)
+        )
+    )
+    for small in sorted(names, key=lambda g: len(names[g])):
+        if small in busy or not names[small]:
+            continue
+        target = next(
+            (
+                g
+                for g in names
+                if g != small and g not in busy and names[g] and fits(names[g] + names[small])
+            ),
+            None,
+        )
+        if target is None:
+            continue
+        await session.execute(
+            update(Source).where(Source.poll_group_id == small).values(poll_group_id=target)
+        )
+        names[target] += names[small]
+        names[small] = []
+    for group_id in [g for g, members in names.items() if not members]:
+        del names[group_id]
+
+
+async def claim_due_groups(
+    session: AsyncSession, *, kind: str, now: datetime, limit: int, lease_until: datetime
+) -> list[GroupInfo]:
+    """Poll groups whose time has come, each leased to this process until `lease_until`:
+    another process (one database, several workers) skips it meanwhile, and takes it again
+    if this one dies. Each comes with its watched members."""
+    wanted = (
+        select(PollGroup.id)
+        .where(
+            PollGroup.kind == kind,
+            PollGroup.next_poll_at <= now,
+            or_(PollGroup.lease_until.is_(None), PollGroup.lease_until < now),
+            exists().where(Source.poll_group_id == PollGroup.id),
+        )
+        .order_by(PollGroup.next_poll_at)
         .limit(limit)
     )
     if is_postgresql(session):
-        wanted = wanted.with_for_update(skip_locked=True, of=Source)
+        wanted = wanted.with_for_update(skip_locked=True, of=PollGroup)
     ids = list(await session.scalars(wanted))
     if not ids:
         return []
-    await session.execute(update(Source).where(Source.id.in_(ids)).values(lease_until=lease_until))
-    rows = await session.scalars(
-        select(Source).where(Source.id.in_(ids)).order_by(Source.next_poll_at)
+    await session.execute(
+        update(PollGroup).where(PollGroup.id.in_(ids)).values(lease_until=lease_until)
     )
-    return [_info(row) for row in rows]
+    groups = {
+        group.id: group
+        for group in await session.scalars(select(PollGroup).where(PollGroup.id.in_(ids)))
+    }
+    members: dict[int, list[SourceInfo]] = defaultdict(list)
+    for source in await session.scalars(
+        select(Source)
+        .where(Source.poll_group_id.in_(ids), Source.gone.is_(False), _watched())
+        .order_by(Source.id)
+    ):
+        assert source.poll_group_id is not None
+        members[source.poll_group_id].append(_info(source))
+    return [
+        GroupInfo(group_id=i, error_count=groups[i].error_count, members=members[i])
+        for i in ids
+        if members[i]
+    ]
 
 
-async def record_poll(
+async def record_group_poll(
     session: AsyncSession,
     *,
-    source_id: int,
-    cursor: str | None,
+    group_id: int,
+    cursors: dict[int, str],
+    posted: dict[int, datetime],
     next_poll_at: datetime,
 ) -> None:
-    """A successful poll: store the cursor, clear the error streak, set the next poll (never
-    earlier than a hold set meanwhile, e.g. by a rate limit hit by another poll)."""
-    later = case((Source.next_poll_at > next_poll_at, Source.next_poll_at), else_=next_poll_at)
+    """A successful poll of a group: each member's cursor (source id -> newest post id read
+    for it), when each member that posted did, the next poll (never earlier than a hold set
+    meanwhile, e.g. by a rate limit hit by another poll), and the error streak cleared."""
+    later = case(
+        (PollGroup.next_poll_at > next_poll_at, PollGroup.next_poll_at), else_=next_poll_at
+    )
+    await session.execute(
+        update(PollGroup)
+        .where(PollGroup.id == group_id)
+        .values(next_poll_at=later, error_count=0, last_error=None, lease_until=None)
+    )
+    by_cursor: dict[str, list[int]] = defaultdict(list)
+    for source_id, cursor in cursors.items():
+        by_cursor[cursor].append(source_id)
+    for cursor, source_ids in by_cursor.items():
+        await session.execute(
+            update(Source)
+            .where(Source.id.in_(source_ids))
+            .values(cursor=cursor, next_poll_at=next_poll_at, error_count=0, last_error=None)
+        )
+    for source_id, moment in posted.items():
+        await session.execute(
+            update(Source).where(Source.id == source_id).values(last_post_at=moment)
+        )
+
+
+async def record_group_failure(
+    session: AsyncSession, *, group_id: int, error: str, next_poll_at: datetime
+) -> None:
+    """A failed poll of a group: remember the error (on its members too) and when to retry."""
+    await session.execute(
+        update(PollGroup)
+        .where(PollGroup.id == group_id)
+        .values(
+            next_poll_at=next_poll_at,
+            error_count=PollGroup.error_count + 1,
+            last_error=error[:500],
+            lease_until=None,
+        )
+    )
     await session.execute(
         update(Source)
-        .where(Source.id == source_id)
-        .values(cursor=cursor, next_poll_at=later, error_count=0, last_error=None, lease_until=None)
+        .where(Source.poll_group_id == group_id)
+        .values(
+            next_poll_at=next_poll_at, error_count=Source.error_count + 1, last_error=error[:500]
+        )
     )
 
 
-async def record_failure(
-    session: AsyncSession,
-    *,
-    source_id: int,
-    error: str,
-    next_poll_at: datetime,
-    count_error: bool = True,
+async def record_check(
+    session: AsyncSession, *, source_ids: list[int], now: datetime, renamed: dict[int, str]
 ) -> None:
-    """A failed poll: remember the error and when to try again."""
-    values: dict[str, object] = {
-        "last_error": error[:500],
-        "next_poll_at": next_poll_at,
-        "lease_until": None,
-    }
-    if count_error:
-        values["error_count"] = Source.error_count + 1
-    await session.execute(update(Source).where(Source.id == source_id).values(**values))
+    """Accounts looked up and found: when, and their handle when it changed (the key too,
+    unless another source already has it)."""
+    if source_ids:
+        await session.execute(
+            update(Source).where(Source.id.in_(source_ids)).values(checked_at=now)
+        )
+    for source_id, handle in renamed.items():
+        source = await session.get(Source, source_id)
+        if source is None:
+            continue
+        source.display_name = handle
+        taken = await session.scalar(
+            select(Source.id).where(
+                Source.kind == source.kind, Source.key == handle.lower(), Source.id != source_id
+            )
+        )
+        if taken is None:
+            source.key = handle.lower()
 
 
 async def postpone_all(session: AsyncSession, *, kind: str, until: datetime) -> None:
-    """Hold every source of a network until `until` (its API asked us to wait); their leases
-    go too (the sources a cycle claimed but could not poll are due again then, not later)."""
+    """Hold every source and poll group of a network until `until` (its API asked us to
+    wait); their leases go too (what a cycle claimed but could not poll is due again then,
+    not later)."""
     await session.execute(
         update(Source)
         .where(Source.kind == kind, Source.next_poll_at < until)
+        .values(next_poll_at=until, lease_until=None)
+    )
+    await session.execute(
+        update(PollGroup)
+        .where(PollGroup.kind == kind, PollGroup.next_poll_at < until)
         .values(next_poll_at=until, lease_until=None)
     )
 
@@ -288,7 +459,7 @@ async def mark_gone(session: AsyncSession, *, source_id: int, reason: str) -> bo
     result = await session.execute(
         update(Source)
         .where(Source.id == source_id, Source.gone.is_(False))
-        .values(gone=True, last_error=reason[:500])
+        .values(gone=True, last_error=reason[:500], poll_group_id=None)
     )
     return bool(affected(result))
 

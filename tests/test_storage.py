@@ -18,7 +18,16 @@ from bot.sources.base import Post
 from storage import categories, chats, outbox, settings, sources
 from storage.db import create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
-from storage.models import Base, Chat, Delivery, DeliveryStatus, Offer, Subscription
+from storage.models import (
+    Base,
+    Chat,
+    Delivery,
+    DeliveryStatus,
+    Offer,
+    PollGroup,
+    Source,
+    Subscription,
+)
 from storage.outbox import IncomingOffer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -186,7 +195,7 @@ async def test_migrating_a_group_moves_its_subscriptions_and_outbox(sessions) ->
         assert pending == 2
 
 
-async def test_due_sources_skips_sources_nobody_active_follows(sessions) -> None:
+async def test_sources_nobody_active_follows_are_not_polled(sessions) -> None:
     async with sessions.begin() as session:
         await _chat(session, 1)
         await _chat(session, 2)
@@ -197,10 +206,8 @@ async def test_due_sources_skips_sources_nobody_active_follows(sessions) -> None
         await sources.subscribe(session, chat_id=1, source_id=followed, now=NOW)
         await sources.subscribe(session, chat_id=2, source_id=orphan, now=NOW)
         await chats.deactivate_chat(session, 2, NOW)
-    async with sessions() as session:
-        due = await sources.due_sources(session, kind="x", now=NOW, limit=10)
-    assert [s.key for s in due] == ["acme_jobs"]
-    assert orphan not in [s.source_id for s in due]
+    async with sessions.begin() as session:
+        assert await _claim(session) == [["acme_jobs"]]
 
 
 async def test_a_chat_waits_for_its_older_message_before_newer_ones(sessions) -> None:
@@ -498,19 +505,17 @@ async def test_job_boards_are_polled_only_while_someone_follows_a_category(sessi
         await sources.set_boards(
             session, kind="x", accounts=[("jobboard", "77", "JobBoard")], now=NOW
         )
-    async with sessions() as session:
-        assert await sources.due_sources(session, kind="x", now=NOW, limit=10) == []
+    async with sessions.begin() as session:
+        assert await _claim(session) == []
         assert await sources.boards(session, "x") == ["JobBoard"]
     async with sessions.begin() as session:
         await categories.subscribe(session, chat_id=1, category="design", now=NOW)
-    async with sessions() as session:
-        assert [s.key for s in await sources.due_sources(session, kind="x", now=NOW, limit=10)] == [
-            "jobboard"
-        ]
+    async with sessions.begin() as session:
+        assert await _claim(session) == [["jobboard"]]
     async with sessions.begin() as session:
         await sources.set_boards(session, kind="x", accounts=[], now=NOW)
-    async with sessions() as session:
-        assert await sources.due_sources(session, kind="x", now=NOW, limit=10) == []
+    async with sessions.begin() as session:
+        assert await _claim(session, now=NOW + timedelta(minutes=6)) == []
 
 
 async def test_a_migrated_group_keeps_its_categories_and_filter(sessions) -> None:
@@ -812,7 +817,20 @@ async def test_x_usage_adds_up_and_each_flag_is_set_once(sessions) -> None:
         assert await usage.get(session, "2026-12") == usage.Usage("2026-12")
 
 
-async def test_a_leased_source_is_polled_by_one_process_until_its_lease_runs_out(
+def _fits_three(handles: list[str]) -> bool:
+    return len(handles) <= 3
+
+
+async def _claim(
+    session: AsyncSession, now: datetime = NOW, lease: datetime = NOW + timedelta(minutes=5)
+) -> list[list[str]]:
+    """Place sources in groups, then claim the due groups: their members' keys."""
+    await sources.place_in_groups(session, kind="x", now=now, fits=_fits_three)
+    groups = await sources.claim_due_groups(session, kind="x", now=now, limit=10, lease_until=lease)
+    return [[m.key for m in g.members] for g in groups]
+
+
+async def test_a_leased_group_is_polled_by_one_process_until_its_lease_runs_out(
     sessions,
 ) -> None:
     async with sessions.begin() as session:
@@ -823,32 +841,59 @@ async def test_a_leased_source_is_polled_by_one_process_until_its_lease_runs_out
         await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
     lease = NOW + timedelta(minutes=5)
     async with sessions.begin() as session:
-        first = await sources.claim_due_sources(
-            session, kind="x", now=NOW, limit=10, lease_until=lease
-        )
+        first = await _claim(session, lease=lease)
     async with sessions.begin() as session:
         # Another process, meanwhile: nothing for it.
-        assert (
-            await sources.claim_due_sources(session, kind="x", now=NOW, limit=10, lease_until=lease)
-            == []
-        )
-        # The first process died: after its lease, the source is due again.
+        assert await _claim(session, lease=lease) == []
+        # The first process died: after its lease, the group is due again.
         later = lease + timedelta(seconds=1)
-        again = await sources.claim_due_sources(
-            session, kind="x", now=later, limit=10, lease_until=later + timedelta(minutes=5)
-        )
-    assert [s.key for s in first] == ["acme"] == [s.key for s in again]
+        again = await _claim(session, now=later, lease=later + timedelta(minutes=5))
+    assert first == [["acme"]] == again
     async with sessions.begin() as session:
-        await sources.record_poll(
-            session, source_id=source_id, cursor="9", next_poll_at=NOW + timedelta(seconds=1)
+        group_id = (await session.get(Source, source_id)).poll_group_id
+        await sources.record_group_poll(
+            session,
+            group_id=group_id,
+            cursors={source_id: "9"},
+            posted={},
+            next_poll_at=NOW + timedelta(seconds=1),
         )
-        # A recorded poll gives the source back at once (no lease left).
-        assert [
-            s.key
-            for s in await sources.claim_due_sources(
-                session, kind="x", now=NOW + timedelta(seconds=2), limit=10, lease_until=lease
+        # A recorded poll gives the group back at once (no lease left), the cursor stored.
+        assert await _claim(session, now=NOW + timedelta(seconds=2), lease=lease) == [["acme"]]
+        assert (await session.get(Source, source_id)).cursor == "9"
+
+
+async def test_watched_accounts_fill_groups_and_unwatched_ones_leave_them(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        ids = {}
+        for n in range(7):
+            ids[n] = await sources.ensure_source(
+                session, kind="x", key=f"a{n}", external_id=str(n), display_name=f"a{n}", now=NOW
             )
-        ] == ["acme"]
+            await sources.subscribe(session, chat_id=1, source_id=ids[n], now=NOW)
+        # Nobody follows this one: it is in no group, so no query reads it.
+        await sources.ensure_source(
+            session, kind="x", key="idle", external_id="99", display_name="idle", now=NOW
+        )
+    async with sessions.begin() as session:
+        assert await _claim(session) == [["a0", "a1", "a2"], ["a3", "a4", "a5"], ["a6"]]
+    async with sessions.begin() as session:
+        # Four followers leave: the groups left thin are merged, leases permitting.
+        await sources.unsubscribe(session, chat_id=1, source_ids=[ids[0], ids[1], ids[3], ids[4]])
+        later = NOW + timedelta(minutes=6)
+        claimed = await _claim(session, now=later, lease=later + timedelta(minutes=5))
+    assert sorted(key for group in claimed for key in group) == ["a2", "a5", "a6"]
+    assert len(claimed) == 1
+    async with sessions.begin() as session:
+        # A new follow joins a group with room; a gone account leaves its group.
+        await sources.subscribe(session, chat_id=1, source_id=ids[0], now=NOW)
+        await sources.mark_gone(session, source_id=ids[2], reason="suspended")
+        later = NOW + timedelta(minutes=12)
+        claimed = await _claim(session, now=later, lease=later + timedelta(minutes=5))
+    assert sorted(key for group in claimed for key in group) == ["a0", "a5", "a6"]
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PollGroup)) == 1
 
 
 async def test_settings_of_more_chats_than_one_statement_takes_are_all_read(sessions) -> None:

@@ -2,6 +2,7 @@
 
 It is an ``aiohttp.web`` server bound to 127.0.0.1 that serves
 
+* ``GET /2/users`` (``ids``: up to 100 accounts by id)
 * ``GET /2/users/by/username/:username``
 * ``GET /2/users/:id/tweets``
 * ``GET /2/tweets/search/recent``
@@ -43,6 +44,7 @@ from aiohttp import web
 __all__ = [
     "DEFAULT_LIMITS",
     "ROUTE_SEARCH_RECENT",
+    "ROUTE_USERS",
     "ROUTE_USERS_TWEETS",
     "ROUTE_USER_BY_USERNAME",
     "XRequest",
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
+ROUTE_USERS: Final = "/2/users"
 ROUTE_USER_BY_USERNAME: Final = "/2/users/by/username/:username"
 ROUTE_USERS_TWEETS: Final = "/2/users/:id/tweets"
 ROUTE_SEARCH_RECENT: Final = "/2/tweets/search/recent"
@@ -62,10 +65,12 @@ DEFAULT_LIMITS: Final[Mapping[str, int]] = {
     ROUTE_USERS_TWEETS: 10_000,
     ROUTE_SEARCH_RECENT: 450,
     ROUTE_USER_BY_USERNAME: 300,
+    ROUTE_USERS: 300,
 }
 
 _ROUTES: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (ROUTE_SEARCH_RECENT, re.compile(r"^/2/tweets/search/recent$")),
+    (ROUTE_USERS, re.compile(r"^/2/users$")),
     (ROUTE_USER_BY_USERNAME, re.compile(r"^/2/users/by/username/([^/]*)$")),
     (ROUTE_USERS_TWEETS, re.compile(r"^/2/users/([^/]+)/tweets$")),
 )
@@ -214,6 +219,8 @@ _EXCLUDE_VALUES: Final = frozenset({"replies", "retweets"})
 _SORT_ORDERS: Final = frozenset({"recency", "relevancy"})
 
 _USER_PARAMS: Final = ("expansions", "tweet.fields", "user.fields")
+_USERS_PARAMS: Final = ("expansions", "ids", "tweet.fields", "user.fields")
+_MAX_USER_IDS: Final = 100
 _TIMELINE_PARAMS: Final = (
     "end_time",
     "exclude",
@@ -918,6 +925,15 @@ class XStandIn:
         """Lift a suspension."""
         self._live_user(username).suspended = False
 
+    def rename_user(self, username: str, new_username: str) -> None:
+        """Change an account's handle (its id and posts stay)."""
+        user = self._live_user(username)
+        if new_username.lower() in self._by_name:
+            raise ValueError(f"@{new_username} is taken")
+        del self._by_name[username.lower()]
+        user.username = new_username
+        self._by_name[new_username.lower()] = user
+
     def delete_user(self, username: str) -> None:
         """Delete an account: it is no longer found, by name or id, and its posts are hidden."""
         user = self._live_user(username)
@@ -1090,6 +1106,8 @@ class XStandIn:
 
         if route == ROUTE_USER_BY_USERNAME:
             reply = self._user_by_username(arg, params)
+        elif route == ROUTE_USERS:
+            reply = self._users_by_ids(params)
         elif route == ROUTE_USERS_TWEETS:
             reply = self._users_tweets(arg, params)
         else:
@@ -1235,6 +1253,66 @@ class XStandIn:
             )
             return _Reply(200, {"errors": [error]})
         return _Reply(200, {"data": self._user_json(user, user_fields)})
+
+    def _users_by_ids(self, query: Mapping[str, str]) -> _Reply:
+        """`GET /2/users?ids=`: the live accounts in `data`, the others in `errors`."""
+        params = _Params(query, _USERS_PARAMS)
+        raw = params.get("ids")
+        ids = _split(raw or "")
+        if not ids:
+            params.error("ids", raw, "The `ids` query parameter can not be empty")
+        elif len(ids) > _MAX_USER_IDS:
+            params.error(
+                "ids",
+                raw,
+                f"The number of values in the `ids` query parameter list "
+                f"[{len(ids)}] is not between 1 and {_MAX_USER_IDS}",
+            )
+        else:
+            for user_id in ids:
+                if not user_id.isdigit():
+                    params.error(
+                        "ids",
+                        user_id,
+                        f"The `ids` query parameter value [{user_id}] is not valid",
+                    )
+        user_fields = params.choices("user.fields", _USER_FIELDS)
+        params.choices("tweet.fields", _TWEET_FIELDS)
+        params.choices("expansions", _USER_EXPANSIONS)
+        if params.errors:
+            return _Reply(400, _invalid_request(params.errors))
+        data: list[JSON] = []
+        errors: list[JSON] = []
+        for user_id in ids:
+            user = self._users.get(user_id)
+            if user is None or user.deleted:
+                errors.append(
+                    _user_error(
+                        user_id,
+                        "ids",
+                        "Not Found Error",
+                        f"Could not find user with ids: [{user_id}].",
+                        _PROBLEM_NOT_FOUND,
+                    )
+                )
+            elif user.suspended:
+                errors.append(
+                    _user_error(
+                        user_id,
+                        "ids",
+                        "Forbidden",
+                        f"User has been suspended: [{user_id}].",
+                        _PROBLEM_NOT_FOUND,
+                    )
+                )
+            else:
+                data.append(self._user_json(user, user_fields))
+        body: JSON = {}
+        if data:
+            body["data"] = data
+        if errors:
+            body["errors"] = errors
+        return _Reply(200, body)
 
     def _users_tweets(self, user_id: str, query: Mapping[str, str]) -> _Reply:
         params = _Params(query, _TIMELINE_PARAMS)

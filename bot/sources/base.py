@@ -24,6 +24,7 @@ class Post:
     text: str
     url: str
     posted_at: datetime | None
+    author_id: str = ""  # the network's id of the author (a handle can change hands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,15 @@ class Batch:
     def billed(self) -> int:
         """Posts X charges for."""
         return len(self.posts) if self.returned < 0 else self.returned
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Accounts looked up by id: those that exist (as the network spells them now) and, for
+    the others, why they are gone."""
+
+    found: dict[str, Account]
+    gone: dict[str, SourceError]
 
 
 class SourceError(Exception):

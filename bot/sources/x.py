@@ -19,8 +19,10 @@ from bot.sources.base import (
     AccountSuspended,
     AuthError,
     Batch,
+    Lookup,
     Post,
     RateLimited,
+    SourceError,
     Unavailable,
 )
 
@@ -29,11 +31,35 @@ log = logging.getLogger(__name__)
 TWEEPY_HOST = "https://api.twitter.com"
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 PAGE_SIZE = 100
-# A timeline page walk stops here even if X keeps paging (3,200 is X's own timeline depth).
+# A search's page walk stops here even if X keeps paging.
 MAX_PAGES = 32
 NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
 USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"
 UNKNOWN_RESET_WAIT = timedelta(minutes=15)
+# The longest `tweets/search/recent` query X's Basic tier accepts.
+MAX_QUERY_LENGTH = 512
+QUERY_TAIL = " -is:retweet -is:reply"
+# X looks up at most 100 users per `GET /2/users` request.
+MAX_LOOKUP = 100
+TWITTER_EPOCH_MS = 1_288_834_974_657
+
+
+def search_query(handles: list[str]) -> str:
+    """One recent-search query reading these accounts' own posts (no reposts, no replies)."""
+    clause = " OR ".join(f"from:{handle}" for handle in handles)
+    return f"({clause}){QUERY_TAIL}" if len(handles) > 1 else f"{clause}{QUERY_TAIL}"
+
+
+def query_fits(handles: list[str]) -> bool:
+    """Whether one query can read all these accounts."""
+    return len(search_query(handles)) <= MAX_QUERY_LENGTH
+
+
+def id_at(moment: datetime) -> int:
+    """The smallest post id X can give a post created at `moment` (ids are snowflakes: the
+    creation time in milliseconds since X's epoch, shifted 22 bits)."""
+    milliseconds = int(moment.timestamp() * 1000) - TWITTER_EPOCH_MS
+    return max(milliseconds, 0) << 22
 
 
 class RoutedSession:
@@ -194,54 +220,94 @@ class XSource:
             name=str(data.get("name") or data["username"]),
         )
 
-    async def fetch_new(
-        self, account: Account, *, since_id: str | None, start_time: datetime | None
-    ) -> Batch:
-        """Every post newer than `since_id` (or created after `start_time`), oldest first.
-
-        Replies and reposts are excluded; every page is read, so none is skipped.
-        """
+    async def search_new(self, handles: list[str], *, since_id: int) -> Batch:
+        """Every post of these accounts newer than `since_id`, oldest first, in one query
+        (`tweets/search/recent`, replies and reposts excluded); every page is read. Each post
+        names its author's id and handle as X gives them now."""
+        if not handles or not query_fits(handles):
+            raise ValueError(f"cannot read {len(handles)} accounts in one query")
         params: dict[str, Any] = {
+            "query": search_query(handles),
             "max_results": PAGE_SIZE,
-            "exclude": ["replies", "retweets"],
+            "since_id": str(since_id),
+            "expansions": ["author_id"],
             "tweet_fields": ["created_at", "author_id", "entities"],
+            "user_fields": ["username"],
             "user_auth": False,
         }
-        if since_id is not None:
-            params["since_id"] = since_id
-        elif start_time is not None:
-            params["start_time"] = start_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         posts: list[Post] = []
-        newest: str | None = since_id
         token: str | None = None
         requests = returned = 0
+        newest = since_id
         for _ in range(MAX_PAGES):
             page_params = dict(params)
             if token:
-                page_params["pagination_token"] = token
-            body = await self._call("get_users_tweets", account.external_id, **page_params)
+                page_params["next_token"] = token
+            body = await self._call("search_recent_tweets", **page_params)
             requests += 1
-            self._raise_for_resource_errors(body)
             data = body.get("data") or []
             meta = body.get("meta") or {}
+            includes = body.get("includes") or {}
             if not isinstance(data, list) or not isinstance(meta, dict):
-                raise Unavailable("X answered a timeline in an unexpected shape")
+                raise Unavailable("X answered a search in an unexpected shape")
             returned += len(data)
+            authors = _authors(includes)
             for item in data:
-                post = self._to_post(item, account)
-                if post is not None:
-                    posts.append(post)
-            page_newest = meta.get("newest_id")
-            if token is None and page_newest:
-                newest = str(page_newest)
+                author_id = str(item.get("author_id", "")) if isinstance(item, dict) else ""
+                handle = authors.get(author_id)
+                if not author_id or handle is None:
+                    log.warning("skipping a post of an X search without its author")
+                    continue
+                post = self._to_post(item, Account(author_id, handle, handle))
+                if post is None:
+                    continue
+                posts.append(post)
+                newest = max(newest, int(post.external_id))
             token = meta.get("next_token")
             if not token:
                 break
             await asyncio.sleep(0)
         posts.sort(key=lambda p: int(p.external_id))
-        if posts and (newest is None or int(posts[-1].external_id) > int(newest)):
-            newest = posts[-1].external_id
-        return Batch(posts=posts, cursor=newest, requests=requests, returned=returned)
+        return Batch(posts=posts, cursor=str(newest), requests=requests, returned=returned)
+
+    async def lookup(self, external_ids: list[str]) -> Lookup:
+        """Accounts by id (`GET /2/users`, at most MAX_LOOKUP): which still exist, renamed or
+        not, and which are gone (deleted, suspended, or protected and so unreadable)."""
+        if not external_ids or len(external_ids) > MAX_LOOKUP:
+            raise ValueError(f"cannot look up {len(external_ids)} accounts in one request")
+        body = await self._call(
+            "get_users", ids=external_ids, user_fields=["protected"], user_auth=False
+        )
+        found: dict[str, Account] = {}
+        gone: dict[str, SourceError] = {}
+        for item in body.get("data") or []:
+            if not isinstance(item, dict) or "id" not in item or "username" not in item:
+                raise Unavailable("X answered a user lookup in an unexpected shape")
+            account = Account(
+                external_id=str(item["id"]),
+                handle=str(item["username"]),
+                name=str(item.get("name") or item["username"]),
+            )
+            if item.get("protected") is True:
+                gone[account.external_id] = AccountSuspended(f"@{account.handle} is protected")
+            else:
+                found[account.external_id] = account
+        for error in body.get("errors") or []:
+            if not isinstance(error, dict):
+                continue
+            key = str(error.get("resource_id") or error.get("value") or "")
+            if key not in external_ids:
+                continue
+            detail = str(error.get("detail", ""))
+            if "suspended" in detail.lower() or error.get("title") == "Forbidden":
+                gone[key] = AccountSuspended(detail)
+            elif error.get("type") == NOT_FOUND_TYPE or error.get("title") == "Not Found Error":
+                gone[key] = AccountNotFound(detail)
+        missing = set(external_ids) - set(found) - set(gone)
+        if missing:
+            # Neither found nor said to be gone: a partial answer, not a verdict.
+            raise Unavailable(f"X's user lookup said nothing of {len(missing)} account(s)")
+        return Lookup(found=found, gone=gone)
 
     @staticmethod
     def _to_post(item: object, account: Account) -> Post | None:
@@ -260,4 +326,17 @@ class XSource:
             text=_expand_links(html.unescape(text), item.get("entities")),
             url=post_url(account.handle, post_id),
             posted_at=_parse_time(item.get("created_at")),
+            author_id=account.external_id,
         )
+
+
+def _authors(includes: object) -> dict[str, str]:
+    """Author id -> handle, from a search answer's `includes.users`."""
+    users = includes.get("users") if isinstance(includes, dict) else None
+    if not isinstance(users, list):
+        return {}
+    return {
+        str(user["id"]): str(user["username"])
+        for user in users
+        if isinstance(user, dict) and "id" in user and isinstance(user.get("username"), str)
+    }

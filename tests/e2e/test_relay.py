@@ -122,7 +122,7 @@ async def test_fifty_chats_following_one_account_cost_one_x_request_per_poll(sta
     await eventually(lambda: all(len(u.received()) == 2 for u in users), 30, "50 deliveries")
     await asyncio.sleep(3)
     elapsed = time.monotonic() - started
-    timeline_requests = stack.x.request_count("/2/users/")
+    timeline_requests = stack.x.request_count("/2/tweets/search/recent")
     # POLL_INTERVAL_SECONDS=1: one request per second at most, whatever the subscriber count.
     assert 1 <= timeline_requests <= elapsed + 1
     assert sum(len(u.received()) for u in users) == 100
@@ -199,6 +199,9 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
 
 
 async def test_an_account_that_disappears_is_announced_once(stack: Stack) -> None:
+    """A search only stops finding a suspended account: the bot looks up accounts silent
+    for X_SILENT_ACCOUNT_CHECK_SECONDS (14 days by default, 2 s here)."""
+    stack.bot.env["X_SILENT_ACCOUNT_CHECK_SECONDS"] = "2"
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
     user = await stack.follower(language="fr")
@@ -209,6 +212,22 @@ async def test_an_account_that_disappears_is_announced_once(stack: Stack) -> Non
     assert len(user.received()) == 2
     listing = await user.ask("/list")
     assert "@acme_jobs (n'est plus disponible sur X)" in listing
+
+
+async def test_a_renamed_account_is_still_followed_under_its_new_handle(stack: Stack) -> None:
+    """A search reads accounts by handle: once a silent account is looked up by id and found
+    renamed, its posts are read (and named) under the new handle, none missed."""
+    stack.bot.env["X_SILENT_ACCOUNT_CHECK_SECONDS"] = "2"
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower()
+    stack.x.rename_user("acme_jobs", "acme_careers")
+    stack.x.add_post("acme_careers", "Offer posted under the new handle")
+    texts = await user.wait_for(2, timeout=20)
+    assert texts[1].startswith("@acme_careers") and "under the new handle" in texts[1]
+    assert "@acme_careers" in await user.ask("/list")
+    lookups = [r for r in stack.x.requests if r.path == "/2/users"]
+    assert len(lookups) == 1, lookups  # looked up once, then not again for 2 s of silence
 
 
 async def test_a_group_that_became_a_supergroup_keeps_its_feed(stack: Stack) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 
 from tests.e2e.harness import Stack, User, eventually
 
@@ -19,14 +20,18 @@ async def _following(stack: Stack) -> User:
     return user
 
 
+SEARCH = "/2/tweets/search/recent"
+
+
 def _timeline_requests(stack: Stack) -> list[tuple[float, int]]:
-    return [(r.at, r.status) for r in stack.x.requests if r.path.endswith("/tweets")]
+    """(time, status) of every poll: one recent search reads every followed account."""
+    return [(r.at, r.status) for r in stack.x.requests if r.path == SEARCH]
 
 
 async def test_a_rate_limit_is_waited_out_until_its_reset(stack: Stack) -> None:
     user = await _following(stack)
     stack.x.clear_requests()
-    stack.x.fail_next(429, count=1, reset_in=4, path_prefix="/2/users/")
+    stack.x.fail_next(429, count=1, reset_in=4, path_prefix=SEARCH)
     stack.x.add_post("acme_jobs", "Offer B")
     texts = await user.wait_for(3, timeout=30)
     assert "Offer B" in texts[2]
@@ -40,8 +45,8 @@ async def test_a_rate_limit_is_waited_out_until_its_reset(stack: Stack) -> None:
 async def test_an_outage_backs_off_exponentially_and_misses_nothing(stack: Stack) -> None:
     user = await _following(stack)
     stack.x.clear_requests()
-    stack.x.fail_next(503, count=2, path_prefix="/2/users/")
-    stack.x.fail_next(503, count=1, content_type="text/plain", path_prefix="/2/users/")
+    stack.x.fail_next(503, count=2, path_prefix=SEARCH)
+    stack.x.fail_next(503, count=1, content_type="text/plain", path_prefix=SEARCH)
     stack.x.add_post("acme_jobs", "Offer B")
     texts = await user.wait_for(3, timeout=40)
     assert "Offer B" in texts[2]
@@ -57,7 +62,7 @@ async def test_an_outage_backs_off_exponentially_and_misses_nothing(stack: Stack
 
 async def test_refused_credentials_are_reported_once_not_in_a_loop(stack: Stack) -> None:
     user = await _following(stack)
-    stack.x.fail_next(401, count=3, path_prefix="/2/users/")
+    stack.x.fail_next(401, count=3, path_prefix=SEARCH)
     stack.x.add_post("acme_jobs", "Offer B")
     texts = await user.wait_for(3, timeout=40)
     assert "Offer B" in texts[2]
@@ -102,7 +107,7 @@ async def test_x_capping_the_app_stops_polling_until_next_month(stack: Stack) ->
     await operator.ask("/admin status")
     user = await stack.follower("acme_jobs")
     stack.x.clear_requests()
-    stack.x.fail_next(429, count=1, usage_capped=True, path_prefix="/2/users/")
+    stack.x.fail_next(429, count=1, usage_capped=True, path_prefix=SEARCH)
     told = await operator.wait_for(2)
     assert "X capped this app's monthly usage" in told[1]
     stack.x.add_post("acme_jobs", "Offer while capped")
@@ -130,7 +135,7 @@ async def test_a_rate_limit_holds_every_account_until_its_reset_and_misses_no_po
     await user.ask("/follow " + " ".join(f"@{a}" for a in accounts))
     await asyncio.sleep(1.5)
     stack.x.clear_requests()
-    stack.x.fail_next(429, count=1, reset_in=5, path_prefix="/2/users/")
+    stack.x.fail_next(429, count=1, reset_in=5, path_prefix=SEARCH)
     offers = [f"Offer {i} of @{account}" for i in range(2) for account in accounts]
     for i, offer in enumerate(offers):
         stack.x.add_post(accounts[i % len(accounts)], offer)
@@ -151,9 +156,12 @@ async def test_a_rate_limit_holds_every_account_until_its_reset_and_misses_no_po
     )
     assert not early
     read_again = {
-        r.path for r in stack.x.requests if r.path.endswith("/tweets") and r.at > limited_at + 5
+        handle
+        for r in stack.x.requests
+        if r.path == SEARCH and r.at > limited_at + 5
+        for handle in re.findall(r"from:(\w+)", r.params["query"])
     }
-    assert len(read_again) == len(accounts)
+    assert read_again == set(accounts)
 
 
 async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
@@ -172,8 +180,8 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     for i in range(150):  # X returns at most 100 per page
         stack.x.add_post("acme_jobs", f"Offer number {i}")
     stack.x.clear_requests()
-    stack.x.fail_next(429, count=1, reset_in=3, path_prefix="/2/users/", param="pagination_token")
-    stack.x.fail_next(503, count=2, path_prefix="/2/users/", param="pagination_token")
+    stack.x.fail_next(429, count=1, reset_in=3, path_prefix=SEARCH, param="next_token")
+    stack.x.fail_next(503, count=2, path_prefix=SEARCH, param="next_token")
     await stack.bot.start()
     # 50 are pushed (the daily limit), the other 100 are held for the digest.
     await user.wait_for(51, timeout=60)

@@ -67,6 +67,11 @@ def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) 
             "X_MONTHLY_POST_READ_BUDGET: Input should be greater than or equal to 0",
         ),
         ("X_MONTHLY_POST_READ_BUDGET", "lots", "X_MONTHLY_POST_READ_BUDGET: Input should be"),
+        (
+            "X_SILENT_ACCOUNT_CHECK_SECONDS",
+            "0",
+            "X_SILENT_ACCOUNT_CHECK_SECONDS: Input should be greater than or equal to 1",
+        ),
         ("RECEIVE_UPDATES", "perhaps", "RECEIVE_UPDATES: Input should be a valid boolean"),
         ("SEND_RATE_PER_SECOND", "31", "SEND_RATE_PER_SECOND: Input should be less than"),
     ],
