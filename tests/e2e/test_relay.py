@@ -4,6 +4,7 @@ talking HTTP to the Telegram and X stand-ins, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 
@@ -299,3 +300,41 @@ async def test_following_again_after_a_gap_does_not_flood_old_posts(stack: Stack
     await asyncio.sleep(1.5)
     assert "Offer after following again" in texts[4]
     assert not any("while nobody followed" in t for t in user.texts())
+
+
+async def test_thirty_accounts_cost_two_searches_a_poll_and_each_post_is_read_once(
+    stack: Stack,
+) -> None:
+    """30 accounts with 15-character handles fill two 512-character search queries: each poll
+    costs two requests, not thirty, and every post is returned by X once, restart included."""
+    accounts = [f"recruiter{n:02d}_abc" for n in range(30)]
+    for account in accounts:
+        stack.x.add_user(account)
+    stack.bot.env["DEFAULT_DAILY_LIMIT"] = "50"
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/follow " + " ".join(f"@{a}" for a in accounts[:15]))
+    await user.ask("/follow " + " ".join(f"@{a}" for a in accounts[15:]))
+    await asyncio.sleep(1.5)
+    stack.x.clear_requests()
+    for account in accounts:
+        stack.x.add_post(account, f"Offer from {account}")
+    await user.wait_for(2 + 30, timeout=30)
+    await stack.bot.stop()
+    for account in accounts[::3]:
+        stack.x.add_post(account, f"Second offer from {account}")
+    await stack.bot.start()
+    await user.wait_for(2 + 30 + 10, timeout=30)
+    await asyncio.sleep(2)
+    searches = [r for r in stack.x.requests if r.path == "/2/tweets/search/recent"]
+    queries = Counter(r.params["query"] for r in searches)
+    print(f"{len(searches)} searches, {len(queries)} distinct queries for 30 accounts")
+    assert len(queries) == 2
+    assert all(len(query) <= 512 for query in queries)
+    named = sorted(h for query in queries for h in re.findall(r"from:(\w+)", query))
+    assert named == sorted(accounts)
+    # Both queries are sent each poll (1 s): as many of one as of the other, give or take one.
+    counts = list(queries.values())
+    assert abs(counts[0] - counts[1]) <= 1
+    assert stack.x.posts_returned == 40  # each post once, across the restart
+    assert len(user.received()) == 2 + 40
