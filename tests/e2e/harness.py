@@ -166,6 +166,16 @@ class User:
         await eventually(lambda: len(self.received()) > before, timeout, f"a reply to {text!r}")
         return self.texts()[before]
 
+    async def ask_until(self, text: str, expected: str, timeout: float = 15.0) -> str:
+        """Ask again (every 0.5 s) until the reply contains `expected`; the last reply. For
+        figures the bot reaches in the background (e.g. offers held as the sender meets them)."""
+        deadline = time.monotonic() + timeout
+        reply = await self.ask(text)
+        while expected not in reply and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            reply = await self.ask(text)
+        return reply
+
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[str]:
         try:
             await eventually(lambda: len(self.received()) >= count, timeout)

@@ -95,7 +95,7 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
     # 50 are pushed (the daily limit), the other 180 are held, none dropped.
     await user.wait_for(51, timeout=60)
     await asyncio.sleep(1.5)
-    assert "Today: 50 sent, 180 held" in await user.ask("/limit")
+    assert "Today: 50 sent, 180 held" in await user.ask_until("/limit", "180 held")
     user.say("/digest")
 
     def numbers() -> list[int]:

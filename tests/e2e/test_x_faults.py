@@ -186,7 +186,7 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     # 50 are pushed (the daily limit), the other 100 are held for the digest.
     await user.wait_for(51, timeout=60)
     await asyncio.sleep(1.5)
-    assert "Today: 50 sent, 100 held" in await user.ask("/limit")
+    assert "Today: 50 sent, 100 held" in await user.ask_until("/limit", "100 held")
     user.say("/digest")
 
     def numbers() -> list[int]:
