@@ -27,11 +27,12 @@ from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
+from bot.receiver import UpdateReceiver
 from bot.single_flight import SingleFlight
 from bot.sources.x import XSource
 from handlers import register
 from handlers.start import command_descriptions
-from storage.db import create_engine, create_session_factory
+from storage.db import create_engine, create_session_factory, is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +204,29 @@ async def serve(
     else:
         log.warning("X_BEARER_TOKEN is not set: /follow will say X is not configured")
     background: set[asyncio.Task[None]] = set()
+    receiving: asyncio.Task[None] | None = None
+
+    async def start_receiving() -> None:
+        assert application.updater is not None
+        await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+
+    async def stop_receiving() -> None:
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+
     try:
         if not await _initialize(application, stop):
             return
         try:
             await application.start()
-            assert application.updater is not None
-            if settings.receive_updates:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-            else:
+            if not settings.receive_updates:
                 log.info("RECEIVE_UPDATES=false: this process polls X and sends, nothing else")
+            elif is_sqlite(settings.database_url):
+                await start_receiving()  # an SQLite file serves one process
+            else:
+                # Several processes may share PostgreSQL: one of them receives (a lock says which).
+                receiver = UpdateReceiver(engine=engine, start=start_receiving, stop=stop_receiving)
+                receiving = asyncio.create_task(receiver.run(stop))
             job_queue = application.job_queue
             assert job_queue is not None
             job_queue.run_repeating(
@@ -247,8 +261,13 @@ async def serve(
             if application.job_queue is not None:
                 for job in application.job_queue.jobs():
                     job.schedule_removal()
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if receiving is not None:
+                # It sees `stop` and lets its lock go; cancelled only if it cannot.
+                try:
+                    await asyncio.wait_for(receiving, 10)
+                except Exception:
+                    log.exception("the update receiver did not stop cleanly")
+            await stop_receiving()
             if application.running:
                 await application.stop()
             sender.stop()

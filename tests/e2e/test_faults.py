@@ -472,6 +472,44 @@ async def test_two_processes_one_receiving_updates_send_each_message_once(
         assert stack.tg.stats["getUpdates:409"] == 0
 
 
+async def test_either_process_may_receive_updates_and_the_other_takes_over_when_it_dies(
+    stack: Stack,
+) -> None:
+    """The Procfile's `worker` scaled to two: both may receive Telegram's updates, exactly one
+    does (an advisory lock on PostgreSQL). Killed with -9, the other takes over and answers
+    the next command. Every command is answered once; getUpdates never meets a 409."""
+    _postgresql_only(stack)
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    workdir = stack.workdir / "second"
+    workdir.mkdir(exist_ok=True)
+    second = BotProcess(env=dict(stack.bot.env), workdir=workdir, tg=stack.tg)
+    await second.start()
+    try:
+        user = stack.user()
+        assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
+        receives = "this process receives Telegram's updates"
+        receiver, other = (stack.bot, second) if receives in stack.bot.log else (second, stack.bot)
+        assert receives not in other.log
+        assert "another process receives Telegram's updates" in other.log
+        await asyncio.sleep(6)  # the waiting process now tries every 5 s (CHECK_EVERY)
+        await receiver.kill()
+        started = time.monotonic()
+        reply = await user.ask("/list", timeout=30)
+        took = time.monotonic() - started
+        print(f"the other process answered the first command {took:.1f} s after the kill")
+        assert "@acme_jobs" in reply
+        assert receives in other.log
+        stack.x.add_post("acme_jobs", "Offer after the take-over")
+        await user.wait_for(3)
+        await asyncio.sleep(2)
+        assert len(user.received()) == 3  # each command answered once, the offer sent once
+        assert stack.tg.stats["getUpdates:409"] == 0
+    finally:
+        await second.stop()
+    assert "Traceback" not in second.log, second.log
+
+
 class PolledTwice(Exception):
     """A source was read by both processes within one poll interval."""
 
