@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -133,7 +134,10 @@ class Poller:
         if written:
             self._on_new_deliveries()
         if not rate_limited.is_set():
-            await self._check_silent([m for g in due for m in g.members])
+            posted = {i for done in reads for i, posts in done.posts.items() if posts}
+            await self._check_silent(
+                [m for g in due for m in g.members if m.source_id not in posted]
+            )
         return written
 
     async def _within_budget(self, now: datetime) -> bool:
@@ -206,20 +210,28 @@ class Poller:
             await sources.postpone_all(session, kind=X_KIND, until=until)
 
     async def fetch(self, group: GroupInfo) -> Read | None:
-        """Read a group's new posts with one search; None when it failed (recorded); raises
-        RateLimited.
+        """Read a group's new posts; None when it failed (recorded); raises RateLimited.
 
-        The search starts after the oldest member's cursor (a member never polled starts at
-        its first follow). A post at or before its own author's cursor was read already and
-        is skipped; a group polled together keeps its members' cursors equal, so nothing is
-        read twice. A group nobody polled for STALE_AFTER restarts from then, not from the
-        backlog of idle weeks.
+        A member's posts are new after its cursor (a member never polled: after its first
+        follow; one nobody polled for STALE_AFTER: from then, not the backlog of idle weeks).
+        After a poll every member's cursor is the newest post the poll saw, so a group's
+        members share one cursor and one search reads them all. A member behind it (it just
+        joined, or came back after its followers were away) is read by a second search from
+        its own cursor, once: the others' posts are never read, and billed, twice.
         """
         members = _fitting(group.members)
-        now = self._clock.now()
-        since = max(min(_since(m) for m in members), id_at(now - STALE_AFTER))
+        floor = id_at(self._clock.now() - STALE_AFTER)
+        sinces = {m.source_id: max(_since(m), floor) for m in members}
+        common = max(Counter(sinces.values()).most_common(), key=lambda pair: (pair[1], pair[0]))[0]
+        behind = [m for m in members if sinces[m.source_id] < common]
+        searches = [([m for m in members if sinces[m.source_id] >= common], common)]
+        if behind:
+            searches.append((behind, min(sinces[m.source_id] for m in behind)))
+        batches: list[Batch] = []
         try:
-            batch = await self._x.search_new([m.display_name for m in members], since_id=since)
+            for readers, since in searches:
+                handles = [m.display_name for m in readers]
+                batches.append(await self._x.search_new(handles, since_id=since))
         except AuthError as exc:
             if not self._auth_reported:
                 log.error("X refused jobrelay's credentials (%s): check X_BEARER_TOKEN", exc)
@@ -233,16 +245,24 @@ class Poller:
         self._auth_reported = False
         by_author = {m.external_id: m for m in members}
         posts: dict[int, list[Post]] = {m.source_id: [] for m in members}
-        for post in batch.posts:
+        for post in sorted((p for b in batches for p in b.posts), key=lambda p: int(p.external_id)):
             member = by_author.get(post.author_id)
             if member is None:
                 # The handle now belongs to another account: not the one followed.
                 log.info("skipping a post of @%s (id %s)", post.author, post.author_id)
                 continue
-            if int(post.external_id) > _since(member):
+            if int(post.external_id) > sinces[member.source_id]:
                 posts[member.source_id].append(post)
-        newest = int(batch.cursor or since)
-        cursors = {m.source_id: str(max(newest, _since(m))) for m in members}
+        # Each search returned everything after its start: no member has a post between its
+        # own cursor and the newest post seen, which is now every member's cursor.
+        newest = max(int(b.cursor or 0) for b in batches)
+        cursors = {m.source_id: str(max(newest, sinces[m.source_id])) for m in members}
+        batch = Batch(
+            posts=[],
+            cursor=str(newest),
+            requests=sum(b.requests for b in batches),
+            returned=sum(b.billed for b in batches),
+        )
         return Read(group, members, posts, cursors, batch)
 
     async def _store(self, reads: list[Read]) -> int:

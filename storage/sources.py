@@ -217,8 +217,9 @@ async def place_in_groups(
 ) -> int:
     """Keep every watched source of `kind` in exactly one poll group, and only those.
 
-    Sources nobody follows any more (and gone ones) leave their group; a group whose members
-    all fit in another group's query joins it; a watched source in no group joins the first
+    Sources nobody follows any more (and gone ones) leave their group, and so do those that
+    no longer fit in it (renamed to a longer handle); a group whose members all fit in another
+    group's query joins it; a watched source in no group joins the first
     group its handle still fits in (`fits(handles)`), or a new one polled at once. Returns how
     many sources were placed. One process at a time (an advisory lock on PostgreSQL).
     """
@@ -235,13 +236,22 @@ async def place_in_groups(
     )
     names: dict[int, list[str]] = defaultdict(list)
     rows = await session.execute(
-        select(Source.poll_group_id, Source.display_name)
+        select(Source.poll_group_id, Source.id, Source.display_name)
         .where(Source.kind == kind, Source.poll_group_id.is_not(None))
         .order_by(Source.poll_group_id, Source.id)
     )
-    for group_id, name in rows:
-        if group_id is not None:
+    overflow: list[int] = []
+    for group_id, source_id, name in rows:
+        if group_id is None:
+            continue
+        if fits([*names[group_id], str(name)]):
             names[group_id].append(str(name))
+        else:  # a member renamed to a longer handle: it moves to a group with room
+            overflow.append(int(source_id))
+    if overflow:
+        await session.execute(
+            update(Source).where(Source.id.in_(overflow)).values(poll_group_id=None)
+        )
     await _merge_small_groups(session, kind=kind, now=now, names=names, fits=fits)
     unplaced = (
         await session.execute(

@@ -169,6 +169,46 @@ async def test_a_subscription_made_in_a_topic_posts_into_that_topic(stack: Stack
     assert "Offres RH" not in listing and "@acme_jobs — 💬 Offres dev" in listing
 
 
+async def test_an_account_back_in_a_search_group_catches_up_without_rereading_the_others(
+    stack: Stack,
+) -> None:
+    """@acme_jobs and @lyon_jobs are read by one search. The club that alone follows
+    @lyon_jobs removes the bot: @lyon_jobs leaves the search. Added back, @lyon_jobs is behind
+    the group's cursor: one more search reads it from its own cursor (the offer posted during
+    the absence arrives), and no post of @acme_jobs is returned, and billed, twice."""
+    for account in ("acme_jobs", "lyon_jobs"):
+        stack.x.add_user(account)
+    await stack.bot.start()
+    user = await stack.follower("acme_jobs")
+    group = Club(stack, -4002, "group")
+    stack.tg.add_chat(group.chat_id, "group", title="Lyon job club")
+    stack.tg.set_member_status(group.chat_id, ADMIN, "administrator")
+    assert "Now following" in (await group.ask(ADMIN, "/follow @lyon_jobs")).plain_text
+    await asyncio.sleep(1.5)
+    stack.tg.set_bot_status(group.chat_id, "left")
+    await asyncio.sleep(1.5)
+    stack.x.add_post("lyon_jobs", HR)
+    for n in range(3):  # read while @lyon_jobs is out of the search
+        stack.x.add_post("acme_jobs", f"Offer {n} of acme")
+        await asyncio.sleep(1.2)
+    await user.wait_for(4)
+    stack.tg.set_bot_status(group.chat_id, "member")
+    await eventually(
+        lambda: any(HR in m.plain_text for m in group.received()), 15, "the offer of the absence"
+    )
+    stack.x.add_post("acme_jobs", "Offer 3 of acme")
+    stack.x.add_post("lyon_jobs", SOFTWARE)
+    await user.wait_for(5)
+    await eventually(
+        lambda: any(SOFTWARE in m.plain_text for m in group.received()), 15, "the next offer"
+    )
+    await asyncio.sleep(2)
+    assert stack.x.posts_returned == 6  # each of the six posts returned once
+    assert len(user.received()) == 5
+    queries = {r.params["query"] for r in stack.x.requests if r.path.endswith("/search/recent")}
+    assert "(from:acme_jobs OR from:lyon_jobs) -is:retweet -is:reply" in queries
+
+
 async def test_removed_then_added_back_and_upgraded_groups(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
