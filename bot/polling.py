@@ -33,6 +33,7 @@ POLL_LEASE = timedelta(minutes=5)
 # A search never says an account is gone: one silent this long is looked up (a cheap
 # `GET /2/users`, 100 accounts a request), at most once per such period.
 SILENT_CHECK = timedelta(days=14)
+LOOKUP_RETRY = timedelta(hours=1)
 # An offer posted again within this window (by any account) is the same story: sent once.
 STORY_WINDOW = timedelta(days=7)
 # Posts shorter than this are never merged into a story ("Merci !" is not an offer twice).
@@ -343,6 +344,15 @@ class Poller:
             return
         except (AuthError, Unavailable) as exc:
             log.info("looking up %d silent account(s) failed: %s", len(silent), exc)
+            # Tried again in an hour (or one check period if shorter), not at every tick.
+            retry = min(self._silent_check, LOOKUP_RETRY)
+            async with self._sessions.begin() as session:
+                await sources.record_check(
+                    session,
+                    source_ids=[m.source_id for m in silent],
+                    now=now - self._silent_check + retry,
+                    renamed={},
+                )
             return
         async with self._sessions.begin() as session:
             await sources.record_check(

@@ -201,3 +201,21 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     statuses = [status for _, status in _timeline_requests(stack)]
     assert statuses[:6] == [200, 429, 200, 503, 200, 503], statuses
     assert statuses[6:8] == [200, 200], statuses
+
+
+async def test_a_failed_lookup_of_a_silent_account_is_retried_later_not_at_every_poll(
+    stack: Stack,
+) -> None:
+    """X_SILENT_ACCOUNT_CHECK_SECONDS=2: the silent account's lookup fails (503), is tried
+    again a period later (not at each 0.5 s tick), and then finds it suspended."""
+    stack.bot.env["X_SILENT_ACCOUNT_CHECK_SECONDS"] = "2"
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower()
+    stack.x.suspend_user("acme_jobs")
+    stack.x.fail_next(503, count=1, path_prefix="/2/users")
+    texts = await user.wait_for(2, timeout=20)
+    assert "@acme_jobs is no longer available on X" in texts[1], texts
+    lookups = [r for r in stack.x.requests if r.path == "/2/users"]
+    assert [r.status for r in lookups] == [503, 200]
+    assert lookups[1].at - lookups[0].at >= 1.9
