@@ -217,42 +217,25 @@ async def place_in_groups(
 ) -> int:
     """Keep every watched source of `kind` in exactly one poll group, and only those.
 
-    Sources nobody follows any more (and gone ones) leave their group, and so do those that
-    no longer fit in it (renamed to a longer handle); a group whose members all fit in another
-    group's query joins it; a watched source in no group joins the first
-    group its handle still fits in (`fits(handles)`), or a new one polled at once. Returns how
-    many sources were placed. One process at a time (an advisory lock on PostgreSQL).
+    Sources nobody follows any more (and gone ones) leave their group; then a group whose
+    members all fit in another group's query joins it. A watched source in no group (new,
+    back, or renamed) joins the first group its handle fits in (`fits(handles)`), or a new
+    one polled at once. Returns how many sources were placed. One process at a time (an
+    advisory lock on PostgreSQL); a cheap no-op when nothing changed.
     """
     if is_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GROUPING_LOCK})
-    await session.execute(
-        update(Source)
-        .where(
-            Source.kind == kind,
-            Source.poll_group_id.is_not(None),
-            or_(Source.gone.is_(True), not_(_watched())),
-        )
-        .values(poll_group_id=None)
-    )
-    names: dict[int, list[str]] = defaultdict(list)
-    rows = await session.execute(
-        select(Source.poll_group_id, Source.id, Source.display_name)
-        .where(Source.kind == kind, Source.poll_group_id.is_not(None))
-        .order_by(Source.poll_group_id, Source.id)
-    )
-    overflow: list[int] = []
-    for group_id, source_id, name in rows:
-        if group_id is None:
-            continue
-        if fits([*names[group_id], str(name)]):
-            names[group_id].append(str(name))
-        else:  # a member renamed to a longer handle: it moves to a group with room
-            overflow.append(int(source_id))
-    if overflow:
+    released = affected(
         await session.execute(
-            update(Source).where(Source.id.in_(overflow)).values(poll_group_id=None)
+            update(Source)
+            .where(
+                Source.kind == kind,
+                Source.poll_group_id.is_not(None),
+                or_(Source.gone.is_(True), not_(_watched())),
+            )
+            .values(poll_group_id=None)
         )
-    await _merge_small_groups(session, kind=kind, now=now, names=names, fits=fits)
+    )
     unplaced = (
         await session.execute(
             select(Source.id, Source.display_name)
@@ -265,6 +248,19 @@ async def place_in_groups(
             .order_by(Source.id)
         )
     ).all()
+    if not released and not unplaced:
+        return 0
+    names: dict[int, list[str]] = defaultdict(list)
+    rows = await session.execute(
+        select(Source.poll_group_id, Source.display_name)
+        .where(Source.kind == kind, Source.poll_group_id.is_not(None))
+        .order_by(Source.poll_group_id, Source.id)
+    )
+    for group_id, name in rows:
+        if group_id is not None:
+            names[group_id].append(str(name))
+    if released:
+        await _merge_small_groups(session, kind=kind, now=now, names=names, fits=fits)
     placed: dict[int, list[int]] = defaultdict(list)
     for source_id, name in unplaced:
         target = next((g for g, members in names.items() if fits([*members, name])), None)
@@ -429,7 +425,7 @@ async def record_check(
     session: AsyncSession, *, source_ids: list[int], now: datetime, renamed: dict[int, str]
 ) -> None:
     """Accounts looked up and found: when, and their handle when it changed (the key too,
-    unless another source already has it)."""
+    unless another source already has it; a renamed source is placed in a group again)."""
     if source_ids:
         await session.execute(
             update(Source).where(Source.id.in_(source_ids)).values(checked_at=now)
@@ -439,6 +435,7 @@ async def record_check(
         if source is None:
             continue
         source.display_name = handle
+        source.poll_group_id = None  # placed again: the new handle may not fit its group
         taken = await session.scalar(
             select(Source.id).where(
                 Source.kind == source.kind, Source.key == handle.lower(), Source.id != source_id
