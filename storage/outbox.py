@@ -381,7 +381,7 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
             ~_filtered_out(wanted.c.chat_id, Offer.search_text),
             ~_filtered_out(wanted.c.chat_id, head.search_text),
         )
-        .order_by(Offer.id, wanted.c.chat_id)
+        .order_by(Offer.id, wanted.c.chat_id, wanted.c.thread_id)
     )
     statement = (
         insert_ignoring_conflicts(session, Delivery)
