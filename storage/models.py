@@ -322,9 +322,11 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    offer_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("offers.id", ondelete="CASCADE")
-    )
+    # No foreign key on offer_id nor digest_id (migration 0006): PostgreSQL runs a key's
+    # trigger on every row inserted, and a fan-out inserts 100,000 rows at once. Offers are
+    # never deleted (whatever deletes them one day deletes their rows first); a digest is
+    # deleted only while no row points at it, or with its chat and the chat's rows.
+    offer_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[DeliveryKind] = mapped_column(
         Enum(
             DeliveryKind,
@@ -351,9 +353,7 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     hold_reason: Mapped[str | None] = mapped_column(String(16))
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    digest_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("digests.id", ondelete="SET NULL")
-    )
+    digest_id: Mapped[int | None] = mapped_column(Integer)
     feedback: Mapped[str | None] = mapped_column(String(16))  # interested | not_for_me
 
 
