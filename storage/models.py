@@ -322,7 +322,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # No foreign key on offer_id nor digest_id (migration 0006): PostgreSQL runs a key's
+    # No foreign key on offer_id nor digest_id (migration 0007): PostgreSQL runs a key's
     # trigger on every row inserted, and a fan-out inserts 100,000 rows at once. Offers are
     # never deleted (whatever deletes them one day deletes their rows first); a digest is
     # deleted only while no row points at it, or with its chat and the chat's rows.

@@ -5,8 +5,8 @@ offers are never deleted, and a digest is deleted only while no row points at it
 with its chat, whose rows go too. The chat's key stays: its cascade is what deletes the rows
 left behind when a group migrates to a supergroup.
 
-Revision ID: 0006_outbox_foreign_keys
-Revises: 0005_x_cost
+Revision ID: 0007_outbox_foreign_keys
+Revises: 0006_poll_groups
 Create Date: 2026-11-26
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision: str = "0006_outbox_foreign_keys"
-down_revision: str | None = "0005_x_cost"
+revision: str = "0007_outbox_foreign_keys"
+down_revision: str | None = "0006_poll_groups"
 branch_labels: str | None = None
 depends_on: str | None = None
 
