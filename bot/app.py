@@ -10,7 +10,7 @@ from typing import Any
 
 from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.admin import Admin
 from bot.boards import load_boards
@@ -27,6 +27,7 @@ from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
+from bot.send_gate import GatedRateLimiter, SendGate
 from bot.single_flight import SingleFlight
 from bot.sources.x import XSource
 from handlers import register
@@ -59,7 +60,7 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
     bucket lets `overall_max_rate` requests through at once before metering: 30 a second meant
     30 at once and 30 more within that same second, and a fifth of the sends of a
     6,000-message burst were answered 429 (BENCHMARKS.md). A bucket of one never lets more
-    than the rate into any second.
+    than the rate into any second. Outbox sends also pass the send gate (bot.send_gate).
     """
     application = (
         ApplicationBuilder()
@@ -69,7 +70,8 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
         .context_types(ContextTypes(bot_data=AppState))
         # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
         .rate_limiter(
-            AIORateLimiter(
+            GatedRateLimiter(
+                SendGate(),
                 overall_max_rate=1,
                 overall_time_period=1 / settings.send_rate_per_second,
                 group_max_rate=20,
