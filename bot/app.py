@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand
-from telegram.error import InvalidToken, NetworkError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.admin import Admin
@@ -211,7 +211,9 @@ async def serve(
             await application.start()
             assert application.updater is not None
             if settings.receive_updates:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                await application.updater.start_polling(
+                    allowed_updates=ALLOWED_UPDATES, error_callback=polling_failed
+                )
             else:
                 log.info("RECEIVE_UPDATES=false: this process polls X and sends, nothing else")
             job_queue = application.job_queue
@@ -265,6 +267,12 @@ async def serve(
         if x is not None:
             await x.close()
         await engine.dispose()
+
+
+def polling_failed(error: TelegramError) -> None:
+    """getUpdates failed (python-telegram-bot retries it, every 1 to 30 s): one line, no
+    traceback (the default callback logs each failure at ERROR with one)."""
+    log.warning("receiving updates failed (%s: %s); retrying", type(error).__name__, error)
 
 
 async def _sync_boards(follows: Follows, handles: list[str], stop: asyncio.Event) -> None:

@@ -294,13 +294,6 @@ class LoggedTraceback(Exception):
 POLLING_TRACEBACK = "telegram.ext.Updater: Exception happened while polling for updates."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LoggedTraceback,
-    reason="issue #6: bot/app.py:189 starts polling without an error_callback, so "
-    "python-telegram-bot's default one logs every failed getUpdates at ERROR with a full "
-    "traceback (each 1-30 s for as long as Telegram is down); delivery itself recovers",
-)
 async def test_telegram_answering_502_for_a_while_delays_but_never_loses_or_doubles(
     stack: Stack,
 ) -> None:
