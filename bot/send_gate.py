@@ -6,7 +6,9 @@ is recorded, so a record held up for a moment (measured: up to ~180 ms in the se
 start, while the event loop and the database are busy; seconds when the database is locked)
 let several accepted sends pile up unrecorded. Here an outbox send, once the limiter lets it
 go, also waits until every send Telegram already answered is recorded: a crash can then only
-double the one message Telegram accepted in the instant before it.
+double the one message Telegram accepted in the instant before it. Outbox sends take turns
+through the limiter and the gate (one at a time until its request leaves, never during it), so
+sends held at the gate never leave together as a burst beyond Telegram's 30 a second.
 
 The gate also holds outbox sends while Telegram is not answering (after a timeout, the sender
 suspends it until a probe is answered): a send that times out may still be carried out, and
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -32,6 +34,21 @@ class SendHeld(NetworkError):
 
     def __init__(self) -> None:
         super().__init__("held until Telegram answers again")
+
+
+class _Turn:
+    """An outbox send's turn through the limiter and the gate; ended as its request leaves."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock: asyncio.Lock | None = lock
+
+    def end(self) -> None:
+        """Let the next outbox send queue for the limiter (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class _Send:
@@ -52,6 +69,7 @@ class SendGate:
         self._all_recorded = asyncio.Event()
         self._all_recorded.set()
         self._answering = True
+        self._turn = asyncio.Lock()
 
     @property
     def answering(self) -> bool:
@@ -85,16 +103,35 @@ class SendGate:
             if not self._unrecorded:
                 self._all_recorded.set()
 
+    @property
+    def tracked(self) -> bool:
+        """True inside `tracking()`: the request being made is an outbox send."""
+        return _CURRENT.get() is not None
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[_Turn]:
+        """One outbox send at a time from here until its request leaves (`_Turn.end()`)."""
+        await self._turn.acquire()
+        handle = _Turn(self._turn)
+        try:
+            await self._wait_recorded()
+            yield handle
+        finally:
+            handle.end()
+
     async def before_request(self) -> None:
         """Called as the limiter lets a request go: an outbox send waits for the records of
         the sends already answered, and is held back while Telegram is not answering."""
-        current = _CURRENT.get()
-        if current is None:
+        if not self.tracked:
             return
-        while self._unrecorded - {current}:
-            await self._all_recorded.wait()
+        await self._wait_recorded()
         if not self._answering:
             raise SendHeld
+
+    async def _wait_recorded(self) -> None:
+        current = _CURRENT.get()
+        while self._unrecorded - {current}:
+            await self._all_recorded.wait()
 
     def answered(self) -> None:
         """Telegram answered the current outbox send: it is unrecorded until its block ends."""
@@ -121,15 +158,26 @@ class GatedRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> JSONResult:
-        """Meter the request as AIORateLimiter does, then pass the gate, then send it."""
+        """An outbox send takes its turn, is metered as AIORateLimiter meters, passes the
+        gate, then leaves; any other request is only metered."""
+        if not self.gate.tracked:
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        async with self.gate.turn() as turn:
 
-        async def gated(*call_args: Any, **call_kwargs: Any) -> JSONResult:
-            await self.gate.before_request()
-            result = await callback(*call_args, **call_kwargs)
-            self.gate.answered()
-            return result
+            async def gated(*call_args: Any, **call_kwargs: Any) -> JSONResult:
+                try:
+                    await self.gate.before_request()
+                finally:
+                    turn.end()
+                result = await callback(*call_args, **call_kwargs)
+                self.gate.answered()
+                return result
 
-        return await super().process_request(gated, args, kwargs, endpoint, data, rate_limit_args)
+            return await super().process_request(
+                gated, args, kwargs, endpoint, data, rate_limit_args
+            )
 
 
 def gate_of(bot: Any) -> SendGate:
