@@ -6,9 +6,10 @@ stand-in, through the real Sender and the real python-telegram-bot Bot.
 
 `--limits on`: the stand-in answers 429 beyond 30 sends in any sliding second
 (TelegramStandIn(flood_limits=True)); the Bot is the one `bot.app.build_application` builds, with
-the application's AIORateLimiter. `--limits off`: the stand-in never answers 429, and the Bot
-gets an AIORateLimiter(overall_max_rate=0, group_max_rate=0) -- the same code path, throttling
-nothing (PTB: "When set to 0, no rate limiting will be applied").
+the application's rate limiter. `--limits off`: the stand-in never answers 429, and the Bot
+gets the application's GatedRateLimiter(overall_max_rate=0, group_max_rate=0) -- the same code
+path (send gate included), throttling nothing (PTB: "When set to 0, no rate limiting will be
+applied").
 
 The outbox is written the way the poller writes it (outbox.store_offers + outbox.fan_out), then
 drained like `serve()` drains it: `Sender.drain()` runs, and when rows wait for a retry, runs
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bench.support import (
     CHAT_BASE,
@@ -46,6 +47,7 @@ from bot.context import AppState
 from bot.delivery import Sender
 from bot.polling import read
 from bot.sandbox.telegram_api import TelegramStandIn
+from bot.send_gate import GatedRateLimiter, SendGate
 from bot.sources.base import Post
 from storage import outbox
 from storage.models import Delivery, DeliveryStatus
@@ -94,14 +96,16 @@ async def seed_outbox(db: Database, chats: int, offers: int) -> int:
 def unthrottled_application(
     settings: Settings, token: str
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The application's Bot with an AIORateLimiter that throttles nothing."""
+    """The application's Bot with a rate limiter that throttles nothing."""
     return (
         ApplicationBuilder()
         .token(token)
         .base_url(settings.telegram_api_url)
         .base_file_url(file_url_for(settings.telegram_api_url))
         .context_types(ContextTypes(bot_data=AppState))
-        .rate_limiter(AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=2))
+        .rate_limiter(
+            GatedRateLimiter(SendGate(), overall_max_rate=0, group_max_rate=0, max_retries=2)
+        )
         .build()
     )
 

@@ -11,9 +11,10 @@ the time of each of the 10,000 sendMessage calls that carry it is taken by the T
 stand-in's clock.
 
 Telegram's limits are off for this run (the stand-in never answers 429, and `bot.app`'s
-AIORateLimiter is replaced for this run by one with overall_max_rate=0, which throttles
-nothing): with them on, the 10,000th message could not leave before 10,000 / 30 = 333 s
-whatever the engine does, so the run would measure Telegram's limit, not the bot.
+rate limiter is replaced for this run by one with overall_max_rate=0, which throttles
+nothing, send gate included): with them on, the 10,000th message could not leave before
+10,000 / 30 = 333 s whatever the engine does, so the run would measure Telegram's limit, not
+the bot.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import patch
-
-from telegram.ext import AIORateLimiter
 
 import bot.app
 from bench.support import (
@@ -44,6 +43,7 @@ from bench.support import (
 )
 from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.x_api import XStandIn
+from bot.send_gate import GatedRateLimiter, SendGate
 
 SUBSCRIBERS = 10_000
 POLL_INTERVAL = 2.0
@@ -56,8 +56,10 @@ TEXT = (
 )
 
 
-def _unthrottled(*_args: Any, **kwargs: Any) -> AIORateLimiter:
-    return AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=kwargs["max_retries"])
+def _unthrottled(gate: SendGate, **kwargs: Any) -> GatedRateLimiter:
+    return GatedRateLimiter(
+        gate, overall_max_rate=0, group_max_rate=0, max_retries=kwargs["max_retries"]
+    )
 
 
 async def latency(backend: str, subscribers: int) -> list[str]:
@@ -78,7 +80,7 @@ async def latency(backend: str, subscribers: int) -> list[str]:
         await db.analyze()
         for n in range(subscribers):
             tg.add_chat(CHAT_BASE + n, "private")
-        with patch.object(bot.app, "AIORateLimiter", _unthrottled):
+        with patch.object(bot.app, "GatedRateLimiter", _unthrottled):
             async with serving(tg, x, db.url, poll_interval_seconds=POLL_INTERVAL):
                 # The account has been polled once (its cursor is set): the next post is new.
                 await until(lambda: x.request_count() >= 1, 30, "first poll")

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand
-from telegram.error import InvalidToken, NetworkError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.admin import Admin
 from bot.boards import load_boards
@@ -28,6 +28,7 @@ from bot.i18n import languages, translator
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
+from bot.send_gate import GatedRateLimiter, SendGate
 from bot.single_flight import SingleFlight
 from bot.sources.x import XSource
 from handlers import register
@@ -60,7 +61,7 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
     bucket lets `overall_max_rate` requests through at once before metering: 30 a second meant
     30 at once and 30 more within that same second, and a fifth of the sends of a
     6,000-message burst were answered 429 (BENCHMARKS.md). A bucket of one never lets more
-    than the rate into any second.
+    than the rate into any second. Outbox sends also pass the send gate (bot.send_gate).
     """
     application = (
         ApplicationBuilder()
@@ -70,7 +71,8 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
         .context_types(ContextTypes(bot_data=AppState))
         # Telegram: ~30 messages/s overall, 20/min per group; on a 429 everything pauses.
         .rate_limiter(
-            AIORateLimiter(
+            GatedRateLimiter(
+                SendGate(),
                 overall_max_rate=1,
                 overall_time_period=1 / settings.send_rate_per_second,
                 group_max_rate=20,
@@ -208,7 +210,9 @@ async def serve(
 
     async def start_receiving() -> None:
         assert application.updater is not None
-        await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        await application.updater.start_polling(
+            allowed_updates=ALLOWED_UPDATES, error_callback=polling_failed
+        )
 
     async def stop_receiving() -> None:
         if application.updater is not None and application.updater.running:
@@ -283,6 +287,12 @@ async def serve(
         if x is not None:
             await x.close()
         await engine.dispose()
+
+
+def polling_failed(error: TelegramError) -> None:
+    """getUpdates failed (python-telegram-bot retries it, every 1 to 30 s): one line, no
+    traceback (the default callback logs each failure at ERROR with one)."""
+    log.warning("receiving updates failed (%s: %s); retrying", type(error).__name__, error)
 
 
 async def _sync_boards(follows: Follows, handles: list[str], stop: asyncio.Event) -> None:

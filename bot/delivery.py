@@ -2,8 +2,11 @@
 mapped to outbox states.
 
 Each row is claimed with a lease, decided (push or hold, `bot.policy`), sent, and settled in its
-own short transaction right after Telegram answers, so a crash can at most resend the one
-message Telegram accepted in the instant before it.
+own short transaction right after Telegram answers; no other outbox send leaves while an
+answered one is unrecorded (`bot.send_gate`), so a crash can at most resend the one message
+Telegram accepted in the instant before it. When Telegram does not answer a send, every send
+is held until a probe is answered: a timed-out message may still be carried out, and each
+retry into the same hang would be one more copy.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ import html
 import logging
 import re
 from collections import defaultdict
+from contextvars import Context
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
+from telegram.constants import ChatAction
+from telegram.error import NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.keyboards import offer_keyboard
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
+from bot.send_gate import gate_of
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
 from storage.models import DeliveryKind
@@ -39,6 +46,9 @@ NOTICE_RECHECK = timedelta(minutes=5)
 GROUP_PACE = timedelta(minutes=1)
 GROUP_MESSAGES_PER_ROUND = 10
 MERGE_SEPARATOR = "\n\n— — —\n\n"
+# While Telegram does not answer, a probe every PROBE_DELAY, doubling up to PROBE_MAX_DELAY.
+PROBE_DELAY = 1.0
+PROBE_MAX_DELAY = 5.0
 
 
 def visible_length(text: str) -> int:
@@ -105,15 +115,24 @@ class Sender:
         self._batch_size = batch_size
         self._group_pace = group_pace
         self._stopping = False
+        self._gate = gate_of(bot)
+        self._probe: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Finish the messages in flight, hand the rest back to the outbox, claim no more."""
         self._stopping = True
+        if self._probe is not None:
+            self._probe.cancel()
+
+    @property
+    def holding(self) -> bool:
+        """True while sends are held because Telegram did not answer one."""
+        return not self._gate.answering
 
     async def drain(self) -> int:
         """Send (or hold) every due row, batch after batch, until none is due; how many sent."""
         sent = 0
-        while not self._stopping:
+        while not self._stopping and not self.holding:
             now = self._clock.now()
             async with self._sessions.begin() as session:
                 rows = await outbox.claim(
@@ -188,7 +207,7 @@ class Sender:
     ) -> int:
         sent = 0
         for index, row in enumerate(rows):
-            if self._stopping:
+            if self._stopping or self.holding:
                 await self._release(rows[index:], "the sender stopped before this one")
                 break
             now = self._clock.now()
@@ -274,7 +293,7 @@ class Sender:
             queue += [[run[i] for i in group] for group in merge([render(row) for row in run])]
         sent = messages = 0
         while queue:
-            if self._stopping or messages >= budget:
+            if self._stopping or self.holding or messages >= budget:
                 rest = [row for batch in queue for row in batch]
                 await self._release(rest, "the next round of this group")
                 settled += [row.delivery_id for row in rest]
@@ -312,15 +331,19 @@ class Sender:
         text = MERGE_SEPARATOR.join(render(row) for row in batch)
         attempted_at = self._clock.now()
         async with self._concurrency:
-            result = await send_html(self._bot, first.chat_id, text, thread_id=first.thread_id)
-        now = self._clock.now()
-        if result.outcome is Outcome.SENT:
-            async with self._sessions.begin() as session:
-                for row in batch:
-                    await outbox.mark_sent(
-                        session, delivery_id=row.delivery_id, message_id=result.message_id, now=now
-                    )
-            return Outcome.SENT
+            with self._gate.tracking():
+                result = await send_html(self._bot, first.chat_id, text, thread_id=first.thread_id)
+                now = self._clock.now()
+                if result.outcome is Outcome.SENT:
+                    async with self._sessions.begin() as session:
+                        for row in batch:
+                            await outbox.mark_sent(
+                                session,
+                                delivery_id=row.delivery_id,
+                                message_id=result.message_id,
+                                now=now,
+                            )
+                    return Outcome.SENT
         if result.outcome is Outcome.REJECTED:
             return Outcome.REJECTED
         if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
@@ -341,6 +364,11 @@ class Sender:
                 await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=reason)
 
     async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
+        """Send one row and record its outcome before any other outbox send may leave."""
+        with self._gate.tracking():
+            return await self._send_tracked(row, buttons=buttons)
+
+    async def _send_tracked(self, row: ClaimedDelivery, *, buttons: bool) -> Outcome:
         chat_id = row.chat_id
         text = render(row)
         keyboard = (
@@ -381,12 +409,15 @@ class Sender:
                     session, delivery_id=row.delivery_id, message_id=result.message_id, now=now
                 )
             elif result.outcome is Outcome.RETRY:
-                log.warning(
+                log.log(
+                    logging.WARNING if result.unanswered else logging.DEBUG,
                     "delivery %s: %s; retry in %s",
                     row.delivery_id,
                     result.error,
                     result.retry_after,
                 )
+                if result.unanswered:
+                    self._hold_sends(chat_id, result.error)
                 await outbox.retry_later(
                     session,
                     delivery_id=row.delivery_id,
@@ -409,3 +440,37 @@ class Sender:
                     "Telegram rejected delivery %s for good: %s", row.delivery_id, result.error
                 )
                 await outbox.mark_failed(session, delivery_id=row.delivery_id, error=result.error)
+
+    def _hold_sends(self, chat_id: int, error: str) -> None:
+        """Telegram did not answer a send: hold every outbox send until a probe is answered
+        (a send that timed out may still be carried out; retrying it, or sending more, into
+        the same hang would make a copy per attempt)."""
+        if self.holding or self._stopping:
+            return
+        self._gate.suspend()
+        log.warning("Telegram did not answer (%s); sending is held until it answers again", error)
+        # (in a fresh context: this send's, copied, would make the probe a gated outbox send)
+        self._probe = asyncio.get_running_loop().create_task(
+            self._probe_until_answered(chat_id), name="telegram-probe", context=Context()
+        )
+
+    async def _probe_until_answered(self, chat_id: int) -> None:
+        """A chat action (it leaves no message) to the chat whose send was not answered, again
+        and again, until Telegram answers it; then sending resumes."""
+        delay = PROBE_DELAY
+        probes = 0
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            probes += 1
+            try:
+                await self._bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            except NetworkError:  # TimedOut too: no answer yet
+                delay = min(delay * 2, PROBE_MAX_DELAY)
+                continue
+            except TelegramError:
+                pass  # refused (blocked, flood...), but answered
+            break
+        else:
+            return
+        self._gate.resume()
+        log.info("Telegram answers again (after %d probe(s)); sending resumes", probes)

@@ -11,6 +11,8 @@ from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
+from bot.send_gate import SendHeld
+
 log = logging.getLogger(__name__)
 
 CHAT_GONE_MARKERS = (
@@ -45,6 +47,9 @@ class SendResult:
     retry_after: timedelta = timedelta(0)
     new_chat_id: int | None = None
     error: str = ""
+    # Telegram gave no answer (a timeout, a network or gateway error): it may not be
+    # answering at all, and a timed-out message may still be carried out.
+    unanswered: bool = False
 
 
 def _seconds(value: int | float | timedelta) -> float:
@@ -93,8 +98,13 @@ async def send_html(
         if any(marker in exc.message.lower() for marker in CHAT_GONE_MARKERS):
             return SendResult(Outcome.CHAT_GONE, error=exc.message)
         return SendResult(Outcome.REJECTED, error=exc.message)
+    except SendHeld as exc:
+        # Never left: Telegram is not answering (see bot.send_gate); due again once it does.
+        return SendResult(Outcome.RETRY, error=str(exc))
     except NetworkError as exc:
         # Includes TimedOut: the message may or may not have arrived; retrying keeps
         # "never lost" at the cost of a rare duplicate.
-        return SendResult(Outcome.RETRY, retry_after=network_retry_after, error=str(exc))
+        return SendResult(
+            Outcome.RETRY, retry_after=network_retry_after, error=str(exc), unanswered=True
+        )
     return SendResult(Outcome.SENT, message_id=message.message_id)

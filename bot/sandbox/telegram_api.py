@@ -609,7 +609,8 @@ class TelegramStandIn:
         # chat_id -> number of 429 "Too Many Requests" answers to requests for that chat
         self.flood_errors: collections.Counter[int] = collections.Counter()
         # send*/edit* calls whose client hung up while set_delay held them: "kept" (handled
-        # all the same, like any call) or "dropped" (see set_delay's keep_abandoned)
+        # all the same, like any call) or "dropped" (see set_delay's keep_abandoned);
+        # sendChatAction calls, which leave no message, as "kept action" / "dropped action"
         self.abandoned: collections.Counter[str] = collections.Counter()
 
         # world state
@@ -1493,8 +1494,9 @@ class TelegramStandIn:
         if self._outage is not None:
             raise _ApiError(*self._outage)
 
-    async def _before_send(self) -> None:
-        """Apply the configured delay and fail_next fault to a send*/edit* call."""
+    async def _before_send(self, *, counted_as: str = "") -> None:
+        """Apply the configured delay and fail_next fault to a send*/edit* call (an abandoned
+        call is counted in `abandoned` as "kept" or "dropped", plus `counted_as`)."""
         if self._delay > 0:
             arrived = time.monotonic()
             keep = self._keep_abandoned  # as set when the call arrived
@@ -1506,9 +1508,9 @@ class TelegramStandIn:
             request = _CURRENT_REQUEST.get()
             if request is not None and request.transport is None:  # the client hung up
                 if not keep:
-                    self.abandoned["dropped"] += 1
+                    self.abandoned["dropped" + counted_as] += 1
                     raise _Abandoned
-                self.abandoned["kept"] += 1
+                self.abandoned["kept" + counted_as] += 1
         self._check_outage()
         if self._fail_count > 0:
             self._fail_count -= 1
@@ -1937,6 +1939,7 @@ class TelegramStandIn:
         return True
 
     async def _send_chat_action(self, params: Params, uploads: Uploads) -> bool:
+        await self._before_send(counted_as=" action")
         chat = self._resolve_chat(params, write=True)
         action = _param_str(params, "action") or ""
         if action not in _CHAT_ACTIONS:

@@ -459,6 +459,20 @@ async def test_a_call_abandoned_during_a_hang_is_kept_or_dropped(
     assert [m.text for m in standin.sent] == ["kept", "after the hang"]
 
 
+async def test_a_chat_action_hangs_like_a_send_and_is_counted_apart(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.add_chat(42)
+    standin.set_delay(30)
+    with pytest.raises(TimedOut):
+        await bot.send_chat_action(42, "typing", read_timeout=0.2)
+    await asyncio.sleep(0.1)
+    standin.set_delay(0)
+    await standin.wait_until(lambda: bool(standin.abandoned), timeout=3)
+    assert standin.abandoned == {"kept action": 1}
+    assert standin.chat_actions == [(42, "typing")] and standin.sent == []
+
+
 async def test_an_outage_fails_every_method_until_it_ends(
     bot: Bot, standin: TelegramStandIn
 ) -> None:

@@ -1,0 +1,81 @@
+"""The send gate between python-telegram-bot's rate limiter and an outbox send's request,
+driven through the limiter's public `process_request` with a request of our own."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from bot.send_gate import GatedRateLimiter, SendGate, SendHeld
+
+PERIOD = 0.05  # one request every 50 ms
+
+
+def _limiter() -> GatedRateLimiter:
+    return GatedRateLimiter(
+        SendGate(), overall_max_rate=1, overall_time_period=PERIOD, group_max_rate=0
+    )
+
+
+async def _send(limiter: GatedRateLimiter, left: list[float], *, record_after: float = 0.0) -> None:
+    """One outbox send to chat 1 whose outcome takes `record_after` s to record."""
+
+    async def request() -> bool:
+        left.append(time.monotonic())
+        return True
+
+    with limiter.gate.tracking():
+        await limiter.process_request(request, (), {}, "sendMessage", {"chat_id": 1}, None)
+        await asyncio.sleep(record_after)
+
+
+async def test_no_send_leaves_while_an_answered_one_is_unrecorded() -> None:
+    limiter = _limiter()
+    left: list[float] = []
+    first = asyncio.create_task(_send(limiter, left, record_after=0.4))
+    await asyncio.sleep(0.01)
+    others = [asyncio.create_task(_send(limiter, left)) for _ in range(3)]
+    await asyncio.gather(first, *others)
+    assert left[1] - left[0] >= 0.4
+
+
+async def test_sends_held_at_the_gate_do_not_leave_together() -> None:
+    """Released after a slow record, the waiting sends are metered again, not a burst."""
+    limiter = _limiter()
+    left: list[float] = []
+    first = asyncio.create_task(_send(limiter, left, record_after=0.4))
+    await asyncio.sleep(0.01)
+    others = [asyncio.create_task(_send(limiter, left)) for _ in range(4)]
+    await asyncio.gather(first, *others)
+    gaps = [b - a for a, b in itertools.pairwise(left[1:])]
+    assert min(gaps) >= PERIOD * 0.8, gaps
+
+
+async def test_a_request_outside_an_outbox_send_is_only_metered() -> None:
+    limiter = _limiter()
+    left: list[float] = []
+    held = asyncio.create_task(_send(limiter, left, record_after=0.4))
+    await asyncio.sleep(0.01)
+
+    async def reply() -> bool:
+        left.append(time.monotonic())
+        return True
+
+    started = time.monotonic()
+    await limiter.process_request(reply, (), {}, "sendMessage", {"chat_id": 2}, None)
+    assert time.monotonic() - started < 0.2
+    await held
+
+
+async def test_outbox_sends_are_held_while_telegram_does_not_answer() -> None:
+    limiter = _limiter()
+    limiter.gate.suspend()
+    with pytest.raises(SendHeld):
+        await _send(limiter, [])
+    limiter.gate.resume()
+    left: list[float] = []
+    await _send(limiter, left)
+    assert len(left) == 1
