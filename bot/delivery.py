@@ -117,6 +117,8 @@ class Sender:
         self._stopping = False
         self._gate = gate_of(bot)
         self._probe: asyncio.Task[None] | None = None
+        # Rows of the current batch another sender claimed after this one's lease ran out.
+        self._lost: set[int] = set()
 
     def stop(self) -> None:
         """Finish the messages in flight, hand the rest back to the outbox, claim no more."""
@@ -159,18 +161,38 @@ class Sender:
             by_chat: dict[int, list[ClaimedDelivery]] = defaultdict(list)
             for row in rows:
                 by_chat[row.chat_id].append(row)
-            results = await asyncio.gather(
-                *(
-                    self._send_chat(
-                        chat_rows,
-                        settings[chat_id].policy if chat_id in settings else None,
-                        pushed.get(chat_id),
+            self._lost = set()
+            keeping = asyncio.create_task(self._keep_leases(rows))
+            try:
+                results = await asyncio.gather(
+                    *(
+                        self._send_chat(
+                            chat_rows,
+                            settings[chat_id].policy if chat_id in settings else None,
+                            pushed.get(chat_id),
+                        )
+                        for chat_id, chat_rows in by_chat.items()
                     )
-                    for chat_id, chat_rows in by_chat.items()
                 )
-            )
+            finally:
+                keeping.cancel()
+                await asyncio.gather(keeping, return_exceptions=True)
             sent += sum(results)
         return sent
+
+    async def _keep_leases(self, rows: list[ClaimedDelivery]) -> None:
+        """Renew the batch's leases every third of a lease while it is being sent (a batch
+        paced at 30 messages a second, or held by a RetryAfter, can outlive one lease); rows
+        another sender claimed meanwhile are marked lost and not sent from here."""
+        claims = {row.delivery_id: row.attempts for row in rows}
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            until = self._clock.now() + self._lease
+            try:
+                async with self._sessions.begin() as session:
+                    self._lost |= await outbox.renew_leases(session, claims=claims, until=until)
+            except Exception:
+                log.exception("renewing the outbox leases failed; trying again")
 
     async def _pushed_today(
         self, chat_id: int, policy: ChatPolicy, *, messages: bool = False
@@ -210,6 +232,9 @@ class Sender:
             if self._stopping or self.holding:
                 await self._release(rows[index:], "the sender stopped before this one")
                 break
+            if row.delivery_id in self._lost:  # another sender took it over (_keep_leases)
+                settled.append(row.delivery_id)
+                continue
             now = self._clock.now()
             if row.kind is DeliveryKind.OFFER and policy is not None:
                 if pushed is None:
@@ -299,6 +324,10 @@ class Sender:
                 settled += [row.delivery_id for row in rest]
                 break
             batch = queue.pop(0)
+            settled += [row.delivery_id for row in batch if row.delivery_id in self._lost]
+            batch = [row for row in batch if row.delivery_id not in self._lost]
+            if not batch:  # another sender took them over (see _keep_leases)
+                continue
             messages += 1
             outcome = await self._send_merged(batch)
             if outcome is Outcome.REJECTED and len(batch) > 1:

@@ -578,6 +578,35 @@ async def story_credits(
     return {story: tuple(by_author.values()) for story, by_author in credits.items()}
 
 
+async def renew_leases(
+    session: AsyncSession, *, claims: dict[int, int], until: datetime
+) -> set[int]:
+    """Extend the lease of the rows this sender still holds (`claims`: row id -> its attempts
+    when claimed) to `until`; returns the ids another sender claimed since (its claim counted
+    one more attempt): those are no longer this sender's to send."""
+    if not claims:
+        return set()
+    rows = (
+        await session.execute(
+            select(Delivery.id, Delivery.attempts, Delivery.status).where(
+                Delivery.id.in_(list(claims))
+            )
+        )
+    ).all()
+    held = [
+        i
+        for i, attempts, status in rows
+        if status == DeliveryStatus.SENDING and attempts == claims[i]
+    ]
+    if held:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(held), Delivery.status == DeliveryStatus.SENDING)
+            .values(lease_until=until)
+        )
+    return {i for i, attempts, _ in rows if attempts != claims[i]}
+
+
 async def mark_sent(
     session: AsyncSession, *, delivery_id: int, message_id: int | None, now: datetime
 ) -> None:

@@ -947,3 +947,43 @@ async def test_today_s_pushes_of_many_chats_are_counted_as_one_by_one(sessions) 
             for chat_id, start in since.items()
         }
     assert many == one_by_one == {11: 2, 12: 1, 13: 0}
+
+
+async def test_a_sender_renews_the_leases_it_holds_and_learns_which_it_lost(sessions) -> None:
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await _chat(session, 2)
+        source_id, offer_ids = await _source_with_offers(session, 2)
+        for chat_id in (1, 2):
+            await sources.subscribe(session, chat_id=chat_id, source_id=source_id, now=NOW)
+        await outbox.fan_out(session, offer_ids=offer_ids, now=NOW)
+    lease = NOW + timedelta(seconds=60)
+    async with sessions.begin() as session:
+        mine = await outbox.claim(session, now=NOW, lease_until=lease, limit=100)
+    claims = {row.delivery_id: row.attempts for row in mine}
+    assert len(claims) == 4
+    async with sessions.begin() as session:
+        # One row is sent; renewing keeps the others past the first lease.
+        await outbox.mark_sent(session, delivery_id=mine[0].delivery_id, message_id=7, now=NOW)
+        later = lease + timedelta(seconds=60)
+        assert await outbox.renew_leases(session, claims=claims, until=later) == set()
+    async with sessions.begin() as session:
+        # Past the first lease, another sender finds nothing to take.
+        assert (
+            await outbox.claim(
+                session, now=lease + timedelta(seconds=1), lease_until=later, limit=100
+            )
+            == []
+        )
+    async with sessions.begin() as session:
+        # Past the renewed lease (this sender stalled), another sender takes the rest over;
+        # this sender's next renewal says they are lost to it.
+        stolen = await outbox.claim(
+            session,
+            now=later + timedelta(seconds=1),
+            lease_until=later + timedelta(minutes=1),
+            limit=100,
+        )
+        assert {row.delivery_id for row in stolen} == set(claims) - {mine[0].delivery_id}
+        lost = await outbox.renew_leases(session, claims=claims, until=later + timedelta(minutes=5))
+    assert lost == {row.delivery_id for row in stolen}

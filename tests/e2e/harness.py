@@ -166,6 +166,11 @@ class User:
         await eventually(lambda: len(self.received()) > before, timeout, f"a reply to {text!r}")
         return self.texts()[before]
 
+    def numbers_after(self, marker: str) -> list[int]:
+        """The number after each `marker` in the messages received, in order (e.g. the n of
+        "Offer number n" in pushes and digests)."""
+        return [int(part.split()[0]) for text in self.texts() for part in text.split(marker)[1:]]
+
     async def ask_until(self, text: str, expected: str, timeout: float = 15.0) -> str:
         """Ask again (every 0.5 s) until the reply contains `expected`; the last reply. For
         figures the bot reaches in the background (e.g. offers held as the sender meets them)."""

@@ -109,6 +109,21 @@ async def _recorded_sends(database_url: str) -> set[tuple[int, int]]:
         await engine.dispose()
 
 
+async def _restart_and_find_orphans(
+    stack: Stack, ledger: Ledger, users: list[User]
+) -> tuple[int, list[SentMessage]]:
+    """After a kill -9: how many sends the database had recorded, then, once the restarted
+    bot delivered every offer, the copies Telegram accepted that the database never recorded."""
+    recorded_at_kill = len(await _recorded_sends(stack.database_url))
+    await stack.bot.start()
+    await eventually(lambda: not ledger.missing(users), 30, "every offer delivered")
+    await asyncio.sleep(2)
+    assert not ledger.missing(users)
+    recorded = await _recorded_sends(stack.database_url)
+    orphans = [m for _, m in ledger.update().messages if (m.chat_id, m.message_id) not in recorded]
+    return recorded_at_kill, orphans
+
+
 class TooManyDuplicates(Exception):
     """More extra copies than the issue allows (raised apart from the other checks, so an
     exception for it never hides a lost message)."""
@@ -196,13 +211,7 @@ async def test_kill_9_just_after_telegram_accepted_ten_sends_doubles_at_most_one
     await stack.bot.kill()
     await asyncio.sleep(0.5)
     accepted = ledger.total
-    recorded_at_kill = len(await _recorded_sends(stack.database_url))
-    await stack.bot.start()
-    await eventually(lambda: not ledger.missing(users), 30, "every offer delivered")
-    await asyncio.sleep(2)
-    assert not ledger.missing(users)
-    recorded = await _recorded_sends(stack.database_url)
-    orphans = [m for _, m in ledger.update().messages if (m.chat_id, m.message_id) not in recorded]
+    recorded_at_kill, orphans = await _restart_and_find_orphans(stack, ledger, users)
     print(
         f"kill -9 after Telegram accepted {accepted} sends, {recorded_at_kill} of them "
         f"recorded: {len(orphans)} duplicate(s)"
@@ -263,13 +272,7 @@ async def test_kill_9_while_the_database_is_slow_to_record_doubles_at_most_one(
         await stack.bot.kill()
         await asyncio.sleep(0.5)
         accepted = ledger.total
-    recorded_at_kill = len(await _recorded_sends(stack.database_url))
-    await stack.bot.start()
-    await eventually(lambda: not ledger.missing(users), 30, "every offer delivered")
-    await asyncio.sleep(2)
-    assert not ledger.missing(users)
-    recorded = await _recorded_sends(stack.database_url)
-    orphans = [m for _, m in ledger.update().messages if (m.chat_id, m.message_id) not in recorded]
+    recorded_at_kill, orphans = await _restart_and_find_orphans(stack, ledger, users)
     print(
         f"database stalled 1.5 s after {during} sends, then kill -9: Telegram accepted "
         f"{accepted - during} more meanwhile, {recorded_at_kill} of {accepted} recorded: "

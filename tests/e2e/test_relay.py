@@ -99,10 +99,7 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
     user.say("/digest")
 
     def numbers() -> list[int]:
-        found = []
-        for text in user.texts():
-            found += [int(part.split()[0]) for part in text.split("Offer number ")[1:]]
-        return found
+        return user.numbers_after("Offer number ")
 
     await eventually(lambda: len(numbers()) >= 230, 30, "every offer, pushed or in the digest")
     await asyncio.sleep(1)

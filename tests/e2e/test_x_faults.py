@@ -190,10 +190,7 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     user.say("/digest")
 
     def numbers() -> list[int]:
-        found = []
-        for text in user.texts():
-            found += [int(part.split()[0]) for part in text.split("Offer number ")[1:]]
-        return found
+        return user.numbers_after("Offer number ")
 
     await eventually(lambda: len(numbers()) >= 150, 30, "every offer, pushed or in the digest")
     await asyncio.sleep(1)
