@@ -68,7 +68,8 @@ from bot.polling import read
 from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.x_api import XStandIn
 from bot.sources.base import Post
-from storage import outbox
+from bot.sources.x import query_fits
+from storage import outbox, sources
 from storage.models import Delivery, Subscription
 from storage.outbox import IncomingOffer
 
@@ -120,6 +121,8 @@ async def seed(db: Database) -> tuple[int, float]:
         await seed_subscriptions(session, chats=CHATS, per_chat=PER_CHAT, sources=SOURCES, now=now)
         (big,) = await seed_sources(session, ["bigboard"], ["2999999999"], later)
         await follow_all(session, source_id=big, chats=CHATS, now=now)
+        # Their poll groups too, first due tomorrow, as the sources are.
+        await sources.place_in_groups(session, kind="x", now=later, fits=query_fits)
     await db.analyze()
     return big, time.perf_counter() - start
 
