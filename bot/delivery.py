@@ -385,6 +385,8 @@ class Sender:
         return result.outcome
 
     async def _release(self, rows: list[ClaimedDelivery], reason: str) -> None:
+        """Give rows back to the queue, except those another sender took over meanwhile."""
+        rows = [row for row in rows if row.delivery_id not in self._lost]
         if not rows:
             return
         now = self._clock.now()
