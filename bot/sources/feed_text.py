@@ -14,8 +14,12 @@ PARAGRAPH_TAGS = frozenset(
 LINE_TAGS = frozenset({"div", "li", "tr", "dt", "dd", "section", "article", "header", "footer"})
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
 SPACES_RE = re.compile(r"[^\S\n]+")
-# Paragraph breaks are marked apart from line breaks until the text is assembled.
+WHITESPACE_RE = re.compile(r"\s+")
+# Block boundaries are marks until the text is assembled: marks next to each other make one
+# break (a paragraph break if any of them is one), unlike <br>, whose breaks add up.
 PARAGRAPH = "\x00"
+LINE = "\x01"
+MARKS_RE = re.compile(r"[^\S\n]*[\x00\x01][\x00\x01 \t]*")
 
 
 class _TextParser(HTMLParser):
@@ -23,6 +27,7 @@ class _TextParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping: list[str] = []
+        self._preformatted = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in SKIPPED_TAGS:
@@ -30,14 +35,16 @@ class _TextParser(HTMLParser):
             return
         if self._skipping:
             return
+        if tag == "pre":
+            self._preformatted += 1
         if tag == "br":
             self.parts.append("\n")
         elif tag in PARAGRAPH_TAGS:
             self.parts.append(PARAGRAPH)
         elif tag == "li":
-            self.parts.append("\n• ")
+            self.parts.append(LINE + "• ")
         elif tag in LINE_TAGS or tag == "hr":
-            self.parts.append("\n")
+            self.parts.append(LINE)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         # <br/>, <p/>: a start without an end.
@@ -53,15 +60,21 @@ class _TextParser(HTMLParser):
             return
         if self._skipping:
             return
+        if tag == "pre" and self._preformatted:
+            self._preformatted -= 1
         if tag in PARAGRAPH_TAGS:
             self.parts.append(PARAGRAPH)
         elif tag in LINE_TAGS and tag != "li":  # the next item starts its own line
-            self.parts.append("\n")
+            self.parts.append(LINE)
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self._skipping:
-            # A NUL in the data must not pass for a paragraph mark.
-            self.parts.append(data.replace(PARAGRAPH, ""))
+            # Control characters in the data must not pass for marks; outside <pre>, a line
+            # break in the source is a space, as in a browser.
+            data = data.replace(PARAGRAPH, "").replace(LINE, "")
+            self.parts.append(data if self._preformatted else WHITESPACE_RE.sub(" ", data))
 
 
 def html_to_text(fragment: str) -> str:
@@ -70,7 +83,10 @@ def html_to_text(fragment: str) -> str:
     parser = _TextParser()
     parser.feed(fragment)
     parser.close()
-    return plain_text("".join(parser.parts).replace(PARAGRAPH, "\n\n"))
+    marked = "".join(parser.parts)
+    return plain_text(
+        MARKS_RE.sub(lambda run: "\n\n" if PARAGRAPH in run.group() else "\n", marked)
+    )
 
 
 def plain_text(text: str) -> str:
