@@ -16,7 +16,9 @@ FEED_KINDS = frozenset({FEED_KIND, MASTODON_KIND, BLUESKY_KIND})
 MAX_URL_LENGTH = 1000
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # X profiles are followed through the X API, never as feeds.
-X_HOSTS = frozenset({"x.com", "www.x.com", "mobile.x.com", "twitter.com", "www.twitter.com"})
+X_HOSTS = frozenset(
+    {"x.com", "www.x.com", "mobile.x.com", "twitter.com", "www.twitter.com", "mobile.twitter.com"}
+)
 BLUESKY_HOSTS = frozenset({"bsky.app", "www.bsky.app"})
 BLUESKY_SUFFIX = ".bsky.social"
 # Sites that also spell profiles `/@name` but are not Mastodon: they stay plain pages, whose
