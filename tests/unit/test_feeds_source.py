@@ -438,6 +438,41 @@ async def test_host_map_routes_to_the_mapped_server_and_keeps_the_host_header(
     assert client.requests == 2
 
 
+async def test_each_redirect_hop_is_routed_and_resolved_again(server: FeedServer) -> None:
+    server.redirect("/profile/acme.bsky.social/rss", "https://bsky.app/profile/did:plc:x/rss")
+    server.body("/profile/did:plc:x/rss", MASTODON_RSS)
+    server.redirect("/gone", "http://no-such-host.invalid/feed")
+    client = FeedFetcher(
+        allow_private=True, host_map={"jobs.example": server.url, "bsky.app": server.url}
+    )
+    try:
+        feed = await fetch_feed(client, "https://bsky.app/profile/acme.bsky.social/rss")
+        with pytest.raises(FeedUnreachable):
+            await client.fetch("https://jobs.example/gone")
+    finally:
+        await client.aclose()
+    assert feed.url == "https://bsky.app/profile/acme.bsky.social/rss"
+    assert [(one.path, one.headers["Host"]) for one in server.seen] == [
+        ("/profile/acme.bsky.social/rss", "bsky.app"),
+        ("/profile/did:plc:x/rss", "bsky.app"),
+        ("/gone", "jobs.example"),
+    ]
+
+
+async def test_an_https_route_speaks_tls_to_the_checked_address(server: FeedServer) -> None:
+    # The loopback server speaks plain HTTP: the TLS handshake fails, which shows the request
+    # went out as TLS to the mapped address (the name is kept for SNI and the certificate).
+    client = FeedFetcher(
+        allow_private=True, host_map={"jobs.example": f"https://127.0.0.1:{server.port}"}
+    )
+    try:
+        with pytest.raises(FeedUnreachable):
+            await client.fetch("http://jobs.example/feed.xml")
+    finally:
+        await client.aclose()
+    assert client.requests == 1
+
+
 async def test_a_mapped_host_still_goes_through_the_guard(server: FeedServer) -> None:
     client = FeedFetcher(host_map={"jobs.example": server.url})
     try:
@@ -715,6 +750,15 @@ async def test_an_html_page_is_not_a_feed_without_discovery_or_feed_link(
     with pytest.raises(NotAFeed):
         await fetcher.fetch(f"{server.url}/plain", discover=True)
     assert len(server.seen) == 2
+
+
+async def test_a_feed_served_as_html_is_still_a_feed(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    server.body("/mislabelled", RSS2, "text/html")
+    feed = await fetch_feed(fetcher, f"{server.url}/mislabelled", discover=True)
+    assert feed.entries[0].title == "Développeur Python"
+    assert fetcher.requests == 1
 
 
 async def test_broken_xml_is_malformed(server: FeedServer, fetcher: FeedFetcher) -> None:
