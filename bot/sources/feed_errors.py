@@ -1,0 +1,84 @@
+"""Why a feed could not be read: each failure carries a short `code` for user-facing replies.
+
+SourceError
+└── FeedError (code, transient)
+    ├── FeedRefused       "private" | "scheme"   the address is not one we may fetch
+    ├── FeedTooLarge      "too_large"
+    ├── TooManyRedirects  "redirects"
+    ├── NotAFeed          "not_a_feed"           an HTML page (no feed link found)
+    ├── MalformedFeed     "malformed"            XML nothing usable could be read from
+    ├── FeedHttpError     "http" (.status)       4xx/5xx; transient for 5xx and 429
+    ├── FeedTimeout       "timeout"              also an Unavailable (transient)
+    └── FeedUnreachable   "unreachable"          DNS or connection failure; also Unavailable
+"""
+
+from __future__ import annotations
+
+from bot.sources.base import SourceError, Unavailable
+
+
+class FeedError(SourceError):
+    """Base of every feed failure; `code` names it in replies, `transient` says to retry later."""
+
+    code = "feed"
+    transient = False
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+
+
+class FeedRefused(FeedError):
+    """The address resolves to a private network or uses a scheme other than http/https."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"refused: {code}")
+        self.code = code
+
+
+class FeedTooLarge(FeedError):
+    """The body is larger than the fetcher accepts."""
+
+    code = "too_large"
+
+
+class TooManyRedirects(FeedError):
+    """Redirects loop or go on for longer than the fetcher follows."""
+
+    code = "redirects"
+
+
+class NotAFeed(FeedError):
+    """The address serves something else than a feed (an HTML page, most often)."""
+
+    code = "not_a_feed"
+
+
+class MalformedFeed(FeedError):
+    """The document is broken XML nothing usable could be read from."""
+
+    code = "malformed"
+
+
+class FeedHttpError(FeedError):
+    """The server answered with an HTTP error status (`status`: 404 and 410 mean gone)."""
+
+    code = "http"
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.transient = status >= 500 or status in (408, 429)
+
+
+class FeedTimeout(FeedError, Unavailable):
+    """The whole fetch took longer than allowed."""
+
+    code = "timeout"
+    transient = True
+
+
+class FeedUnreachable(FeedError, Unavailable):
+    """The host name does not resolve or the connection failed."""
+
+    code = "unreachable"
+    transient = True
