@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.context import AppState, Context, Services
 from bot.delivery import Sender
 from bot.digests import DigestWorker
+from bot.feed_polling import FeedPoller
 from bot.follows import Follows
 from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
@@ -30,6 +31,7 @@ from bot.polling import Poller
 from bot.receiver import UpdateReceiver
 from bot.send_gate import GatedRateLimiter, SendGate
 from bot.single_flight import SingleFlight
+from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
 from handlers import register
 from handlers.start import command_descriptions
@@ -134,8 +136,14 @@ async def serve(
         x = XSource(settings.x_bearer_token.get_secret_value(), settings.x_api_url)
         await x.start()
     application = build_application(settings, token)
+    fetcher = FeedFetcher(allow_private=settings.allow_private_feeds, host_map=settings.feed_hosts)
     follows = Follows(
-        sessions=sessions, clock=clock, x=x, default_timezone=settings.default_timezone
+        sessions=sessions,
+        clock=clock,
+        x=x,
+        default_timezone=settings.default_timezone,
+        fetcher=fetcher,
+        feed_interval_seconds=settings.poll_interval_seconds,
     )
     admin = Admin(
         sessions=sessions,
@@ -205,6 +213,15 @@ async def serve(
         polling = SingleFlight("polling", poller.tick)
     else:
         log.warning("X_BEARER_TOKEN is not set: /follow will say X is not configured")
+    feed_poller = FeedPoller(
+        sessions=sessions,
+        clock=clock,
+        fetcher=fetcher,
+        interval_seconds=settings.poll_interval_seconds,
+        on_new_deliveries=delivering.kick,
+        pause_after_seconds=settings.feed_pause_after_seconds,
+    )
+    feed_polling = SingleFlight("feeds", feed_poller.tick)
     background: set[asyncio.Task[None]] = set()
     receiving: asyncio.Task[None] | None = None
 
@@ -252,6 +269,12 @@ async def serve(
                     first=0.2,
                     name="polling",
                 )
+            job_queue.run_repeating(
+                lambda _ctx: _kick(feed_polling),
+                interval=min(settings.poll_interval_seconds / 2, 5.0),
+                first=0.25,
+                name="feeds",
+            )
             if x is not None and settings.boards_file is not None:
                 boards = load_boards(settings.boards_file)
                 background.add(asyncio.create_task(_sync_boards(follows, boards, stop)))
@@ -280,12 +303,14 @@ async def serve(
             await asyncio.gather(*background, return_exceptions=True)
             if polling is not None:
                 await polling.wait_idle()
+            await feed_polling.wait_idle()
             await delivering.wait_idle()
             await digesting.wait_idle()
             await application.shutdown()
     finally:
         if x is not None:
             await x.close()
+        await fetcher.aclose()
         await engine.dispose()
 
 

@@ -10,6 +10,8 @@ from datetime import time, timedelta
 from functools import cache
 from zoneinfo import available_timezones
 
+from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
+
 MAX_HANDLES = 50
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _PROFILE_URL_RE = re.compile(
@@ -169,6 +171,8 @@ class FollowWords:
     categories: list[str] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)  # neither a handle nor a category
     bare_handles: list[str] = field(default_factory=list)  # no category; a handle without @?
+    feeds: list[FeedAddress] = field(default_factory=list)  # feed URLs, Mastodon, Bluesky
+    bad_feeds: list[tuple[str, str]] = field(default_factory=list)  # (word, FeedAddressError code)
 
 
 MAX_CATEGORY_WORDS = 3
@@ -183,9 +187,23 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
     malformed: list[str] = []
     bare: list[str] = []
     seen: set[str] = set()
+    feeds: list[FeedAddress] = []
+    bad_feeds: list[tuple[str, str]] = []
     i = 0
     while i < len(words):
         word = words[i].strip()
+        try:
+            address = feed_address(word)
+        except FeedAddressError as exc:
+            bad_feeds.append((word, exc.code))
+            i += 1
+            continue
+        if address is not None:
+            if address.key not in seen:
+                seen.add(address.key)
+                feeds.append(address)
+            i += 1
+            continue
         if word.startswith("@") or _PROFILE_URL_RE.match(word):
             handle = parse_handle(word)
             if handle is None:
@@ -211,7 +229,7 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
             # follow whoever owns @python on X).
             (bare if HANDLE_RE.fullmatch(word) else malformed).append(word)
             i += 1
-    return FollowWords(handles, categories, malformed, bare)
+    return FollowWords(handles, categories, malformed, bare, feeds, bad_feeds)
 
 
 MAX_FILTER_WORDS = 20

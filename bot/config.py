@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.boards import load_boards
+from bot.sources.feeds import parse_host_map
 from storage.db import DatabaseURLError, async_database_url
 
 
@@ -56,6 +57,13 @@ class Settings(BaseSettings):
     send_rate_per_second: float = Field(default=29.5, gt=0, le=30)
     # How a new group or channel receives offers: each as it comes, or in the daily digest.
     default_group_mode: str = "instant"
+    # Feeds: a feed whose address resolves to a private, loopback or link-local address is
+    # refused unless this is true (tests, intranets); FEED_HOSTS sends requests for some hosts
+    # to another origin ("jobs.example=http://127.0.0.1:8080", the offline sandbox and tests);
+    # a feed failing this long is paused (and its followers told) until it answers again.
+    allow_private_feeds: bool = False
+    feed_hosts: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    feed_pause_after_seconds: float = Field(default=172_800, gt=0, le=2_592_000)
     # Not in the public contract: tuned by tests and the sandbox.
     delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     digest_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -116,6 +124,13 @@ class Settings(BaseSettings):
         if mode not in {"instant", "digest"}:
             raise ValueError(f"must be instant or digest, got {value!r}")
         return mode
+
+    @field_validator("feed_hosts", mode="before")
+    @classmethod
+    def _feed_hosts(cls, value: object) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return parse_host_map(str(value or ""))
 
     @field_validator("boards_file", mode="before")
     @classmethod

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.budget import month_key
 from bot.clock import Clock
+from bot.feed_polling import feed_label
 from bot.sources.base import (
     Account,
     AccountNotFound,
@@ -19,8 +21,9 @@ from bot.sources.base import (
     RateLimited,
     SourceError,
 )
+from bot.sources.feeds import FEED_KINDS, Feed, FeedAddress, FeedFetcher, feed_address
 from bot.sources.x import XSource
-from storage import chats, sources, usage
+from storage import chats, feeds, sources, usage
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,33 @@ class FollowReport:
 
 
 @dataclass(slots=True)
+class FeedReport:
+    """What happened to each feed address of one /follow: the feeds' names, or why not."""
+
+    followed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: list[tuple[str, SourceError]] = field(default_factory=list)  # address, why
+
+
+@dataclass(slots=True)
 class UnfollowReport:
-    """What happened to each handle of one /unfollow."""
+    """What happened to each handle (or feed address) of one /unfollow."""
 
     removed: list[str] = field(default_factory=list)
     not_followed: list[str] = field(default_factory=list)
+    removed_feeds: list[str] = field(default_factory=list)  # the feeds' names
+    not_followed_feeds: list[str] = field(default_factory=list)  # addresses as typed
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """One source a chat follows, as /list shows it."""
+
+    kind: str
+    name: str  # an X handle, or a feed's name (icon and title)
+    address: str  # the handle, or what identifies a feed (its URL, @user@instance, handle)
+    available: bool  # not gone from X, not paused for failing
+    url: str = ""  # a feed's URL
 
 
 class Follows:
@@ -60,10 +85,14 @@ class Follows:
         clock: Clock,
         x: XSource | None,
         default_timezone: str,
+        fetcher: FeedFetcher | None = None,
+        feed_interval_seconds: float = 300.0,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._x = x
+        self._fetcher = fetcher or FeedFetcher()
+        self._feed_interval = timedelta(seconds=feed_interval_seconds)
         self._default_timezone = default_timezone
         # X bills every user it returns: concurrent /follow of one new handle share a lookup,
         # and a lookup's answer is reused for a while.
@@ -203,6 +232,79 @@ class Follows:
                 (report.followed if added else report.already).append(account.handle)
         return report
 
+    async def follow_feeds(
+        self, chat_id: int, addresses: list[FeedAddress], thread_id: int = 0
+    ) -> FeedReport:
+        """Subscribe a chat (a forum topic of it) to feeds. A feed nobody followed yet is
+        fetched first (a web page is searched for the feed it announces): one that cannot be
+        read is reported with why, and nothing of it is saved; what it shows now is remembered
+        as seen, so only later entries are relayed."""
+        report = FeedReport()
+        async with self._sessions() as session:
+            known = await feeds.find_feeds(
+                session, FEED_KINDS, [k for a in addresses for k in (a.key, a.url)]
+            )
+        unknown = [a for a in addresses if a.key not in known and a.url not in known]
+        semaphore = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+        async def first_fetch(address: FeedAddress) -> Feed | SourceError:
+            async with semaphore:
+                try:
+                    result = await self._fetcher.fetch(address.url, discover=True)
+                except SourceError as exc:
+                    return exc
+                # A first fetch sends no validators: the server cannot answer 304.
+                assert isinstance(result, Feed)
+                return result
+
+        fetched = dict(
+            zip(
+                [a.key for a in unknown],
+                await asyncio.gather(*(first_fetch(a) for a in unknown)),
+                strict=True,
+            )
+        )
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            for address in addresses:
+                feed = known.get(address.key) or known.get(address.url)
+                if feed is not None:
+                    source_id, name = feed.source_id, feed.label
+                    await feeds.restart_if_unwatched(session, source_id=source_id, now=now)
+                else:
+                    outcome = fetched[address.key]
+                    if isinstance(outcome, SourceError):
+                        report.failed.append((address.key, outcome))
+                        continue
+                    source_id, name = await self._create_feed(session, address, outcome, now)
+                added = await sources.subscribe(
+                    session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id
+                )
+                (report.followed if added else report.already).append(name)
+        return report
+
+    async def _create_feed(
+        self, session: AsyncSession, address: FeedAddress, feed: Feed, now: datetime
+    ) -> tuple[int, str]:
+        # A web page was given: the feed it announces is what is stored (and what /list shows).
+        stored = address
+        if feed.url != address.url:
+            stored = feed_address(feed.url) or address
+        label = feed_label(stored.kind, feed.title, stored.key)
+        source_id = await feeds.create_feed(
+            session,
+            kind=stored.kind,
+            key=stored.key,
+            url=stored.url,
+            label=label,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            entry_keys=[entry.key for entry in feed.entries],
+            now=now,
+            next_poll_at=now + max(self._feed_interval, feed.ttl or timedelta(0)),
+        )
+        return source_id, label
+
     async def sync_boards(self, handles: list[str]) -> bool:
         """Make these accounts the job boards; False when X could not answer for some of them
         (call again later). Accounts X does not know are logged and left out."""
@@ -223,22 +325,41 @@ class Follows:
         return True
 
     async def unfollow(
-        self, chat_id: int, handles: list[str], thread_id: int = 0
+        self,
+        chat_id: int,
+        handles: list[str],
+        thread_id: int = 0,
+        addresses: list[FeedAddress] | None = None,
     ) -> UnfollowReport:
-        """Remove some of a chat's subscriptions (those of one forum topic)."""
+        """Remove some of a chat's subscriptions (those of one forum topic): X accounts by
+        handle, feeds by address (their URL, `@user@instance` or Bluesky handle)."""
         report = UnfollowReport()
         async with self._sessions.begin() as session:
-            followed = {
-                s.key: s for s in await sources.followed_sources(session, chat_id, thread_id)
-            }
+            followed = await sources.followed_sources(session, chat_id, thread_id)
+            accounts = {s.key: s for s in followed if s.kind == X_KIND}
             ids: list[int] = []
             for handle in handles:
-                info = followed.get(handle.lower())
+                info = accounts.get(handle.lower())
                 if info is None:
                     report.not_followed.append(handle)
                 else:
                     ids.append(info.source_id)
                     report.removed.append(info.display_name)
+            for address in addresses or []:
+                match = next(
+                    (
+                        s
+                        for s in followed
+                        if (s.kind in FEED_KINDS and address.url in (s.key, s.url))
+                        or (s.kind in FEED_KINDS and address.key == s.key)
+                    ),
+                    None,
+                )
+                if match is None:
+                    report.not_followed_feeds.append(address.key)
+                else:
+                    ids.append(match.source_id)
+                    report.removed_feeds.append(match.display_name)
             await sources.unsubscribe(session, chat_id=chat_id, source_ids=ids, thread_id=thread_id)
         return report
 
@@ -248,14 +369,20 @@ class Follows:
             return await sources.unsubscribe_all(session, chat_id=chat_id, thread_id=thread_id)
 
     async def following_by_topic(self, chat_id: int) -> list[tuple[int, str]]:
-        """(thread id, handle) of every account a chat follows, topic by topic."""
+        """(thread id, source key) of every source a chat follows, topic by topic."""
         async with self._sessions() as session:
             return await sources.followed_by_topic(session, chat_id)
 
-    async def following(self, chat_id: int) -> list[tuple[str, bool]]:
-        """The accounts a chat follows, as (handle, still available) pairs."""
+    async def following(self, chat_id: int) -> list[Followed]:
+        """The X accounts and feeds a chat follows."""
         async with self._sessions() as session:
             return [
-                (s.display_name, not s.gone)
+                Followed(
+                    kind=s.kind,
+                    name=s.display_name,
+                    address=s.key,
+                    available=not (s.gone or s.paused),
+                    url=s.url or "",
+                )
                 for s in await sources.followed_sources(session, chat_id)
             ]

@@ -54,7 +54,7 @@ def read(text: str) -> Reading:
     )
 
 
-def _read_safely(text: str, url: str) -> Reading | None:
+def read_safely(text: str, url: str) -> Reading | None:
     """`read`, or None (the post still goes to its account's followers, unclassified) if the
     classifier fails on it: one odd post must not hold up every poll."""
     try:
@@ -62,6 +62,21 @@ def _read_safely(text: str, url: str) -> Reading | None:
     except Exception:
         log.exception("could not classify %s; relaying it to its account's followers only", url)
         return None
+
+
+async def relay(
+    session: AsyncSession, incoming: list[IncomingOffer], now: datetime
+) -> tuple[list[int], int]:
+    """Store new posts as offers (once), link the same offer posted again into one story, and
+    write the outbox rows of their followers: the offer ids and how many rows were written."""
+    offer_ids = await outbox.store_offers(session, offers=incoming, now=now)
+    await outbox.link_stories(
+        session,
+        offer_ids=offer_ids,
+        since=now - STORY_WINDOW,
+        near_identical=catalogue().near_identical,
+    )
+    return offer_ids, await outbox.fan_out(session, offer_ids=offer_ids, now=now)
 
 
 def backoff(interval: timedelta, error_count: int) -> timedelta:
@@ -271,7 +286,7 @@ class Poller:
         if not reads:
             return 0
         incoming = [
-            IncomingOffer(source_id, post, _read_safely(post.text, post.url))
+            IncomingOffer(source_id, post, read_safely(post.text, post.url))
             for done in reads
             for source_id, posts in done.posts.items()
             for post in posts
@@ -280,14 +295,7 @@ class Poller:
         incoming.sort(key=lambda o: o.post.posted_at or datetime.min.replace(tzinfo=UTC))
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            offer_ids = await outbox.store_offers(session, offers=incoming, now=now)
-            await outbox.link_stories(
-                session,
-                offer_ids=offer_ids,
-                since=now - STORY_WINDOW,
-                near_identical=catalogue().near_identical,
-            )
-            written = await outbox.fan_out(session, offer_ids=offer_ids, now=now)
+            offer_ids, written = await relay(session, incoming, now)
             for done in reads:
                 await sources.record_group_poll(
                     session,

@@ -7,11 +7,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import classify
+from bot.arguments import HANDLE_RE
 from bot.i18n import Translator
 from storage.outbox import Credit
 
 MESSAGE_LIMIT = 4096
 ELLIPSIS = "…"
+
+
+def source_name(author: str) -> str:
+    """How an offer's source is named: `@acme_jobs` for an X account; a feed is stored under
+    its icon and title (`📰 Acme Jobs`), never a bare word, and is named as it is."""
+    return f"@{author}" if HANDLE_RE.fullmatch(author) else author
+
+
+def post_link_label(t: Translator, author: str) -> str:
+    """The label of the link to the original post."""
+    if HANDLE_RE.fullmatch(author):
+        return t.gettext("View on X")
+    return t.gettext("View the original")
 
 
 def telegram_length(text: str) -> int:
@@ -81,17 +95,17 @@ def render_offer(
     """An offer: who posted it (every account, when several did), the post text (escaped,
     truncated to fit), its tags, and the apply and post links."""
     others = [c for c in also if c.author.lower() != author.lower()]
-    header = f"<b>@{html.escape(author)}</b>"
-    visible_header = f"@{author}"
+    header = f"<b>{html.escape(source_name(author))}</b>"
+    visible_header = source_name(author)
     if others:
-        names = ", ".join(f"@{c.author}" for c in others)
+        names = ", ".join(source_name(c.author) for c in others)
         label = t.gettext("also posted by %(handles)s", handles="%(handles)s")
-        links = ", ".join(_link(c.url, f"@{c.author}") for c in others)
+        links = ", ".join(_link(c.url, source_name(c.author)) for c in others)
         header += " · " + html.escape(label).replace("%(handles)s", links)
         visible_header += " · " + label.replace("%(handles)s", names)
     extra = [line for line in (tag_line(t, tags), category_line(t, tags)) if line]
     apply_url = (tags or {}).get("apply_url")
-    post_label = t.gettext("View on X")
+    post_label = post_link_label(t, author)
     footer_links = []
     visible_footer = []
     if isinstance(apply_url, str) and apply_url.startswith(("http://", "https://")):
@@ -120,6 +134,20 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
             "You will get nothing more from it; /unfollow @%(handle)s to remove it from /list.",
             handle=handle,
         )
+    if code in ("feed_paused", "feed_resumed"):
+        name = html.escape(str(payload.get("name", "")))
+        address = html.escape(str(payload.get("address", "")))
+        if code == "feed_paused":
+            return t.gettext(
+                "⏸ %(name)s (<code>%(address)s</code>) has not answered since %(since)s UTC, "
+                "so jobrelay paused it and now only checks it now and then. It stays in "
+                "/list: when it answers again its new entries arrive as before. "
+                "/unfollow %(address)s removes it.",
+                name=name,
+                address=address,
+                since=html.escape(str(payload.get("since", ""))),
+            )
+        return t.gettext("▶️ %(name)s answers again: its new entries arrive as before.", name=name)
     if code == "weekly":
         return render_weekly(t, payload)
     if code == "x_budget":
@@ -188,7 +216,8 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
     )
     for author, url, text in interesting:
         lines.append(
-            f'• <a href="{html.escape(str(url), quote=True)}">@{html.escape(str(author))}</a> '
+            f'• <a href="{html.escape(str(url), quote=True)}">'
+            f"{html.escape(source_name(str(author)))}</a> "
             f"{html.escape(str(text), quote=False)}"
         )
     if payload.get("limit_every_day"):
@@ -244,8 +273,8 @@ def render_digest(
     parts = _Parts()
     title = t.ngettext("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
     parts.add(f"<b>{html.escape(title)}</b>", telegram_length(title))
-    link_label = t.gettext("View on X")
     for author, items in by_author.items():
+        link_label = post_link_label(t, author)
         for index, (text, url) in enumerate(items):
             body = _truncate(text, DIGEST_OFFER_BUDGET + DIGEST_TAGS_BUDGET)
             visible = telegram_length(f"• {body} {link_label}")
@@ -254,8 +283,8 @@ def render_digest(
                 f'<a href="{html.escape(url, quote=True)}">{html.escape(link_label)}</a>'
             )
             if index == 0:  # a source's heading never ends a message without its first offer
-                block = f"\n<b>@{html.escape(author)}</b>\n{block}"
-                visible += telegram_length(f"\n@{author}\n")
+                block = f"\n<b>{html.escape(source_name(author))}</b>\n{block}"
+                visible += telegram_length(f"\n{source_name(author)}\n")
             parts.add(block, visible)
     parts.flush()
     return parts.parts

@@ -28,6 +28,7 @@ from handlers.clubs import bot_membership, group_upgraded, remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
 from handlers.healthy import digest, limit, pause, quiet, resume, timezone
+from handlers.opml import IMPORT_CAPTION, export_command, import_command
 from handlers.start import help_command, plain_text, start, unknown_command
 from handlers.stats import stats
 
@@ -60,8 +61,17 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("stats", stats),
         ("settings", settings_command),
         ("forget", forget_command),
+        ("export", export_command),
+        ("import", import_command),
     ]:
         application.add_handler(CommandHandler(name, callback, filters=not_channel))
+    # An OPML file sent with /import as its caption (a command handler reads text only).
+    application.add_handler(
+        MessageHandler(
+            filters.Document.ALL & filters.CaptionRegex(IMPORT_CAPTION) & not_channel,
+            import_command,
+        )
+    )
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^st:"))
     application.add_handler(CallbackQueryHandler(forget_button, pattern=r"^fg:"))
     application.add_handler(CallbackQueryHandler(feedback_button, pattern=r"^fb:"))

@@ -9,9 +9,9 @@ from telegram import Update
 from bot.arguments import MAX_HANDLES, FilterTerm, FollowWords, parse_follow_words
 from bot.classify import Catalogue
 from bot.context import Context
-from bot.follows import FollowReport
+from bot.follows import X_KIND, FeedReport, FollowReport
 from bot.i18n import Translator
-from bot.sources.base import NotConfigured
+from bot.sources.base import NotConfigured, SourceError
 from handlers.access import command
 from handlers.common import handles_text
 
@@ -72,6 +72,115 @@ def follow_report_text(t: Translator, report: FollowReport) -> str:
     return "\n".join(lines)
 
 
+def feed_address_problem(t: Translator, word: str, code: str) -> str:
+    """Why a word meant as a feed address is not one, and what is accepted."""
+    quoted = f"<code>{html.escape(word[:80])}</code>"
+    if code == "scheme":
+        return t.gettext("%(word)s: only http:// and https:// feeds can be followed.", word=quoted)
+    if code == "mastodon":
+        return t.gettext(
+            "%(word)s is not a Mastodon address: write it as @user@instance, for example "
+            "<code>@jobs@mastodon.social</code>.",
+            word=quoted,
+        )
+    if code == "bluesky":
+        return t.gettext(
+            "%(word)s is not a Bluesky handle: write it like <code>acme.bsky.social</code>.",
+            word=quoted,
+        )
+    return t.gettext(
+        "%(word)s is not a valid web address. A feed is followed by its full address, for "
+        "example <code>https://jobs.example.com/feed.xml</code>.",
+        word=quoted,
+    )
+
+
+def feed_failure_text(t: Translator, address: str, error: SourceError) -> str:
+    """Why a feed could not be followed (it was fetched and failed), in one line."""
+    shown = f"<code>{html.escape(address[:200])}</code>"
+    code = getattr(error, "code", "")
+    if code == "private":
+        return t.gettext(
+            "⛔ %(feed)s points to a private or local network address; jobrelay only reads "
+            "public feeds.",
+            feed=shown,
+        )
+    if code == "scheme":
+        return t.gettext(
+            "⛔ %(feed)s leads to an address that is not http:// or https://.", feed=shown
+        )
+    if code == "not_a_feed":
+        return t.gettext(
+            "❓ %(feed)s is a web page that announces no RSS or Atom feed. Give the feed's own "
+            "address (often ending in /feed, /rss or .xml).",
+            feed=shown,
+        )
+    if code == "malformed":
+        return t.gettext(
+            "❓ %(feed)s is not a readable RSS or Atom feed (its XML is broken).", feed=shown
+        )
+    if code == "too_large":
+        return t.gettext(
+            "⛔ %(feed)s is larger than 5 MB; jobrelay reads feeds up to 5 MB.", feed=shown
+        )
+    if code == "timeout":
+        return t.gettext(
+            "⚠️ %(feed)s did not answer within 15 seconds; please try again later.", feed=shown
+        )
+    if code == "redirects":
+        return t.gettext(
+            "⛔ %(feed)s redirects too many times (more than 5, or in a loop).", feed=shown
+        )
+    if code == "http":
+        status = getattr(error, "status", 0)
+        if status in (404, 410):
+            return t.gettext(
+                "❓ %(feed)s does not exist (the server answered %(status)d): check the address.",
+                feed=shown,
+                status=status,
+            )
+        return t.gettext(
+            "⚠️ %(feed)s answered with an error (HTTP %(status)d); please try again later.",
+            feed=shown,
+            status=status,
+        )
+    return t.gettext(
+        "⚠️ %(feed)s could not be reached; check the address or try again later.", feed=shown
+    )
+
+
+def feed_report_text(t: Translator, report: FeedReport) -> str:
+    """One line per outcome of following feeds."""
+    lines: list[str] = []
+    if report.followed:
+        lines.append(
+            t.gettext(
+                "✅ Now following %(feeds)s. Its new entries will arrive here as they are "
+                "published.",
+                feeds=names_text(report.followed),
+            )
+            if len(report.followed) == 1
+            else t.gettext(
+                "✅ Now following %(feeds)s. Their new entries will arrive here as they are "
+                "published.",
+                feeds=names_text(report.followed),
+            )
+        )
+    if report.already:
+        lines.append(
+            t.gettext("You already follow %(handles)s.", handles=names_text(report.already))
+        )
+    lines += [feed_failure_text(t, address, error) for address, error in report.failed]
+    if report.failed and not (report.followed or report.already):
+        lines.append(t.gettext("Nothing was changed."))
+    return "\n".join(lines)
+
+
+def names_text(names: list[str]) -> str:
+    """Feed names, HTML-escaped, comma-separated."""
+    return ", ".join(html.escape(name) for name in names)
+
+
 def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> str:
     """`Software, Design (graphisme)` in the reader's language, HTML-escaped."""
     return ", ".join(
@@ -98,6 +207,7 @@ def _not_understood_text(t: Translator, words: FollowWords) -> str:
         )
     if words.malformed:
         lines.append(_malformed_text(t, words.malformed))
+    lines += [feed_address_problem(t, word, code) for word, code in words.bad_feeds]
     lines.append(t.gettext("/categories lists the categories you can follow. Nothing was changed."))
     return "\n".join(lines)
 
@@ -110,34 +220,45 @@ async def follow(update: Update, context: Context) -> None:
     t = call.t
     services = context.bot_data.services
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
-    if not (words.handles or words.categories or words.malformed or words.bare_handles):
+    if not (
+        words.handles
+        or words.categories
+        or words.malformed
+        or words.bare_handles
+        or words.feeds
+        or words.bad_feeds
+    ):
         await call.reply(
             update,
             t.gettext(
-                "Tell me what to follow: an X account, for example "
-                "<code>/follow @acme_jobs</code>, or a job category, for example "
-                "<code>/follow software</code> (/categories lists them). "
-                "You can give up to %(max)d at once.",
+                "Tell me what to follow: an X account (<code>/follow @acme_jobs</code>), a job "
+                "category (<code>/follow software</code>; /categories lists them), a feed "
+                "(<code>/follow https://jobs.example.com/feed.xml</code>), a Mastodon account "
+                "(<code>/follow @jobs@mastodon.social</code>) or a Bluesky account "
+                "(<code>/follow acme.bsky.social</code>). You can give up to %(max)d at once.",
                 max=MAX_HANDLES,
             ),
         )
         return
-    if words.malformed or words.bare_handles:
+    if words.malformed or words.bare_handles or words.bad_feeds:
         await call.reply(update, _not_understood_text(t, words))
         return
     handles = words.handles
-    if len(handles) > MAX_HANDLES:
+    if len(handles) + len(words.feeds) > MAX_HANDLES:
         await call.reply(
             update,
             t.gettext(
                 "That is %(count)d accounts; /follow takes at most %(max)d at a time. "
                 "Nothing was changed.",
-                count=len(handles),
+                count=len(handles) + len(words.feeds),
                 max=MAX_HANDLES,
             ),
         )
         return
     lines: list[str] = []
+    if words.feeds:
+        feeds = await services.follows.follow_feeds(call.chat_id, words.feeds, call.thread_id)
+        lines.append(feed_report_text(t, feeds))
     if handles:
         try:
             report = await services.follows.follow(call.chat_id, handles, call.thread_id)
@@ -211,21 +332,25 @@ async def unfollow(update: Update, context: Context) -> None:
             await call.reply(update, t.gettext("You were not following anything."))
         return
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
-    if words.malformed or words.bare_handles:
+    if words.malformed or words.bare_handles or words.bad_feeds:
         await call.reply(update, _not_understood_text(t, words))
         return
     lines: list[str] = []
-    if words.handles:
-        report = await services.follows.unfollow(call.chat_id, words.handles, call.thread_id)
-        if report.removed:
-            lines.append(
-                t.gettext("Stopped following %(handles)s.", handles=handles_text(report.removed))
-            )
-        if report.not_followed:
+    if words.handles or words.feeds:
+        report = await services.follows.unfollow(
+            call.chat_id, words.handles, call.thread_id, words.feeds
+        )
+        removed = [f"@{html.escape(h)}" for h in report.removed]
+        removed += [html.escape(name) for name in report.removed_feeds]
+        missing = [f"@{html.escape(h)}" for h in report.not_followed]
+        missing += [f"<code>{html.escape(a)}</code>" for a in report.not_followed_feeds]
+        if removed:
+            lines.append(t.gettext("Stopped following %(handles)s.", handles=", ".join(removed)))
+        if missing:
             lines.append(
                 t.gettext(
                     "You were not following %(handles)s. /list shows what you follow.",
-                    handles=handles_text(report.not_followed),
+                    handles=", ".join(missing),
                 )
             )
     if words.categories:
@@ -271,10 +396,10 @@ async def list_follows(update: Update, context: Context) -> None:
     account_topics = await services.follows.following_by_topic(call.chat_id)
     category_topics = await services.categories.followed_by_topic(call.chat_id)
     topics: dict[str, list[int]] = {}
-    for thread, name in account_topics:
-        topics.setdefault(f"@{name.lower()}", []).append(thread)
+    for thread, key in account_topics:
+        topics.setdefault(f"source:{key}", []).append(thread)
     for thread, slug in category_topics:
-        topics.setdefault(slug, []).append(thread)
+        topics.setdefault(f"category:{slug}", []).append(thread)
     forum = any(thread for threads in topics.values() for thread in threads)
     names = await services.clubs.topics(call.chat_id) if forum else {}
 
@@ -288,17 +413,30 @@ async def list_follows(update: Update, context: Context) -> None:
         return " — 💬 " + ", ".join(html.escape(name) for name in shown) if shown else ""
 
     lines: list[str] = []
-    if following:
+    accounts = [f for f in following if f.kind == X_KIND]
+    feeds = [f for f in following if f.kind != X_KIND]
+    if accounts:
         lines.append(
             t.ngettext(
-                "You follow %(count)d account:", "You follow %(count)d accounts:", len(following)
+                "You follow %(count)d account:", "You follow %(count)d accounts:", len(accounts)
             )
         )
-        for handle, available in following:
-            line = f"• @{html.escape(handle)}"
-            if not available:
+        for account in accounts:
+            line = f"• @{html.escape(account.name)}"
+            if not account.available:
                 line += " " + t.gettext("(no longer available on X)")
-            lines.append(line + where(f"@{handle.lower()}"))
+            lines.append(line + where(f"source:{account.address}"))
+    if feeds:
+        if lines:
+            lines.append("")
+        lines.append(
+            t.ngettext("You follow %(count)d feed:", "You follow %(count)d feeds:", len(feeds))
+        )
+        for feed in feeds:
+            line = f"• {html.escape(feed.name)} — <code>{html.escape(feed.address)}</code>"
+            if not feed.available:
+                line += " " + t.gettext("(paused: not answering)")
+            lines.append(line + where(f"source:{feed.address}"))
     if kinds:
         if lines:
             lines.append("")
@@ -308,7 +446,9 @@ async def list_follows(update: Update, context: Context) -> None:
             )
         )
         catalogue = services.categories.catalogue
-        lines += [f"• {category_names(t, catalogue, [slug])}{where(slug)}" for slug in kinds]
+        lines += [
+            f"• {category_names(t, catalogue, [slug])}{where(f'category:{slug}')}" for slug in kinds
+        ]
     if terms:
         lines += ["", t.gettext("Filter: %(words)s", words=filter_text(terms))]
     await call.reply(update, "\n".join(lines))

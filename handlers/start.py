@@ -14,7 +14,7 @@ from handlers.common import reply, translator_for
 def command_descriptions(t: Translator) -> list[tuple[str, str]]:
     """The command menu, in one language (also used for setMyCommands)."""
     return [
-        ("follow", t.gettext("Follow X accounts or categories: /follow @acme_jobs")),
+        ("follow", t.gettext("Follow X accounts, feeds or categories: /follow @acme_jobs")),
         ("unfollow", t.gettext("Stop following: /unfollow @acme_jobs or all")),
         ("list", t.gettext("Show what you follow")),
         ("categories", t.gettext("Job categories to follow, with buttons")),
@@ -27,6 +27,8 @@ def command_descriptions(t: Translator) -> list[tuple[str, str]]:
         ("resume", t.gettext("End a pause")),
         ("stats", t.gettext("Your last 7 days, with a chart")),
         ("timezone", t.gettext("Your time zone: /timezone Europe/Paris")),
+        ("export", t.gettext("Your subscriptions as an OPML file")),
+        ("import", t.gettext("Follow what an OPML file lists (send it with /import)")),
         ("forget", t.gettext("Delete everything stored about this chat")),
         ("help", t.gettext("How jobrelay works")),
         ("start", t.gettext("Welcome message")),
@@ -37,16 +39,22 @@ def help_text(t: Translator) -> str:
     """The full help message."""
     lines = [
         t.gettext(
-            "I watch recruiters' and job boards' accounts on X for you and send each new "
-            "job offer here as soon as it is posted: no need to keep checking timelines."
+            "I watch recruiters' and job boards' accounts on X, their feeds, Mastodon and "
+            "Bluesky for you and send each new job offer here as soon as it is posted: no "
+            "need to keep checking timelines."
         ),
         "",
         t.gettext("<b>Commands</b>"),
         t.gettext("/follow @handle [@handle …]: follow up to 50 X accounts at once"),
+        t.gettext(
+            "/follow https://…/feed.xml, /follow @user@mastodon.social or /follow "
+            "name.bsky.social: a job board's RSS or Atom feed, a Mastodon or a Bluesky account"
+        ),
         t.gettext("/follow software: every job offer of a category, from all the accounts I read"),
         t.gettext("/categories: the categories, with buttons to follow them"),
         t.gettext("/unfollow @handle or category: stop following it (/unfollow all: everything)"),
         t.gettext("/list: what you follow"),
+        t.gettext("/export, /import: your subscriptions as an OPML file, and back"),
         t.gettext("/filter +python -stage: words an offer must or must not contain; /filter off"),
         "",
         t.gettext("<b>Keep it healthy</b>"),

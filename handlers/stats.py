@@ -10,6 +10,7 @@ from telegram import Update
 from bot.chart import week_chart_png
 from bot.context import Context
 from bot.i18n import Translator
+from bot.render import source_name
 from bot.weekly import WeekStats
 from handlers.access import command
 
@@ -24,7 +25,7 @@ def stats_text(t: Translator, stats: WeekStats) -> str:
         t.gettext("Marked interesting: %(count)d", count=len(stats.interesting)),
     ]
     if stats.top_sources:
-        top = ", ".join(f"@{html.escape(a)} ({n})" for a, n in stats.top_sources)
+        top = ", ".join(f"{html.escape(source_name(a))} ({n})" for a, n in stats.top_sources)
         lines.append(t.gettext("Top sources: %(sources)s", sources=top))
     return "\n".join(lines)
 

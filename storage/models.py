@@ -167,7 +167,9 @@ class Source(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    key: Mapped[str] = mapped_column(String(255))  # lower-cased handle: what users type
+    # What users type, canonical: a lower-cased X handle, a feed's URL, `@user@instance`
+    # (Mastodon) or a Bluesky handle.
+    key: Mapped[str] = mapped_column(String(1024))
     external_id: Mapped[str] = mapped_column(String(64))  # the network's stable id
     display_name: Mapped[str] = mapped_column(String(255))  # handle as the network spells it
     cursor: Mapped[str | None] = mapped_column(String(255))  # X since_id
@@ -187,11 +189,36 @@ class Source(Base):
     )
     # When its newest post was read, and when the network last said the account still exists
     # (a search never says an account is gone: a silent one is looked up now and then).
+    # (For a feed: when it last answered; None until its first fetch, which relays nothing.)
     last_post_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Feeds (kinds feed, mastodon, bluesky): the URL fetched, the validators of its last answer
+    # for conditional requests, since when it fails, and whether it is paused for failing
+    # too long (its followers were told; it resumes when it answers again).
+    url: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
+
+
+class FeedEntry(Base):
+    """An entry a feed has shown (by its id's hash): relayed once, never again, even edited."""
+
+    __tablename__ = "feed_entries"
+
+    source_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Entries gone from the feed for a while are forgotten (a feed shows its latest entries).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 Index("ix_sources_poll_group_id", Source.poll_group_id)
 
 

@@ -32,6 +32,8 @@ class SourceInfo:
     next_poll_at: datetime
     last_post_at: datetime | None = None
     checked_at: datetime | None = None
+    url: str | None = None  # a feed's
+    paused: bool = False  # a feed failing for too long
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ def _info(source: Source) -> SourceInfo:
         next_poll_at=source.next_poll_at,
         last_post_at=source.last_post_at,
         checked_at=source.checked_at,
+        url=source.url,
+        paused=source.paused,
     )
 
 
@@ -185,9 +189,9 @@ async def followed_sources(
 
 
 async def followed_by_topic(session: AsyncSession, chat_id: int) -> list[tuple[int, str]]:
-    """(thread id, handle) of every account a chat follows, topic by topic (0 first)."""
+    """(thread id, source key) of every source a chat follows, topic by topic (0 first)."""
     rows = await session.execute(
-        select(Subscription.thread_id, Source.display_name)
+        select(Subscription.thread_id, Source.key)
         .join(Source, Source.id == Subscription.source_id)
         .where(Subscription.chat_id == chat_id)
         .order_by(Subscription.thread_id, Source.key)
@@ -203,7 +207,7 @@ def _has_active_subscriber() -> object:
     )
 
 
-def _watched() -> Any:
+def watched() -> Any:
     """SQL: at least one active chat follows this source (by name, or for a job board by
     category)."""
     return or_(
@@ -231,7 +235,7 @@ async def place_in_groups(
             .where(
                 Source.kind == kind,
                 Source.poll_group_id.is_not(None),
-                or_(Source.gone.is_(True), not_(_watched())),
+                or_(Source.gone.is_(True), not_(watched())),
             )
             .values(poll_group_id=None)
         )
@@ -243,7 +247,7 @@ async def place_in_groups(
                 Source.kind == kind,
                 Source.gone.is_(False),
                 Source.poll_group_id.is_(None),
-                _watched(),
+                watched(),
             )
             .order_by(Source.id)
         )
@@ -352,7 +356,7 @@ async def claim_due_groups(
     members: dict[int, list[SourceInfo]] = defaultdict(list)
     for source in await session.scalars(
         select(Source)
-        .where(Source.poll_group_id.in_(ids), Source.gone.is_(False), _watched())
+        .where(Source.poll_group_id.in_(ids), Source.gone.is_(False), watched())
         .order_by(Source.id)
     ):
         assert source.poll_group_id is not None

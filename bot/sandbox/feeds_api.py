@@ -566,6 +566,9 @@ class FeedStandIn:
         #: Whether the bsky.app handle redirect names an absolute URL. bskyweb answers
         #: ``Location: /profile/{did}/rss`` (relative, from echo's ``c.Redirect``).
         self.bluesky_absolute_redirect = False
+        # Mastodon lets caches keep a profile feed a minute; tests that poll every second
+        # lower it to see new posts without waiting.
+        self.mastodon_max_age = 60
         self._resources: dict[tuple[str, str], _Resource] = {}
         self._hosts: dict[str, None] = {}  # hosts with content, in the order they got it
         self._mastodon: dict[tuple[str, str], _MastodonAccount] = {}
@@ -1133,7 +1136,7 @@ class FeedStandIn:
         body = _render_mastodon(account)
         headers = {
             "Content-Type": "application/rss+xml; charset=utf-8",
-            "Cache-Control": "max-age=60, public",
+            "Cache-Control": f"max-age={self.mastodon_max_age}, public",
             "ETag": _etag(body, weak=True),
             "Vary": "Accept, Accept-Language, Cookie",
         }

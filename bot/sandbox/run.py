@@ -17,10 +17,20 @@ from pydantic import SecretStr
 
 from bot.app import serve
 from bot.config import Settings
-from bot.sandbox.seed import ACCOUNTS, BOARDS, post_random_offer, seed
+from bot.sandbox.feeds_api import FeedStandIn
+from bot.sandbox.seed import (
+    ACCOUNTS,
+    BOARDS,
+    FEED_ADDRESSES,
+    post_random_feed_entry,
+    post_random_offer,
+    seed,
+    seed_feeds,
+)
 from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.terminal import Terminal
 from bot.sandbox.x_api import XStandIn
+from bot.sources.feeds import parse_host_map
 from storage.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
@@ -31,13 +41,23 @@ USER_ID = 1001
 
 
 def sandbox_settings(
-    settings: Settings, tg: TelegramStandIn, x: XStandIn, boards_file: Path | None = None
+    settings: Settings,
+    tg: TelegramStandIn,
+    x: XStandIn,
+    boards_file: Path | None = None,
+    feeds: FeedStandIn | None = None,
 ) -> Settings:
     """The user's settings, pointed at the stand-ins; a separate database unless one was given,
-    and the sandbox's job board unless a BOARDS_FILE was given."""
+    and the sandbox's job board unless a BOARDS_FILE was given. Feeds' hosts are served by the
+    feed stand-in on 127.0.0.1 (so private addresses are allowed)."""
     explicit = settings.model_fields_set
+    feed_hosts = settings.feed_hosts
+    if feeds is not None:
+        feed_hosts = {**parse_host_map(feeds.hosts_setting()), **feed_hosts}
     return settings.model_copy(
         update={
+            "feed_hosts": feed_hosts,
+            "allow_private_feeds": True if feeds is not None else settings.allow_private_feeds,
             "boards_file": settings.boards_file if "boards_file" in explicit else boards_file,
             "telegram_api_url": tg.base_url,
             "x_api_url": x.url,
@@ -52,25 +72,36 @@ def sandbox_settings(
     )
 
 
-async def _keep_posting(x: XStandIn, every: float, terminal: Terminal, stop: asyncio.Event) -> None:
+async def _keep_posting(
+    x: XStandIn,
+    every: float,
+    terminal: Terminal,
+    stop: asyncio.Event,
+    feeds: FeedStandIn | None = None,
+) -> None:
     rng = random.Random()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=rng.uniform(every * 0.5, every * 1.5))
         if stop.is_set():
             return
+        if feeds is not None and rng.random() < 0.3:
+            where = post_random_feed_entry(feeds, rng)
+            terminal.note(f"(feed) {where} just published a new offer")
+            continue
         handle, _ = post_random_offer(x, rng)
         terminal.note(f"(X) @{handle} just posted a new offer")
 
 
 async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
     """Run stand-ins, the bot and the terminal chat until `stop` or `:quit`."""
-    async with TelegramStandIn() as tg, XStandIn() as x:
+    async with TelegramStandIn() as tg, XStandIn() as x, FeedStandIn() as feeds:
         seed(x)
+        seed_feeds(feeds)
         workdir = Path(tempfile.mkdtemp(prefix="jobrelay-sandbox-"))
         boards = workdir / "boards.toml"
         boards.write_text(f"accounts = {json.dumps(['@' + b for b in BOARDS])}\n", "utf-8")
-        config = sandbox_settings(settings, tg, x, boards)
+        config = sandbox_settings(settings, tg, x, boards, feeds)
         await upgrade_async(config.database_url)
         language = os.environ.get("SANDBOX_LANGUAGE") or (
             "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
@@ -79,6 +110,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         every = float(os.environ.get("SANDBOX_POST_EVERY_SECONDS", "30"))
         terminal.banner(
             accounts=sorted(ACCOUNTS),
+            feeds=FEED_ADDRESSES,
             database=config.database_url,
             poll_seconds=config.poll_interval_seconds,
             post_every=every,
@@ -86,7 +118,9 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         bot = asyncio.create_task(serve(config, token=tg.token, stop=stop), name="sandbox-bot")
         tasks = [
             asyncio.create_task(terminal.run(), name="sandbox-terminal"),
-            asyncio.create_task(_keep_posting(x, every, terminal, stop), name="sandbox-poster"),
+            asyncio.create_task(
+                _keep_posting(x, every, terminal, stop, feeds), name="sandbox-poster"
+            ),
         ]
         try:
             await bot

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+from bot.sandbox.feeds_api import FeedStandIn
 from bot.sandbox.x_api import XStandIn
 
 ACCOUNTS: dict[str, str] = {
@@ -84,3 +85,72 @@ def post_random_offer(x: XStandIn, rng: random.Random) -> tuple[str, str]:
     text = f"{text} (ref. {reference})"
     x.add_post(handle, text)
     return handle, text
+
+
+# Feeds beside X: a job board's RSS feed, a Mastodon and a Bluesky recruiter.
+FEED_HOST = "emploi.example"
+FEED_PATH = "/offres.xml"
+MASTODON_INSTANCE = "mastodon.example"
+MASTODON_USER = "recrutement"
+BLUESKY_HANDLE = "jobs.bsky.social"
+FEED_ADDRESSES = [
+    f"https://{FEED_HOST}{FEED_PATH}",
+    f"@{MASTODON_USER}@{MASTODON_INSTANCE}",
+    BLUESKY_HANDLE,
+]
+FEED_OFFERS = [
+    ("Développeur·se PHP/Symfony (H/F)", "<p>CDI à <b>Rennes</b>, télétravail 2 j/sem.</p>"),
+    ("Chargé(e) de communication", "<p>CDD 6 mois, Marseille &amp; déplacements.</p>"),
+    ("Data engineer", "<p>Full remote, Spark &amp; Airflow, 50-60k€.</p>"),
+]
+
+
+def seed_feeds(feeds: FeedStandIn, *, now: datetime | None = None) -> None:
+    """A job board's feed, a Mastodon and a Bluesky account, each with past offers."""
+    now = now or datetime.now(UTC)
+    feeds.mastodon_max_age = 0  # the sandbox polls every few seconds
+    feeds.add_feed(FEED_HOST, FEED_PATH, fmt="rss2", title="Emploi Example — offres")
+    for age, (title, body) in enumerate(FEED_OFFERS, start=1):
+        feeds.add_entry(
+            FEED_HOST,
+            FEED_PATH,
+            title=title,
+            html=body,
+            link=f"https://{FEED_HOST}/offre/{age}",
+            published=now - timedelta(hours=5 * age),
+        )
+    feeds.add_mastodon_account(MASTODON_INSTANCE, MASTODON_USER, display_name="Recrutement Lyon")
+    feeds.mastodon_post(
+        MASTODON_INSTANCE,
+        MASTODON_USER,
+        "Nous recrutons un(e) assistant(e) RH en alternance à Lyon #emploi #RH",
+        published=now - timedelta(hours=3),
+    )
+    feeds.add_bluesky_account(BLUESKY_HANDLE, display_name="Jobs on Bluesky")
+    feeds.bluesky_post(
+        BLUESKY_HANDLE,
+        "We're hiring a frontend developer (React), remote within EU. Apply: https://jobs.example/7",
+        published=now - timedelta(hours=2),
+    )
+
+
+def post_random_feed_entry(feeds: FeedStandIn, rng: random.Random) -> str:
+    """Publish one more offer on one of the feeds; returns where."""
+    reference = rng.randint(100, 999)
+    where = rng.choice(FEED_ADDRESSES)
+    title, body = rng.choice(FEED_OFFERS)
+    if where == BLUESKY_HANDLE:
+        feeds.bluesky_post(BLUESKY_HANDLE, f"Hiring: {title}, apply now (ref. {reference})")
+    elif where.startswith("@"):
+        feeds.mastodon_post(
+            MASTODON_INSTANCE, MASTODON_USER, f"On recrute : {title} (réf. {reference}) #emploi"
+        )
+    else:
+        feeds.add_entry(
+            FEED_HOST,
+            FEED_PATH,
+            title=f"{title} (réf. {reference})",
+            html=body,
+            link=f"https://{FEED_HOST}/offre/{reference}",
+        )
+    return where

@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import textwrap
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn, parse_telegram_html
@@ -50,7 +51,13 @@ class Terminal:
         return f"{style}{text}{RESET}" if self._colour else text
 
     def banner(
-        self, *, accounts: list[str], database: str, poll_seconds: float, post_every: float
+        self,
+        *,
+        accounts: list[str],
+        database: str,
+        poll_seconds: float,
+        post_every: float,
+        feeds: Sequence[str] = (),
     ) -> None:
         """What the sandbox is and how to use it."""
         print(self._style("jobrelay sandbox", BOLD))
@@ -63,6 +70,8 @@ class Terminal:
             "Try /follow @acme_jobs, or /follow software (or /categories): @emploi_board is a "
             "job board, read for category followers."
         )
+        if feeds:
+            print(f"Feeds on the feed stand-in: {', '.join(feeds)} (try /follow {feeds[0]})")
         print(
             f"Database {database}; each account is polled every {poll_seconds:g} s; "
             f"a new offer is posted about every {post_every:g} s."

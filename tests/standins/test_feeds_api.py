@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 import httpx
 import pytest
 

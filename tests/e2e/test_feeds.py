@@ -1,0 +1,246 @@
+"""Feeds beside X, end to end: the real bot follows RSS/Atom feeds, a Mastodon and a Bluesky
+profile served by the feed stand-in (through FEED_HOSTS, as the sandbox does), on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.sandbox.feeds_api import FeedStandIn
+from storage.db import create_engine
+from storage.models import FeedEntry, Source
+from tests.e2e.harness import Stack, eventually
+
+JOBS = "jobs.example"
+MASTODON = "mastodon.example"
+
+
+@pytest.fixture
+async def feeds(stack: Stack) -> AsyncIterator[FeedStandIn]:
+    """The feed stand-in, reached by the bot through FEED_HOSTS (private addresses allowed:
+    the stand-in is on 127.0.0.1)."""
+    async with FeedStandIn() as server:
+        server.mastodon_max_age = 0  # Mastodon's one-minute cache would outlast the test
+        server.add_page(JOBS, "/", "<html><body>Acme careers</body></html>")
+        server.add_page("bsky.app", "/", "<html><body>Bluesky</body></html>")
+        server.add_page(MASTODON, "/", "<html><body>Mastodon</body></html>")
+        stack.bot.env.update(
+            ALLOW_PRIVATE_FEEDS="true",
+            FEED_HOSTS=server.hosts_setting(JOBS, MASTODON, "bsky.app", "board.example"),
+        )
+        yield server
+
+
+async def feed_sources(stack: Stack) -> tuple[int, int]:
+    """(feed sources, remembered entries) in the database."""
+    engine = create_engine(stack.database_url)
+    try:
+        async with engine.connect() as connection:
+            sources = await connection.scalar(
+                select(func.count()).select_from(Source).where(Source.kind != "x")
+            )
+            entries = await connection.scalar(select(func.count()).select_from(FeedEntry))
+    finally:
+        await engine.dispose()
+    return int(sources or 0), int(entries or 0)
+
+
+async def test_a_feed_a_mastodon_and_a_bluesky_profile_push_each_new_entry_once(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    feeds.add_feed(JOBS, "/feed.xml", fmt="rss2", title="Acme Careers", ttl_minutes=None)
+    feeds.add_entry(JOBS, "/feed.xml", title="Old offer", html="<p>Posted last week</p>")
+    feeds.add_mastodon_account(MASTODON, "recruteur", display_name="Recrutement Lyon")
+    feeds.mastodon_post(MASTODON, "recruteur", "<p>An old toot about a job</p>")
+    feeds.add_bluesky_account("acme.bsky.social", display_name="Acme on Bluesky")
+    feeds.bluesky_post("acme.bsky.social", "An old skeet about a job")
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask(
+        f"/follow https://{JOBS}/feed.xml @recruteur@{MASTODON} acme.bsky.social", timeout=30
+    )
+    assert "Now following" in reply, reply
+    for name in ("Acme Careers", "Recrutement Lyon", "Acme on Bluesky"):
+        assert name in reply
+    await asyncio.sleep(2)  # polls pass: what the feeds showed at the follow is never sent
+    assert len(user.received()) == 1
+    feeds.add_entry(
+        JOBS,
+        "/feed.xml",
+        title="Développeur Python (H/F)",
+        html="<p>Nous recrutons un <b>développeur</b> &amp; testeur à Lyon.</p>"
+        "<ul><li>CDI</li><li>Télétravail partiel</li></ul>",
+        link="https://jobs.example/offres/42",
+    )
+    feeds.mastodon_post(MASTODON, "recruteur", "<p>We're hiring a UX designer in Lyon</p>")
+    feeds.bluesky_post("acme.bsky.social", "Hiring: data analyst, remote, apply now")
+    texts = await user.wait_for(4, timeout=20)
+    pushed = "\n---\n".join(texts[1:])
+    assert "📰 Acme Careers" in pushed
+    assert "🐘 Recrutement Lyon" in pushed
+    assert "🦋" in pushed and "Acme on Bluesky" in pushed
+    # HTML reduced to text before it is escaped for Telegram: no tag shows, entities decoded.
+    assert "Nous recrutons un développeur & testeur à Lyon." in pushed
+    assert "<b>" not in pushed and "&amp;" not in pushed
+    assert "Old offer" not in pushed and "old toot" not in pushed and "old skeet" not in pushed
+    # An entry edited later is not sent again; nothing is sent twice.
+    feeds.edit_entry(JOBS, "/feed.xml", 1, html="<p>Nous recrutons (mis à jour)</p>")
+    await asyncio.sleep(3)
+    assert len(user.received()) == 4, user.texts()
+    listing = await user.ask("/list")
+    assert "You follow 3 feeds" in listing
+    assert f"@recruteur@{MASTODON}" in listing and "acme.bsky.social" in listing
+    # Later polls were conditional and answered 304 (no body, nothing to parse).
+    assert feeds.count(JOBS, "/feed.xml", status=304) >= 1
+
+
+async def test_a_page_announcing_its_feed_is_followed_through_it(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    feeds.add_feed(JOBS, "/rss", fmt="atom", title="Offres Acme")
+    feeds.add_page(
+        JOBS,
+        "/carrieres",
+        '<html><head><link rel="alternate" type="application/atom+xml" title="Offres" '
+        'href="/rss"></head><body>Nos offres</body></html>',
+    )
+    await stack.bot.start()
+    user = stack.user("fr")
+    reply = await user.ask(f"/follow https://{JOBS}/carrieres", timeout=30)
+    assert "Offres Acme" in reply, reply
+    listing = await user.ask("/list")
+    assert f"https://{JOBS}/rss" in listing
+    feeds.add_entry(JOBS, "/rss", title="Chargé de communication", html="CDD, Nantes")
+    texts = await user.wait_for(3, timeout=20)
+    assert "Chargé de communication" in texts[2]
+
+
+async def test_an_unreachable_feed_backs_off_is_paused_once_and_resumes(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    stack.bot.env["FEED_PAUSE_AFTER_SECONDS"] = "4"
+    feeds.add_feed(JOBS, "/feed.xml", fmt="rss2", title="Acme Careers")
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following" in await user.ask(f"/follow https://{JOBS}/feed.xml")
+    await asyncio.sleep(1.5)
+    feeds.unreachable(JOBS, "/feed.xml")
+    started = time.monotonic()
+    texts = await user.wait_for(2, timeout=30)
+    assert "has not answered since" in texts[1], texts
+    failed = [r.at for r in feeds.requests if r.path == "/feed.xml" and r.at >= started - 1]
+    gaps = [b - a for a, b in itertools.pairwise(failed)]
+    # Exponential backoff: each retry waits longer than the one before (1, 2, 4 … s).
+    assert len(gaps) >= 2 and gaps[-1] > gaps[0] * 1.5, gaps
+    feeds.heal(JOBS, "/feed.xml")
+    feeds.add_entry(JOBS, "/feed.xml", title="Back with an offer", html="Comptable, CDI")
+    texts = await user.wait_for(4, timeout=40)
+    assert any("answers again" in t for t in texts[2:]), texts
+    assert any("Back with an offer" in t for t in texts[2:]), texts
+    await asyncio.sleep(2)
+    assert sum("has not answered since" in t for t in user.texts()) == 1
+
+
+async def test_private_addresses_are_refused(stack: Stack) -> None:
+    async with FeedStandIn() as server:
+        server.add_feed("127.0.0.1", "/feed.xml", fmt="rss2", title="Internal")
+        await stack.bot.start()  # ALLOW_PRIVATE_FEEDS is not set
+        user = stack.user()
+        port = server.port
+        for url in (
+            f"http://localhost:{port}/feed.xml",
+            f"http://127.1:{port}/feed.xml",
+            f"http://2130706433:{port}/feed.xml",
+            f"http://[::1]:{port}/feed.xml",
+        ):
+            reply = await user.ask(f"/follow {url}")
+            assert "private or local network address" in reply, (url, reply)
+        assert server.requests == []
+        assert "You follow nothing" in await user.ask("/list")
+    assert await feed_sources(stack) == (0, 0)
+
+
+async def test_feeds_that_cannot_be_read_get_a_clear_reply_and_nothing_is_saved(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    feeds.add_raw(JOBS, "/broken.xml", b"<?xml version='1.0'?><rss><channel><title>x</ti")
+    feeds.add_page(JOBS, "/nofeed", "<html><head><title>Jobs</title></head><body/></html>")
+    feeds.big_body(JOBS, "/huge.xml", 10 * 1024 * 1024)
+    feeds.redirect(JOBS, "/a", f"https://{JOBS}/b")
+    feeds.redirect(JOBS, "/b", f"https://{JOBS}/a")
+    feeds.fail(JOBS, "/gone.xml", 404)
+    await stack.bot.start()
+    user = stack.user()
+    expected = {
+        "/broken.xml": "not a readable RSS or Atom feed",
+        "/nofeed": "announces no RSS or Atom feed",
+        "/huge.xml": "larger than 5 MB",
+        "/a": "redirects too many times",
+        "/gone.xml": "does not exist",
+    }
+    for path, answer in expected.items():
+        reply = await user.ask(f"/follow https://{JOBS}{path}", timeout=30)
+        assert answer in reply, (path, reply)
+        assert "Nothing was changed" in reply
+    reply = await user.ask("/follow ftp://jobs.example/feed.xml")
+    assert "only http:// and https://" in reply
+    assert "You follow nothing" in await user.ask("/list")
+    assert await feed_sources(stack) == (0, 0)
+    assert not stack.bot.exited
+
+
+async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStandIn) -> None:
+    feeds.add_feed(JOBS, "/feed.xml", fmt="rss2", title="Acme Careers")
+    feeds.add_feed("board.example", "/atom", fmt="atom", title="Job Board")
+    feeds.add_mastodon_account(MASTODON, "recruteur", display_name="Recrutement Lyon")
+    feeds.add_bluesky_account("acme.bsky.social", display_name="Acme on Bluesky")
+    stack.x.add_user("acme_jobs", name="Acme Jobs")
+    await stack.bot.start()
+    first = stack.user()
+    reply = await first.ask(
+        f"/follow https://{JOBS}/feed.xml https://board.example/atom @recruteur@{MASTODON} "
+        "acme.bsky.social @acme_jobs design",
+        timeout=30,
+    )
+    assert reply.count("Now following") >= 2, reply
+    before = len(first.received())
+    first.say("/export")
+    await eventually(lambda: len(first.received()) > before, 15, "the OPML file")
+    exported = first.received()[before]
+    assert exported.method == "sendDocument" and exported.file_bytes
+    assert b"xmlUrl" in exported.file_bytes
+    second = stack.user()
+    before = len(second.received())
+    stack.tg.send_message(
+        second.chat_id,
+        "/import",
+        user_id=second.user_id,
+        document=("jobrelay.opml", exported.file_bytes),
+    )
+    await eventually(lambda: len(second.received()) > before, 30, "the import report")
+    report = second.texts()[before]
+    assert "Now following" in report, report
+    assert "Not understood" not in report, report
+    first_list = (await first.ask("/list")).splitlines()
+    second_list = (await second.ask("/list")).splitlines()
+    assert sorted(first_list) == sorted(second_list)
+    assert any("Acme Careers" in line for line in second_list)
+    assert any("@acme_jobs" in line for line in second_list)
+    # A file that is not OPML gets a clear answer and changes nothing.
+    third = stack.user()
+    before = len(third.received())
+    stack.tg.send_message(
+        third.chat_id,
+        "/import",
+        user_id=third.user_id,
+        document=("notes.opml", b"<html><body>not a list</body></html>"),
+    )
+    await eventually(lambda: len(third.received()) > before, 15, "the refusal")
+    assert "is not an OPML file" in third.texts()[before]
+    assert "You follow nothing" in await third.ask("/list")

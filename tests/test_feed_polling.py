@@ -1,0 +1,147 @@
+"""The feed poller in-process, on a real database and the feed stand-in over loopback HTTP:
+what a poll costs and what it remembers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import FrozenClock
+from bot.feed_polling import FeedPoller
+from bot.follows import Follows
+from bot.sandbox.feeds_api import FeedStandIn
+from bot.sources.feeds import FeedFetcher, feed_address
+from storage import chats
+from storage.db import create_engine, create_session_factory
+from storage.models import Delivery, FeedEntry, Source
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+HOST = "jobs.example"
+CHAT = 4242
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FeedStandIn]:
+    async with FeedStandIn() as feeds:
+        feeds.add_feed(HOST, "/feed.xml", fmt="rss2", title="Acme Careers")
+        feeds.add_entry(HOST, "/feed.xml", title="Old offer", html="<p>before the follow</p>")
+        yield feeds
+
+
+@pytest.fixture
+async def fetcher(server: FeedStandIn) -> AsyncIterator[FeedFetcher]:
+    fetcher = FeedFetcher(allow_private=True, host_map={HOST: server.local_url("")})
+    yield fetcher
+    await fetcher.aclose()
+
+
+async def _follow(
+    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock, fetcher: FeedFetcher
+) -> None:
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=CHAT,
+            chat_type="private",
+            title=None,
+            language="en",
+            timezone="Europe/Paris",
+            now=clock.now(),
+        )
+    follows = Follows(
+        sessions=sessions,
+        clock=clock,
+        x=None,
+        default_timezone="Europe/Paris",
+        fetcher=fetcher,
+        feed_interval_seconds=60,
+    )
+    address = feed_address(f"https://{HOST}/feed.xml")
+    assert address is not None
+    report = await follows.follow_feeds(CHAT, [address])
+    assert report.followed == ["📰 Acme Careers"], report
+
+
+async def _rows(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Delivery)) or 0)
+
+
+async def test_a_304_costs_no_parsing_and_new_entries_are_relayed_once(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    poller = FeedPoller(sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60)
+    assert fetcher.parsed == 1  # the follow's own fetch
+    assert await poller.tick() == 0  # not due yet: the follow just read it
+    clock.advance(timedelta(seconds=61))
+    assert await poller.tick() == 0
+    assert server.count(HOST, "/feed.xml", status=304) == 1
+    assert fetcher.parsed == 1  # the 304 was not parsed
+    server.add_entry(
+        HOST,
+        "/feed.xml",
+        title="New offer",
+        html="<p>Développeur, CDI</p>",
+        guid="https://jobs.example/offers/2",
+    )
+    clock.advance(timedelta(seconds=61))
+    assert await poller.tick() == 1
+    assert fetcher.parsed == 2
+    server.edit_entry(HOST, "/feed.xml", 1, html="<p>Développeur, CDI (edited)</p>")
+    clock.advance(timedelta(seconds=61))
+    assert await poller.tick() == 0  # an edited entry is not relayed again
+    assert await _rows(sessions) == 1
+    async with sessions() as session:
+        remembered = await session.scalar(select(func.count()).select_from(FeedEntry))
+        source = await session.scalar(select(Source).where(Source.kind == "feed"))
+    assert remembered == 2
+    assert source is not None and source.etag and source.error_count == 0
+
+
+async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    poller = FeedPoller(
+        sessions=sessions,
+        clock=clock,
+        fetcher=fetcher,
+        interval_seconds=60,
+        pause_after_seconds=3600,
+    )
+    server.fail(HOST, "/feed.xml", 503)
+    waits: list[float] = []
+    for _ in range(5):
+        clock.advance(timedelta(hours=2))  # whatever the backoff, the feed is due
+        await poller.tick()
+        async with sessions() as session:
+            source = await session.scalar(select(Source).where(Source.kind == "feed"))
+            assert source is not None
+            waits.append((source.next_poll_at - clock.now()).total_seconds())
+    assert waits[:4] == [60, 120, 240, 480], waits
+    assert source is not None
+    assert source.paused and source.error_count == 5
+    # Told once: one notice row per follower, however many failures followed.
+    assert await _rows(sessions) == 1
+    server.heal(HOST, "/feed.xml")
+    clock.advance(timedelta(hours=2))
+    await poller.tick()
+    async with sessions() as session:
+        source = await session.scalar(select(Source).where(Source.kind == "feed"))
+        assert source is not None
+        assert not source.paused and source.error_count == 0 and source.failing_since is None
+    assert await _rows(sessions) == 2  # and told it answers again
