@@ -53,10 +53,12 @@ async def export_command(update: Update, context: Context) -> None:
     await message.reply_document(
         data,
         filename="jobrelay.opml",
-        caption=t.gettext(
+        caption=t.ngettext(
+            "%(count)d subscription. Send this file back with /import (here or in another "
+            "chat) to follow it again; feed readers can import it too.",
             "%(count)d subscriptions. Send this file back with /import (here or in another "
             "chat) to follow them again; feed readers can import it too.",
-            count=len(outlines),
+            len(outlines),
         ),
         do_quote=False,
     )
