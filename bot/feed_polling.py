@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +30,10 @@ MAX_TTL = timedelta(hours=6)
 # Entries a feed no longer shows are forgotten after this (it shows its latest ones).
 FORGET_AFTER = timedelta(days=90)
 PAUSE_AFTER_SECONDS = 48 * 3600.0
+# A feed due this long ago was not fetched because nobody active followed it (or the bot was
+# down): of what it shows that was never seen, only entries published since then are relayed,
+# not the backlog of idle weeks (as X accounts, see bot.polling.STALE_AFTER).
+STALE_AFTER = timedelta(days=1)
 URL_LIMIT = 1024  # offers.url
 LABEL_LIMIT = 255  # sources.display_name, offers.author
 ICONS = {"feed": "📰", "mastodon": "🐘", "bluesky": "🦋"}
@@ -39,6 +44,12 @@ def feed_label(kind: str, title: str, fallback: str) -> str:
     feed has none), never a bare word that could read as an X handle."""
     name = " ".join(title.split()) or fallback
     return f"{ICONS.get(kind, '📰')} {name}"[:LABEL_LIMIT]
+
+
+def next_poll(now: datetime, interval: timedelta, ttl: timedelta | None) -> datetime:
+    """When a feed that just answered is fetched next: after the poll interval, or after its
+    own refresh hint when that is longer (up to MAX_TTL)."""
+    return now + (max(interval, min(ttl, MAX_TTL)) if ttl else interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +102,7 @@ class FeedPoller:
                     return None
                 except Exception as exc:
                     # One feed's surprise must not stop the others' fetches.
-                    log.exception("fetching %s failed unexpectedly", feed.url)
+                    log.exception("fetching %s failed unexpectedly", shown(feed.url))
                     await self._failed(feed, exc)
                     return None
                 return Fetched(feed, result)
@@ -105,14 +116,12 @@ class FeedPoller:
             self._on_new_deliveries()
         return written
 
-    def _next_poll(self, now: datetime, ttl: timedelta | None) -> datetime:
-        wait = max(self._interval, min(ttl, MAX_TTL)) if ttl else self._interval
-        return now + wait
-
     async def _store(self, done: Fetched) -> int:
         feed, result = done.feed, done.result
         now = self._clock.now()
-        next_poll_at = self._next_poll(now, result.ttl)
+        # A 304 has no body: the feed's <ttl> is the one its last full answer gave.
+        ttl = result.ttl or (feed.ttl if isinstance(result, NotModified) else None)
+        next_poll_at = next_poll(now, self._interval, ttl)
         if isinstance(result, NotModified):
             async with self._sessions.begin() as session:
                 resumed = await feeds.record_fetch(
@@ -122,6 +131,7 @@ class FeedPoller:
                     next_poll_at=next_poll_at,
                     etag=result.etag or feed.etag,
                     last_modified=result.last_modified or feed.last_modified,
+                    ttl=ttl,
                 )
                 if resumed:
                     await self._tell(session, feed, "feed_resumed", now)
@@ -133,10 +143,12 @@ class FeedPoller:
             new = await feeds.unseen(session, source_id=feed.source_id, keys=keys)
             posts: list[Post] = []
             if feed.primed:  # the first fetch only remembers what the feed shows
+                horizon = now - STALE_AFTER if feed.next_poll_at < now - STALE_AFTER else None
                 posts = [
                     _fit(to_post(label, entry), result.link or feed.url)
                     for entry in reversed(result.entries)  # feeds list newest first
                     if entry.key in new
+                    and (horizon is None or (entry.published or horizon) > horizon)
                 ]
                 posts.sort(key=lambda p: p.posted_at or datetime.min.replace(tzinfo=UTC))
             if posts:
@@ -154,19 +166,22 @@ class FeedPoller:
                 next_poll_at=next_poll_at,
                 etag=result.etag,
                 last_modified=result.last_modified,
+                ttl=ttl,
                 label=label,
                 posted=bool(posts),
             )
             if resumed:
                 await self._tell(session, feed, "feed_resumed", now)
         if posts:
-            log.info("%d new entr(ies) from %s, %d delivery row(s)", len(posts), feed.url, written)
+            log.info(
+                "%d new entr(ies) from %s, %d delivery row(s)", len(posts), shown(feed.url), written
+            )
         return written
 
     async def _failed(self, feed: FeedSource, exc: BaseException) -> None:
         now = self._clock.now()
         error = f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
-        log.info("fetching %s failed: %s", feed.url, error)
+        log.info("fetching %s failed: %s", shown(feed.url), error)
         async with self._sessions.begin() as session:
             paused = await feeds.record_feed_failure(
                 session,
@@ -180,7 +195,9 @@ class FeedPoller:
                 await self._tell(session, feed, "feed_paused", now)
         if paused:
             log.warning(
-                "%s has failed for %.0f s: paused, followers told", feed.url, self._pause_after
+                "%s has failed for %.0f s: paused, followers told",
+                shown(feed.url),
+                self._pause_after,
             )
 
     async def _tell(
@@ -199,6 +216,12 @@ class FeedPoller:
             now=now,
         )
         self._on_new_deliveries()
+
+
+def shown(url: str) -> str:
+    """A feed's URL as logs show it: without its query, where private feeds keep their keys."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _fit(post: Post, fallback_url: str) -> Post:

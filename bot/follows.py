@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.budget import month_key
 from bot.clock import Clock
-from bot.feed_polling import feed_label
+from bot.feed_polling import feed_label, next_poll
 from bot.sources.base import (
     Account,
     AccountNotFound,
@@ -52,6 +52,7 @@ class FeedReport:
     followed: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     failed: list[tuple[str, SourceError]] = field(default_factory=list)  # address, why
+    paused: list[str] = field(default_factory=list)  # followed, but not answering for now
 
 
 @dataclass(slots=True)
@@ -271,6 +272,8 @@ class Follows:
                 if feed is not None:
                     source_id, name = feed.source_id, feed.label
                     await feeds.restart_if_unwatched(session, source_id=source_id, now=now)
+                    if feed.paused:
+                        report.paused.append(name)
                 else:
                     outcome = fetched[address.key]
                     if isinstance(outcome, SourceError):
@@ -299,9 +302,10 @@ class Follows:
             label=label,
             etag=feed.etag,
             last_modified=feed.last_modified,
+            ttl=feed.ttl,
             entry_keys=[entry.key for entry in feed.entries],
             now=now,
-            next_poll_at=now + max(self._feed_interval, feed.ttl or timedelta(0)),
+            next_poll_at=next_poll(now, self._feed_interval, feed.ttl),
         )
         return source_id, label
 

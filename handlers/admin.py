@@ -29,6 +29,12 @@ def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> str:
             gone=status.gone_sources,
         ),
         t.gettext(
+            "Feeds: %(total)d, %(failing)d failing, %(paused)d paused after failing too long",
+            total=status.feeds,
+            failing=status.failing_feeds,
+            paused=status.paused_feeds,
+        ),
+        t.gettext(
             "Last 24 h: %(sent)d messages sent, %(failed)d rejected by Telegram",
             sent=status.sent_last_day,
             failed=status.failed_last_day,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+import logging
 
 from telegram import Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
 
 from bot.arguments import MAX_HANDLES, FilterTerm, FollowWords, parse_follow_words
 from bot.classify import Catalogue
@@ -14,6 +17,8 @@ from bot.i18n import Translator
 from bot.sources.base import NotConfigured, SourceError
 from handlers.access import command
 from handlers.common import handles_text
+
+log = logging.getLogger(__name__)
 
 
 def _malformed_text(t: Translator, words: list[str]) -> str:
@@ -170,6 +175,14 @@ def feed_report_text(t: Translator, report: FeedReport) -> str:
         lines.append(
             t.gettext("You already follow %(handles)s.", handles=names_text(report.already))
         )
+    if report.paused:
+        lines.append(
+            t.gettext(
+                "⏸ %(feeds)s is not answering at the moment; its new entries will arrive once "
+                "it answers again.",
+                feeds=names_text(report.paused),
+            )
+        )
     lines += [feed_failure_text(t, address, error) for address, error in report.failed]
     if report.failed and not (report.followed or report.already):
         lines.append(t.gettext("Nothing was changed."))
@@ -257,6 +270,7 @@ async def follow(update: Update, context: Context) -> None:
         return
     lines: list[str] = []
     if words.feeds:
+        await _typing(update)  # a first fetch may take a few seconds
         feeds = await services.follows.follow_feeds(call.chat_id, words.feeds, call.thread_id)
         lines.append(feed_report_text(t, feeds))
     if handles:
@@ -296,6 +310,17 @@ async def follow(update: Update, context: Context) -> None:
                 )
             )
     await call.reply(update, "\n".join(line for line in lines if line))
+
+
+async def _typing(update: Update) -> None:
+    """Show "typing…" while a slow answer is prepared (a hint only: failures are ignored)."""
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        await message.reply_chat_action(ChatAction.TYPING)
+    except TelegramError as exc:
+        log.info("could not show typing: %s", exc)
 
 
 async def unfollow(update: Update, context: Context) -> None:

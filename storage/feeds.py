@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,8 @@ class FeedSource:
     failing_since: datetime | None
     paused: bool
     primed: bool  # fetched once since it is watched: its later entries are new
+    next_poll_at: datetime
+    ttl: timedelta | None  # the refresh hint of its last full answer
 
 
 def _feed(source: Source) -> FeedSource:
@@ -45,6 +47,8 @@ def _feed(source: Source) -> FeedSource:
         failing_since=source.failing_since,
         paused=source.paused,
         primed=source.checked_at is not None,
+        next_poll_at=source.next_poll_at,
+        ttl=timedelta(seconds=source.ttl_seconds) if source.ttl_seconds else None,
     )
 
 
@@ -77,6 +81,7 @@ async def create_feed(
     label: str,
     etag: str | None,
     last_modified: str | None,
+    ttl: timedelta | None,
     entry_keys: Collection[str],
     now: datetime,
     next_poll_at: datetime,
@@ -93,6 +98,7 @@ async def create_feed(
             url=url,
             etag=etag,
             last_modified=last_modified,
+            ttl_seconds=int(ttl.total_seconds()) if ttl else None,
             next_poll_at=next_poll_at,
             error_count=0,
             gone=False,
@@ -208,6 +214,7 @@ async def record_fetch(
     next_poll_at: datetime,
     etag: str | None,
     last_modified: str | None,
+    ttl: timedelta | None,
     label: str | None = None,
     posted: bool = False,
 ) -> bool:
@@ -224,6 +231,7 @@ async def record_fetch(
         "paused": False,
         "lease_until": None,
         "checked_at": now,
+        "ttl_seconds": int(ttl.total_seconds()) if ttl else None,
     }
     if label:
         values["display_name"] = label

@@ -199,6 +199,9 @@ class Source(Base):
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(String(64))
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The feed's own refresh hint (<ttl>, sy:updatePeriod, max-age) from its last full answer:
+    # a 304 has no body to read it from.
+    ttl_seconds: Mapped[int | None] = mapped_column(Integer)
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 

@@ -20,6 +20,9 @@ class RelayStatus:
     sources: int
     failing_sources: int
     gone_sources: int
+    feeds: int
+    failing_feeds: int
+    paused_feeds: int
     queued: int
     oldest_queued: datetime | None
     sent_last_day: int
@@ -32,12 +35,16 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
     chats = dict(
         list(await session.execute(select(Chat.active, func.count()).group_by(Chat.active)))
     )
+    is_x = Source.kind == "x"
     source_row = (
         await session.execute(
             select(
-                func.count(),
-                func.count().filter(Source.error_count > 0),
-                func.count().filter(Source.gone.is_(True)),
+                func.count().filter(is_x),
+                func.count().filter(is_x, Source.error_count > 0),
+                func.count().filter(is_x, Source.gone.is_(True)),
+                func.count().filter(~is_x),
+                func.count().filter(~is_x, Source.error_count > 0),
+                func.count().filter(~is_x, Source.paused.is_(True)),
             ).select_from(Source)
         )
     ).one()
@@ -69,6 +76,9 @@ async def relay_status(session: AsyncSession, *, now: datetime) -> RelayStatus:
         sources=int(source_row[0]),
         failing_sources=int(source_row[1]),
         gone_sources=int(source_row[2]),
+        feeds=int(source_row[3]),
+        failing_feeds=int(source_row[4]),
+        paused_feeds=int(source_row[5]),
         queued=int(queued_row[0]),
         oldest_queued=oldest,
         sent_last_day=int(settled.get(DeliveryStatus.SENT, 0)),

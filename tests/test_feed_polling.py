@@ -17,7 +17,7 @@ from bot.sandbox.feeds_api import FeedStandIn
 from bot.sources.feeds import FeedFetcher, feed_address
 from storage import chats
 from storage.db import create_engine, create_session_factory
-from storage.models import Delivery, FeedEntry, Source
+from storage.models import Delivery, FeedEntry, Offer, Source
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 HOST = "jobs.example"
@@ -47,7 +47,12 @@ async def fetcher(server: FeedStandIn) -> AsyncIterator[FeedFetcher]:
 
 
 async def _follow(
-    sessions: async_sessionmaker[AsyncSession], clock: FrozenClock, fetcher: FeedFetcher
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    fetcher: FeedFetcher,
+    *,
+    path: str = "/feed.xml",
+    already: bool = False,
 ) -> None:
     async with sessions.begin() as session:
         await chats.upsert_chat(
@@ -67,10 +72,10 @@ async def _follow(
         fetcher=fetcher,
         feed_interval_seconds=60,
     )
-    address = feed_address(f"https://{HOST}/feed.xml")
+    address = feed_address(f"https://{HOST}{path}")
     assert address is not None
     report = await follows.follow_feeds(CHAT, [address])
-    assert report.followed == ["📰 Acme Careers"], report
+    assert len(report.already if already else report.followed) == 1, report
 
 
 async def _rows(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -145,3 +150,49 @@ async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
         assert source is not None
         assert not source.paused and source.error_count == 0 and source.failing_since is None
     assert await _rows(sessions) == 2  # and told it answers again
+
+
+async def test_a_feed_s_ttl_longer_than_the_interval_is_respected(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    server.add_feed(HOST, "/slow.xml", fmt="rss2", title="Weekly board", ttl_minutes=30)
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher, path="/slow.xml")
+    poller = FeedPoller(sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60)
+    clock.advance(timedelta(minutes=5))
+    await poller.tick()
+    assert server.count(HOST, "/slow.xml") == 1  # only the follow's fetch: <ttl> is 30 min
+    clock.advance(timedelta(minutes=26))
+    await poller.tick()
+    assert server.count(HOST, "/slow.xml") == 2
+    async with sessions() as session:
+        source = await session.scalar(select(Source).where(Source.kind == "feed"))
+    assert source is not None
+    assert source.next_poll_at == clock.now() + timedelta(minutes=30)
+
+
+async def test_a_feed_nobody_followed_for_days_relays_only_what_is_recent_on_return(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    async with sessions.begin() as session:
+        await chats.deactivate_chat(session, CHAT, clock.now())  # the only follower left
+    poller = FeedPoller(sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60)
+    server.add_entry(
+        HOST, "/feed.xml", title="Old news", html="x", guid="g-1", published=NOW + timedelta(1)
+    )
+    server.add_entry(
+        HOST, "/feed.xml", title="Recent", html="y", guid="g-2", published=NOW + timedelta(2.5)
+    )
+    clock.advance(timedelta(days=3))
+    await poller.tick()
+    assert server.count(HOST, "/feed.xml") == 1  # an unwatched feed is not fetched
+    await _follow(sessions, clock, fetcher, already=True)  # the chat comes back
+    assert await poller.tick() == 1  # only the entry of the last day
+    async with sessions() as session:
+        texts = list(await session.scalars(select(Offer.text)))
+    assert texts == ["Recent\n\ny"]
+    server.add_entry(HOST, "/feed.xml", title="Next", html="z", guid="g-3")
+    clock.advance(timedelta(seconds=61))
+    assert await poller.tick() == 1  # a regular poll relays every new entry, whatever its date

@@ -1,6 +1,7 @@
 """Feeds beside X: RSS/Atom feeds, Mastodon and Bluesky profile feeds are sources too.
 
-A feed source keeps its URL, its validators for conditional requests (ETag, Last-Modified),
+A feed source keeps its URL, its validators for conditional requests (ETag, Last-Modified)
+and the refresh hint of its last full answer (a 304 carries no <ttl>),
 since when it fails (paused after FEED_PAUSE_AFTER_SECONDS) and whether it is paused; the ids
 of the entries it has shown are remembered in `feed_entries`, so an entry is relayed once even
 when it is edited, and the first fetch relays nothing old. A source's key (a feed's URL) may be
@@ -34,6 +35,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("etag", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("last_modified", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("failing_since", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("ttl_seconds", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column("paused", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
@@ -59,6 +61,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM sources WHERE kind <> 'x'")
     with op.batch_alter_table("sources", schema=None) as batch_op:
         batch_op.drop_column("paused")
+        batch_op.drop_column("ttl_seconds")
         batch_op.drop_column("failing_since")
         batch_op.drop_column("last_modified")
         batch_op.drop_column("etag")

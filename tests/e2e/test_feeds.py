@@ -98,6 +98,10 @@ async def test_a_feed_a_mastodon_and_a_bluesky_profile_push_each_new_entry_once(
     assert f"@recruteur@{MASTODON}" in listing and "acme.bsky.social" in listing
     # Later polls were conditional and answered 304 (no body, nothing to parse).
     assert feeds.count(JOBS, "/feed.xml", status=304) >= 1
+    reply = await user.ask(f"/unfollow https://{JOBS}/feed.xml acme.bsky.social")
+    assert "Stopped following 📰 Acme Careers, 🦋" in reply, reply
+    listing = await user.ask("/list")
+    assert "You follow 1 feed" in listing and "Recrutement Lyon" in listing
 
 
 async def test_a_page_announcing_its_feed_is_followed_through_it(

@@ -96,3 +96,29 @@ def test_weekly_digest_days_in_both_languages() -> None:
     for words in ([], ["someday"], ["mon", "25:00"], ["mon", "09:00", "extra"]):
         with pytest.raises(ArgumentError):
             parse_weekly(words)
+
+
+def test_follow_words_tell_feeds_mastodon_and_bluesky_from_handles() -> None:
+    words = parse_follow_words(
+        [
+            "https://Jobs.Example.com/feed.xml",
+            "@recruteur@mastodon.social",
+            "acme.bsky.social",
+            "@acme_jobs",
+            "https://x.com/paris_recrute",
+            "ftp://jobs.example.com/feed.xml",
+            "@bad@",
+            "design",
+        ],
+        catalogue().category_for,
+    )
+    assert [(a.kind, a.key) for a in words.feeds] == [
+        ("feed", "https://jobs.example.com/feed.xml"),
+        ("mastodon", "@recruteur@mastodon.social"),
+        ("bluesky", "acme.bsky.social"),
+    ]
+    assert words.feeds[1].url == "https://mastodon.social/@recruteur.rss"
+    assert words.feeds[2].url == "https://bsky.app/profile/acme.bsky.social/rss"
+    assert words.handles == ["acme_jobs", "paris_recrute"]  # x.com links stay X accounts
+    assert [code for _, code in words.bad_feeds] == ["scheme", "mastodon"]
+    assert words.categories == ["design"]

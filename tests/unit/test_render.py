@@ -128,3 +128,35 @@ def test_a_digest_shows_each_offer_s_tags() -> None:
     plain = parse_telegram_html(parts[0])
     assert "• Dev Python — CDI · Temps plein · Hybride · 📍 Lyon Voir sur X" in plain
     assert "• News Voir sur X" in plain
+
+
+def test_a_feed_offer_is_named_by_its_title_and_links_to_the_original() -> None:
+    html_text = render_offer(
+        Translator("fr"),
+        author="📰 Acme Careers",
+        text="Développeur Python\n\nCDI à Lyon",
+        url="https://jobs.example/offres/42",
+    )
+    plain = parse_telegram_html(html_text)
+    assert plain.startswith("📰 Acme Careers")
+    assert "@📰" not in plain and "Voir sur X" not in plain
+    assert "Voir l'original" in plain and 'href="https://jobs.example/offres/42"' in html_text
+    digest = parse_telegram_html(
+        render_digest(EN, [("📰 Acme Careers", "Offer", "https://jobs.example/1")])[0]
+    )
+    assert "📰 Acme Careers" in digest and "@📰" not in digest and "View the original" in digest
+
+
+def test_a_paused_feed_notice_names_it_and_says_how_to_remove_it() -> None:
+    text = render_notice(
+        EN,
+        {
+            "code": "feed_paused",
+            "name": "📰 Acme <Careers>",
+            "address": "https://jobs.example/feed.xml",
+            "since": "2026-11-24 09:00",
+        },
+    )
+    plain = parse_telegram_html(text)
+    assert "📰 Acme <Careers>" in plain and "2026-11-24 09:00" in plain
+    assert "/unfollow https://jobs.example/feed.xml" in plain
