@@ -28,7 +28,12 @@ from handlers.clubs import bot_membership, group_upgraded, remember_chat
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
 from handlers.healthy import digest, limit, pause, quiet, resume, timezone
-from handlers.opml import IMPORT_CAPTION, export_command, import_command
+from handlers.opml import (
+    IMPORT_CAPTION,
+    export_command,
+    import_command,
+    opml_without_command,
+)
 from handlers.start import help_command, plain_text, start, unknown_command
 from handlers.stats import stats
 
@@ -70,6 +75,14 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         MessageHandler(
             filters.Document.ALL & filters.CaptionRegex(IMPORT_CAPTION) & not_channel,
             import_command,
+        )
+    )
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE
+            & (filters.Document.FileExtension("opml") | filters.Document.FileExtension("xml"))
+            & ~filters.CaptionRegex(IMPORT_CAPTION),
+            opml_without_command,
         )
     )
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^st:"))

@@ -17,6 +17,7 @@ from bot.opml import OpmlError, Outline, read_opml, write_opml
 from bot.sources.base import NotConfigured
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 from handlers.access import Call, command
+from handlers.common import reply, translator_for
 from handlers.follow import category_names, feed_report_text, follow_report_text
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,22 @@ async def _import(
     if not lines:
         lines.append(_opml_problem(t, "empty"))
     await call.reply(update, "\n".join(line for line in lines if line))
+
+
+async def opml_without_command(update: Update, context: Context) -> None:
+    """An OPML file sent to the bot without /import: say how to import it (nothing changes
+    without the command)."""
+    message = update.effective_message
+    if message is None:
+        return
+    t = translator_for(update)
+    await reply(
+        update,
+        t.gettext(
+            "To follow what this file lists, answer it with <code>/import</code> (or send it "
+            "again with <code>/import</code> as its caption)."
+        ),
+    )
 
 
 def _document_of(message: Message) -> Document | None:

@@ -871,6 +871,7 @@ class TelegramStandIn:
         message_thread_id: int | None = None,
         document: tuple[str, bytes] | None = None,
         anonymous_admin: bool = False,
+        reply_to: int | None = None,
     ) -> dict[str, Any]:
         """Act as a user writing in a chat: enqueue a message update and return the message.
 
@@ -878,6 +879,7 @@ class TelegramStandIn:
         ``from`` is Telegram's GroupAnonymousBot and ``sender_chat`` the group itself.  In a
         forum, ``message_thread_id`` makes a topic message that replies to the topic's
         creation message (see :meth:`add_topic`); without it the message is in General.
+        ``reply_to`` answers an earlier message of the chat (by its id), as a user's reply does.
         """
         chat = self._user_side_chat(chat_id, chat_type, chat_title, first_name, username)
         if anonymous_admin and chat["type"] not in ("group", "supergroup"):
@@ -917,6 +919,11 @@ class TelegramStandIn:
                 message["entities"] = [
                     {"type": "bot_command", "offset": 0, "length": utf16_length(command.group())}
                 ]
+        if reply_to is not None:
+            replied = self._messages.get((chat_id, reply_to))
+            if replied is None:
+                raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
+            message["reply_to_message"] = dict(replied)
         self._messages[(chat_id, message["message_id"])] = message
         self.enqueue_update({"channel_post" if chat["type"] == "channel" else "message": message})
         return message

@@ -236,15 +236,39 @@ async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStan
     assert sorted(first_list) == sorted(second_list)
     assert any("Acme Careers" in line for line in second_list)
     assert any("@acme_jobs" in line for line in second_list)
-    # A file that is not OPML gets a clear answer and changes nothing.
-    third = stack.user()
+    # A file sent alone gets a hint; answering it with /import imports it.
+    third = stack.user("fr")
+    before = len(third.received())
+    sent = stack.tg.send_message(
+        third.chat_id,
+        "",
+        user_id=third.user_id,
+        language_code="fr",
+        document=("abonnements.opml", exported.file_bytes),
+    )
+    await eventually(lambda: len(third.received()) > before, 15, "the hint")
+    assert "/import" in third.texts()[before]
+    assert "Vous ne suivez encore rien" in await third.ask("/list")
     before = len(third.received())
     stack.tg.send_message(
         third.chat_id,
         "/import",
         user_id=third.user_id,
+        language_code="fr",
+        reply_to=sent["message_id"],
+    )
+    await eventually(lambda: len(third.received()) > before, 30, "the import report")
+    assert "Vous suivez maintenant" in third.texts()[before], third.texts()[before]
+    assert len((await third.ask("/list")).splitlines()) == len(first_list)
+    # A file that is not OPML gets a clear answer and changes nothing.
+    fourth = stack.user()
+    before = len(fourth.received())
+    stack.tg.send_message(
+        fourth.chat_id,
+        "/import",
+        user_id=fourth.user_id,
         document=("notes.opml", b"<html><body>not a list</body></html>"),
     )
-    await eventually(lambda: len(third.received()) > before, 15, "the refusal")
-    assert "is not an OPML file" in third.texts()[before]
-    assert "You follow nothing" in await third.ask("/list")
+    await eventually(lambda: len(fourth.received()) > before, 15, "the refusal")
+    assert "is not an OPML file" in fourth.texts()[before]
+    assert "You follow nothing" in await fourth.ask("/list")
