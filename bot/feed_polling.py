@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.polling import backoff, read_safely, relay
 from bot.sources.base import Post, SourceError
-from bot.sources.feeds import FEED_KINDS, Feed, FeedFetcher, NotModified, to_post
+from bot.sources.feeds import FEED_KINDS, Entry, Feed, FeedFetcher, NotModified, to_post
 from storage import feeds, outbox
 from storage.feeds import FeedSource
 from storage.outbox import IncomingOffer
@@ -23,8 +22,13 @@ from storage.outbox import IncomingOffer
 log = logging.getLogger(__name__)
 
 FEED_CONCURRENCY = 8
-DUE_BATCH = 200
-FETCH_LEASE = timedelta(minutes=2)
+# A claimed batch is fetched within DUE_BATCH / FEED_CONCURRENCY × 15 s (2 minutes) at worst,
+# well inside its lease; a feed whose lease ran out anyway is not stored by this process.
+DUE_BATCH = 64
+FETCH_LEASE = timedelta(minutes=5)
+# Entries read from one answer (in document order, the newest first in practice): a 5 MB feed
+# can list thousands, and its followers want what is new, not its archive.
+MAX_ENTRIES = 500
 # A feed's own TTL or Cache-Control is followed when longer than the poll interval, up to this.
 MAX_TTL = timedelta(hours=6)
 # Entries a feed no longer shows are forgotten after this (it shows its latest ones).
@@ -52,14 +56,6 @@ def next_poll(now: datetime, interval: timedelta, ttl: timedelta | None) -> date
     return now + (max(interval, min(ttl, MAX_TTL)) if ttl else interval)
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """What one feed's fetch brought: the new entries as posts, or nothing new."""
-
-    feed: FeedSource
-    result: Feed | NotModified
-
-
 class FeedPoller:
     """Fetches every due feed once for all its followers."""
 
@@ -81,49 +77,65 @@ class FeedPoller:
         self._pause_after = pause_after_seconds
 
     async def tick(self) -> int:
-        """Fetch the feeds that are due; returns how many outbox rows were written."""
+        """Fetch the feeds that are due; returns how many outbox rows were written.
+
+        Each feed is stored as soon as it is fetched, in its own transaction (its offers,
+        outbox rows, remembered entries and validators commit together), while the feed is
+        still this process's: one whose lease another process took over is left to it.
+        """
         now = self._clock.now()
+        lease = now + FETCH_LEASE
         async with self._sessions.begin() as session:
             due = await feeds.claim_due_feeds(
-                session, kinds=FEED_KINDS, now=now, limit=DUE_BATCH, lease_until=now + FETCH_LEASE
+                session, kinds=FEED_KINDS, now=now, limit=DUE_BATCH, lease_until=lease
             )
         if not due:
             return 0
         semaphore = asyncio.Semaphore(FEED_CONCURRENCY)
+        storing = asyncio.Lock()  # one writer at a time (SQLite has only one)
 
-        async def one(feed: FeedSource) -> Fetched | None:
+        async def one(feed: FeedSource) -> int:
             async with semaphore:
                 try:
                     result = await self._fetcher.fetch(
                         feed.url, etag=feed.etag, last_modified=feed.last_modified
                     )
                 except SourceError as exc:
-                    await self._failed(feed, exc)
-                    return None
+                    failure: BaseException = exc
                 except Exception as exc:
                     # One feed's surprise must not stop the others' fetches.
                     log.exception("fetching %s failed unexpectedly", shown(feed.url))
-                    await self._failed(feed, exc)
-                    return None
-                return Fetched(feed, result)
+                    failure = exc
+                else:
+                    try:
+                        async with storing:
+                            return await self._store(feed, result, lease)
+                    except Exception as exc:
+                        # Nothing of it was saved; fetched again after a backoff.
+                        log.exception("storing what %s brought failed", shown(feed.url))
+                        failure = exc
+                async with storing:
+                    await self._failed(feed, failure, lease)
+                return 0
 
-        fetched = [done for done in await asyncio.gather(*(one(f) for f in due)) if done]
-        written = 0
-        for done in fetched:
-            # One transaction per feed: a feed's entries, offers and validators commit together.
-            written += await self._store(done)
+        written = sum(await asyncio.gather(*(one(f) for f in due)))
         if written:
             self._on_new_deliveries()
         return written
 
-    async def _store(self, done: Fetched) -> int:
-        feed, result = done.feed, done.result
+    async def _store(self, feed: FeedSource, result: Feed | NotModified, lease: datetime) -> int:
         now = self._clock.now()
         # A 304 has no body: the feed's <ttl> is the one its last full answer gave.
         ttl = result.ttl or (feed.ttl if isinstance(result, NotModified) else None)
         next_poll_at = next_poll(now, self._interval, ttl)
         if isinstance(result, NotModified):
             async with self._sessions.begin() as session:
+                # Unchanged since its last full answer, whose entries were all remembered.
+                if (
+                    await feeds.primed_if_held(session, source_id=feed.source_id, lease=lease)
+                    is None
+                ):
+                    return 0
                 resumed = await feeds.record_fetch(
                     session,
                     source_id=feed.source_id,
@@ -137,16 +149,23 @@ class FeedPoller:
                     await self._tell(session, feed, "feed_resumed", now)
             return 0
         label = feed_label(feed.kind, result.title, feed.key)
-        keys = [entry.key for entry in result.entries]
+        entries = distinct(result.entries)
+        keys = [entry.key for entry in entries]
         written = 0
         async with self._sessions.begin() as session:
+            primed = await feeds.primed_if_held(session, source_id=feed.source_id, lease=lease)
+            if primed is None:
+                log.info("%s was taken over by another process; left to it", shown(feed.url))
+                return 0
             new = await feeds.unseen(session, source_id=feed.source_id, keys=keys)
             posts: list[Post] = []
-            if feed.primed:  # the first fetch only remembers what the feed shows
+            if feed.primed and primed:  # the first fetch only remembers what the feed shows
+                # Due long ago (unwatched, or the bot was down): only the last day is news,
+                # and an undated entry then counts as old.
                 horizon = now - STALE_AFTER if feed.next_poll_at < now - STALE_AFTER else None
                 posts = [
                     _fit(to_post(label, entry), result.link or feed.url)
-                    for entry in reversed(result.entries)  # feeds list newest first
+                    for entry in reversed(entries)  # feeds list newest first
                     if entry.key in new
                     and (horizon is None or (entry.published or horizon) > horizon)
                 ]
@@ -178,11 +197,13 @@ class FeedPoller:
             )
         return written
 
-    async def _failed(self, feed: FeedSource, exc: BaseException) -> None:
+    async def _failed(self, feed: FeedSource, exc: BaseException, lease: datetime) -> None:
         now = self._clock.now()
         error = f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
         log.info("fetching %s failed: %s", shown(feed.url), error)
         async with self._sessions.begin() as session:
+            if await feeds.primed_if_held(session, source_id=feed.source_id, lease=lease) is None:
+                return
             paused = await feeds.record_feed_failure(
                 session,
                 source_id=feed.source_id,
@@ -222,6 +243,17 @@ def shown(url: str) -> str:
     """A feed's URL as logs show it: without its query, where private feeds keep their keys."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def distinct(entries: list[Entry]) -> list[Entry]:
+    """The first MAX_ENTRIES entries, each id once (a broken feed may repeat one)."""
+    seen: set[str] = set()
+    kept: list[Entry] = []
+    for entry in entries[:MAX_ENTRIES]:
+        if entry.key not in seen:
+            seen.add(entry.key)
+            kept.append(entry)
+    return kept
 
 
 def _fit(post: Post, fallback_url: str) -> Post:

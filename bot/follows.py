@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.budget import month_key
 from bot.clock import Clock
-from bot.feed_polling import feed_label, next_poll
+from bot.feed_polling import distinct, feed_label, next_poll
 from bot.sources.base import (
     Account,
     AccountNotFound,
@@ -21,9 +21,19 @@ from bot.sources.base import (
     RateLimited,
     SourceError,
 )
-from bot.sources.feeds import FEED_KINDS, Feed, FeedAddress, FeedFetcher, feed_address
+from bot.sources.feeds import (
+    FEED_KINDS,
+    Feed,
+    FeedAddress,
+    FeedAddressError,
+    FeedFetcher,
+    FeedUnreachable,
+    NotAFeed,
+    feed_address,
+)
 from bot.sources.x import XSource
 from storage import chats, feeds, sources, usage
+from storage.feeds import FeedSource
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +102,7 @@ class Follows:
         self._sessions = sessions
         self._clock = clock
         self._x = x
-        self._fetcher = fetcher or FeedFetcher()
+        self._fetcher = fetcher
         self._feed_interval = timedelta(seconds=feed_interval_seconds)
         self._default_timezone = default_timezone
         # X bills every user it returns: concurrent /follow of one new handle share a lookup,
@@ -239,24 +249,35 @@ class Follows:
         """Subscribe a chat (a forum topic of it) to feeds. A feed nobody followed yet is
         fetched first (a web page is searched for the feed it announces): one that cannot be
         read is reported with why, and nothing of it is saved; what it shows now is remembered
-        as seen, so only later entries are relayed."""
+        as seen, so only later entries are relayed. Each feed is saved on its own (a savepoint):
+        one that fails is reported, the others are followed."""
         report = FeedReport()
         async with self._sessions() as session:
-            known = await feeds.find_feeds(
-                session, FEED_KINDS, [k for a in addresses for k in (a.key, a.url)]
-            )
-        unknown = [a for a in addresses if a.key not in known and a.url not in known]
+            known = await feeds.find_feeds(session, FEED_KINDS, [a.key for a in addresses])
+        unknown = [a for a in addresses if a.key not in known]
         semaphore = asyncio.Semaphore(RESOLVE_CONCURRENCY)
 
-        async def first_fetch(address: FeedAddress) -> Feed | SourceError:
+        async def first_fetch(address: FeedAddress) -> tuple[FeedAddress, Feed] | SourceError:
             async with semaphore:
                 try:
-                    result = await self._fetcher.fetch(address.url, discover=True)
+                    result = await self.fetcher.fetch(address.url, discover=True)
                 except SourceError as exc:
                     return exc
-                # A first fetch sends no validators: the server cannot answer 304.
-                assert isinstance(result, Feed)
-                return result
+                except Exception:
+                    log.exception("reading a feed to follow failed unexpectedly")
+                    return FeedUnreachable("unexpected error")
+            if not isinstance(result, Feed):  # no validators were sent: cannot happen
+                return FeedUnreachable("unexpected answer")
+            if result.url == address.url:
+                return address, result
+            # A web page was given: the feed it announces is what is stored (and listed).
+            try:
+                announced = feed_address(result.url)
+            except FeedAddressError:
+                announced = None
+            if announced is None or announced.kind not in FEED_KINDS:
+                return NotAFeed("the page announces no usable feed")
+            return announced, result
 
         fetched = dict(
             zip(
@@ -268,46 +289,73 @@ class Follows:
         now = self._clock.now()
         async with self._sessions.begin() as session:
             for address in addresses:
-                feed = known.get(address.key) or known.get(address.url)
-                if feed is not None:
-                    source_id, name = feed.source_id, feed.label
-                    await feeds.restart_if_unwatched(session, source_id=source_id, now=now)
-                    if feed.paused:
-                        report.paused.append(name)
-                else:
-                    outcome = fetched[address.key]
-                    if isinstance(outcome, SourceError):
-                        report.failed.append((address.key, outcome))
-                        continue
-                    source_id, name = await self._create_feed(session, address, outcome, now)
+                try:
+                    async with session.begin_nested():
+                        name = await self._follow_feed(
+                            session, chat_id, thread_id, address, known, fetched, report, now
+                        )
+                except Exception:
+                    log.exception("saving a followed feed failed")
+                    report.failed.append((address.key, FeedUnreachable("not saved")))
+                    continue
+                if name is not None:
+                    (report.followed if name[1] else report.already).append(name[0])
+        return report
+
+    async def _follow_feed(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        thread_id: int,
+        address: FeedAddress,
+        known: dict[str, FeedSource],
+        fetched: dict[str, tuple[FeedAddress, Feed] | SourceError],
+        report: FeedReport,
+        now: datetime,
+    ) -> tuple[str, bool] | None:
+        """Subscribe to one feed: (its name, whether newly followed), or None if it failed."""
+        feed = known.get(address.key)
+        if feed is None:
+            outcome = fetched[address.key]
+            if isinstance(outcome, SourceError):
+                report.failed.append((address.key, outcome))
+                return None
+            stored, content = outcome
+            # Known under the address the page announced (or created meanwhile by another).
+            feed = (await feeds.find_feeds(session, FEED_KINDS, [stored.key])).get(stored.key)
+            if feed is None:
+                label = feed_label(stored.kind, content.title, stored.key)
+                source_id = await feeds.create_feed(
+                    session,
+                    kind=stored.kind,
+                    key=stored.key,
+                    url=stored.url,
+                    label=label,
+                    etag=content.etag,
+                    last_modified=content.last_modified,
+                    ttl=content.ttl,
+                    entry_keys=[entry.key for entry in distinct(content.entries)],
+                    now=now,
+                    next_poll_at=next_poll(now, self._feed_interval, content.ttl),
+                )
                 added = await sources.subscribe(
                     session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id
                 )
-                (report.followed if added else report.already).append(name)
-        return report
-
-    async def _create_feed(
-        self, session: AsyncSession, address: FeedAddress, feed: Feed, now: datetime
-    ) -> tuple[int, str]:
-        # A web page was given: the feed it announces is what is stored (and what /list shows).
-        stored = address
-        if feed.url != address.url:
-            stored = feed_address(feed.url) or address
-        label = feed_label(stored.kind, feed.title, stored.key)
-        source_id = await feeds.create_feed(
-            session,
-            kind=stored.kind,
-            key=stored.key,
-            url=stored.url,
-            label=label,
-            etag=feed.etag,
-            last_modified=feed.last_modified,
-            ttl=feed.ttl,
-            entry_keys=[entry.key for entry in feed.entries],
-            now=now,
-            next_poll_at=next_poll(now, self._feed_interval, feed.ttl),
+                return label, added
+        await feeds.restart_if_unwatched(session, source_id=feed.source_id, now=now)
+        if feed.paused:
+            report.paused.append(feed.label)
+        added = await sources.subscribe(
+            session, chat_id=chat_id, source_id=feed.source_id, now=now, thread_id=thread_id
         )
-        return source_id, label
+        return feed.label, added
+
+    @property
+    def fetcher(self) -> FeedFetcher:
+        """The feed fetcher (made on first use when none was given)."""
+        if self._fetcher is None:
+            self._fetcher = FeedFetcher()
+        return self._fetcher
 
     async def sync_boards(self, handles: list[str]) -> bool:
         """Make these accounts the job boards; False when X could not answer for some of them

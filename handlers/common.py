@@ -27,11 +27,35 @@ def handles_text(handles: Iterable[str]) -> str:
     return ", ".join(f"@{html.escape(h)}" for h in handles)
 
 
+# Telegram takes 4,096 characters a message (after entity parsing); raw HTML is longer than
+# what it shows, so a reply cut under this many raw characters always fits.
+REPLY_LIMIT = 4000
+
+
+def split_reply(text: str, limit: int = REPLY_LIMIT) -> list[str]:
+    """A reply as messages of at most `limit` characters, cut between lines (a line carries
+    whole HTML tags); a single longer line is a message of its own."""
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.split("\n"):
+        if current and size + 1 + len(line) > limit:
+            parts.append("\n".join(current).strip("\n"))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + (1 if len(current) > 1 else 0)
+    if current:
+        parts.append("\n".join(current).strip("\n"))
+    return [part for part in parts if part] or [text]
+
+
 async def reply(update: Update, text: str) -> None:
-    """Answer in the same chat (and topic), as HTML, without link previews."""
+    """Answer in the same chat (and topic), as HTML, without link previews; a long answer (a
+    /list of many feeds, an /import report) as several messages."""
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(
-        text, parse_mode=ParseMode.HTML, disable_web_page_preview=True, do_quote=False
-    )
+    for part in split_reply(text):
+        await message.reply_text(
+            part, parse_mode=ParseMode.HTML, disable_web_page_preview=True, do_quote=False
+        )

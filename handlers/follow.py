@@ -189,9 +189,13 @@ def feed_report_text(t: Translator, report: FeedReport) -> str:
     return "\n".join(lines)
 
 
+MAX_NAMES = 20  # names listed in one line of a report; the rest are counted
+
+
 def names_text(names: list[str]) -> str:
-    """Feed names, HTML-escaped, comma-separated."""
-    return ", ".join(html.escape(name) for name in names)
+    """Feed names, HTML-escaped, comma-separated: at most MAX_NAMES, then how many more."""
+    shown = ", ".join(html.escape(name[:100]) for name in names[:MAX_NAMES])
+    return f"{shown} … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else shown
 
 
 def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> str:
@@ -270,7 +274,7 @@ async def follow(update: Update, context: Context) -> None:
         return
     lines: list[str] = []
     if words.feeds:
-        await _typing(update)  # a first fetch may take a few seconds
+        await show_typing(update)  # a first fetch may take a few seconds
         feeds = await services.follows.follow_feeds(call.chat_id, words.feeds, call.thread_id)
         lines.append(feed_report_text(t, feeds))
     if handles:
@@ -312,7 +316,7 @@ async def follow(update: Update, context: Context) -> None:
     await call.reply(update, "\n".join(line for line in lines if line))
 
 
-async def _typing(update: Update) -> None:
+async def show_typing(update: Update) -> None:
     """Show "typing…" while a slow answer is prepared (a hint only: failures are ignored)."""
     message = update.effective_message
     if message is None:
@@ -458,7 +462,9 @@ async def list_follows(update: Update, context: Context) -> None:
             t.ngettext("You follow %(count)d feed:", "You follow %(count)d feeds:", len(feeds))
         )
         for feed in feeds:
-            line = f"• {html.escape(feed.name)} — <code>{html.escape(feed.address)}</code>"
+            line = (
+                f"• {html.escape(feed.name[:100])} — <code>{html.escape(feed.address[:300])}</code>"
+            )
             if not feed.available:
                 line += " " + t.gettext("(paused: not answering)")
             lines.append(line + where(f"source:{feed.address}"))

@@ -18,7 +18,7 @@ from bot.sources.base import NotConfigured
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 from handlers.access import Call, command
 from handlers.common import reply, translator_for
-from handlers.follow import category_names, feed_report_text, follow_report_text
+from handlers.follow import category_names, feed_report_text, follow_report_text, show_typing
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ async def export_command(update: Update, context: Context) -> None:
     outlines = [
         Outline(kind="x", value=f.name, title=f"@{f.name}")
         if f.kind == X_KIND
-        else Outline(kind="feed", value=f.url or f.address, title=f.name)
+        # Other readers show the title as it is: without the icon messages name feeds with.
+        else Outline(kind="feed", value=f.url or f.address, title=f.name.partition(" ")[2])
         for f in following
     ]
     outlines += [Outline(kind="category", value=slug, title=slug) for slug in kinds]
@@ -71,7 +72,11 @@ async def import_command(update: Update, context: Context) -> None:
     if message is None:
         return
     if context.args is None:  # a file whose caption is the command: its words are the args
-        context.args = (message.caption or "").split()[1:]
+        words = (message.caption or "").split()
+        addressed = words[0].partition("@")[2] if words else ""
+        if addressed and addressed.lower() != (context.bot.username or "").lower():
+            return  # /import@another_bot in a group is not for us
+        context.args = words[1:]
     call = await command(update, context, changes=True)
     if call is None:
         return
@@ -147,6 +152,8 @@ async def _import(
         else:
             refused.append(html.escape((outline.title or outline.value)[:80]))
     lines: list[str] = []
+    if addresses or handles:
+        await show_typing(update)  # first fetches and lookups may take a while
     if addresses:
         lines.append(
             feed_report_text(

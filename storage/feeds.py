@@ -7,12 +7,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import FeedEntry, Source
 from storage.sources import watched
 from storage.sql import insert_ignoring_conflicts, is_postgresql
+
+KEYS_PER_STATEMENT = 1000  # PostgreSQL takes at most 32,767 parameters a statement
+DROP_VALIDATORS_AFTER = 3  # consecutive failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +58,11 @@ def _feed(source: Source) -> FeedSource:
 async def find_feeds(
     session: AsyncSession, kinds: Collection[str], keys: Collection[str]
 ) -> dict[str, FeedSource]:
-    """The known feeds whose key (or fetched URL) is among `keys`, by what matched."""
+    """The known feeds among these keys (what `feed_address` makes of an address), by key."""
     if not keys:
         return {}
-    rows = await session.scalars(
-        select(Source).where(
-            Source.kind.in_(kinds), or_(Source.key.in_(keys), Source.url.in_(keys))
-        )
-    )
-    found: dict[str, FeedSource] = {}
-    for row in rows:
-        feed = _feed(row)
-        for key in (row.key, row.url):
-            if key is not None and key in keys:
-                found[key] = feed
-    return found
+    rows = await session.scalars(select(Source).where(Source.kind.in_(kinds), Source.key.in_(keys)))
+    return {row.key: _feed(row) for row in rows}
 
 
 async def create_feed(
@@ -96,8 +89,8 @@ async def create_feed(
             external_id="",
             display_name=label,
             url=url,
-            etag=etag,
-            last_modified=last_modified,
+            etag=_validator(etag, 1024),
+            last_modified=_validator(last_modified, 64),
             ttl_seconds=int(ttl.total_seconds()) if ttl else None,
             next_poll_at=next_poll_at,
             error_count=0,
@@ -120,15 +113,28 @@ async def create_feed(
     return int(source_id)
 
 
+def _validator(value: str | None, limit: int) -> str | None:
+    """A validator to send back, or None when it is too long to be a real one (a hostile
+    header must not make every poll of a feed fail)."""
+    return value if value and len(value) <= limit else None
+
+
 async def restart_if_unwatched(session: AsyncSession, *, source_id: int, now: datetime) -> None:
     """A feed nobody active follows was not fetched: what it showed meanwhile is old news. Its
     next fetch (due now) only remembers its entries; later ones are relayed."""
     followed = await session.scalar(select(watched()).where(Source.id == source_id))
     if not followed:
+        # (A fetch still leased by a process finds `checked_at` gone and relays nothing.)
         await session.execute(
             update(Source)
             .where(Source.id == source_id)
-            .values(checked_at=None, next_poll_at=now, error_count=0, lease_until=None)
+            .values(
+                checked_at=None,
+                next_poll_at=now,
+                error_count=0,
+                failing_since=None,
+                paused=False,
+            )
         )
 
 
@@ -165,15 +171,34 @@ async def claim_due_feeds(
     return [_feed(row) for row in rows]
 
 
+async def primed_if_held(session: AsyncSession, *, source_id: int, lease: datetime) -> bool | None:
+    """None when the feed is no longer held under this claim's lease (a fetch that outlived
+    it must not store over another process's); else whether it is primed now (a follow after
+    an unwatched spell may have restarted it during the fetch). The row stays locked until
+    the transaction ends."""
+    statement = select(Source.checked_at).where(Source.id == source_id, Source.lease_until == lease)
+    if is_postgresql(session):
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).first()
+    return None if row is None else row[0] is not None
+
+
+def _chunks(keys: Collection[str]) -> list[list[str]]:
+    ordered = list(keys)
+    return [ordered[i : i + KEYS_PER_STATEMENT] for i in range(0, len(ordered), KEYS_PER_STATEMENT)]
+
+
 async def unseen(session: AsyncSession, *, source_id: int, keys: Collection[str]) -> set[str]:
     """Which of these entry keys the feed never showed before."""
-    if not keys:
-        return set()
-    seen = set(
-        await session.scalars(
-            select(FeedEntry.key).where(FeedEntry.source_id == source_id, FeedEntry.key.in_(keys))
+    seen: set[str] = set()
+    for chunk in _chunks(keys):
+        seen.update(
+            await session.scalars(
+                select(FeedEntry.key).where(
+                    FeedEntry.source_id == source_id, FeedEntry.key.in_(chunk)
+                )
+            )
         )
-    )
     return set(keys) - seen
 
 
@@ -181,22 +206,21 @@ async def remember_entries(
     session: AsyncSession, *, source_id: int, keys: Collection[str], now: datetime
 ) -> None:
     """Record that the feed shows these entries now (new ones are added, known ones touched)."""
-    if not keys:
-        return
-    await session.execute(
-        update(FeedEntry)
-        .where(FeedEntry.source_id == source_id, FeedEntry.key.in_(keys))
-        .values(last_seen_at=now)
-    )
-    rows = [
-        {"source_id": source_id, "key": key, "first_seen_at": now, "last_seen_at": now}
-        for key in keys
-    ]
-    await session.execute(
-        insert_ignoring_conflicts(session, FeedEntry)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["source_id", "key"])
-    )
+    for chunk in _chunks(keys):
+        await session.execute(
+            update(FeedEntry)
+            .where(FeedEntry.source_id == source_id, FeedEntry.key.in_(chunk))
+            .values(last_seen_at=now)
+        )
+        rows = [
+            {"source_id": source_id, "key": key, "first_seen_at": now, "last_seen_at": now}
+            for key in chunk
+        ]
+        await session.execute(
+            insert_ignoring_conflicts(session, FeedEntry)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["source_id", "key"])
+        )
 
 
 async def forget_entries(session: AsyncSession, *, source_id: int, before: datetime) -> None:
@@ -219,26 +243,30 @@ async def record_fetch(
     posted: bool = False,
 ) -> bool:
     """The feed answered: its validators, its next fetch, no error streak; True when it was
-    paused (it resumes now)."""
-    paused = bool(await session.scalar(select(Source.paused).where(Source.id == source_id)))
+    paused and resumes now (one process sees it: the flag is flipped by a conditional UPDATE)."""
+    resumed = await session.execute(
+        update(Source)
+        .where(Source.id == source_id, Source.paused.is_(True))
+        .values(paused=False)
+        .returning(Source.id)
+    )
     values: dict[str, object] = {
-        "etag": etag,
-        "last_modified": last_modified,
+        "etag": _validator(etag, 1024),
+        "last_modified": _validator(last_modified, 64),
         "next_poll_at": next_poll_at,
         "error_count": 0,
         "last_error": None,
         "failing_since": None,
-        "paused": False,
         "lease_until": None,
-        "checked_at": now,
         "ttl_seconds": int(ttl.total_seconds()) if ttl else None,
+        "checked_at": now,
     }
     if label:
         values["display_name"] = label
     if posted:
         values["last_post_at"] = now
     await session.execute(update(Source).where(Source.id == source_id).values(**values))
-    return paused
+    return resumed.first() is not None
 
 
 async def record_feed_failure(
@@ -251,17 +279,33 @@ async def record_feed_failure(
     pause_after: float,
 ) -> bool:
     """The feed failed: one more error, retried at `next_poll_at`; True when it has now failed
-    for `pause_after` seconds and is paused (its followers are to be told, once)."""
-    source = await session.get(Source, source_id)
-    if source is None:
-        return False
-    source.error_count += 1
-    source.last_error = error[:500]
-    source.next_poll_at = next_poll_at
-    source.lease_until = None
-    if source.failing_since is None:
-        source.failing_since = now
-    newly_paused = not source.paused and (now - source.failing_since).total_seconds() >= pause_after
-    if newly_paused:
-        source.paused = True
-    return newly_paused
+    for `pause_after` seconds and is paused (its followers are to be told: one process sees it,
+    the flag is flipped by a conditional UPDATE). After a few failures in a row its validators
+    are dropped, in case they are what the server chokes on."""
+    await session.execute(
+        update(Source)
+        .where(Source.id == source_id)
+        .values(
+            error_count=Source.error_count + 1,
+            last_error=error[:500],
+            next_poll_at=next_poll_at,
+            lease_until=None,
+            failing_since=func.coalesce(Source.failing_since, now),
+            etag=case((Source.error_count + 1 >= DROP_VALIDATORS_AFTER, None), else_=Source.etag),
+            last_modified=case(
+                (Source.error_count + 1 >= DROP_VALIDATORS_AFTER, None),
+                else_=Source.last_modified,
+            ),
+        )
+    )
+    paused = await session.execute(
+        update(Source)
+        .where(
+            Source.id == source_id,
+            Source.paused.is_(False),
+            Source.failing_since <= now - timedelta(seconds=pause_after),
+        )
+        .values(paused=True)
+        .returning(Source.id)
+    )
+    return paused.first() is not None

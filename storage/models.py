@@ -206,6 +206,7 @@ class Source(Base):
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
+Index("ix_sources_poll_group_id", Source.poll_group_id)
 
 
 class FeedEntry(Base):
@@ -220,9 +221,6 @@ class FeedEntry(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Entries gone from the feed for a while are forgotten (a feed shows its latest entries).
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-Index("ix_sources_poll_group_id", Source.poll_group_id)
 
 
 class XUsage(Base):

@@ -196,3 +196,25 @@ async def test_a_feed_nobody_followed_for_days_relays_only_what_is_recent_on_ret
     server.add_entry(HOST, "/feed.xml", title="Next", html="z", guid="g-3")
     clock.advance(timedelta(seconds=61))
     assert await poller.tick() == 1  # a regular poll relays every new entry, whatever its date
+
+
+async def test_a_feed_repeating_an_id_or_listing_thousands_of_entries_is_still_read(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    server.add_feed(HOST, "/big.xml", fmt="rss2", title="Archive board")
+    for n in range(1200):
+        server.add_entry(HOST, "/big.xml", title=f"Archived {n}", html="old", guid=f"a-{n}")
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher, path="/big.xml")
+    poller = FeedPoller(sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60)
+    offer = "We are hiring a Python developer in Lyon, CDI, apply at https://jobs.example/9"
+    for _ in range(2):  # the same guid twice in one answer (broken feeds do that)
+        server.add_entry(HOST, "/big.xml", title="Développeur Python", html=offer, guid="dup")
+    clock.advance(timedelta(seconds=61))
+    assert await poller.tick() == 1  # one offer, one row
+    async with sessions() as session:
+        source = await session.scalar(select(Source).where(Source.key.like("%/big.xml")))
+        remembered = await session.scalar(select(func.count()).select_from(FeedEntry))
+    assert source is not None and source.error_count == 0
+    # Only the newest 500 entries of an answer are read (the feed lists the newest first).
+    assert remembered is not None and 500 <= remembered <= 501

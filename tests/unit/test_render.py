@@ -7,6 +7,7 @@ import pytest
 from bot.i18n import Translator
 from bot.render import MESSAGE_LIMIT, render_digest, render_notice, render_offer, telegram_length
 from bot.sandbox.telegram_api import parse_telegram_html
+from handlers.common import REPLY_LIMIT, split_reply
 
 EN = Translator("en")
 
@@ -160,3 +161,16 @@ def test_a_paused_feed_notice_names_it_and_says_how_to_remove_it() -> None:
     plain = parse_telegram_html(text)
     assert "📰 Acme <Careers>" in plain and "2026-11-24 09:00" in plain
     assert "/unfollow https://jobs.example/feed.xml" in plain
+
+
+def test_a_long_reply_is_cut_between_lines_into_messages_that_fit() -> None:
+    lines = [
+        f"• <b>📰 Feed number {n}</b> — <code>https://jobs.example/{n}.xml</code>"
+        for n in range(300)
+    ]
+    parts = split_reply("\n".join(lines))
+    assert len(parts) > 1 and all(len(part) <= REPLY_LIMIT for part in parts)
+    assert "\n".join(parts).splitlines() == lines  # nothing lost, no line cut
+    for part in parts:
+        parse_telegram_html(part)  # each part is valid Telegram HTML on its own
+    assert split_reply("short") == ["short"]
