@@ -97,10 +97,16 @@ class FeedPoller:
                 return Fetched(feed, result)
 
         fetched = [done for done in await asyncio.gather(*(one(f) for f in due)) if done]
+        # The feeds that answered 304 have only their validators to record: all in one
+        # transaction (one per feed cost a commit each, most of a quiet cycle's time).
+        await self._store_unchanged(
+            [(done.feed, done.result) for done in fetched if isinstance(done.result, NotModified)]
+        )
         written = 0
         for done in fetched:
-            # One transaction per feed: a feed's entries, offers and validators commit together.
-            written += await self._store(done)
+            if isinstance(done.result, Feed):
+                # One transaction per feed: its entries, offers and validators commit together.
+                written += await self._store(done.feed, done.result)
         if written:
             self._on_new_deliveries()
         return written
@@ -109,23 +115,31 @@ class FeedPoller:
         wait = max(self._interval, min(ttl, MAX_TTL)) if ttl else self._interval
         return now + wait
 
-    async def _store(self, done: Fetched) -> int:
-        feed, result = done.feed, done.result
+    async def _store_unchanged(self, unchanged: list[tuple[FeedSource, NotModified]]) -> None:
+        if not unchanged:
+            return
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            resumed = await feeds.record_unchanged(
+                session,
+                unchanged=[
+                    feeds.Unchanged(
+                        source_id=feed.source_id,
+                        etag=result.etag or feed.etag,
+                        last_modified=result.last_modified or feed.last_modified,
+                        next_poll_at=self._next_poll(now, result.ttl),
+                    )
+                    for feed, result in unchanged
+                ],
+                now=now,
+            )
+            for feed, _ in unchanged:
+                if feed.source_id in resumed:
+                    await self._tell(session, feed, "feed_resumed", now)
+
+    async def _store(self, feed: FeedSource, result: Feed) -> int:
         now = self._clock.now()
         next_poll_at = self._next_poll(now, result.ttl)
-        if isinstance(result, NotModified):
-            async with self._sessions.begin() as session:
-                resumed = await feeds.record_fetch(
-                    session,
-                    source_id=feed.source_id,
-                    now=now,
-                    next_poll_at=next_poll_at,
-                    etag=result.etag or feed.etag,
-                    last_modified=result.last_modified or feed.last_modified,
-                )
-                if resumed:
-                    await self._tell(session, feed, "feed_resumed", now)
-            return 0
         label = feed_label(feed.kind, result.title, feed.key)
         keys = [entry.key for entry in result.entries]
         written = 0

@@ -3,7 +3,7 @@ entries they have shown."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -230,6 +230,51 @@ async def record_fetch(
     if posted:
         values["last_post_at"] = now
     await session.execute(update(Source).where(Source.id == source_id).values(**values))
+    return paused
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A feed that answered 304 Not Modified: its validators and its next fetch."""
+
+    source_id: int
+    etag: str | None
+    last_modified: str | None
+    next_poll_at: datetime
+
+
+async def record_unchanged(
+    session: AsyncSession, *, unchanged: Sequence[Unchanged], now: datetime
+) -> set[int]:
+    """What `record_fetch` records, for many feeds that answered 304 at once (one UPDATE by
+    primary key, executed for all); the ids of those that were paused (they resume now)."""
+    if not unchanged:
+        return set()
+    paused = set(
+        await session.scalars(
+            select(Source.id).where(
+                Source.id.in_([feed.source_id for feed in unchanged]), Source.paused.is_(True)
+            )
+        )
+    )
+    await session.execute(
+        update(Source),
+        [
+            {
+                "id": feed.source_id,
+                "etag": feed.etag,
+                "last_modified": feed.last_modified,
+                "next_poll_at": feed.next_poll_at,
+                "error_count": 0,
+                "last_error": None,
+                "failing_since": None,
+                "paused": False,
+                "lease_until": None,
+                "checked_at": now,
+            }
+            for feed in unchanged
+        ],
+    )
     return paused
 
 
