@@ -66,6 +66,7 @@ BENCHMARKS = (
     Benchmark("scale", "3, 5, 6. 100,000 chats", "bench.scale"),
     Benchmark("latency", "4. Latency, 10,000 subscribers", "bench.latency"),
     Benchmark("poll-cost", "7. Polling cost", "bench.poll_cost", side_by_side=True),
+    Benchmark("feed-cost", "8. Feed polling cost", "bench.feed_cost"),
 )  # fmt: skip
 
 

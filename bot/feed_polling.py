@@ -93,6 +93,7 @@ class FeedPoller:
             return 0
         semaphore = asyncio.Semaphore(FEED_CONCURRENCY)
         storing = asyncio.Lock()  # one writer at a time (SQLite has only one)
+        unchanged: list[tuple[FeedSource, NotModified]] = []
 
         async def one(feed: FeedSource) -> int:
             async with semaphore:
@@ -107,6 +108,9 @@ class FeedPoller:
                     log.exception("fetching %s failed unexpectedly", shown(feed.url))
                     failure = exc
                 else:
+                    if isinstance(result, NotModified):
+                        unchanged.append((feed, result))  # recorded together, below
+                        return 0
                     try:
                         async with storing:
                             return await self._store(feed, result, lease)
@@ -119,35 +123,49 @@ class FeedPoller:
                 return 0
 
         written = sum(await asyncio.gather(*(one(f) for f in due)))
+        # The feeds that answered 304 have only their validators and next fetch to record: one
+        # transaction for all (one each cost a commit apiece, most of a quiet cycle's time).
+        try:
+            await self._store_unchanged(unchanged, lease)
+        except Exception:
+            log.exception("recording %d unchanged feed(s) failed", len(unchanged))
         if written:
             self._on_new_deliveries()
         return written
 
-    async def _store(self, feed: FeedSource, result: Feed | NotModified, lease: datetime) -> int:
+    async def _store_unchanged(
+        self, unchanged: list[tuple[FeedSource, NotModified]], lease: datetime
+    ) -> None:
+        """Record the feeds that answered 304 (those still held under `lease`): unchanged since
+        their last full answer, whose entries were all remembered. A 304 has no body: a feed's
+        <ttl> is the one its last full answer gave."""
+        if not unchanged:
+            return
         now = self._clock.now()
-        # A 304 has no body: the feed's <ttl> is the one its last full answer gave.
-        ttl = result.ttl or (feed.ttl if isinstance(result, NotModified) else None)
-        next_poll_at = next_poll(now, self._interval, ttl)
-        if isinstance(result, NotModified):
-            async with self._sessions.begin() as session:
-                # Unchanged since its last full answer, whose entries were all remembered.
-                if (
-                    await feeds.primed_if_held(session, source_id=feed.source_id, lease=lease)
-                    is None
-                ):
-                    return 0
-                resumed = await feeds.record_fetch(
-                    session,
-                    source_id=feed.source_id,
-                    now=now,
-                    next_poll_at=next_poll_at,
-                    etag=result.etag or feed.etag,
-                    last_modified=result.last_modified or feed.last_modified,
-                    ttl=ttl,
-                )
-                if resumed:
+        async with self._sessions.begin() as session:
+            resumed = await feeds.record_unchanged(
+                session,
+                unchanged=[
+                    feeds.Unchanged(
+                        source_id=feed.source_id,
+                        etag=result.etag or feed.etag,
+                        last_modified=result.last_modified or feed.last_modified,
+                        ttl=result.ttl or feed.ttl,
+                        next_poll_at=next_poll(now, self._interval, result.ttl or feed.ttl),
+                    )
+                    for feed, result in unchanged
+                ],
+                lease=lease,
+                now=now,
+            )
+            for feed, _ in unchanged:
+                if feed.source_id in resumed:
                     await self._tell(session, feed, "feed_resumed", now)
-            return 0
+
+    async def _store(self, feed: FeedSource, result: Feed, lease: datetime) -> int:
+        now = self._clock.now()
+        ttl = result.ttl
+        next_poll_at = next_poll(now, self._interval, ttl)
         label = feed_label(feed.kind, result.title, feed.key)
         entries = distinct(result.entries)
         keys = [entry.key for entry in entries]

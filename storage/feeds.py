@@ -3,7 +3,7 @@ entries they have shown."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -267,6 +267,63 @@ async def record_fetch(
         values["last_post_at"] = now
     await session.execute(update(Source).where(Source.id == source_id).values(**values))
     return resumed.first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A feed that answered 304 Not Modified: its validators and its next fetch."""
+
+    source_id: int
+    etag: str | None
+    last_modified: str | None
+    ttl: timedelta | None
+    next_poll_at: datetime
+
+
+async def record_unchanged(
+    session: AsyncSession, *, unchanged: Sequence[Unchanged], lease: datetime, now: datetime
+) -> set[int]:
+    """What `record_fetch` records, for many feeds that answered 304 at once, those still held
+    under `lease` (one UPDATE by primary key, executed for all); the ids of those that were
+    paused and resume now (flipped by a conditional UPDATE: one process sees each)."""
+    if not unchanged:
+        return set()
+    statement = select(Source.id).where(
+        Source.id.in_([feed.source_id for feed in unchanged]), Source.lease_until == lease
+    )
+    if is_postgresql(session):
+        statement = statement.with_for_update()
+    held = set(await session.scalars(statement))
+    if not held:
+        return set()
+    resumed = set(
+        await session.scalars(
+            update(Source)
+            .where(Source.id.in_(held), Source.paused.is_(True))
+            .values(paused=False)
+            .returning(Source.id)
+        )
+    )
+    await session.execute(
+        update(Source),
+        [
+            {
+                "id": feed.source_id,
+                "etag": _validator(feed.etag, 1024),
+                "last_modified": _validator(feed.last_modified, 64),
+                "ttl_seconds": int(feed.ttl.total_seconds()) if feed.ttl else None,
+                "next_poll_at": feed.next_poll_at,
+                "error_count": 0,
+                "last_error": None,
+                "failing_since": None,
+                "lease_until": None,
+                "checked_at": now,
+            }
+            for feed in unchanged
+            if feed.source_id in held
+        ],
+    )
+    return resumed
 
 
 async def record_feed_failure(
