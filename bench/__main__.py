@@ -3,6 +3,7 @@ BENCHMARKS.md (`make bench`).
 
     python -m bench             # run them all, print them, rewrite their blocks in BENCHMARKS.md
     python -m bench --no-write  # run and print only
+    python -m bench --only feed-cost  # one block (and not the summary, which needs them all)
 
 Each benchmark runs as its own process per backend, so a process's peak memory is its own
 (bench.transport covers both backends in one run). One PostgreSQL server is started here
@@ -125,6 +126,11 @@ async def run_all(env: dict[str, str]) -> list[Result]:
     return results
 
 
+async def run_only(benchmark: Benchmark, env: dict[str, str]) -> list[Result]:
+    """One benchmark, on each of its backends in turn."""
+    return [await run_one(benchmark, backend, env) for backend in benchmark.backends()]
+
+
 _BOLD_RE = re.compile(r"\*\*(.+?)\*\*")
 _VERDICT_RE = re.compile(r"\b(PASS|BELOW)\)")
 
@@ -202,6 +208,11 @@ def main() -> int:
     """Run everything; write BENCHMARKS.md unless --no-write."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--only",
+        choices=[b.block for b in BENCHMARKS],
+        help="run one benchmark and rewrite only its block",
+    )
     args = parser.parse_args()
     start = time.monotonic()
     with running_postgres(durable=True) as server:
@@ -209,8 +220,17 @@ def main() -> int:
             print("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
             return 1
         env = {**os.environ, POSTGRES_DSN_ENV: server.admin_dsn, "PYTHONPATH": str(ROOT)}
-        results = asyncio.run(run_all(env))
+        if args.only:
+            only = next(b for b in BENCHMARKS if b.block == args.only)
+            results = asyncio.run(run_only(only, env))
+        else:
+            results = asyncio.run(run_all(env))
     total = time.monotonic() - start
+    if args.only:
+        if not args.no_write:
+            write(REPORT, {args.only: blocks(results, total)[args.only]})
+            print(f"figures of {args.only} written to {REPORT.name}")
+        return 1 if any(r.code for r in results) else 0
     print(f"all benchmarks: {total / 60:.1f} min")
     print(summary(results))
     if not args.no_write:

@@ -352,8 +352,10 @@ async def unfollow(update: Update, context: Context) -> None:
             await call.reply(
                 update,
                 t.gettext(
-                    "You no longer follow anything (%(accounts)s and %(categories)s removed).",
-                    accounts=t.ngettext("%(count)d account", "%(count)d accounts", accounts),
+                    "You no longer follow anything (removed: %(accounts)s, %(categories)s).",
+                    accounts=t.ngettext(
+                        "%(count)d account or feed", "%(count)d accounts or feeds", accounts
+                    ),
                     categories=t.ngettext("%(count)d category", "%(count)d categories", kinds),
                 ),
             )

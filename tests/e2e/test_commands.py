@@ -64,7 +64,7 @@ async def test_follow_unfollow_and_list(stack: Stack) -> None:
     reply = await user.ask("/unfollow @paris_recrute @nobody")
     assert "Stopped following @Paris_Recrute" in reply
     assert "You were not following @nobody" in reply
-    assert "You no longer follow anything (2 accounts and 0 categories removed)" in (
+    assert "You no longer follow anything (removed: 2 accounts or feeds, 0 categories)" in (
         await user.ask("/unfollow all")
     )
     assert "You were not following anything" in await user.ask("/unfollow all")
