@@ -10,6 +10,7 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.arguments import MAX_HANDLES, FilterTerm, FollowWords, parse_follow_words
+from bot.categories import CategoryReport
 from bot.classify import Catalogue
 from bot.context import Context
 from bot.follows import X_KIND, FeedReport, FollowReport
@@ -290,30 +291,36 @@ async def follow(update: Update, context: Context) -> None:
         else:
             lines.append(follow_report_text(t, report))
     if words.categories:
-        catalogue = services.categories.catalogue
         done = await services.categories.follow(call.chat_id, words.categories, call.thread_id)
-        if done.changed:
-            lines.append(
-                t.gettext(
-                    "✅ Now following the category %(names)s: every job offer of that kind "
-                    "from the accounts jobrelay reads will arrive here.",
-                    names=category_names(t, catalogue, done.changed),
-                )
-                if len(done.changed) == 1
-                else t.gettext(
-                    "✅ Now following the categories %(names)s: every job offer of those "
-                    "kinds from the accounts jobrelay reads will arrive here.",
-                    names=category_names(t, catalogue, done.changed),
-                )
-            )
-        if done.unchanged:
-            lines.append(
-                t.gettext(
-                    "You already follow %(names)s.",
-                    names=category_names(t, catalogue, done.unchanged),
-                )
-            )
+        lines.append(categories_followed_text(t, services.categories.catalogue, done))
     await call.reply(update, "\n".join(line for line in lines if line))
+
+
+def categories_followed_text(t: Translator, catalogue: Catalogue, done: CategoryReport) -> str:
+    """What following some categories changed, in a line or two."""
+    lines: list[str] = []
+    if done.changed:
+        lines.append(
+            t.gettext(
+                "✅ Now following the category %(names)s: every job offer of that kind "
+                "from the accounts jobrelay reads will arrive here.",
+                names=category_names(t, catalogue, done.changed),
+            )
+            if len(done.changed) == 1
+            else t.gettext(
+                "✅ Now following the categories %(names)s: every job offer of those "
+                "kinds from the accounts jobrelay reads will arrive here.",
+                names=category_names(t, catalogue, done.changed),
+            )
+        )
+    if done.unchanged:
+        lines.append(
+            t.gettext(
+                "You already follow %(names)s.",
+                names=category_names(t, catalogue, done.unchanged),
+            )
+        )
+    return "\n".join(lines)
 
 
 async def show_typing(update: Update) -> None:

@@ -18,7 +18,12 @@ from bot.sources.base import NotConfigured
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 from handlers.access import Call, command
 from handlers.common import reply, translator_for
-from handlers.follow import category_names, feed_report_text, follow_report_text, show_typing
+from handlers.follow import (
+    categories_followed_text,
+    feed_report_text,
+    follow_report_text,
+    show_typing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,21 +180,7 @@ async def _import(
             lines.append(follow_report_text(t, report))
     if slugs:
         done = await services.categories.follow(call.chat_id, slugs, call.thread_id)
-        catalogue = services.categories.catalogue
-        if done.changed:
-            lines.append(
-                t.gettext(
-                    "✅ Now following %(names)s.",
-                    names=category_names(t, catalogue, done.changed),
-                )
-            )
-        if done.unchanged:
-            lines.append(
-                t.gettext(
-                    "You already follow %(names)s.",
-                    names=category_names(t, catalogue, done.unchanged),
-                )
-            )
+        lines.append(categories_followed_text(t, services.categories.catalogue, done))
     if refused:
         lines.append(
             t.gettext(
