@@ -120,11 +120,16 @@ async def test_categories_buttons_follow_and_unfollow(stack: Stack) -> None:
         user.chat_id, message.message_id, "ct:design", user_id=user.user_id, language_code="fr"
     )
     await eventually(lambda: bool(stack.tg.callback_answers), 15, "the button's answer")
+
+    def ticked() -> bool:
+        keyboards = [m.reply_markup for m in stack.tg.messages_for(user.chat_id) if m.reply_markup]
+        labels = [b["text"] for row in keyboards[-1]["inline_keyboard"] for b in row]
+        return "✅ Design (graphisme)" in labels
+
+    # The keyboard is edited in place, after the answer: the category is ticked. (Waited for
+    # before /list, or the edit could be taken for /list's reply.)
+    await eventually(ticked, 15, "the keyboard edited with the category ticked")
     assert "Design (graphisme)" in await user.ask("/list")
-    # The keyboard was edited in place: the category is ticked.
-    keyboards = [m.reply_markup for m in stack.tg.messages_for(user.chat_id) if m.reply_markup]
-    labels = [b["text"] for row in keyboards[-1]["inline_keyboard"] for b in row]
-    assert "✅ Design (graphisme)" in labels
     assert "Vous ne suivez plus Design (graphisme)" in await user.ask("/unfollow graphisme")
 
 
