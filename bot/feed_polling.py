@@ -118,8 +118,12 @@ class FeedPoller:
                         # Nothing of it was saved; fetched again after a backoff.
                         log.exception("storing what %s brought failed", shown(feed.url))
                         failure = exc
-                async with storing:
-                    await self._failed(feed, failure, lease)
+                try:
+                    async with storing:
+                        await self._failed(feed, failure, lease)
+                except Exception:
+                    # Not recorded: its lease runs out and it is fetched again then.
+                    log.exception("recording the failure of %s failed", shown(feed.url))
                 return 0
 
         written = sum(await asyncio.gather(*(one(f) for f in due)))
