@@ -176,6 +176,18 @@ class FollowWords:
 
 
 MAX_CATEGORY_WORDS = 3
+# A web address typed without its scheme, as browsers take it: `www.…`, or `host.tld/path`.
+_SCHEMELESS_RE = re.compile(
+    r"^(?:www\.[^\s/]+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,63}(?::\d+)?/\S*)$", re.IGNORECASE
+)
+
+
+def _with_scheme(word: str) -> str:
+    """`jobs.example.com/feed.xml` -> `https://jobs.example.com/feed.xml`; other words as
+    they are (X profile links stay X accounts either way)."""
+    if _SCHEMELESS_RE.match(word) and not _PROFILE_URL_RE.match(word):
+        return f"https://{word}"
+    return word
 
 
 def parse_follow_words(words: list[str], category_for: Callable[[str], str | None]) -> FollowWords:
@@ -193,7 +205,7 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
     while i < len(words):
         word = words[i].strip()
         try:
-            address = feed_address(word)
+            address = feed_address(_with_scheme(word))
         except FeedAddressError as exc:
             bad_feeds.append((word, exc.code))
             i += 1

@@ -122,3 +122,16 @@ def test_follow_words_tell_feeds_mastodon_and_bluesky_from_handles() -> None:
     assert words.handles == ["acme_jobs", "paris_recrute"]  # x.com links stay X accounts
     assert [code for _, code in words.bad_feeds] == ["scheme", "mastodon"]
     assert words.categories == ["design"]
+
+
+def test_a_web_address_without_its_scheme_is_a_feed_address() -> None:
+    words = parse_follow_words(
+        ["jobs.example.com/feed.xml", "www.emploi.example", "x.com/acme_jobs", "node.js"],
+        catalogue().category_for,
+    )
+    assert [a.url for a in words.feeds] == [
+        "https://jobs.example.com/feed.xml",
+        "https://www.emploi.example/",
+    ]
+    assert words.handles == ["acme_jobs"]
+    assert words.malformed == ["node.js"]  # a skill, not a site: no request is made for it
