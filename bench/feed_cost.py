@@ -6,9 +6,10 @@
 
 The feed poller (`bot.feed_polling.FeedPoller`) runs in this process, driven by hand as in
 tests/test_feed_polling.py: a clock that moves only when the benchmark moves it
-(bot.clock.FrozenClock), and `tick()` called until nothing is due. One tick claims at most
-DUE_BATCH (200) feeds, so a cycle over 1,000 due feeds is 5 ticks that fetch, then one that
-finds nothing due: a cycle's time is all of them. The feeds are served over loopback HTTP by
+(bot.clock.FrozenClock), and `tick()` called until nothing is due. One tick takes batches of
+DUE_BATCH feeds while they come full (for up to TICK_BUDGET seconds), so a cycle over 1,000
+due feeds is usually one tick that fetches, then one that finds nothing due: a cycle's time is
+all of them. The feeds are served over loopback HTTP by
 the feed stand-in (bot.sandbox.feeds_api.FeedStandIn, 50 virtual hosts reached through the
 fetcher's host map), in this process too: its time and memory are counted with the bot's.
 
@@ -381,7 +382,7 @@ def report(
     rows_ok = b.rows == expected and b.deliveries == expected and b.offers == CHANGED
     lines += [
         "",
-        f"(ticks: those that fetched, at most {DUE_BATCH} feeds each, + the one that found "
+        f"(ticks: those that fetched, in batches of {DUE_BATCH} feeds, + the one that found "
         "nothing due; a cycle's time is all of them, the stand-in's serving included. SQL "
         "statements: cursor executions, an executemany counted once.)",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,8 @@ FEED_CONCURRENCY = 8
 # well inside its lease; a feed whose lease ran out anyway is not stored by this process.
 DUE_BATCH = 64
 FETCH_LEASE = timedelta(minutes=5)
+# A tick takes batch after batch while they come full, for about this long (seconds).
+TICK_BUDGET = 30.0
 # Entries read from one answer (in document order, the newest first in practice): a 5 MB feed
 # can list thousands, and its followers want what is new, not its archive.
 MAX_ENTRIES = 500
@@ -77,7 +80,18 @@ class FeedPoller:
         self._pause_after = pause_after_seconds
 
     async def tick(self) -> int:
-        """Fetch the feeds that are due; returns how many outbox rows were written.
+        """Fetch the feeds that are due, a batch (DUE_BATCH) at a time while full batches come
+        and for at most TICK_BUDGET; returns how many outbox rows were written."""
+        started = time.monotonic()
+        written = 0
+        while True:
+            done, claimed = await self._batch()
+            written += done
+            if claimed < DUE_BATCH or time.monotonic() - started > TICK_BUDGET:
+                return written
+
+    async def _batch(self) -> tuple[int, int]:
+        """One batch of due feeds: (outbox rows written, feeds claimed).
 
         Each feed is stored as soon as it is fetched, in its own transaction (its offers,
         outbox rows, remembered entries and validators commit together), while the feed is
@@ -90,7 +104,7 @@ class FeedPoller:
                 session, kinds=FEED_KINDS, now=now, limit=DUE_BATCH, lease_until=lease
             )
         if not due:
-            return 0
+            return 0, 0
         semaphore = asyncio.Semaphore(FEED_CONCURRENCY)
         storing = asyncio.Lock()  # one writer at a time (SQLite has only one)
         unchanged: list[tuple[FeedSource, NotModified]] = []
@@ -135,7 +149,7 @@ class FeedPoller:
             log.exception("recording %d unchanged feed(s) failed", len(unchanged))
         if written:
             self._on_new_deliveries()
-        return written
+        return written, len(due)
 
     async def _store_unchanged(
         self, unchanged: list[tuple[FeedSource, NotModified]], lease: datetime
