@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from bot.sandbox.feeds_api import FeedStandIn
 from storage.db import create_engine
 from storage.models import FeedEntry, Source
-from tests.e2e.harness import Stack, eventually
+from tests.e2e.harness import BotProcess, MutedUpdates, Stack, eventually
 
 JOBS = "jobs.example"
 MASTODON = "mastodon.example"
@@ -272,3 +272,61 @@ async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStan
     await eventually(lambda: len(fourth.received()) > before, 15, "the refusal")
     assert "is not an OPML file" in fourth.texts()[before]
     assert "You follow nothing" in await fourth.ask("/list")
+
+
+async def test_two_processes_fetch_each_feed_once_per_interval_and_relay_each_entry_once(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    """The Procfile's `worker` scaled to two on PostgreSQL: both poll feeds. A feed is claimed
+    by one process at a time (FOR UPDATE SKIP LOCKED and a lease), so it is fetched once per
+    POLL_INTERVAL_SECONDS (1 s here) whichever process does it, and each entry arrives once."""
+    if not stack.database_url.startswith("postgresql"):
+        pytest.skip("two bot processes share a database only on PostgreSQL")
+    paths = [f"/feed{i}.xml" for i in range(8)]
+    for path in paths:
+        feeds.add_feed(JOBS, path, fmt="rss2", title=f"Board {path}")
+    stack.bot.env["DEFAULT_DAILY_LIMIT"] = "50"  # every entry pushed, none held
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/follow " + " ".join(f"https://{JOBS}{p}" for p in paths), 30)
+    assert "Now following" in reply
+    async with MutedUpdates(stack.tg) as relay:
+        workdir = stack.workdir / "second"
+        workdir.mkdir(exist_ok=True)
+        second = BotProcess(
+            env={**stack.bot.env, "TELEGRAM_API_URL": relay.base_url},
+            workdir=workdir,
+            tg=stack.tg,
+        )
+        await second.start()
+        try:
+            feeds.set_delay(JOBS, None, 0.2)  # a feed takes a moment to answer
+            await asyncio.sleep(1.5)
+            feeds.clear_requests()
+            for round_ in range(3):
+                for n, path in enumerate(paths):
+                    feeds.add_entry(
+                        JOBS, path, title=f"Entry {round_}-{n}", html="CDI", guid=f"{path}#{round_}"
+                    )
+                await asyncio.sleep(2.5)
+            fetches = [r for r in feeds.requests if r.path in paths]
+            await user.wait_for(1 + 3 * len(paths), timeout=30)
+            await asyncio.sleep(2)
+        finally:
+            await second.stop()
+        assert "Traceback" not in second.log, second.log
+        print(
+            "entries stored by each process:",
+            stack.bot.log.count("new entr"),
+            second.log.count("new entr"),
+        )
+    texts = user.texts()[1:]
+    entries = [line for text in texts for line in text.splitlines() if line.startswith("Entry ")]
+    assert sorted(entries) == sorted(f"Entry {r}-{n}" for r in range(3) for n in range(len(paths)))
+    by_path: dict[str, list[float]] = {}
+    for request in fetches:
+        by_path.setdefault(request.path, []).append(request.at)
+    again = sum(
+        1 for times in by_path.values() for a, b in itertools.pairwise(sorted(times)) if b - a < 0.9
+    )
+    assert len(by_path) == len(paths) and again == 0, by_path
