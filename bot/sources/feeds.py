@@ -247,6 +247,9 @@ class FeedFetcher:
                             url = _redirect_target(url, response, seen, redirects)
                             continue
                         if status == 304:
+                            # Read its (empty) body, within the size limit, so the connection
+                            # goes back to the pool instead of being closed.
+                            await self._read(response)
                             return NotModified(
                                 etag=response.headers.get("etag") or etag,
                                 last_modified=response.headers.get("last-modified")
