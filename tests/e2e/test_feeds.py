@@ -330,3 +330,18 @@ async def test_two_processes_fetch_each_feed_once_per_interval_and_relay_each_en
         1 for times in by_path.values() for a, b in itertools.pairwise(sorted(times)) if b - a < 0.9
     )
     assert len(by_path) == len(paths) and again == 0, by_path
+
+
+async def test_a_bot_without_x_access_follows_feeds(stack: Stack, feeds: FeedStandIn) -> None:
+    """A job club with no X bill: no X_BEARER_TOKEN, feeds only."""
+    del stack.bot.env["X_BEARER_TOKEN"]
+    feeds.add_feed(JOBS, "/feed.xml", fmt="rss1", title="Offres RDF")
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask(f"/follow https://{JOBS}/feed.xml @acme_jobs")
+    assert "Now following 📰 Offres RDF" in reply, reply
+    assert "no X API access configured" in reply
+    feeds.add_entry(JOBS, "/feed.xml", title="Chargé de recrutement", html="CDI à Lille")
+    texts = await user.wait_for(2, timeout=20)
+    assert "Chargé de recrutement" in texts[1] and "CDI à Lille" in texts[1]
+    assert stack.x.requests == []
