@@ -13,7 +13,7 @@ help:
 	@echo "make migrate  upgrade the database schema (DATABASE_URL)"
 	@echo "make lock     re-pin requirements.lock from pyproject.toml"
 	@echo "make catalogs extract messages into the translation catalogs"
-	@echo "make bench    the engine benchmarks (delivery, fan-out, latency, commands, memory, polling)"
+	@echo "make bench    the engine benchmarks (delivery, fan-out, latency, commands, memory, X and feed polling)"
 	@echo "make bench-categories  precision and recall of offer detection and categories"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -70,7 +70,7 @@ lock:
 catalogs: install
 	$(BIN)/python tools/update_catalogs.py
 
-# The engine benchmarks of issue #6 on SQLite and PostgreSQL (under 10 minutes); their figures
+# The engine benchmarks (issues #6 and #7) on SQLite and PostgreSQL (about 10 minutes); their figures
 # are written into BENCHMARKS.md.
 bench: install postgres
 	$(BIN)/python -m bench
