@@ -244,29 +244,49 @@ async def record_fetch(
 ) -> bool:
     """The feed answered: its validators, its next fetch, no error streak; True when it was
     paused and resumes now (one process sees it: the flag is flipped by a conditional UPDATE)."""
-    resumed = await session.execute(
-        update(Source)
-        .where(Source.id == source_id, Source.paused.is_(True))
-        .values(paused=False)
-        .returning(Source.id)
-    )
-    values: dict[str, object] = {
-        "etag": _validator(etag, 1024),
-        "last_modified": _validator(last_modified, 64),
-        "next_poll_at": next_poll_at,
-        "error_count": 0,
-        "last_error": None,
-        "failing_since": None,
-        "lease_until": None,
-        "ttl_seconds": int(ttl.total_seconds()) if ttl else None,
-        "checked_at": now,
-    }
+    resumed = await _resume(session, [source_id])
+    values = _answered(etag, last_modified, ttl, next_poll_at, now)
     if label:
         values["display_name"] = label
     if posted:
         values["last_post_at"] = now
     await session.execute(update(Source).where(Source.id == source_id).values(**values))
-    return resumed.first() is not None
+    return bool(resumed)
+
+
+def _answered(
+    etag: str | None,
+    last_modified: str | None,
+    ttl: timedelta | None,
+    next_poll_at: datetime,
+    now: datetime,
+) -> dict[str, object]:
+    """What a feed's answer (full or 304) sets: its validators and refresh hint, its next fetch,
+    no error streak, no lease, and that it is primed."""
+    return {
+        "etag": _validator(etag, 1024),
+        "last_modified": _validator(last_modified, 64),
+        "ttl_seconds": int(ttl.total_seconds()) if ttl else None,
+        "next_poll_at": next_poll_at,
+        "error_count": 0,
+        "last_error": None,
+        "failing_since": None,
+        "lease_until": None,
+        "checked_at": now,
+    }
+
+
+async def _resume(session: AsyncSession, source_ids: Collection[int]) -> set[int]:
+    """Unpause these feeds; the ids of those that were paused (a conditional UPDATE: when
+    several processes record answers, one of them sees each resume)."""
+    return set(
+        await session.scalars(
+            update(Source)
+            .where(Source.id.in_(source_ids), Source.paused.is_(True))
+            .values(paused=False)
+            .returning(Source.id)
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,28 +316,13 @@ async def record_unchanged(
     held = set(await session.scalars(statement))
     if not held:
         return set()
-    resumed = set(
-        await session.scalars(
-            update(Source)
-            .where(Source.id.in_(held), Source.paused.is_(True))
-            .values(paused=False)
-            .returning(Source.id)
-        )
-    )
+    resumed = await _resume(session, held)
     await session.execute(
         update(Source),
         [
             {
                 "id": feed.source_id,
-                "etag": _validator(feed.etag, 1024),
-                "last_modified": _validator(feed.last_modified, 64),
-                "ttl_seconds": int(feed.ttl.total_seconds()) if feed.ttl else None,
-                "next_poll_at": feed.next_poll_at,
-                "error_count": 0,
-                "last_error": None,
-                "failing_since": None,
-                "lease_until": None,
-                "checked_at": now,
+                **_answered(feed.etag, feed.last_modified, feed.ttl, feed.next_poll_at, now),
             }
             for feed in unchanged
             if feed.source_id in held
