@@ -323,7 +323,7 @@ class Follows:
             stored, content = outcome
             # Known under the address the page announced (or created meanwhile by another).
             feed = (await feeds.find_feeds(session, FEED_KINDS, [stored.key])).get(stored.key)
-            if feed is None:
+            if feed is None:  # nobody followed it yet
                 label = feed_label(stored.kind, content.title, stored.key)
                 source_id = await feeds.create_feed(
                     session,
@@ -338,17 +338,15 @@ class Follows:
                     now=now,
                     next_poll_at=next_poll(now, self._feed_interval, content.ttl),
                 )
-                added = await sources.subscribe(
-                    session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id
-                )
-                return label, added
-        await feeds.restart_if_unwatched(session, source_id=feed.source_id, now=now)
-        if feed.paused:
-            report.paused.append(feed.label)
+        if feed is not None:
+            source_id, label = feed.source_id, feed.label
+            await feeds.restart_if_unwatched(session, source_id=source_id, now=now)
+            if feed.paused:
+                report.paused.append(label)
         added = await sources.subscribe(
-            session, chat_id=chat_id, source_id=feed.source_id, now=now, thread_id=thread_id
+            session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id
         )
-        return feed.label, added
+        return label, added
 
     @property
     def fetcher(self) -> FeedFetcher:
@@ -399,12 +397,7 @@ class Follows:
                     report.removed.append(info.display_name)
             for address in addresses or []:
                 match = next(
-                    (
-                        s
-                        for s in followed
-                        if (s.kind in FEED_KINDS and address.url in (s.key, s.url))
-                        or (s.kind in FEED_KINDS and address.key == s.key)
-                    ),
+                    (s for s in followed if s.kind in FEED_KINDS and address.key in (s.key, s.url)),
                     None,
                 )
                 if match is None:
