@@ -15,7 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.polling import backoff, read_safely, relay
 from bot.sources.base import Post, SourceError
-from bot.sources.feeds import FEED_KINDS, Entry, Feed, FeedFetcher, NotModified, to_post
+from bot.sources.feeds import (
+    BLUESKY_KIND,
+    FEED_KIND,
+    FEED_KINDS,
+    MASTODON_KIND,
+    Entry,
+    Feed,
+    FeedFetcher,
+    NotModified,
+    to_post,
+)
 from storage import feeds, outbox
 from storage.feeds import FeedSource
 from storage.outbox import IncomingOffer
@@ -43,14 +53,14 @@ PAUSE_AFTER_SECONDS = 48 * 3600.0
 STALE_AFTER = timedelta(days=1)
 URL_LIMIT = 1024  # offers.url
 LABEL_LIMIT = 255  # sources.display_name, offers.author
-ICONS = {"feed": "📰", "mastodon": "🐘", "bluesky": "🦋"}
+ICONS = {FEED_KIND: "📰", MASTODON_KIND: "🐘", BLUESKY_KIND: "🦋"}
 
 
 def feed_label(kind: str, title: str, fallback: str) -> str:
     """How a feed names itself in messages: its kind's icon and its title (the key when the
     feed has none), never a bare word that could read as an X handle."""
     name = " ".join(title.split()) or fallback
-    return f"{ICONS.get(kind, '📰')} {name}"[:LABEL_LIMIT]
+    return f"{ICONS.get(kind, ICONS[FEED_KIND])} {name}"[:LABEL_LIMIT]
 
 
 def next_poll(now: datetime, interval: timedelta, ttl: timedelta | None) -> datetime:
