@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import FrozenClock
 from bot.feed_polling import FeedPoller
 from bot.follows import Follows
 from bot.sandbox.feeds_api import FeedStandIn
-from bot.sources.feeds import FeedFetcher, feed_address
-from storage import chats
+from bot.sources.feeds import FEED_KINDS, FeedFetcher, feed_address
+from storage import chats, feeds
 from storage.db import create_engine, create_session_factory
 from storage.models import Delivery, FeedEntry, Offer, Source
 
@@ -130,6 +130,7 @@ async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
     )
     server.fail(HOST, "/feed.xml", 503)
     waits: list[float] = []
+    validators: list[bool] = []
     for _ in range(5):
         clock.advance(timedelta(hours=2))  # whatever the backoff, the feed is due
         await poller.tick()
@@ -137,7 +138,10 @@ async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
             source = await session.scalar(select(Source).where(Source.kind == "feed"))
             assert source is not None
             waits.append((source.next_poll_at - clock.now()).total_seconds())
+            validators.append(source.etag is not None or source.last_modified is not None)
     assert waits[:4] == [60, 120, 240, 480], waits
+    # After three failures in a row the validators go (in case they are the trouble).
+    assert validators == [True, True, False, False, False], validators
     assert source is not None
     assert source.paused and source.error_count == 5
     # Told once: one notice row per follower, however many failures followed.
@@ -218,3 +222,36 @@ async def test_a_feed_repeating_an_id_or_listing_thousands_of_entries_is_still_r
     assert source is not None and source.error_count == 0
     # Only the newest 500 entries of an answer are read (the feed lists the newest first).
     assert remembered is not None and 500 <= remembered <= 501
+
+
+async def test_a_fetch_whose_lease_was_taken_over_stores_nothing(
+    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    clock.advance(timedelta(minutes=10))
+    mine = clock.now() + timedelta(minutes=5)
+    async with sessions.begin() as session:
+        [feed] = await feeds.claim_due_feeds(
+            session, kinds=FEED_KINDS, now=clock.now(), limit=10, lease_until=mine
+        )
+        assert await feeds.primed_if_held(session, source_id=feed.source_id, lease=mine) is True
+    async with sessions.begin() as session:  # this process stalled; another one claimed it
+        await session.execute(
+            update(Source)
+            .where(Source.id == feed.source_id)
+            .values(lease_until=mine + timedelta(seconds=1))
+        )
+    async with sessions.begin() as session:
+        assert await feeds.primed_if_held(session, source_id=feed.source_id, lease=mine) is None
+        unchanged = feeds.Unchanged(
+            source_id=feed.source_id,
+            etag='"stale"',
+            last_modified=None,
+            ttl=None,
+            next_poll_at=clock.now() + timedelta(days=1),
+        )
+        await feeds.record_unchanged(session, unchanged=[unchanged], lease=mine, now=clock.now())
+    async with sessions() as session:
+        source = await session.get(Source, feed.source_id)
+    assert source is not None and source.etag != '"stale"'  # left to the other process

@@ -272,6 +272,17 @@ async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStan
     await eventually(lambda: len(fourth.received()) > before, 15, "the refusal")
     assert "is not an OPML file" in fourth.texts()[before]
     assert "You follow nothing" in await fourth.ask("/list")
+    # A file captioned for another bot is not ours to import.
+    before = len(fourth.received())
+    stack.tg.send_message(
+        fourth.chat_id,
+        "/import@someone_elses_bot",
+        user_id=fourth.user_id,
+        document=("jobrelay.opml", exported.file_bytes),
+    )
+    await asyncio.sleep(2)
+    assert len(fourth.received()) == before
+    assert "You follow nothing" in await fourth.ask("/list")
 
 
 async def test_two_processes_fetch_each_feed_once_per_interval_and_relay_each_entry_once(
