@@ -29,14 +29,14 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 from sqlalchemy import Integer, func, insert, literal, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import serve
 from bot.clock import Clock
 from bot.config import load_settings
 from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.x_api import XStandIn
-from storage.db import create_engine, create_session_factory
+from storage.db import Sessions, create_engine, create_session_factory
 from storage.migrate import upgrade_async
 from storage.models import Chat, Source, Subscription, UTCDateTime
 from storage.sql import is_postgresql
@@ -118,7 +118,7 @@ class Database:
 
     url: str
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions
 
     async def analyze(self) -> None:
         """Fresh planner statistics after bulk seeding (what autovacuum would do soon)."""

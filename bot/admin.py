@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.budget import Outlook, month_key, outlook
 from bot.clock import Clock
 from storage import usage
+from storage.db import Sessions
 from storage.stats import RelayStatus, relay_status
 from storage.usage import Usage
 
@@ -17,7 +16,7 @@ class Admin:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         admin_user_ids: frozenset[int],
         monthly_budget: int = 10_000,

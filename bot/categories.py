@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.arguments import FilterTerm
 from bot.classify import Catalogue
 from bot.clock import Clock
 from storage import categories
 from storage.categories import FilterWord
+from storage.db import Sessions
 
 
 @dataclass(slots=True)
@@ -27,7 +26,7 @@ class Categories:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         catalogue: Catalogue,
     ) -> None:

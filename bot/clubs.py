@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.clock import Clock
 from storage import chats
+from storage.db import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ class Clubs:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         default_timezone: str,
         group_digest: bool,

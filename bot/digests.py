@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.error import TelegramError
 
@@ -16,6 +15,7 @@ from bot.render import render_digest
 from bot.telegram_send import Outcome, send_html
 from bot.weekly import week_stats, weekly_payload, window_start
 from storage import chats, digests, outbox
+from storage.db import Sessions
 from storage.settings import load_settings, update_chat_settings
 from storage.stats import chat_deliveries_since, chats_active_since
 
@@ -28,7 +28,7 @@ class DigestWorker:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         bot: Bot,
         default_daily_limit: int,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.polling import backoff, read_safely, relay
@@ -27,6 +27,7 @@ from bot.sources.feeds import (
     to_post,
 )
 from storage import feeds, outbox
+from storage.db import Sessions
 from storage.feeds import FeedSource
 from storage.outbox import IncomingOffer
 
@@ -75,7 +76,7 @@ class FeedPoller:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         fetcher: FeedFetcher,
         interval_seconds: float,

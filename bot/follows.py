@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.budget import month_key
 from bot.clock import Clock
@@ -33,6 +33,7 @@ from bot.sources.feeds import (
 )
 from bot.sources.x import XSource
 from storage import chats, feeds, sources, usage
+from storage.db import Sessions
 from storage.feeds import FeedSource
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Follows:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         x: XSource | None,
         default_timezone: str,

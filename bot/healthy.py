@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.arguments import format_hhmm
 from bot.clock import Clock
@@ -16,6 +15,7 @@ from bot.digests import DigestWorker
 from bot.policy import day_start
 from bot.weekly import WeekStats, week_stats, window_start
 from storage import digests
+from storage.db import Sessions
 from storage.models import Chat, Delivery
 from storage.settings import ChatSettings, load_settings, pushed_since, update_chat_settings
 from storage.sql import affected
@@ -37,7 +37,7 @@ class HealthyUse:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         digests: DigestWorker,
         default_daily_limit: int,

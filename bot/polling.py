@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.budget import month_key, next_month, outlook
 from bot.classify import analyse, catalogue
@@ -18,6 +18,7 @@ from bot.clock import Clock
 from bot.sources.base import AuthError, Batch, Post, RateLimited, Unavailable
 from bot.sources.x import MAX_LOOKUP, XSource, id_at, query_fits
 from storage import chats, outbox, sources, usage
+from storage.db import Sessions
 from storage.outbox import IncomingOffer, Reading
 from storage.sources import GroupInfo, SourceInfo
 
@@ -91,7 +92,7 @@ class Poller:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         x: XSource,
         interval_seconds: float,

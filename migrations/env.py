@@ -22,8 +22,11 @@ def _url() -> str:
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         # Batch migrations rebuild SQLite tables (DROP + copy); with foreign keys on, dropping
-        # a parent table would cascade-delete its children's rows.
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        # a parent table would cascade-delete its children's rows. SQLite ignores this pragma
+        # inside a transaction, so it goes to the driver before the migration's BEGIN.
+        cursor = connection.connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

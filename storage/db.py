@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 class DatabaseURLError(ValueError):
@@ -48,7 +55,13 @@ def is_sqlite(url: str) -> bool:
     return _parse(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# An execution option naming how an SQLite transaction begins (ignored on PostgreSQL).
+SQLITE_BEGIN = "jobrelay_sqlite_begin"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: `_sqlite_begin` emits BEGIN itself.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets the poller write while the sender reads; busy_timeout rides out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -58,12 +71,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    """BEGIN IMMEDIATE for a transaction that will write, plain BEGIN for one that reads.
+
+    A deferred transaction that reads, then writes after another connection committed, gets
+    "database is locked" at once: SQLite cannot upgrade its stale snapshot, and the busy
+    timeout does not apply. A writer that takes the write lock first waits its turn instead.
+    """
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for DATABASE_URL, with SQLite tuned for one writer and many readers."""
     async_url = async_database_url(url)
     if async_url.get_backend_name() == "sqlite":
         engine = create_async_engine(async_url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
@@ -71,9 +96,31 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(async_url, **kwargs)
 
 
-SessionFactory = async_sessionmaker
+class Sessions:
+    """Sessions to read (`sessions()`) and transactions to write (`sessions.begin()`).
+
+    A transaction opened with `begin()` is a writer: on SQLite it starts with BEGIN
+    IMMEDIATE, so it waits for another writer (up to the busy timeout) instead of failing.
+    Sessions keep objects usable after commit (services return plain values anyway).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(
+            engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}), expire_on_commit=False
+        )
+
+    def __call__(self) -> AsyncSession:
+        """A session to read with (its transaction begins deferred, at the first query)."""
+        return self._reader()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed at the end of the block."""
+        async with self._writer.begin() as session:
+            yield session
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    """Sessions that keep objects usable after commit (services return plain values anyway)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_session_factory(engine: AsyncEngine) -> Sessions:
+    """The process's sessions on `engine`."""
+    return Sessions(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,13 +11,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify import catalogue
 from bot.policy import Hold
 from bot.sources.base import Post
 from storage import categories, chats, outbox, settings, sources
-from storage.db import create_engine, create_session_factory
+from storage.db import Sessions, create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
 from storage.models import (
     Base,
@@ -34,7 +35,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
     engine = create_engine(database_url)
     yield create_session_factory(engine)
     await engine.dispose()
@@ -320,9 +321,10 @@ async def test_upgrading_a_database_from_the_first_revision_keeps_its_rows(
     urls = [f"sqlite:///{tmp_path / 'old.db'}"]
     if postgres_server is not None:
         admin = await asyncpg.connect(postgres_server.admin_dsn)
-        await admin.execute('CREATE DATABASE "upgrade_test"')
+        name = f"upgrade_{uuid.uuid4().hex[:8]}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
-        urls.append(postgres_server.url("upgrade_test"))
+        urls.append(postgres_server.url(name))
     for url in urls:
         await asyncio.to_thread(command.upgrade, alembic_config(url), "0001_relay_core")
         engine = create_engine(url)
@@ -987,3 +989,32 @@ async def test_a_sender_renews_the_leases_it_holds_and_learns_which_it_lost(sess
         assert {row.delivery_id for row in stolen} == set(claims) - {mine[0].delivery_id}
         lost = await outbox.renew_leases(session, claims=claims, until=later + timedelta(minutes=5))
     assert lost == {row.delivery_id for row in stolen}
+
+
+async def test_sqlite_writers_wait_their_turn_instead_of_failing_as_locked(
+    database_url: str, sessions: Sessions
+) -> None:
+    """A write transaction that reads first, while another writer commits, then writes: with
+    SQLite's deferred BEGIN the first fails at once with "database is locked" (its snapshot
+    cannot become a writer). `sessions.begin()` starts writers with BEGIN IMMEDIATE, so the
+    second waits for the first to commit and both succeed."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has row locks and no database-wide write lock")
+    first_read = asyncio.Event()
+
+    async def second_writer() -> None:
+        await first_read.wait()
+        async with sessions.begin() as session:
+            await _chat(session, 2)
+
+    second = asyncio.create_task(second_writer())
+    async with sessions.begin() as session:
+        assert await session.scalar(select(func.count()).select_from(Chat)) == 0
+        first_read.set()
+        # The other writer cannot commit while this transaction holds the write lock.
+        done, _ = await asyncio.wait({second}, timeout=0.5)
+        assert not done
+        await _chat(session, 1)
+    await asyncio.wait_for(second, 15)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Chat)) == 2
