@@ -160,7 +160,9 @@ async def claim_due_feeds(
         .limit(limit)
     )
     if is_postgresql(session):
-        statement = statement.with_for_update(skip_locked=True, of=Source)
+        # FOR NO KEY UPDATE (key_share): a chat subscribing meanwhile (its foreign key takes
+        # KEY SHARE on the feed) neither waits for a poll nor deadlocks with one.
+        statement = statement.with_for_update(skip_locked=True, of=Source, key_share=True)
     rows = list(await session.scalars(statement))
     if rows:
         await session.execute(
@@ -178,7 +180,7 @@ async def primed_if_held(session: AsyncSession, *, source_id: int, lease: dateti
     the transaction ends."""
     statement = select(Source.checked_at).where(Source.id == source_id, Source.lease_until == lease)
     if is_postgresql(session):
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(key_share=True)
     row = (await session.execute(statement)).first()
     return None if row is None else row[0] is not None
 
@@ -308,11 +310,13 @@ async def record_unchanged(
     paused and resume now (flipped by a conditional UPDATE: one process sees each)."""
     if not unchanged:
         return set()
-    statement = select(Source.id).where(
-        Source.id.in_([feed.source_id for feed in unchanged]), Source.lease_until == lease
+    statement = (
+        select(Source.id)
+        .where(Source.id.in_([feed.source_id for feed in unchanged]), Source.lease_until == lease)
+        .order_by(Source.id)  # rows locked in one order by everyone: no deadlock between them
     )
     if is_postgresql(session):
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(key_share=True)
     held = set(await session.scalars(statement))
     if not held:
         return set()

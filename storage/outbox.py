@@ -511,7 +511,7 @@ async def claim(
     # would be claimed a second time.
     due = select(Delivery.id).where(Delivery.id.in_(chosen), is_due).order_by(Delivery.id)
     if is_postgresql(session):
-        due = due.with_for_update(skip_locked=True)
+        due = due.with_for_update(skip_locked=True, key_share=True)
     ids = list(await session.scalars(due))
     if not ids:
         return []

@@ -342,7 +342,7 @@ async def claim_due_groups(
         .limit(limit)
     )
     if is_postgresql(session):
-        wanted = wanted.with_for_update(skip_locked=True, of=PollGroup)
+        wanted = wanted.with_for_update(skip_locked=True, of=PollGroup, key_share=True)
     ids = list(await session.scalars(wanted))
     if not ids:
         return []

@@ -3,21 +3,21 @@ what a poll costs and what it remembers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text, update
 
 from bot.clock import FrozenClock
 from bot.feed_polling import FeedPoller
 from bot.follows import Follows
 from bot.sandbox.feeds_api import FeedStandIn
 from bot.sources.feeds import FEED_KINDS, FeedFetcher, feed_address
-from storage import chats, feeds
-from storage.db import create_engine, create_session_factory
-from storage.models import Delivery, FeedEntry, Offer, Source
+from storage import chats, feeds, sources
+from storage.db import Sessions, create_engine, create_session_factory
+from storage.models import Delivery, FeedEntry, Offer, Source, Subscription
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 HOST = "jobs.example"
@@ -25,7 +25,7 @@ CHAT = 4242
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
     engine = create_engine(database_url)
     yield create_session_factory(engine)
     await engine.dispose()
@@ -47,7 +47,7 @@ async def fetcher(server: FeedStandIn) -> AsyncIterator[FeedFetcher]:
 
 
 async def _follow(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     clock: FrozenClock,
     fetcher: FeedFetcher,
     *,
@@ -78,13 +78,13 @@ async def _follow(
     assert len(report.already if already else report.followed) == 1, report
 
 
-async def _rows(sessions: async_sessionmaker[AsyncSession]) -> int:
+async def _rows(sessions: Sessions) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Delivery)) or 0)
 
 
 async def test_a_304_costs_no_parsing_and_new_entries_are_relayed_once(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     clock = FrozenClock(NOW)
     await _follow(sessions, clock, fetcher)
@@ -117,7 +117,7 @@ async def test_a_304_costs_no_parsing_and_new_entries_are_relayed_once(
 
 
 async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     clock = FrozenClock(NOW)
     await _follow(sessions, clock, fetcher)
@@ -157,7 +157,7 @@ async def test_a_failing_feed_backs_off_then_pauses_once_and_resumes(
 
 
 async def test_a_feed_s_ttl_longer_than_the_interval_is_respected(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     server.add_feed(HOST, "/slow.xml", fmt="rss2", title="Weekly board", ttl_minutes=30)
     clock = FrozenClock(NOW)
@@ -176,7 +176,7 @@ async def test_a_feed_s_ttl_longer_than_the_interval_is_respected(
 
 
 async def test_a_feed_nobody_followed_for_days_relays_only_what_is_recent_on_return(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     clock = FrozenClock(NOW)
     await _follow(sessions, clock, fetcher)
@@ -203,7 +203,7 @@ async def test_a_feed_nobody_followed_for_days_relays_only_what_is_recent_on_ret
 
 
 async def test_a_feed_repeating_an_id_or_listing_thousands_of_entries_is_still_read(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     server.add_feed(HOST, "/big.xml", fmt="rss2", title="Archive board")
     for n in range(1200):
@@ -225,7 +225,7 @@ async def test_a_feed_repeating_an_id_or_listing_thousands_of_entries_is_still_r
 
 
 async def test_a_fetch_whose_lease_was_taken_over_stores_nothing(
-    sessions: async_sessionmaker[AsyncSession], server: FeedStandIn, fetcher: FeedFetcher
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
     clock = FrozenClock(NOW)
     await _follow(sessions, clock, fetcher)
@@ -255,3 +255,75 @@ async def test_a_fetch_whose_lease_was_taken_over_stores_nothing(
     async with sessions() as session:
         source = await session.get(Source, feed.source_id)
     assert source is not None and source.etag != '"stale"'  # left to the other process
+
+
+async def test_recording_304s_never_deadlocks_with_a_chat_subscribing_to_those_feeds(
+    database_url: str, sessions: Sessions
+) -> None:
+    """A chat subscribing to feeds B then A (each insert's foreign key takes a KEY SHARE lock
+    on the feed) while the poller records 304s for A and B (locking both rows) must not wait
+    in a circle: the poller locks with FOR NO KEY UPDATE, which a foreign key check does not
+    conflict with. Found by the parallel suite: PostgreSQL aborted the poller's transaction
+    with "deadlock detected" during an /import."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row locks: its writers take turns (BEGIN IMMEDIATE)")
+    lease = NOW + timedelta(minutes=5)
+    async with sessions.begin() as session:
+        await chats.upsert_chat(
+            session,
+            chat_id=CHAT,
+            chat_type="private",
+            title=None,
+            language="en",
+            timezone="Europe/Paris",
+            now=NOW,
+        )
+        ids = [
+            await feeds.create_feed(
+                session,
+                kind="rss",
+                key=f"{HOST}/{name}.xml",
+                url=f"https://{HOST}/{name}.xml",
+                label=name,
+                etag=None,
+                last_modified=None,
+                ttl=None,
+                entry_keys=[],
+                now=NOW,
+                next_poll_at=NOW,
+            )
+            for name in ("a", "b")
+        ]
+        await session.execute(update(Source).where(Source.id.in_(ids)).values(lease_until=lease))
+    first, second = ids
+    unchanged = [
+        feeds.Unchanged(source_id=i, etag=None, last_modified=None, ttl=None, next_poll_at=NOW)
+        for i in ids
+    ]
+    subscribed_second = asyncio.Event()
+
+    async def poller() -> None:
+        await subscribed_second.wait()
+        async with sessions.begin() as session:
+            await feeds.record_unchanged(session, unchanged=unchanged, lease=lease, now=NOW)
+
+    async def waiting_on_a_lock() -> int:
+        async with sessions() as session:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            return int(await session.scalar(text(query)) or 0)
+
+    async def subscriber(recording: asyncio.Task[None]) -> None:
+        async with sessions.begin() as session:
+            await sources.subscribe(session, chat_id=CHAT, source_id=second, now=NOW)
+            subscribed_second.set()
+            # The poller either records and commits, or waits for `second`'s lock (seen only
+            # in pg_stat_activity: there is no event to await).
+            while not recording.done() and not await waiting_on_a_lock():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            await sources.subscribe(session, chat_id=CHAT, source_id=first, now=NOW)
+
+    recording = asyncio.create_task(poller())
+    await asyncio.wait_for(asyncio.gather(subscriber(recording), recording), 20)
+    async with sessions() as session:
+        subscribed = await session.scalar(select(func.count()).select_from(Subscription))
+    assert subscribed == 2
