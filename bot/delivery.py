@@ -3,8 +3,8 @@ mapped to outbox states.
 
 Each row is claimed with a lease, decided (push or hold, `bot.policy`), sent, and settled in its
 own short transaction right after Telegram answers; no other outbox send leaves while an
-answered one is unrecorded (`bot.send_gate`), so a crash can at most resend the one message
-Telegram accepted in the instant before it. When Telegram does not answer a send, every send
+earlier one is out or unrecorded (`bot.send_gate`), so a crash can at most resend the one
+message Telegram accepted in the instant before it. When Telegram does not answer a send, every send
 is held until a probe is answered: a timed-out message may still be carried out, and each
 retry into the same hang would be one more copy.
 """
@@ -19,7 +19,6 @@ from collections import defaultdict
 from contextvars import Context
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import NetworkError, TelegramError
@@ -32,6 +31,7 @@ from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_leng
 from bot.send_gate import gate_of
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
+from storage.db import Sessions
 from storage.models import DeliveryKind
 from storage.outbox import ClaimedDelivery
 from storage.settings import load_settings, pushed_since, pushed_since_many
@@ -97,7 +97,7 @@ class Sender:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         clock: Clock,
         bot: Bot,
         lease_seconds: float,

@@ -5,8 +5,11 @@ The rate limiter lets a send go every 1/SEND_RATE_PER_SECOND s whether or not th
 is recorded, so a record held up for a moment (measured: up to ~180 ms in the seconds after a
 start, while the event loop and the database are busy; seconds when the database is locked)
 let several accepted sends pile up unrecorded. Here an outbox send, once the limiter lets it
-go, also waits until every send Telegram already answered is recorded: a crash can then only
-double the one message Telegram accepted in the instant before it. Outbox sends take turns
+go, also waits until every send that left before it is answered and recorded: a crash can
+then only double the one message whose request was out (or answered and not yet recorded) at
+that instant. Waiting only for the sends already answered is not enough: two requests out at
+once, both carried out, were two copies after a kill whenever Telegram (or a loaded machine)
+took longer to answer than the limiter's interval. Outbox sends take turns
 through the limiter and the gate (one at a time until its request leaves, never during it), so
 sends held at the gate never leave together as a burst beyond Telegram's 30 a second.
 
@@ -86,7 +89,7 @@ class SendGate:
 
     @property
     def unrecorded(self) -> int:
-        """Outbox sends Telegram answered whose outcome is not recorded yet."""
+        """Outbox sends that left whose outcome is not recorded yet."""
         return len(self._unrecorded)
 
     @contextlib.contextmanager
@@ -120,8 +123,9 @@ class SendGate:
             handle.end()
 
     async def before_request(self) -> None:
-        """Called as the limiter lets a request go: an outbox send waits for the records of
-        the sends already answered, and is held back while Telegram is not answering."""
+        """Called as the limiter lets a request go: an outbox send waits until the sends
+        that left before it are answered and recorded, and is held back while Telegram is not
+        answering."""
         if not self.tracked:
             return
         await self._wait_recorded()
@@ -133,8 +137,9 @@ class SendGate:
         while self._unrecorded - {current}:
             await self._all_recorded.wait()
 
-    def answered(self) -> None:
-        """Telegram answered the current outbox send: it is unrecorded until its block ends."""
+    def leaving(self) -> None:
+        """The current outbox send's request leaves: it is unrecorded until its block ends,
+        answered or not (a request that timed out may still have been carried out)."""
         send = _CURRENT.get()
         if send is not None:
             self._unrecorded.add(send)
@@ -169,11 +174,10 @@ class GatedRateLimiter(AIORateLimiter):
             async def gated(*call_args: Any, **call_kwargs: Any) -> JSONResult:
                 try:
                     await self.gate.before_request()
+                    self.gate.leaving()
                 finally:
                     turn.end()
-                result = await callback(*call_args, **call_kwargs)
-                self.gate.answered()
-                return result
+                return await callback(*call_args, **call_kwargs)
 
             return await super().process_request(
                 gated, args, kwargs, endpoint, data, rate_limit_args

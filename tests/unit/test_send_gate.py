@@ -20,11 +20,19 @@ def _limiter() -> GatedRateLimiter:
     )
 
 
-async def _send(limiter: GatedRateLimiter, left: list[float], *, record_after: float = 0.0) -> None:
-    """One outbox send to chat 1 whose outcome takes `record_after` s to record."""
+async def _send(
+    limiter: GatedRateLimiter,
+    left: list[float],
+    *,
+    answer_after: float = 0.0,
+    record_after: float = 0.0,
+) -> None:
+    """One outbox send to chat 1, answered after `answer_after` s, whose outcome then takes
+    `record_after` s to record."""
 
     async def request() -> bool:
         left.append(time.monotonic())
+        await asyncio.sleep(answer_after)
         return True
 
     with limiter.gate.tracking():
@@ -38,6 +46,19 @@ async def test_no_send_leaves_while_an_answered_one_is_unrecorded() -> None:
     first = asyncio.create_task(_send(limiter, left, record_after=0.4))
     await asyncio.sleep(0.01)
     others = [asyncio.create_task(_send(limiter, left)) for _ in range(3)]
+    await asyncio.gather(first, *others)
+    assert left[1] - left[0] >= 0.4
+
+
+async def test_no_send_leaves_while_an_earlier_one_is_still_out() -> None:
+    """A request Telegram is slow to answer (longer than the limiter's interval) holds the
+    next send until it is answered and recorded: two requests out at once could both be
+    carried out and both be sent again after a crash."""
+    limiter = _limiter()
+    left: list[float] = []
+    first = asyncio.create_task(_send(limiter, left, answer_after=0.3, record_after=0.1))
+    await asyncio.sleep(0.01)
+    others = [asyncio.create_task(_send(limiter, left)) for _ in range(2)]
     await asyncio.gather(first, *others)
     assert left[1] - left[0] >= 0.4
 
