@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 from bot.i18n import Translator
 from bot.weekly import WeekStats
 
@@ -17,6 +14,10 @@ HELD_COLOUR = "#f0a202"
 
 def week_chart_png(t: Translator, stats: WeekStats) -> bytes:
     """A bar chart of the last 7 days (pushed and held side by side)."""
+    # Imported on first use: matplotlib is a third of the bot's start-up time.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     labels = [d.day.strftime("%d/%m") for d in stats.days]
     positions = list(range(len(labels)))
     figure = Figure(figsize=(6.4, 3.6), dpi=100)
