@@ -54,8 +54,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite runs in parallel (pytest-xdist): its end-to-end tests mostly wait on I/O, so more
+# workers than cores pay (measured in README.md, "Tests"). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 8
+
 pytest: install postgres
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15
 
 test: lint typecheck pytest
 
