@@ -1005,6 +1005,11 @@ class XStandIn:
         self._last_post_id = post_id
         return post_id
 
+    def user_id(self, username: str) -> str | None:
+        """The id of the live account with this username (any case), if there is one."""
+        user = self._by_name.get(username.lower().lstrip("@"))
+        return user.id if user is not None else None
+
     def _live_user(self, username: str) -> _User:
         try:
             return self._by_name[username.lower()]

@@ -25,6 +25,7 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
             yield stack
         finally:
             await bot.stop()
+            await stack.db.close()
         log = bot.log
         # Whatever the test did, no secret may reach the bot's output.
         assert tg.token not in log

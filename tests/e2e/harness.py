@@ -4,19 +4,27 @@ imported it) against the Telegram and X stand-ins."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
 
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
 from bot.sandbox.x_api import XStandIn
+from storage.db import create_engine
+from storage.models import Chat, Delivery, DeliveryKind, DeliveryStatus
 from tests.e2e.zygote import ForkedBot, Zygote
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +37,152 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
         await asyncio.sleep(0.05)
+
+
+async def eventually_async(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = ""
+) -> None:
+    """`eventually` for a predicate that has to ask something (the database)."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
+
+
+def _reads_of(x: XStandIn, handle: str, since: float) -> int:
+    """X reads naming @handle (a search `from:handle`, or its timeline) that reached the
+    stand-in after `since` (time.time())."""
+    needle = f"from:{handle.lower()}"
+    user_id = x.user_id(handle)
+    return sum(
+        1
+        for r in x.requests
+        if r.at >= since
+        and (
+            needle in r.params.get("query", "").lower()
+            or (user_id is not None and r.path == f"/2/users/{user_id}/tweets")
+        )
+    )
+
+
+async def x_reads(x: XStandIn, *handles: str, count: int = 2, timeout: float = 15.0) -> None:
+    """Wait until the bot has read each of these X accounts `count` more times from now.
+
+    A poll group's next read starts only once its previous read is stored (offers, outbox
+    rows, cursors): after two reads, everything posted before the call has been read and
+    stored, and what it brought is in the outbox.
+    """
+    since = time.time()
+    for handle in handles or ("acme_jobs",):
+        done = functools.partial(lambda h: _reads_of(x, h, since) >= count, handle)
+        await eventually(done, timeout, f"{count} reads of @{handle} on X")
+
+
+# POLL_INTERVAL_SECONDS of the bots the end-to-end tests start (`bot_environment`).
+POLL_INTERVAL = 1.0
+
+
+async def polls_pass(count: int) -> None:
+    """Let `count` poll intervals pass, for a check that a read does NOT happen (an account
+    nobody follows, a budget spent, a cap): an absence has no event to wait for."""
+    await asyncio.sleep(count * POLL_INTERVAL)
+
+
+async def feed_reads(
+    feeds: Any, host: str, path: str | None = None, *, count: int = 2, timeout: float = 15.0
+) -> None:
+    """Wait until a feed (a FeedStandIn's `host` and `path`) has been fetched `count` more
+    times from now (a feed's next fetch starts only once its previous one is stored)."""
+    since = time.time()
+
+    def fetched() -> int:
+        return sum(
+            1
+            for r in feeds.requests
+            if r.at >= since and r.host == host and (path is None or r.path == path)
+        )
+
+    await eventually(lambda: fetched() >= count, timeout, f"{count} fetches of {host}{path or ''}")
+
+
+class BotDatabase:
+    """What the bot's database says, for tests that wait for the bot to have done something
+    (or to have nothing left to do)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = create_engine(self.database_url)
+        return self._engine
+
+    async def busy(self, now: datetime | None = None, *, paced: bool = True) -> int:
+        """Rows being sent (or digested), and rows the sender will claim without the clock
+        moving past `now` (the bot's): due, of an active chat, behind no row of its chat that
+        waits for a retry; with `paced`, also those of a group waiting for its next round
+        (which comes by itself when the clock is real)."""
+        now = now or datetime.now(UTC)
+        older = aliased(Delivery)
+        waits_behind_a_retry = (
+            select(older.id)
+            .where(
+                older.chat_id == Delivery.chat_id,
+                older.id < Delivery.id,
+                older.kind == DeliveryKind.OFFER,
+                older.status == DeliveryStatus.PENDING,
+                older.next_attempt_at > now,
+            )
+            .exists()
+        )
+        claimable = and_(
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.next_attempt_at <= now,
+            Chat.active.is_(True),
+            ~waits_behind_a_retry,
+        )
+        if not paced:
+            claimable &= or_(Chat.next_send_at.is_(None), Chat.next_send_at <= now)
+        query = (
+            select(func.count())
+            .select_from(Delivery)
+            .join(Chat, Chat.id == Delivery.chat_id)
+            .where(
+                or_(
+                    Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.DIGESTING]),
+                    claimable,
+                )
+            )
+        )
+        async with self.engine.connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+    async def chat_active(self, chat_id: int) -> bool | None:
+        """Whether the bot counts this chat as active (None: it does not know the chat)."""
+        async with self.engine.connect() as connection:
+            return await connection.scalar(select(Chat.active).where(Chat.id == chat_id))
+
+    async def idle(
+        self,
+        now: Callable[[], datetime] | None = None,
+        *,
+        paced: bool = True,
+        timeout: float = 15.0,
+    ) -> None:
+        """Wait until nothing is being sent and nothing is due (see `busy`)."""
+
+        async def done() -> bool:
+            return await self.busy(now() if now else None, paced=paced) == 0
+
+        await eventually_async(done, timeout, "the outbox to be idle")
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
 
 
 @dataclass
@@ -106,6 +260,10 @@ class Stack:
     # Set by a test that checked the bot's log for tracebacks itself (the fixture then
     # leaves that check to it).
     tracebacks_checked: bool = False
+    db: BotDatabase = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = BotDatabase(self.database_url)
 
     def user(self, language: str = "en") -> User:
         """A new Telegram user with a private chat."""
@@ -117,8 +275,15 @@ class Stack:
         what is posted next is new)."""
         user = self.user(language)
         assert "@" in await user.ask(f"/follow @{handle}")
-        await asyncio.sleep(1.5)
+        await x_reads(self.x, handle, count=1)
         return user
+
+    async def quiet(self, *handles: str, reads: int = 2) -> None:
+        """Wait until the bot has nothing more to send: each X account named read `reads`
+        more times (so all it posted so far is stored), then the outbox idle. What a test
+        checks after this cannot still change by itself, except retries due later."""
+        await x_reads(self.x, *handles, count=reads)
+        await self.db.idle()
 
     def env(self, **overrides: str) -> dict[str, str]:
         return {**self.bot.env, **overrides}
@@ -206,7 +371,7 @@ def bot_environment(tg: TelegramStandIn, x: XStandIn, database_url: str) -> dict
         X_BEARER_TOKEN=x.bearer_token,
         X_API_URL=x.url,
         DATABASE_URL=database_url,
-        POLL_INTERVAL_SECONDS="1",
+        POLL_INTERVAL_SECONDS=str(POLL_INTERVAL),
         DELIVERY_INTERVAL_SECONDS="0.2",
         DELIVERY_LEASE_SECONDS="3",
         GROUP_PACE_SECONDS="2",  # a club's next round (60 s in production)

@@ -17,7 +17,7 @@ from bot.clock import ShiftedClock
 from bot.config import load_settings
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
 from bot.sandbox.x_api import XStandIn
-from tests.e2e.harness import eventually
+from tests.e2e.harness import BotDatabase, eventually, x_reads
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -39,6 +39,25 @@ class Live:
     next_user: int = 7000
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    db: BotDatabase = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = BotDatabase(self.database_url)
+
+    async def quiet(self, *handles: str, reads: int = 2) -> None:
+        """Wait until the bot has nothing more to send at its clock's time: each X account
+        named read `reads` more times (all it posted so far is stored), then the outbox idle
+        (held rows wait for their digest, rows behind a retry for it, and a group's next
+        round for the clock to reach it)."""
+        await x_reads(self.x, *handles, count=reads)
+        await self.db.idle(now=self.clock.now, paced=False)
+
+    async def ticks(self, count: int = 3) -> None:
+        """Let the workers that act on the clock (digests, summaries, the end of a pause or
+        of quiet hours) run `count` times at its current time, for a check that nothing
+        happens yet. Their runs leave no trace to wait for, so this waits their intervals."""
+        await asyncio.sleep(count * max(DIGEST_INTERVAL, DELIVERY_INTERVAL))
+        await self.db.idle(now=self.clock.now, paced=False)
 
     def advance_to(self, moment: datetime) -> None:
         """Move the bot's clock forward to `moment`."""
@@ -104,6 +123,11 @@ class LiveUser:
         )
 
 
+# The intervals of the bot's clock-driven workers in these tests.
+DELIVERY_INTERVAL = 0.2
+DIGEST_INTERVAL = 0.3
+
+
 @contextlib.asynccontextmanager
 async def live_bot(database_url: str, start: datetime, **overrides: object) -> AsyncIterator[Live]:
     """Stand-ins plus the bot serving in this event loop, its clock starting at `start`."""
@@ -115,8 +139,8 @@ async def live_bot(database_url: str, start: datetime, **overrides: object) -> A
             x_bearer_token=SecretStr(x.bearer_token),
             database_url=database_url,
             poll_interval_seconds=1,
-            delivery_interval_seconds=0.2,
-            digest_interval_seconds=0.3,
+            delivery_interval_seconds=DELIVERY_INTERVAL,
+            digest_interval_seconds=DIGEST_INTERVAL,
             delivery_lease_seconds=3,
             **overrides,
         )
@@ -132,3 +156,4 @@ async def live_bot(database_url: str, start: datetime, **overrides: object) -> A
         finally:
             live.stop.set()
             await asyncio.wait_for(task, 20)
+            await live.db.close()

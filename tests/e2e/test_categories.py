@@ -3,9 +3,7 @@ boards, and the replies to bad input, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.e2e.harness import Stack, eventually
+from tests.e2e.harness import Stack, eventually, x_reads
 
 SOFTWARE = (
     "🚀 We're hiring a Backend Developer (Python) in Lyon – CDI, hybrid 2 days a week. "
@@ -36,7 +34,7 @@ async def test_a_category_follower_gets_the_software_offer_only(stack: Stack) ->
     assert "🏷 Software" in pushed
     message = by_category.received()[1]
     assert '<a href="https://jobs.acme.example/backend-42">👉 Apply</a>' in message.text
-    await asyncio.sleep(2.5)  # more polls: neither the HR offer nor the news comes
+    await stack.quiet("acme_jobs")  # more polls: neither the HR offer nor the news comes
     assert len(by_category.received()) == 2
     assert "Software" in await by_category.ask("/list")
 
@@ -52,7 +50,7 @@ async def test_a_filter_keeps_internships_out(stack: Stack) -> None:
     stack.x.add_post("acme_jobs", SOFTWARE)
     stack.x.add_post("acme_jobs", HR)  # no "python": left out too
     texts = await user.wait_for(4)
-    await asyncio.sleep(2.5)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 4
     assert SOFTWARE in texts[3]
     assert "removed" in await user.ask("/filter off")
@@ -68,7 +66,7 @@ async def test_one_offer_posted_by_two_accounts_arrives_once_naming_both(stack: 
     assert "Now following @acme_jobs, @lyon_jobs" in await user.ask("/follow @acme_jobs @lyon_jobs")
     fan = stack.user()
     await fan.ask("/follow software")
-    await asyncio.sleep(1.5)  # the first polls: what comes next is new
+    await x_reads(stack.x, "acme_jobs", "lyon_jobs", count=1)  # what comes next is new
     # Both posts are there before the next poll reads them (a poll between the two would
     # rightly send the first alone): posted while the bot is stopped, read in one cycle.
     await stack.bot.stop()
@@ -82,7 +80,7 @@ async def test_one_offer_posted_by_two_accounts_arrives_once_naming_both(stack: 
     for person in (user, fan):
         text = (await person.wait_for(2))[1]
         assert text.startswith("@acme_jobs · also posted by @lyon_jobs"), text
-    await asyncio.sleep(2.5)
+    await stack.quiet("acme_jobs", "lyon_jobs")
     assert len(user.received()) == 2
     assert len(fan.received()) == 2
 
@@ -97,13 +95,14 @@ async def test_job_boards_feed_category_followers_without_anyone_following_them(
     await stack.bot.start()
     user = stack.user("fr")
     assert "Vous suivez maintenant la catégorie RH" in await user.ask("/follow rh")
-    await asyncio.sleep(2)  # the board's first poll: only what is posted from now on
+    # The board's first poll: only what is posted from now on.
+    await x_reads(stack.x, "emploi_board", count=1)
     stack.x.add_post("emploi_board", HR)
     stack.x.add_post("emploi_board", SOFTWARE)
     text = (await user.wait_for(2))[1]
     assert HR in text
     assert "CDI · 📍 Paris" in text
-    await asyncio.sleep(2)
+    await stack.quiet("emploi_board")
     assert len(user.received()) == 2
 
 

@@ -3,12 +3,11 @@ within Telegram's group limit, and the weekly digest pinned."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, time, timedelta
 
 from bot.sandbox.telegram_api import SentMessage
-from tests.e2e.harness import eventually
+from tests.e2e.harness import eventually, x_reads
 from tests.e2e.live import PARIS, Live, live_bot, recent_paris
 
 GROUP = -1001000000100
@@ -28,7 +27,7 @@ async def _club(live: Live, *, bot_status: str = "member") -> None:
     live.tg.set_bot_status(GROUP, bot_status)
     live.x.add_user("acme_jobs")
     assert "Now following" in (await _ask(live, "/follow @acme_jobs")).plain_text
-    await asyncio.sleep(1.5)  # the first poll: what comes next is new
+    await x_reads(live.x, "acme_jobs", count=1)  # the first poll: what comes next is new
 
 
 async def test_a_hundred_offers_reach_a_group_complete_within_its_limit(database_url: str) -> None:
@@ -46,12 +45,13 @@ async def test_a_hundred_offers_reach_a_group_complete_within_its_limit(database
             )
             return len(seen) >= 100
 
+        await live.quiet("acme_jobs")  # all read, the first round sent
         for _ in range(60):  # a round a minute on the bot's clock
             if complete():
                 break
-            await asyncio.sleep(1)
             live.advance(timedelta(seconds=61))
-        await asyncio.sleep(1.5)
+            await live.db.idle(now=live.clock.now, paced=False)  # the round is sent
+        await live.quiet("acme_jobs")
         complete()
         assert sorted(seen) == [f"{n:03d}" for n in range(100)]  # each once, none lost
         pushed = live.tg.messages_for(GROUP)[replies:]
@@ -80,7 +80,7 @@ async def test_a_weekly_digest_is_sent_on_its_day_and_pinned(database_url: str) 
         before = len(live.tg.messages_for(GROUP))
         for n in range(3):
             live.x.add_post("acme_jobs", f"Weekly offer {n}: hiring a designer in Paris, CDI")
-        await asyncio.sleep(2.5)
+        await live.quiet("acme_jobs")
         assert len(live.tg.messages_for(GROUP)) == before  # held for the digest
         live.advance_to(_last_monday(time(9, 0)))
 
@@ -110,7 +110,7 @@ async def test_new_groups_start_in_the_operator_s_default_mode(database_url: str
         assert "Daily limit: 10 messages of offers" in settings  # a club's limit counts messages
         before = len(live.tg.messages_for(GROUP))
         live.x.add_post("acme_jobs", "Offer: hiring a data analyst in Lille, CDI")
-        await asyncio.sleep(2.5)
+        await live.quiet("acme_jobs")
         assert len(live.tg.messages_for(GROUP)) == before  # held for the daily digest
         user = live.user()
         assert "Mode: instant" in await user.ask("/settings")  # people are not clubs
@@ -127,7 +127,7 @@ async def test_a_rejected_merged_message_is_sent_offer_by_offer(database_url: st
         await eventually(
             lambda: len(live.tg.messages_for(GROUP)) >= replies + 3, 15, "three messages"
         )
-        await asyncio.sleep(1.5)
+        await live.quiet("acme_jobs")
         pushed = [m.plain_text for m in live.tg.messages_for(GROUP)[replies:]]
         assert len(pushed) == 3
         assert [re.findall(r"Offer #(\d{3})", text) for text in pushed] == [

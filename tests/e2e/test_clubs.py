@@ -3,11 +3,12 @@ rights (`getChatMember`) deciding who may change a club's watch; SQLite and Post
 
 from __future__ import annotations
 
-import asyncio
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from bot.sandbox.telegram_api import SentMessage
-from tests.e2e.harness import Stack, eventually
+from tests.e2e.harness import Stack, eventually, eventually_async, polls_pass, x_reads
 
 SOFTWARE = (
     "🚀 We're hiring a Backend Developer (Python) in Lyon – CDI, hybrid 2 days a week. "
@@ -48,6 +49,10 @@ class Club:
 ADMIN, MEMBER = 801, 802
 
 
+async def _false(value: Awaitable[bool | None]) -> bool:
+    return await value is False
+
+
 def club(stack: Stack, chat_id: int = -1001000000001, *, forum: bool = False) -> Club:
     stack.tg.add_chat(chat_id, "supergroup", title="Paris job club", is_forum=forum)
     stack.tg.set_member_status(chat_id, ADMIN, "administrator")
@@ -72,13 +77,13 @@ async def test_in_a_supergroup_only_administrators_change_the_watch(stack: Stack
     assert "@acme_jobs" in listing and "Software" in listing
     assert "Only this group's administrators" in (await group.ask(MEMBER, "/filter off")).plain_text
     assert "Only this group's administrators" in (await group.ask(MEMBER, "/digest")).plain_text
-    await asyncio.sleep(1.5)  # the first poll: what comes next is new
+    await x_reads(stack.x, "acme_jobs", count=1)  # the first poll: what comes next is new
     before = len(group.received())
     stack.x.add_post("acme_jobs", SOFTWARE)
     await eventually(lambda: len(group.received()) > before, 15, "the offer in the group")
     pushed = group.received()[before]
     # Once, though followed twice (account and category), and without the personal buttons.
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert len(group.received()) == before + 1
     assert SOFTWARE in pushed.plain_text
     assert pushed.reply_markup is None
@@ -118,10 +123,10 @@ async def test_a_channel_is_managed_from_a_private_chat_by_its_administrators(
     assert "Software" not in listing and "@acme_jobs" in listing
     # A post in the channel addressed to the bot is not a command.
     stack.tg.send_message(channel, "/follow software", chat_type="channel")
-    await asyncio.sleep(1.5)  # and the first poll
+    await x_reads(stack.x, "acme_jobs", count=1)  # and the first poll
     stack.x.add_post("acme_jobs", SOFTWARE)
     await eventually(lambda: len(stack.tg.messages_for(channel)) >= 1, 15, "the offer")
-    await asyncio.sleep(1.0)
+    await stack.quiet("acme_jobs")
     posted = stack.tg.messages_for(channel)
     assert len(posted) == 1 and SOFTWARE in posted[0].plain_text
 
@@ -139,7 +144,7 @@ async def test_a_subscription_made_in_a_topic_posts_into_that_topic(stack: Stack
     listing = (await forum.ask(MEMBER, "/list")).plain_text
     assert "@acme_jobs — 💬 Offres dev" in listing
     assert "Software — 💬 Offres dev" in listing and "HR" in listing and "Offres RH" in listing
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     before = len(forum.received())
     stack.x.add_post("acme_jobs", SOFTWARE)
     stack.x.add_post("acme_jobs", HR)
@@ -157,7 +162,7 @@ async def test_a_subscription_made_in_a_topic_posts_into_that_topic(stack: Stack
     await eventually(
         lambda: HR in by_topic().get(77, "") and HR in by_topic().get(78, ""), 20, "both topics"
     )
-    await asyncio.sleep(2.5)
+    await stack.quiet("acme_jobs")
     topics = by_topic()
     assert set(topics) == {77, 78}
     assert topics[77].count(SOFTWARE) == 1 and topics[77].count(HR) == 1
@@ -184,14 +189,26 @@ async def test_an_account_back_in_a_search_group_catches_up_without_rereading_th
     stack.tg.add_chat(group.chat_id, "group", title="Lyon job club")
     stack.tg.set_member_status(group.chat_id, ADMIN, "administrator")
     assert "Now following" in (await group.ask(ADMIN, "/follow @lyon_jobs")).plain_text
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "lyon_jobs", count=1)
     stack.tg.set_bot_status(group.chat_id, "left")
-    await asyncio.sleep(1.5)
+    await eventually_async(
+        lambda: _false(stack.db.chat_active(group.chat_id)), 15, "the bot to know it was removed"
+    )
+    left = len(stack.x.requests)
+
+    def searched_without_lyon() -> bool:
+        queries = [r.params.get("query") for r in stack.x.requests[left:]]
+        return any(q is not None and "from:lyon_jobs" not in q for q in queries)
+
+    await eventually(
+        searched_without_lyon,
+        15,
+        "a search without @lyon_jobs",
+    )
     stack.x.add_post("lyon_jobs", HR)
-    for n in range(3):  # read while @lyon_jobs is out of the search
+    for n in range(3):  # read (each in its own poll) while @lyon_jobs is out of the search
         stack.x.add_post("acme_jobs", f"Offer {n} of acme")
-        await asyncio.sleep(1.2)
-    await user.wait_for(4)
+        await user.wait_for(2 + n)
     stack.tg.set_bot_status(group.chat_id, "member")
     await eventually(
         lambda: any(HR in m.plain_text for m in group.received()), 15, "the offer of the absence"
@@ -202,7 +219,7 @@ async def test_an_account_back_in_a_search_group_catches_up_without_rereading_th
     await eventually(
         lambda: any(SOFTWARE in m.plain_text for m in group.received()), 15, "the next offer"
     )
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs", "lyon_jobs")
     assert stack.x.posts_returned == 6  # each of the six posts returned once
     assert len(user.received()) == 5
     queries = {r.params["query"] for r in stack.x.requests if r.path.endswith("/search/recent")}
@@ -216,11 +233,21 @@ async def test_removed_then_added_back_and_upgraded_groups(stack: Stack) -> None
     stack.tg.add_chat(group.chat_id, "group", title="Paris job club")
     stack.tg.set_member_status(group.chat_id, ADMIN, "administrator")
     assert "Now following" in (await group.ask(ADMIN, "/follow @acme_jobs")).plain_text
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     stack.tg.set_bot_status(group.chat_id, "left")
-    await asyncio.sleep(0.5)
+    await eventually_async(
+        lambda: _false(stack.db.chat_active(group.chat_id)), 15, "the bot to know it was removed"
+    )
+    removed = time.time()
     stack.x.add_post("acme_jobs", HR)
-    await asyncio.sleep(2.5)
+    # An account whose only follower is gone is not read at all: there is no event to wait
+    # for, only polls that do not happen.
+    await polls_pass(3)
+    assert not any(
+        "from:acme_jobs" in r.params.get("query", "")
+        for r in stack.x.requests
+        if r.at > removed + 0.5
+    )
     assert len(group.received()) == 1  # nothing sent while removed
     # Added back: the watch resumes where it stopped (the account was not read meanwhile, so
     # the offer posted during the absence comes now), merged with the next one.
@@ -247,8 +274,11 @@ async def test_removed_then_added_back_and_upgraded_groups(stack: Stack) -> None
         }
     )
     upgraded = Club(stack, new_id)
-    await asyncio.sleep(1.0)
-    assert "@acme_jobs" in (await upgraded.ask(ADMIN, "/list")).plain_text
+
+    async def moved() -> bool:
+        return "@acme_jobs" in (await upgraded.ask(ADMIN, "/list")).plain_text
+
+    await eventually_async(moved, 15, "the watch moved to the supergroup")
     stack.x.add_post("acme_jobs", SOFTWARE.replace("Lyon", "Nantes"))
     await eventually(lambda: len(upgraded.received()) >= 2, 70, "the offer in the supergroup")
     assert "Nantes" in upgraded.received()[1].plain_text

@@ -24,7 +24,15 @@ from sqlalchemy.engine import make_url
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
 from storage.db import create_engine
 from storage.models import Delivery, DeliveryStatus, Offer
-from tests.e2e.harness import BotProcess, MutedUpdates, Stack, User, eventually, log_records
+from tests.e2e.harness import (
+    BotProcess,
+    MutedUpdates,
+    Stack,
+    User,
+    eventually,
+    log_records,
+    x_reads,
+)
 
 
 class Ledger:
@@ -84,7 +92,7 @@ async def _followers(stack: Stack, count: int, handle: str = "acme_jobs") -> lis
     await eventually(
         lambda: all(len(u.received()) >= 1 for u in users), 60, f"{count} follow replies"
     )
-    await asyncio.sleep(1.5)  # a poll: what is posted next is new
+    await x_reads(stack.x, handle, count=1)  # a poll: what is posted next is new
     return users
 
 
@@ -117,7 +125,7 @@ async def _restart_and_find_orphans(
     recorded_at_kill = len(await _recorded_sends(stack.database_url))
     await stack.bot.start()
     await eventually(lambda: not ledger.missing(users), 30, "every offer delivered")
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")  # anything still in flight would show up now
     assert not ledger.missing(users)
     recorded = await _recorded_sends(stack.database_url)
     orphans = [m for _, m in ledger.update().messages if (m.chat_id, m.message_id) not in recorded]
@@ -163,7 +171,7 @@ async def test_kill_9_at_twenty_random_moments_of_a_thousand_deliveries(stack: S
         await stack.bot.start()
     await eventually(lambda: not ledger.missing(users), 90, "every offer delivered")
     elapsed = time.monotonic() - started
-    await asyncio.sleep(2)  # anything still in flight would show up now
+    await stack.quiet("acme_jobs")  # anything still in flight would show up now
     assert not ledger.missing(users)
     assert ledger.in_order(users)
     recorded = await _recorded_sends(stack.database_url)
@@ -209,7 +217,7 @@ async def test_kill_9_just_after_telegram_accepted_ten_sends_doubles_at_most_one
     stack.x.add_post("acme_jobs", "Offer sent in a burst")
     await stack.tg.wait_until(lambda: ledger.total >= 10, timeout=30)
     await stack.bot.kill()
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a request that left before the kill is handled by the stand-in
     accepted = ledger.total
     recorded_at_kill, orphans = await _restart_and_find_orphans(stack, ledger, users)
     print(
@@ -268,9 +276,9 @@ async def test_kill_9_while_the_database_is_slow_to_record_doubles_at_most_one(
     await stack.tg.wait_until(lambda: ledger.total >= 5, timeout=30)
     async with _database_not_recording(stack.database_url):
         during = ledger.total
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the stall the scenario is about
         await stack.bot.kill()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a request that left before the kill is handled
         accepted = ledger.total
     recorded_at_kill, orphans = await _restart_and_find_orphans(stack, ledger, users)
     print(
@@ -323,7 +331,7 @@ async def test_telegram_answering_502_for_a_while_delays_but_never_loses_or_doub
     resumed = time.monotonic() - ended
     await late.wait_for(1, timeout=60)
     answered = time.monotonic() - ended
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")
     print(
         f"after 10 s of 502 ({refused[0]} sends and {refused[1]} getUpdates refused): every "
         f"offer {resumed:.1f} s and the command's answer {answered:.1f} s after the outage"
@@ -357,7 +365,7 @@ async def test_telegram_hanging_for_a_minute_delays_but_never_loses_or_doubles(
     ended = time.monotonic()
     await eventually(lambda: not ledger.missing(users), 90, "every offer after the hang")
     resumed = time.monotonic() - ended
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")
     timeouts = stack.bot.log.count("Timed out; retry in")
     print(
         f"after a 60 s hang: {stack.tg.abandoned['dropped']} sends abandoned by the bot "
@@ -386,7 +394,7 @@ async def test_telegram_carrying_out_sends_the_bot_gave_up_on_doubles_at_most_on
     await asyncio.sleep(20)
     stack.tg.set_delay(0)
     await eventually(lambda: not ledger.missing(users), 90, "every offer after the hang")
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")
     assert not ledger.missing(users)
     assert ledger.in_order(users)
     recorded = await _recorded_sends(stack.database_url)
@@ -443,7 +451,7 @@ async def _many_followers(stack: Stack, count: int) -> list[User]:
     await eventually(
         lambda: all(len(u.received()) >= 1 for u in users), 60, f"{count} follow replies"
     )
-    await asyncio.sleep(1.5)  # a poll of each account: what is posted next is new
+    await x_reads(stack.x, *ACCOUNTS, count=1)  # a poll of each: what comes next is new
     return users
 
 
@@ -466,7 +474,7 @@ async def _deliver_once_with_two_senders(stack: Stack, users: list[User], tag: s
     started = time.monotonic()
     await eventually(lambda: not ledger.missing(users), 90, "every offer to every subscriber")
     elapsed = time.monotonic() - started
-    await asyncio.sleep(3)
+    await stack.quiet(*ACCOUNTS)
     print(
         f"{tag}: {len(users) * len(offers)} deliveries by two processes in {elapsed:.1f} s, "
         f"{len(ledger.duplicates())} doubled, at most {_busiest_second(stack.tg)} "
@@ -535,7 +543,9 @@ async def test_either_process_may_receive_updates_and_the_other_takes_over_when_
         receiver, other = (stack.bot, second) if receives in stack.bot.log else (second, stack.bot)
         assert receives not in other.log
         assert "another process receives Telegram's updates" in other.log
-        await asyncio.sleep(6)  # the waiting process now tries every 5 s (CHECK_EVERY)
+        # The scenario: the waiting process has reached its steady pace, a try every 5 s
+        # (CHECK_EVERY; it leaves no trace to wait for).
+        await asyncio.sleep(6)
         await receiver.kill()
         started = time.monotonic()
         reply = await user.ask("/list", timeout=30)
@@ -545,7 +555,7 @@ async def test_either_process_may_receive_updates_and_the_other_takes_over_when_
         assert receives in other.log
         stack.x.add_post("acme_jobs", "Offer after the take-over")
         await user.wait_for(3)
-        await asyncio.sleep(2)
+        await stack.quiet("acme_jobs")
         assert len(user.received()) == 3  # each command answered once, the offer sent once
         assert stack.tg.stats["getUpdates:409"] == 0
     finally:
@@ -570,22 +580,22 @@ async def test_two_processes_poll_each_source_once_per_interval(stack: Stack) ->
     await stack.bot.start()
     user = stack.user()
     await user.ask("/follow " + " ".join(f"@{a}" for a in accounts))
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, *accounts, count=1)
     async with MutedUpdates(stack.tg) as relay, _second_bot(stack, relay):
         stack.x.set_delay(0.2)  # X takes a moment to answer, as it does
-        await asyncio.sleep(1)
+        await x_reads(stack.x, *accounts, count=1)  # both processes read at that pace now
         stack.x.clear_requests()
         offers = []
         for round_ in range(3):
             for account in accounts:
                 offers.append(f"Offer {round_} of {account}")
                 stack.x.add_post(account, offers[-1])
-            await asyncio.sleep(3)
+            await x_reads(stack.x, *accounts, count=3)  # three poll intervals a round
         requests = [r for r in stack.x.requests if r.path == "/2/tweets/search/recent"]
         stack.x.set_delay(0)
         ledger = Ledger(stack.tg, offers)
         await eventually(lambda: not ledger.missing([user]), 30, "every offer")
-        await asyncio.sleep(2)
+        await stack.quiet(*accounts)
         # Each account's three offers in order (those of different accounts posted in the
         # same instant may be stored by either process, in either order).
         _exactly_once(ledger, [user], account=lambda i: i % len(accounts))
@@ -628,7 +638,7 @@ async def test_full_speed_delivery_stays_within_telegrams_limits(stack: Stack) -
         stack.x.add_post("acme_jobs", offer)
     await eventually(lambda: not ledger.missing(users), 60, "every offer")
     elapsed = time.monotonic() - started
-    await asyncio.sleep(1)
+    await stack.quiet("acme_jobs")
     flood = stack.tg.stats["sendMessage:429"] - before
     print(f"{len(users) * len(offers)} messages in {elapsed:.1f} s: {flood} answered 429 first")
     _exactly_once(ledger, users)

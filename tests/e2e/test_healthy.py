@@ -3,7 +3,6 @@ with the bot's clock moved by the test (days, midnights and quiet windows withou
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 from datetime import time, timedelta
@@ -12,7 +11,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from storage.db import create_engine
-from tests.e2e.harness import eventually
+from tests.e2e.harness import eventually, x_reads
 from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
 
 
@@ -21,7 +20,7 @@ async def _follower(live: Live, language: str = "en") -> LiveUser:
         live.x.add_user("acme_jobs")
     user = live.user(language)
     await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.2)  # the first poll sets the cursor
+    await x_reads(live.x, "acme_jobs", count=1)  # the first poll sets the cursor
     return user
 
 
@@ -42,7 +41,7 @@ async def test_a_limit_of_two_with_five_offers_gives_two_pushes_and_a_digest_of_
         for i in range(5):
             live.x.add_post("acme_jobs", f"Offer {i}")
         await eventually(lambda: len(_offers(user)) == 2, 15, "two pushes")
-        await asyncio.sleep(1.5)
+        await live.quiet("acme_jobs")
         assert [o.split("\n\n")[1] for o in _offers(user)] == ["Offer 0", "Offer 1"]
         assert "Today: 2 sent, 3 held" in await user.ask("/limit")
         live.advance_to(recent_paris(time(19, 0)))  # the digest time
@@ -53,7 +52,7 @@ async def test_a_limit_of_two_with_five_offers_gives_two_pushes_and_a_digest_of_
             line.split(" View on X")[0] for line in digest.splitlines() if line.startswith("•")
         ] == ["• Offer 2", "• Offer 3", "• Offer 4"]
         assert "@acme_jobs" in digest
-        await asyncio.sleep(1)
+        await live.ticks()
         assert len(_digests(user)) == 1 and len(_offers(user)) == 2  # nothing twice
         assert "Nothing pending" in await user.ask("/digest")
 
@@ -64,7 +63,7 @@ async def test_digest_now_sends_every_held_offer_once(database_url: str) -> None
         await user.ask("/limit 0")
         live.x.add_post("acme_jobs", "Held offer A")
         live.x.add_post("acme_jobs", "Held offer B")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         assert _offers(user) == []
         assert "Here comes your digest" in await user.ask("/digest")
         await eventually(lambda: len(_digests(user)) == 1, 15, "the digest")
@@ -78,17 +77,17 @@ async def test_quiet_hours_across_midnight_give_one_catch_up_digest(database_url
         assert "Quiet hours 22:00–07:00" in await user.ask("/quiet 22:00-07:00")
         live.advance_to(recent_paris(time(23, 30), days_ago=3))
         live.x.add_post("acme_jobs", "Late offer")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         live.advance_to(recent_paris(time(3, 0), days_ago=2))
         live.x.add_post("acme_jobs", "Night offer")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         assert _offers(user) == [] and _digests(user) == []
         live.advance_to(recent_paris(time(7, 0), days_ago=2))
         await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
         assert "Late offer" in _digests(user)[0] and "Night offer" in _digests(user)[0]
         live.x.add_post("acme_jobs", "Morning offer")
         await eventually(lambda: len(_offers(user)) == 1, 15, "a push after the window")
-        await asyncio.sleep(1)
+        await live.ticks()
         assert len(_digests(user)) == 1
 
 
@@ -97,7 +96,7 @@ async def test_a_timed_pause_ends_with_one_catch_up_digest(database_url: str) ->
         user = await _follower(live, "fr")
         assert "En pause jusqu'au" in await user.ask("/pause 12h")
         live.x.add_post("acme_jobs", "Offre pendant la pause")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         assert _offers(user) == []
         live.advance(timedelta(hours=12))
         await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
@@ -110,9 +109,9 @@ async def test_pause_until_resume(database_url: str) -> None:
         user = await _follower(live)
         assert "Paused" in await user.ask("/pause")
         live.x.add_post("acme_jobs", "Offer during the pause")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         live.advance(timedelta(days=5))
-        await asyncio.sleep(1)
+        await live.ticks()
         assert _digests(user) == []  # an open-ended pause waits for /resume
         assert "Welcome back" in await user.ask("/resume")
         await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
@@ -125,10 +124,10 @@ async def test_digest_only_mode_sends_one_digest_at_its_time(database_url: str) 
         assert "one digest a day at 18:00" in await user.ask("/digest 18:00")
         live.x.add_post("acme_jobs", "Morning offer")
         live.x.add_post("acme_jobs", "Noon offer")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         assert _offers(user) == []
         live.advance_to(recent_paris(time(17, 59)))
-        await asyncio.sleep(1)
+        await live.ticks()
         assert _digests(user) == []
         live.advance_to(recent_paris(time(18, 0)))
         await eventually(lambda: len(_digests(user)) == 1, 15, "the daily digest")
@@ -144,7 +143,7 @@ async def test_the_daily_counter_resets_at_local_midnight(database_url: str) -> 
         live.x.add_post("acme_jobs", "Offer before midnight")
         await eventually(lambda: len(_offers(user)) == 1, 15, "the first push")
         live.x.add_post("acme_jobs", "Second offer before midnight")
-        await asyncio.sleep(2)
+        await live.quiet("acme_jobs")
         assert len(_offers(user)) == 1
         live.advance_to(recent_paris(time(0, 1), days_ago=2))
         live.x.add_post("acme_jobs", "Offer after midnight")
@@ -231,7 +230,7 @@ async def test_feedback_buttons_and_stats_with_a_real_png(database_url: str) -> 
             15,
             "the ticked keyboard",
         )
-        await asyncio.sleep(1)
+        await live.quiet("acme_jobs")  # the held offer is held
         before = len(user.received())
         user.live.tg.send_message(user.chat_id, "/stats", user_id=user.user_id)
         await user.wait_for(before + 2)
@@ -253,14 +252,18 @@ async def test_forget_leaves_no_row_that_names_the_chat(database_url: str) -> No
         live.x.add_post("acme_jobs", "One")
         live.x.add_post("acme_jobs", "Two")
         await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
-        await asyncio.sleep(1)
+        await live.quiet("acme_jobs")  # the second offer is held
         question = await user.ask("/forget")
         assert "Are you sure?" in question
         prompt = user.received()[-1]
         assert prompt.reply_markup is not None
         yes, no = (b["callback_data"] for b in prompt.reply_markup["inline_keyboard"][0])
         await user.press(prompt, no)
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: any("Cancelled: nothing was deleted" in m.text for m in live.tg.sent),
+            15,
+            "the cancellation",
+        )
         assert await _rows_naming(live.database_url, user.chat_id) > 0
         await user.ask("/forget")
         await user.press(user.received()[-1], yes)
@@ -308,7 +311,7 @@ async def test_monday_morning_summary(database_url: str) -> None:
         assert pushed.reply_markup is not None
         await user.press(pushed, pushed.reply_markup["inline_keyboard"][0][0]["callback_data"])
         live.advance_to(monday + timedelta(minutes=59))
-        await asyncio.sleep(1)
+        await live.ticks()
         assert not any("Your week" in t for t in user.texts())
         live.advance_to(monday + timedelta(hours=1))  # 09:00 local
         await eventually(
@@ -319,7 +322,7 @@ async def test_monday_morning_summary(database_url: str) -> None:
         summary = next(t for t in user.texts() if "Your week with jobrelay" in t)
         assert "Offers received: 1 (1 right away, 0 in digests)" in summary
         assert "Marked interesting: 1." in summary
-        await asyncio.sleep(1)
+        await live.ticks()
         assert sum("Your week" in t for t in user.texts()) == 1
 
 
@@ -335,7 +338,7 @@ async def test_a_paused_chat_gets_its_weekly_summary_only_after_the_pause(
         await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
         await user.ask("/pause")
         live.advance_to(monday + timedelta(hours=1))  # 09:00: the summary is due, but paused
-        await asyncio.sleep(2)
+        await live.ticks()
         assert not any("Your week" in t for t in user.texts())
         await user.ask("/resume")
         live.advance(timedelta(minutes=6))

@@ -8,7 +8,7 @@ import re
 import time
 from collections import Counter
 
-from tests.e2e.harness import Stack, eventually
+from tests.e2e.harness import Stack, eventually, x_reads
 
 HOSTILE = (
     "Dev <b>senior & <i>junior</b> wanted: <script>alert(1)</script> & 5 < 6 > 4 "
@@ -24,14 +24,14 @@ async def test_a_new_post_reaches_every_subscriber_once(stack: Stack) -> None:
     for user in users:
         reply = await user.ask("/follow @acme_jobs")
         assert "Now following @acme_jobs" in reply
-    await asyncio.sleep(1.5)  # at least one poll: the old post must not be sent
+    await x_reads(stack.x, "acme_jobs", count=1)  # a poll: the old post must not be sent
     stack.x.add_post("acme_jobs", "We're hiring a Python developer in Lyon")
     for user in users:
         texts = await user.wait_for(2)
         assert "We're hiring a Python developer in Lyon" in texts[1]
         assert texts[1].startswith("@acme_jobs")
         assert "View on X" in texts[1]
-    await asyncio.sleep(2.5)  # more polls: nothing is sent twice
+    await stack.quiet("acme_jobs")  # more polls: nothing is sent twice
     for user in users:
         assert len(user.received()) == 2
         assert not any("old offer" in t for t in user.texts())
@@ -50,7 +50,7 @@ async def test_replies_and_reposts_are_not_relayed(stack: Stack) -> None:
     stack.x.add_post("acme_jobs", "RT @someone: Looking for a job", retweet_of=original)
     stack.x.add_post("acme_jobs", "Offer: UX designer, CDI, Nantes")
     texts = await user.wait_for(2)
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 2
     assert "UX designer" in texts[1]
 
@@ -78,7 +78,7 @@ async def test_posts_made_while_the_bot_is_down_arrive_after_restart(stack: Stac
     stack.x.add_post("acme_jobs", "Offer three, also while down")
     await stack.bot.start()
     texts = await user.wait_for(4)
-    await asyncio.sleep(2)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 4
     assert "Offer two" in texts[2] and "Offer three" in texts[3]
 
@@ -94,7 +94,7 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
     await stack.bot.start()
     # 50 are pushed (the daily limit), the other 180 are held, none dropped.
     await user.wait_for(51, timeout=60)
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert "Today: 50 sent, 180 held" in await user.ask_until("/limit", "180 held")
     user.say("/digest")
 
@@ -102,7 +102,7 @@ async def test_more_than_one_page_of_new_posts_is_read_without_gaps(stack: Stack
         return user.numbers_after("Offer number ")
 
     await eventually(lambda: len(numbers()) >= 230, 30, "every offer, pushed or in the digest")
-    await asyncio.sleep(1)
+    await stack.quiet("acme_jobs")
     assert numbers() == list(range(230))  # each exactly once, oldest first
 
 
@@ -118,7 +118,7 @@ async def test_fifty_chats_following_one_account_cost_one_x_request_per_poll(sta
     started = time.monotonic()
     stack.x.add_post("acme_jobs", "One offer for fifty people")
     await eventually(lambda: all(len(u.received()) == 2 for u in users), 30, "50 deliveries")
-    await asyncio.sleep(3)
+    await stack.quiet("acme_jobs")
     elapsed = time.monotonic() - started
     timeline_requests = stack.x.request_count("/2/tweets/search/recent")
     # POLL_INTERVAL_SECONDS=1: one request per second at most, whatever the subscriber count.
@@ -132,7 +132,7 @@ async def test_a_subscriber_who_blocked_the_bot_is_skipped(stack: Stack) -> None
     alice, bob, carol = stack.user(), stack.user(), stack.user()
     for user in (alice, bob, carol):
         await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     stack.tg.block(bob.chat_id)
     stack.x.add_post("acme_jobs", "First offer")
     await alice.wait_for(2)
@@ -140,7 +140,7 @@ async def test_a_subscriber_who_blocked_the_bot_is_skipped(stack: Stack) -> None
     stack.x.add_post("acme_jobs", "Second offer")
     await alice.wait_for(3)
     await carol.wait_for(3)
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert len(bob.received()) == 1  # only the /follow reply
     # Bob is inactive now: the second offer was not even attempted.
     assert stack.tg.stats["sendMessage:403"] == 1
@@ -158,7 +158,7 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
     for user in users:
         user.say("/follow @acme_jobs")
     await eventually(lambda: all(len(u.received()) == 1 for u in users), 30, "follow replies")
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     stack.tg.set_delay(0.02)
     for i in range(5):
         stack.x.add_post("acme_jobs", f"Offer {i}")
@@ -183,7 +183,7 @@ async def test_restart_by_kill_mid_delivery_loses_nothing_and_doubles_nothing(
         kills += 1
         await stack.bot.start()
     await eventually(lambda: set(delivered()) == expected, 60, "every offer delivered")
-    await asyncio.sleep(1)
+    await stack.quiet("acme_jobs")
     counts = delivered()
     duplicates = sum(n - 1 for n in counts.values())
     print(f"kill -9 x{kills} during {len(expected)} deliveries: {duplicates} duplicate(s)")
@@ -206,7 +206,10 @@ async def test_an_account_that_disappears_is_announced_once(stack: Stack) -> Non
     stack.x.suspend_user("acme_jobs")
     texts = await user.wait_for(2)
     assert "@acme_jobs n'est plus disponible sur X" in texts[1]
+    # Told once: nothing comes in more than one silent-account period (2 s). The absence of
+    # an event has no event to wait for.
     await asyncio.sleep(2.5)
+    await stack.db.idle()
     assert len(user.received()) == 2
     listing = await user.ask("/list")
     assert "@acme_jobs (n'est plus disponible sur X)" in listing
@@ -241,7 +244,7 @@ async def test_a_group_that_became_a_supergroup_keeps_its_feed(stack: Stack) -> 
         chat_title="Job club",
     )
     await eventually(lambda: len(stack.tg.messages_for(-4001)) == 1, 15, "the group reply")
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     stack.tg.add_chat(-1009001, "supergroup", title="Job club")
     stack.tg.migrate(-4001, -1009001)
     stack.x.add_post("acme_jobs", "Offer for the club")
@@ -259,7 +262,7 @@ async def test_telegram_failures_delay_but_never_lose_an_offer(stack: Stack) -> 
     stack.x.add_post("acme_jobs", "Offer through a flaky Telegram")
     texts = await user.wait_for(2, timeout=30)
     assert "flaky Telegram" in texts[1]
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 2
 
 
@@ -275,7 +278,7 @@ async def test_a_message_telegram_rejects_is_skipped_and_never_blocks_the_queue(
     stack.x.add_post("acme_jobs", "Offer that goes through")
     texts = await user.wait_for(2)
     assert "Offer that goes through" in texts[1]
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 2  # the rejected one is not retried in a loop
     assert "Telegram rejected delivery" in stack.bot.log
 
@@ -289,12 +292,11 @@ async def test_following_again_after_a_gap_does_not_flood_old_posts(stack: Stack
     await user.ask("/unfollow @acme_jobs")
     for i in range(3):
         stack.x.add_post("acme_jobs", f"Offer {i} while nobody followed")
-    await asyncio.sleep(2)
     await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(2)
+    await x_reads(stack.x, "acme_jobs", count=1)
     stack.x.add_post("acme_jobs", "Offer after following again")
     texts = await user.wait_for(5)
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert "Offer after following again" in texts[4]
     assert not any("while nobody followed" in t for t in user.texts())
 
@@ -312,7 +314,7 @@ async def test_thirty_accounts_cost_two_searches_a_poll_and_each_post_is_read_on
     user = stack.user()
     await user.ask("/follow " + " ".join(f"@{a}" for a in accounts[:15]))
     await user.ask("/follow " + " ".join(f"@{a}" for a in accounts[15:]))
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, *accounts, count=1)
     stack.x.clear_requests()
     for account in accounts:
         stack.x.add_post(account, f"Offer from {account}")
@@ -322,7 +324,7 @@ async def test_thirty_accounts_cost_two_searches_a_poll_and_each_post_is_read_on
         stack.x.add_post(account, f"Second offer from {account}")
     await stack.bot.start()
     await user.wait_for(2 + 30 + 10, timeout=30)
-    await asyncio.sleep(2)
+    await stack.quiet(*accounts)
     searches = [r for r in stack.x.requests if r.path == "/2/tweets/search/recent"]
     queries = Counter(r.params["query"] for r in searches)
     print(f"{len(searches)} searches, {len(queries)} distinct queries for 30 accounts")

@@ -139,7 +139,8 @@ async def test_the_sandbox_relays_offers_to_the_terminal(tmp_path: Path) -> None
         process.stdin.write(b"/follow design\n")
         await process.stdin.drain()
         await read_until("Now following the category Design")
-        await asyncio.sleep(2.5)  # the board's first poll: what comes next is new
+        # No wait for the board's first poll: an account never read yet relays what is posted
+        # after it became a source (at the sandbox's start), whenever its first poll comes.
         process.stdin.write(
             b":post @emploi_board Graphiste (F/H) en CDI a Nantes, postulez : https://b.example/9\n"
         )

@@ -3,11 +3,10 @@ once; no post is missed afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 
-from tests.e2e.harness import Stack, User, eventually
+from tests.e2e.harness import Stack, User, eventually, polls_pass, x_reads
 
 
 async def _following(stack: Stack) -> User:
@@ -56,7 +55,7 @@ async def test_an_outage_backs_off_exponentially_and_misses_nothing(stack: Stack
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(requests[:4])]
     # POLL_INTERVAL_SECONDS=1, doubled after each consecutive failure.
     assert gaps[0] >= 0.95 and gaps[1] >= 1.95 and gaps[2] >= 3.95, gaps
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert len(user.received()) == 3
 
 
@@ -79,7 +78,7 @@ async def test_polling_stops_at_the_month_s_read_budget_and_the_operator_is_told
     assert "Operator commands" in await operator.ask("/admin help")  # known to the bot
     user = stack.user()
     await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     for n in range(4):  # one poll reads all four: over the budget of 3
         stack.x.add_post("acme_jobs", f"Offer {n}")
     await user.wait_for(5)
@@ -87,7 +86,7 @@ async def test_polling_stops_at_the_month_s_read_budget_and_the_operator_is_told
     assert "read budget is spent (4 of 3 posts)" in told[1], told
     stack.x.clear_requests()
     stack.x.add_post("acme_jobs", "Offer after the budget")
-    await asyncio.sleep(3)
+    await polls_pass(3)
     assert _timeline_requests(stack) == []  # no X read, so no cost
     assert len(user.received()) == 5
     report = await operator.ask("/admin usage")
@@ -111,14 +110,14 @@ async def test_x_capping_the_app_stops_polling_until_next_month(stack: Stack) ->
     told = await operator.wait_for(2)
     assert "X capped this app's monthly usage" in told[1]
     stack.x.add_post("acme_jobs", "Offer while capped")
-    await asyncio.sleep(3)
+    await polls_pass(3)
     # One refused request, then none: this is not a rate limit to wait out for 15 minutes.
     assert [status for _, status in _timeline_requests(stack)] == [429]
     assert len(user.received()) == 1
     # A restart does not forget it (the cap is stored for the month).
     await stack.bot.stop()
     await stack.bot.start()
-    await asyncio.sleep(2.5)
+    await polls_pass(3)
     assert [status for _, status in _timeline_requests(stack)] == [429]
 
 
@@ -133,14 +132,14 @@ async def test_a_rate_limit_holds_every_account_until_its_reset_and_misses_no_po
     await stack.bot.start()
     user = stack.user()
     await user.ask("/follow " + " ".join(f"@{a}" for a in accounts))
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, *accounts, count=1)
     stack.x.clear_requests()
     stack.x.fail_next(429, count=1, reset_in=5, path_prefix=SEARCH)
     offers = [f"Offer {i} of @{account}" for i in range(2) for account in accounts]
     for i, offer in enumerate(offers):
         stack.x.add_post(accounts[i % len(accounts)], offer)
     await eventually(lambda: len(user.received()) >= 1 + len(offers), 30, "every offer")
-    await asyncio.sleep(1.5)
+    await stack.quiet(*accounts)
     texts = user.texts()[1:]
     assert len(texts) == len(offers)
     assert all(sum(offer in text for text in texts) == 1 for offer in offers)
@@ -175,7 +174,7 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     await stack.bot.start()
     user = stack.user()
     await user.ask("/follow @acme_jobs")
-    await asyncio.sleep(1.5)
+    await x_reads(stack.x, "acme_jobs", count=1)
     await stack.bot.stop()
     for i in range(150):  # X returns at most 100 per page
         stack.x.add_post("acme_jobs", f"Offer number {i}")
@@ -185,7 +184,7 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
     await stack.bot.start()
     # 50 are pushed (the daily limit), the other 100 are held for the digest.
     await user.wait_for(51, timeout=60)
-    await asyncio.sleep(1.5)
+    await stack.quiet("acme_jobs")
     assert "Today: 50 sent, 100 held" in await user.ask_until("/limit", "100 held")
     user.say("/digest")
 
@@ -193,7 +192,7 @@ async def test_a_long_read_cut_on_a_later_page_by_429_then_503_misses_no_post(
         return user.numbers_after("Offer number ")
 
     await eventually(lambda: len(numbers()) >= 150, 30, "every offer, pushed or in the digest")
-    await asyncio.sleep(1)
+    await stack.quiet("acme_jobs")
     assert numbers() == list(range(150))  # each exactly once, oldest first
     statuses = [status for _, status in _timeline_requests(stack)]
     assert statuses[:6] == [200, 429, 200, 503, 200, 503], statuses
