@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -59,16 +60,20 @@ def is_sqlite(url: str) -> bool:
 SQLITE_BEGIN = "jobrelay_sqlite_begin"
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # The driver's own transaction handling is off: `_sqlite_begin` emits BEGIN itself.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # WAL lets the poller write while the sender reads; busy_timeout rides out short locks.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is off: `_sqlite_begin` emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets the poller write while the sender reads; busy_timeout rides out another
+        # process's write (this process's writers take turns in `Sessions.begin`).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return connect
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -82,12 +87,13 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for DATABASE_URL, with SQLite tuned for one writer and many readers."""
+def create_engine(url: str, *, sqlite_busy_timeout: float = 10.0, **kwargs: Any) -> AsyncEngine:
+    """An async engine for DATABASE_URL, with SQLite tuned for one writer and many readers
+    (`sqlite_busy_timeout`: how long a writer waits for another process's write, in s)."""
     async_url = async_database_url(url)
     if async_url.get_backend_name() == "sqlite":
         engine = create_async_engine(async_url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_busy_timeout))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -99,8 +105,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Sessions:
     """Sessions to read (`sessions()`) and transactions to write (`sessions.begin()`).
 
-    A transaction opened with `begin()` is a writer: on SQLite it starts with BEGIN
-    IMMEDIATE, so it waits for another writer (up to the busy timeout) instead of failing.
+    A transaction opened with `begin()` is a writer. SQLite has one write lock for the whole
+    file: this process's writers take turns on an asyncio lock first (a burst of 250 /follow
+    commands queues here, however long, instead of outwaiting SQLite's busy timeout), then
+    BEGIN IMMEDIATE takes the file's lock, waiting (up to the busy timeout) for a writer of
+    another process, instead of failing as a deferred transaction that read first does.
     Sessions keep objects usable after commit (services return plain values anyway).
     """
 
@@ -109,6 +118,8 @@ class Sessions:
         self._writer = async_sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}), expire_on_commit=False
         )
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._owner: asyncio.Task[object] | None = None
 
     def __call__(self) -> AsyncSession:
         """A session to read with (its transaction begins deferred, at the first query)."""
@@ -117,8 +128,20 @@ class Sessions:
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction, committed at the end of the block."""
-        async with self._writer.begin() as session:
-            yield session
+        if self._one_writer is None:
+            async with self._writer.begin() as session:
+                yield session
+            return
+        task = asyncio.current_task()
+        if self._one_writer.locked() and self._owner is task:
+            raise RuntimeError("a write transaction inside another would wait for itself")
+        async with self._one_writer:
+            self._owner = task
+            try:
+                async with self._writer.begin() as session:
+                    yield session
+            finally:
+                self._owner = None
 
 
 def create_session_factory(engine: AsyncEngine) -> Sessions:

@@ -81,8 +81,9 @@ async def test_a_row_claimed_and_committed_during_another_claim_is_not_claimed_t
                 claiming = asyncio.create_task(
                     outbox.claim(b, now=NOW, lease_until=lease, limit=100)
                 )
-                # B's claim statement is running (holding its snapshot): A commits a third
-                # of a claim's time into it, long before B reaches the rows to lock them.
+                # B's claim statement is running (holding its snapshot): A commits at once,
+                # long before B reaches the rows to lock them (a pause here, a third of a
+                # claim, let a loaded machine finish B first).
                 while not await watcher.scalar(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid "
@@ -92,7 +93,6 @@ async def test_a_row_claimed_and_committed_during_another_claim_is_not_claimed_t
                 ):
                     assert not claiming.done() and time.monotonic() - started < 10
                     await asyncio.sleep(0.002)
-                await asyncio.sleep(dry_run / 3)
                 assert not claiming.done(), "B's claim ended before A could commit"
                 await a.commit()
                 committed_after = time.monotonic() - started
@@ -104,7 +104,8 @@ async def test_a_row_claimed_and_committed_during_another_claim_is_not_claimed_t
     both = mine & theirs
     print(
         f"A claimed {len(mine)} rows and committed {committed_after:.3f} s into B's claim "
-        f"({took:.3f} s long): B claimed {len(theirs)}, {len(both)} of them A's"
+        f"({took:.3f} s long; {dry_run:.3f} s alone): B claimed {len(theirs)}, {len(both)} of "
+        "them A's"
     )
     assert len(mine) == 100
     if both:

@@ -542,7 +542,11 @@ async def test_either_process_may_receive_updates_and_the_other_takes_over_when_
         receives = "this process receives Telegram's updates"
         receiver, other = (stack.bot, second) if receives in stack.bot.log else (second, stack.bot)
         assert receives not in other.log
-        assert "another process receives Telegram's updates" in other.log
+        await eventually(
+            lambda: "another process receives Telegram's updates" in other.log,
+            15,
+            "the other process to find the receiver's lock taken",
+        )
         # The scenario: the waiting process has reached its steady pace, a try every 5 s
         # (CHECK_EVERY; it leaves no trace to wait for).
         await asyncio.sleep(6)
