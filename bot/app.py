@@ -35,6 +35,7 @@ from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
 from handlers import register
 from handlers.start import command_descriptions
+from storage import leases
 from storage.db import create_engine, create_session_factory, is_sqlite
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,13 @@ async def serve(
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
 
+    if is_sqlite(settings.database_url):
+        # An SQLite file serves one process: a lease found now is a killed run's, and would
+        # hold its rows and polls until it ran out (a minute, five).
+        async with sessions.begin() as session:
+            released = await leases.release_all(session, now=clock.now())
+        if released:
+            log.info("released %d lease(s) left by a previous run", released)
     try:
         if not await _initialize(application, stop):
             return

@@ -654,6 +654,8 @@ class TelegramStandIn:
         self._updates_pulse = _Pulse()
         self._state_pulse = _Pulse()
         self._delay_pulse = _Pulse()
+        #: send*/edit* calls held by `set_delay` right now.
+        self.waiting_calls = 0
         self._closing: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._handlers: dict[str, tuple[str, _Handler]] = {}
@@ -1507,11 +1509,15 @@ class TelegramStandIn:
         if self._delay > 0:
             arrived = time.monotonic()
             keep = self._keep_abandoned  # as set when the call arrived
-            while not self._is_closing:
-                remaining = arrived + self._delay - time.monotonic()
-                if remaining <= 0:
-                    break
-                await self._delay_pulse.wait(remaining)  # set_delay may shorten the hang
+            self.waiting_calls += 1
+            try:
+                while not self._is_closing:
+                    remaining = arrived + self._delay - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    await self._delay_pulse.wait(remaining)  # set_delay may shorten the hang
+            finally:
+                self.waiting_calls -= 1
             request = _CURRENT_REQUEST.get()
             if request is not None and request.transport is None:  # the client hung up
                 if not keep:

@@ -825,6 +825,8 @@ class XStandIn:
         self.max_query_length: int = 512
         self.requests: list[XRequest] = []
         self.posts_returned: int = 0
+        #: Requests received and not answered yet (held by `set_delay`, say).
+        self.in_flight: int = 0
 
         self._users: dict[str, _User] = {}  # by id, deleted ones included
         self._by_name: dict[str, _User] = {}  # by lower-cased username, live ones only
@@ -1070,6 +1072,7 @@ class XStandIn:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         at = time.time()
         params = dict(request.query)
+        self.in_flight += 1
         try:
             response = await self._respond(request, params)
         except asyncio.CancelledError:
@@ -1077,6 +1080,8 @@ class XStandIn:
         except Exception:
             log.exception("X stand-in failed on %s %s", request.method, request.path_qs)
             response = self._json(500, _problem(500))
+        finally:
+            self.in_flight -= 1
         self.requests.append(XRequest(request.method, request.path, params, response.status, at))
         log.debug(
             "%s %s %s -> %d (%.1f ms)",

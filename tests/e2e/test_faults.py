@@ -651,3 +651,37 @@ async def test_full_speed_delivery_stays_within_telegrams_limits(stack: Stack) -
     assert all("Rate limit hit after maximum" in r.splitlines()[0] for r in tracebacks)
     if flood:
         raise FloodErrors(f"{flood} sends answered 429 Too Many Requests")
+
+
+async def test_a_restart_after_kill_9_on_sqlite_takes_the_dead_run_s_leases_at_once(
+    stack: Stack,
+) -> None:
+    """kill -9 while a send waits for Telegram (its row leased for the production minute) and
+    a poll waits for X (its group leased for five): an SQLite file serves one process, so the
+    restarted bot releases both at start. The held offer arrives and the account is read
+    again within seconds, not once the dead run's leases run out."""
+    if not stack.database_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL another live process may hold those leases (issue #16)")
+    stack.bot.env["DELIVERY_LEASE_SECONDS"] = "60"  # the production lease
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower()
+    stack.tg.set_delay(30, keep_abandoned=False)  # the send hangs: its row stays leased
+    stack.x.add_post("acme_jobs", "Offer sent as the bot dies")
+    await stack.tg.wait_until(lambda: stack.tg.waiting_calls > 0, timeout=15)
+    stack.x.set_delay(30)  # and the next poll hangs: its group stays leased
+    await eventually(lambda: stack.x.in_flight > 0, 15, "a poll waiting for X")
+    await stack.bot.kill()
+    stack.tg.set_delay(0)
+    stack.x.set_delay(0)
+    restarted = time.monotonic()
+    await stack.bot.start()
+    texts = await user.wait_for(2, timeout=20)
+    assert "Offer sent as the bot dies" in texts[1]
+    stack.x.add_post("acme_jobs", "Offer after the restart")
+    texts = await user.wait_for(3, timeout=20)
+    took = time.monotonic() - restarted
+    print(f"both offers delivered {took:.1f} s after the restart")
+    assert "Offer after the restart" in texts[2]
+    assert took < 20
+    assert "released 2 lease(s) left by a previous run" in stack.bot.log
