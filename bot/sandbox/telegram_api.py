@@ -1143,7 +1143,8 @@ class TelegramStandIn:
             self.recent_errors.append(f"{name} -> {exc.status} {exc.description}")
             self._state_pulse.notify()
             return _json_response(exc.status, exc.payload())
-        except _Abandoned:
+        except (_Abandoned, ConnectionResetError):
+            # The client hung up (timed out, or was killed mid-request): nobody reads this.
             return _json_response(
                 499, {"ok": False, "error_code": 499, "description": "Client Closed Request"}
             )

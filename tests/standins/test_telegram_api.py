@@ -1168,3 +1168,23 @@ def test_parse_telegram_html_entities_use_utf16_offsets() -> None:
     ]
     assert utf16_length("😀") == 2
     assert utf16_length(parse_telegram_html("<i>😀😀</i>")) == 4
+
+
+async def test_a_client_that_hangs_up_mid_request_is_no_error_of_the_stand_in(
+    standin: TelegramStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bot killed with -9 while sending leaves a request with half its body: the stand-in
+    drops it quietly (no traceback in the test's log) and serves the next one."""
+    reader, writer = await asyncio.open_connection(standin.host, standin.port)
+    writer.write(
+        f"POST /bot{TOKEN}/sendMessage HTTP/1.1\r\nHost: {standin.host}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\n"
+        "chat_id=1&text=half a bo".encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is reading the body
+    writer.transport.abort()  # a connection reset, as a killed process leaves it
+    async with Bot(TOKEN, base_url=standin.base_url) as bot:
+        assert (await bot.get_me()).is_bot
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    del reader
