@@ -169,10 +169,16 @@ class FollowWords:
 
     handles: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
-    malformed: list[str] = field(default_factory=list)  # neither a handle nor a category
+    malformed: list[str] = field(default_factory=list)  # an @word or X link that is no handle
     bare_handles: list[str] = field(default_factory=list)  # no category; a handle without @?
+    unknown: list[str] = field(default_factory=list)  # other plain words naming no category
     feeds: list[FeedAddress] = field(default_factory=list)  # feed URLs, Mastodon, Bluesky
     bad_feeds: list[tuple[str, str]] = field(default_factory=list)  # (word, FeedAddressError code)
+
+    @property
+    def problems(self) -> bool:
+        """Whether some word was not understood (then nothing is changed)."""
+        return bool(self.malformed or self.bare_handles or self.unknown or self.bad_feeds)
 
 
 MAX_CATEGORY_WORDS = 3
@@ -192,12 +198,14 @@ def _with_scheme(word: str) -> str:
 
 def parse_follow_words(words: list[str], category_for: Callable[[str], str | None]) -> FollowWords:
     """Split `/follow` words into handles (`@acme_jobs`, x.com links), categories (`software`,
-    `graphisme`, `service client`), plain words that name no category but could be a handle
-    if written with an @ (`acme_jobs`), and words that are neither."""
+    `graphisme`, `service client`), @words that are no handle (`@@@`), and plain words that
+    name no category: those that could be a handle if written with an @ (`acme_jobs`) and the
+    others (`software$$`, `💼`). A plain word is always read as a category."""
     handles: list[str] = []
     categories: list[str] = []
     malformed: list[str] = []
     bare: list[str] = []
+    unknown: list[str] = []
     seen: set[str] = set()
     feeds: list[FeedAddress] = []
     bad_feeds: list[tuple[str, str]] = []
@@ -239,9 +247,9 @@ def parse_follow_words(words: list[str], category_for: Callable[[str], str | Non
         else:
             # A plain word names a category; an account needs its @ ("/follow python" must not
             # follow whoever owns @python on X).
-            (bare if HANDLE_RE.fullmatch(word) else malformed).append(word)
+            (bare if HANDLE_RE.fullmatch(word) else unknown).append(word)
             i += 1
-    return FollowWords(handles, categories, malformed, bare, feeds, bad_feeds)
+    return FollowWords(handles, categories, malformed, bare, unknown, feeds, bad_feeds)
 
 
 MAX_FILTER_WORDS = 20

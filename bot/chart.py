@@ -27,18 +27,18 @@ def week_chart_png(t: Translator, stats: WeekStats) -> bytes:
         [p - width / 2 for p in positions],
         [d.pushed for d in stats.days],
         width,
-        label=t.gettext("Pushed"),
+        label=t.plain("Pushed"),
         color=PUSHED_COLOUR,
     )
     axes.bar(
         [p + width / 2 for p in positions],
         [d.held for d in stats.days],
         width,
-        label=t.gettext("Held for a digest"),
+        label=t.plain("Held for a digest"),
         color=HELD_COLOUR,
     )
     axes.set_xticks(positions, labels)
-    axes.set_title(t.gettext("Offers per day, last 7 days"))
+    axes.set_title(t.plain("Offers per day, last 7 days"))
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(frameon=False)

@@ -17,7 +17,14 @@ from bot.weekly import WeekStats, week_stats, window_start
 from storage import digests
 from storage.db import Sessions
 from storage.models import Chat, Delivery
-from storage.settings import ChatSettings, load_settings, pushed_since, update_chat_settings
+from storage.settings import (
+    ChatSettings,
+    load_settings,
+    pushed_since,
+    set_digest_mode,
+    update_chat_settings,
+    zone_to_show,
+)
 from storage.sql import affected
 from storage.stats import chat_deliveries_since
 
@@ -83,13 +90,17 @@ class HealthyUse:
         self, chat_id: int, at: time | None, *, weekday: int | None = None
     ) -> None:
         """Digest-only mode at `at` local time, every day or on one `weekday` (0 = Monday);
-        or back to instant pushes (None)."""
-        if at is None:
-            await self._update(chat_id, digest_only=False, digest_weekday=None)
-        else:
-            await self._update(
-                chat_id, digest_only=True, digest_time=format_hhmm(at), digest_weekday=weekday
+        or back to instant pushes (None), with the daily time chosen before a weekly digest."""
+        async with self._sessions.begin() as session:
+            await set_digest_mode(
+                session, chat_id, format_hhmm(at) if at is not None else None, weekday
             )
+        self._on_change()
+
+    async def zone_to_show(self, chat_id: int) -> str | None:
+        """The chat's time zone if it was never shown to it (then it counts as shown)."""
+        async with self._sessions.begin() as session:
+            return await zone_to_show(session, chat_id)
 
     async def set_quiet(self, chat_id: int, window: tuple[time, time] | None) -> None:
         """Quiet hours, or none."""
@@ -117,7 +128,7 @@ class HealthyUse:
 
     async def set_timezone(self, chat_id: int, zone: str) -> None:
         """The IANA zone local times follow."""
-        await self._update(chat_id, timezone=zone)
+        await self._update(chat_id, timezone=zone, timezone_shown=True)
 
     async def digest_now(self, chat_id: int) -> bool:
         """/digest: every held offer, once; False when nothing is held."""

@@ -16,8 +16,8 @@ def offer_keyboard(
     t: Translator, delivery_id: int, chosen: str | None = None
 ) -> InlineKeyboardMarkup:
     """ "Interested" / "Not for me" under a pushed offer; the chosen one is ticked."""
-    interested = t.gettext("👍 Interested")
-    not_for_me = t.gettext("👎 Not for me")
+    interested = t.plain("👍 Interested")
+    not_for_me = t.plain("👎 Not for me")
     if chosen == INTERESTED:
         interested = "✅ " + interested
     elif chosen == NOT_FOR_ME:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot import classify
 from bot.arguments import HANDLE_RE
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from storage.outbox import Credit
 
 MESSAGE_LIMIT = 4096
@@ -24,8 +24,8 @@ def source_name(author: str) -> str:
 def post_link_label(t: Translator, author: str) -> str:
     """The label of the link to the original post."""
     if HANDLE_RE.fullmatch(author):
-        return t.gettext("View on X")
-    return t.gettext("View the original")
+        return t.plain("View on X")
+    return t.plain("View the original")
 
 
 def telegram_length(text: str) -> int:
@@ -79,8 +79,8 @@ def category_line(t: Translator, tags: Mapping[str, Any] | None) -> str:
     return "🏷 " + " · ".join(names) if names else ""
 
 
-def _link(url: str, label: str) -> str:
-    return f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+def _link(url: str, label: str) -> Markup:
+    return Markup('<a href="%s">%s</a>') % (url, label)
 
 
 def render_offer(
@@ -95,21 +95,20 @@ def render_offer(
     """An offer: who posted it (every account, when several did), the post text (escaped,
     truncated to fit), its tags, and the apply and post links."""
     others = [c for c in also if c.author.lower() != author.lower()]
-    header = f"<b>{html.escape(source_name(author))}</b>"
+    header = Markup("<b>%s</b>") % source_name(author)
     visible_header = source_name(author)
     if others:
         names = ", ".join(source_name(c.author) for c in others)
-        label = t.gettext("also posted by %(handles)s", handles="%(handles)s")
-        links = ", ".join(_link(c.url, source_name(c.author)) for c in others)
-        header += " · " + html.escape(label).replace("%(handles)s", links)
-        visible_header += " · " + label.replace("%(handles)s", names)
+        links = html_join(_link(c.url, source_name(c.author)) for c in others)
+        header += " · " + t.gettext("also posted by %(handles)s", handles=links)
+        visible_header += " · " + t.plain("also posted by %(handles)s", handles=names)
     extra = [line for line in (tag_line(t, tags), category_line(t, tags)) if line]
     apply_url = (tags or {}).get("apply_url")
     post_label = post_link_label(t, author)
     footer_links = []
     visible_footer = []
     if isinstance(apply_url, str) and apply_url.startswith(("http://", "https://")):
-        apply_label = t.gettext("Apply")
+        apply_label = t.plain("Apply")
         footer_links.append(_link(apply_url, f"👉 {apply_label}"))
         visible_footer.append(f"👉 {apply_label}")
     footer_links.append(_link(url, post_label))
@@ -127,7 +126,7 @@ def render_offer(
 def render_notice(t: Translator, payload: dict[str, Any]) -> str:
     """A service message queued in the outbox, in the chat's language."""
     code = payload.get("code")
-    handle = html.escape(str(payload.get("handle", "")))
+    handle = str(payload.get("handle", ""))
     if code == "account_gone":
         return t.gettext(
             "@%(handle)s is no longer available on X (deleted, suspended or made private). "
@@ -135,8 +134,8 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
             handle=handle,
         )
     if code in ("feed_paused", "feed_resumed"):
-        name = html.escape(str(payload.get("name", "")))
-        address = html.escape(str(payload.get("address", "")))
+        name = str(payload.get("name", ""))
+        address = str(payload.get("address", ""))
         if code == "feed_paused":
             return t.gettext(
                 "⏸ %(name)s (<code>%(address)s</code>) has not answered since %(since)s UTC, "
@@ -145,7 +144,7 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
                 "/unfollow %(address)s removes it.",
                 name=name,
                 address=address,
-                since=html.escape(str(payload.get("since", ""))),
+                since=str(payload.get("since", "")),
             )
         return t.gettext("▶️ %(name)s answers again: its new entries arrive as before.", name=name)
     if code == "weekly":
@@ -172,7 +171,7 @@ def render_budget_notice(t: Translator, payload: dict[str, Any]) -> str:
         return t.gettext(
             "⛔ X capped this app's monthly usage: polling X is stopped until %(until)s "
             "(%(used)d posts read this month). /admin usage shows the figures.",
-            until=html.escape(until),
+            until=until,
             used=used,
         )
     return t.gettext(
@@ -181,15 +180,14 @@ def render_budget_notice(t: Translator, payload: dict[str, Any]) -> str:
         "sooner; /admin usage shows the figures.",
         used=used,
         budget=budget,
-        until=html.escape(until),
+        until=until,
     )
 
 
 def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
     """The Monday summary: what the watch brought, the calm windows used, what was liked."""
-    title = t.gettext("Your week with jobrelay")
     lines = [
-        f"<b>{html.escape(title)}</b>",
+        Markup("<b>%s</b>") % t.plain("Your week with jobrelay"),
         t.gettext(
             "Offers received: %(received)d (%(pushed)d right away, %(digested)d in digests).",
             received=int(payload.get("received", 0)),
@@ -216,9 +214,7 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
     )
     for author, url, text in interesting:
         lines.append(
-            f'• <a href="{html.escape(str(url), quote=True)}">'
-            f"{html.escape(source_name(str(author)))}</a> "
-            f"{html.escape(str(text), quote=False)}"
+            Markup('• <a href="%s">%s</a> %s') % (str(url), source_name(str(author)), str(text))
         )
     if payload.get("limit_every_day"):
         lines.append(
@@ -233,6 +229,7 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
 
 DIGEST_OFFER_BUDGET = 700  # visible characters of one offer's text inside a digest
 DIGEST_TAGS_BUDGET = 120  # and of its tags after it
+DIGEST_INDENT = "    "  # before an offer's tags and links, under its text
 
 
 class _Parts:
@@ -264,26 +261,37 @@ def render_digest(
     """Held offers (author, text, url, with their tags when given) as one or more messages:
     grouped by source, oldest first, each with its tags and link; never split inside an offer
     or a tag."""
-    by_author: dict[str, list[tuple[str, str]]] = {}
+    by_author: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for index, (author, text, url) in enumerate(offers):  # oldest first; sources by first offer
-        line = tag_line(t, tags[index] if index < len(tags) else None)
+        offer_tags = tags[index] if index < len(tags) else None
+        line = _truncate(tag_line(t, offer_tags), DIGEST_TAGS_BUDGET)
         body = _truncate(" ".join(text.split()), DIGEST_OFFER_BUDGET)
-        body = f"{body} — {line}" if line else body
-        by_author.setdefault(author, []).append((body, url))
+        apply_url = (offer_tags or {}).get("apply_url")
+        if not (isinstance(apply_url, str) and apply_url.startswith(("http://", "https://"))):
+            apply_url = None
+        by_author.setdefault(author, []).append((body, line, url, apply_url))
     parts = _Parts()
-    title = t.ngettext("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
+    title = t.nplain("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
     parts.add(f"<b>{html.escape(title)}</b>", telegram_length(title))
+    apply_label = f"👉 {t.plain('Apply')}"
     for author, items in by_author.items():
         link_label = post_link_label(t, author)
-        for index, (text, url) in enumerate(items):
-            body = _truncate(text, DIGEST_OFFER_BUDGET + DIGEST_TAGS_BUDGET)
-            visible = telegram_length(f"• {body} {link_label}")
-            block = (
-                f"• {html.escape(body, quote=False)} "
-                f'<a href="{html.escape(url, quote=True)}">{html.escape(link_label)}</a>'
+        for index, (body, line, url, apply_url) in enumerate(items):
+            # As in a push: the text on its own line, then its tags and links on the next.
+            links = [_link(url, link_label)]
+            visible_links = [link_label]
+            if apply_url is not None:
+                links.insert(0, _link(apply_url, apply_label))
+                visible_links.insert(0, apply_label)
+            details = [line] if line else []
+            visible = telegram_length(
+                f"• {body}\n{DIGEST_INDENT}{' · '.join([*details, *visible_links])}"
+            )
+            block = Markup("• %s\n%s") % (body, DIGEST_INDENT) + html_join(
+                [*details, *links], " · "
             )
             if index == 0:  # a source's heading never ends a message without its first offer
-                block = f"\n<b>{html.escape(source_name(author))}</b>\n{block}"
+                block = Markup("\n<b>%s</b>\n") % source_name(author) + block
                 visible += telegram_length(f"\n{source_name(author)}\n")
             parts.add(block, visible)
     parts.flush()

@@ -9,7 +9,6 @@ channel or group, only when Telegram says both the person and the bot administer
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.arguments import split_arguments
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator
 from handlers.common import language_of, reply, translator_for
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,9 @@ class Call:
     where: str | None = None
     shared: bool = False  # a group, supergroup or channel
 
-    async def reply(self, update: Update, text: str) -> None:
+    async def reply(self, update: Update, text: Markup) -> None:
         """Answer in the chat (and topic) of the command, naming the managed chat if another."""
-        await reply(update, f"<b>{html.escape(self.where)}</b> · {text}" if self.where else text)
+        await reply(update, Markup("<b>%s</b> · %s") % (self.where, text) if self.where else text)
 
 
 def thread_of(message: Message | None) -> int:
@@ -82,13 +81,14 @@ async def command(update: Update, context: Context, *, changes: bool) -> Call | 
                 update,
                 t.gettext(
                     "<code>in @channel</code> works in a private chat with me; here, commands "
-                    "are about this chat. Nothing was changed."
-                ),
+                    "are about this chat."
+                )
+                + _unchanged(t, changes),
             )
             return None
         if user is None:
             return None
-        return await _elsewhere(update, context, t, words, named, user)
+        return await _elsewhere(update, context, t, words, named, user, changes)
     shared = chat.type != ChatType.PRIVATE
     if shared and changes and not await _may_change(update, context, t, chat, message, user):
         return None
@@ -130,24 +130,27 @@ async def _may_change(
     return False
 
 
-def _members_refusal(t: Translator) -> str:
+def _members_refusal(t: Translator) -> Markup:
     return t.gettext(
         "Only this group's administrators can change what it follows and how it receives "
         "offers. Everyone can use /list, /categories, /stats and /help."
     )
 
 
-def _unreachable(t: Translator, where: str | None = None) -> str:
+def _unchanged(t: Translator, changes: bool) -> Markup:
+    """The closing "Nothing was changed." of a refusal, for a command that changes things."""
+    return Markup(" ") + t.gettext("Nothing was changed.") if changes else Markup()
+
+
+def _unreachable(t: Translator, where: str | None = None, changes: bool = True) -> Markup:
     if where:
         return t.gettext(
-            "Telegram could not be reached to check %(chat)s; please try again in a minute. "
-            "Nothing was changed.",
-            chat=html.escape(where),
-        )
+            "Telegram could not be reached to check %(chat)s; please try again in a minute.",
+            chat=where,
+        ) + _unchanged(t, changes)
     return t.gettext(
-        "Telegram could not be reached to check your rights here; please try again in a "
-        "minute. Nothing was changed."
-    )
+        "Telegram could not be reached to check your rights here; please try again in a minute."
+    ) + _unchanged(t, changes)
 
 
 async def _elsewhere(
@@ -157,6 +160,7 @@ async def _elsewhere(
     words: list[str],
     named: str | None,
     user: User,
+    changes: bool,
 ) -> Call | None:
     """`… in @channel` from a private chat: both the person and the bot must administer it."""
     match = _CHAT_NAME_RE.match(named or "")
@@ -165,9 +169,9 @@ async def _elsewhere(
             update,
             t.gettext(
                 "After <code>in</code>, name a channel or group by its @username or its id: "
-                "<code>in @parisjobsclub</code> or <code>in -1001234567890</code>. "
-                "Nothing was changed."
-            ),
+                "<code>in @parisjobsclub</code> or <code>in -1001234567890</code>."
+            )
+            + _unchanged(t, changes),
         )
         return None
     key: str | int = f"@{match['name']}" if match["name"] else int(match["id"])
@@ -180,23 +184,25 @@ async def _elsewhere(
             update,
             t.gettext(
                 "I cannot find %(chat)s. Check its name, and add me to it as an administrator "
-                "first. Nothing was changed.",
-                chat=html.escape(shown),
-            ),
+                "first.",
+                chat=shown,
+            )
+            + _unchanged(t, changes),
         )
         return None
     except TelegramError as exc:
         log.warning("could not look up a chat for 'in': %s", exc)
-        await reply(update, _unreachable(t, shown))
+        await reply(update, _unreachable(t, shown, changes))
         return None
     shown = f"@{target.username}" if target.username else (target.title or shown)
     if target.type == ChatType.PRIVATE:
         await reply(
             update,
             t.gettext(
-                "%(chat)s is a person, not a channel or group. Nothing was changed.",
-                chat=html.escape(shown),
-            ),
+                "%(chat)s is a person, not a channel or group.",
+                chat=shown,
+            )
+            + _unchanged(t, changes),
         )
         return None
     # The bot's own rights first: where it is not a member, Telegram answers nothing about
@@ -205,26 +211,27 @@ async def _elsewhere(
         me = await _member(bot, target.id, bot.id)
         member = await _member(bot, target.id, user.id)
     except _Unreachable:
-        await reply(update, _unreachable(t, shown))
+        await reply(update, _unreachable(t, shown, changes))
         return None
     if me is None or me.status != ChatMemberStatus.ADMINISTRATOR:
         await reply(
             update,
             t.gettext(
                 "I am not an administrator of %(chat)s. Add me as an administrator allowed to "
-                "post messages, then try again. Nothing was changed.",
-                chat=html.escape(shown),
-            ),
+                "post messages, then try again.",
+                chat=shown,
+            )
+            + _unchanged(t, changes),
         )
         return None
     if member is None or member.status not in ADMINS:
         await reply(
             update,
             t.gettext(
-                "Only administrators of %(chat)s can do that, and Telegram says you are not "
-                "one. Nothing was changed.",
-                chat=html.escape(shown),
-            ),
+                "Only administrators of %(chat)s can do that, and Telegram says you are not one.",
+                chat=shown,
+            )
+            + _unchanged(t, changes),
         )
         return None
     await context.bot_data.services.follows.touch_chat(
@@ -273,5 +280,5 @@ async def may_press(update: Update, context: Context) -> bool:
     return False
 
 
-def _strip_tags(text: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", text))[:200]
+def _strip_tags(text: Markup) -> str:
+    return text.striptags()[:200]

@@ -6,14 +6,14 @@ from telegram import Update
 
 from bot.budget import PRICE_PER_POST, PRICE_PER_USER, Outlook
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from handlers.common import reply, translator_for
 from handlers.start import unknown_command
 from storage.stats import RelayStatus
 from storage.usage import Usage
 
 
-def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> str:
+def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> Markup:
     """The /admin status report."""
     lines = [
         t.gettext("<b>jobrelay status</b>"),
@@ -51,10 +51,10 @@ def status_text(t: Translator, status: RelayStatus, now_epoch: float) -> str:
         )
     else:
         lines.append(t.gettext("Queued: nothing"))
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
-def usage_text(t: Translator, used: Usage, look: Outlook) -> str:
+def usage_text(t: Translator, used: Usage, look: Outlook) -> Markup:
     """The /admin usage report: this month's X reads, their cost and where they lead."""
     cost = used.posts * PRICE_PER_POST + used.users * PRICE_PER_USER
     projected_cost = look.projected * PRICE_PER_POST
@@ -65,7 +65,7 @@ def usage_text(t: Translator, used: Usage, look: Outlook) -> str:
         polling = t.gettext("slowed down ×%(stretch).1f to last the month", stretch=look.stretch)
     else:
         polling = t.gettext("normal")
-    return "\n".join(
+    return html_join(
         [
             t.gettext("<b>X this month (%(month)s, UTC)</b>", month=used.month),
             t.gettext(
@@ -86,7 +86,8 @@ def usage_text(t: Translator, used: Usage, look: Outlook) -> str:
                 cost=projected_cost,
             ),
             t.gettext("Polling: %(state)s", state=polling),
-        ]
+        ],
+        "\n",
     )
 
 

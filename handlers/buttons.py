@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from datetime import time, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -10,7 +9,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from bot.keyboards import INTERESTED, offer_keyboard, parse_feedback
 from bot.policy import ChatPolicy, is_paused
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
@@ -39,31 +38,31 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
         [
             InlineKeyboardButton("−", callback_data="st:limit:-"),
             InlineKeyboardButton(
-                t.gettext("Limit: %(limit)d/day", limit=policy.daily_limit),
+                t.plain("Limit: %(limit)d/day", limit=policy.daily_limit),
                 callback_data="st:noop",
             ),
             InlineKeyboardButton("+", callback_data="st:limit:+"),
         ],
         [
             InlineKeyboardButton(
-                tick(t.gettext("Instant"), not policy.digest_only), callback_data="st:mode:instant"
+                tick(t.plain("Instant"), not policy.digest_only), callback_data="st:mode:instant"
             ),
             InlineKeyboardButton(
-                tick(t.gettext("Daily digest"), policy.digest_only), callback_data="st:mode:digest"
+                tick(t.plain("Daily digest"), policy.digest_only), callback_data="st:mode:digest"
             ),
         ],
         [
             InlineKeyboardButton(
-                tick(t.gettext("No quiet hours"), not quiet_on), callback_data="st:quiet:off"
+                tick(t.plain("No quiet hours"), not quiet_on), callback_data="st:quiet:off"
             ),
             InlineKeyboardButton(
-                tick(t.gettext("Quiet 22:00–07:00"), night), callback_data="st:quiet:night"
+                tick(t.plain("Quiet 22:00–07:00"), night), callback_data="st:quiet:night"
             ),
         ],
         [
-            InlineKeyboardButton(t.gettext("▶️ Resume"), callback_data="st:resume")
+            InlineKeyboardButton(t.plain("▶️ Resume"), callback_data="st:resume")
             if paused
-            else InlineKeyboardButton(t.gettext("⏸ Pause 1 day"), callback_data="st:pause:1d")
+            else InlineKeyboardButton(t.plain("⏸ Pause 1 day"), callback_data="st:pause:1d")
         ],
     ]
     return InlineKeyboardMarkup(rows)
@@ -71,17 +70,15 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
 
 async def _settings_view(
     context: Context, chat_id: int, t: Translator
-) -> tuple[str, InlineKeyboardMarkup] | None:
+) -> tuple[Markup, InlineKeyboardMarkup] | None:
     services = context.bot_data.services
     settings = await services.healthy.settings(chat_id)
     if settings is None:
         return None
     now = services.clock.now()
     title = t.gettext("<b>Your settings</b>")
-    lines = [
-        html.escape(line) for line in settings_summary(t, settings.policy, now, shared=chat_id < 0)
-    ]
-    text = "\n".join([title, *lines])
+    lines = settings_summary(t, settings.policy, now, shared=chat_id < 0)
+    text = html_join([title, *lines], "\n")
     return text, settings_keyboard(t, settings.policy, is_paused(settings.policy, now))
 
 
@@ -97,8 +94,7 @@ async def settings_command(update: Update, context: Context) -> None:
             update,
             call.t.gettext(
                 "Buttons cannot manage another chat: use <code>/digest 18:00 in "
-                "@yourchannel</code>, <code>/limit 5 in @yourchannel</code> and the like. "
-                "Nothing was changed."
+                "@yourchannel</code>, <code>/limit 5 in @yourchannel</code> and the like."
             ),
         )
         return
@@ -147,7 +143,7 @@ async def settings_button(update: Update, context: Context) -> None:
         case _:
             await query.answer()
             return
-    await query.answer(t.gettext("Saved"))
+    await query.answer(t.plain("Saved"))
     view = await _settings_view(context, chat.id, t)
     if view is not None:
         try:
@@ -179,14 +175,14 @@ async def forget_command(update: Update, context: Context) -> None:
         [
             [
                 InlineKeyboardButton(
-                    t.gettext("🗑 Yes, delete everything"), callback_data=f"fg:yes:{user.id}"
+                    t.plain("🗑 Yes, delete everything"), callback_data=f"fg:yes:{user.id}"
                 ),
-                InlineKeyboardButton(t.gettext("Cancel"), callback_data=f"fg:no:{user.id}"),
+                InlineKeyboardButton(t.plain("Cancel"), callback_data=f"fg:no:{user.id}"),
             ]
         ]
     )
     await message.reply_text(
-        t.gettext(
+        t.plain(
             "This deletes everything jobrelay stores about this chat: the accounts you follow, "
             "your settings, the offers waiting for you and your statistics. Are you sure?"
         ),
@@ -208,7 +204,7 @@ async def forget_button(update: Update, context: Context) -> None:
     # An anonymous administrator's /forget carries Telegram's stand-in account: then any
     # administrator may answer.
     if asker not in (str(query.from_user.id), str(GROUP_ANONYMOUS_BOT_ID)):
-        await query.answer(t.gettext("Only the person who sent /forget can answer."))
+        await query.answer(t.plain("Only the person who sent /forget can answer."))
         return
     if not await may_press(update, context):  # no longer an administrator
         return
@@ -216,10 +212,10 @@ async def forget_button(update: Update, context: Context) -> None:
     if answer == "yes":
         await context.bot_data.services.healthy.forget(chat.id)
         await query.edit_message_text(
-            t.gettext("Done: nothing about this chat is stored any more. /start to begin again.")
+            t.plain("Done: nothing about this chat is stored any more. /start to begin again.")
         )
     else:
-        await query.edit_message_text(t.gettext("Cancelled: nothing was deleted."))
+        await query.edit_message_text(t.plain("Cancelled: nothing was deleted."))
 
 
 async def feedback_button(update: Update, context: Context) -> None:
@@ -235,10 +231,10 @@ async def feedback_button(update: Update, context: Context) -> None:
         return
     value, delivery_id = parsed
     if not await context.bot_data.services.healthy.record_feedback(chat.id, delivery_id, value):
-        await query.answer(t.gettext("This offer is no longer stored."))
+        await query.answer(t.plain("This offer is no longer stored."))
         return
     await query.answer(
-        t.gettext("Noted: interested.") if value == INTERESTED else t.gettext("Noted: not for you.")
+        t.plain("Noted: interested.") if value == INTERESTED else t.plain("Noted: not for you.")
     )
     try:
         await query.edit_message_reply_markup(offer_keyboard(t, delivery_id, chosen=value))

@@ -9,7 +9,7 @@ from telegram.error import BadRequest
 from bot.arguments import MAX_FILTER_WORDS, ArgumentError, parse_filter
 from bot.classify import Catalogue, phrase_key
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator
 from handlers.access import command, may_press, thread_of
 from handlers.common import translator_for
 from handlers.follow import filter_text
@@ -32,7 +32,7 @@ def categories_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
-def categories_text(t: Translator) -> str:
+def categories_text(t: Translator) -> Markup:
     """The text above the category buttons."""
     return t.gettext(
         "<b>Job categories</b>\n"
@@ -53,7 +53,7 @@ async def categories_command(update: Update, context: Context) -> None:
             update,
             call.t.gettext(
                 "Buttons cannot manage another chat: use <code>/follow software in "
-                "@yourchannel</code> instead. Nothing was changed."
+                "@yourchannel</code> instead."
             ),
         )
         return
@@ -81,14 +81,14 @@ async def category_button(update: Update, context: Context) -> None:
     slug = query.data.removeprefix("ct:")
     category = service.catalogue.categories.get(slug)
     if category is None:  # a button from an older catalogue
-        await query.answer(t.gettext("This category no longer exists."))
+        await query.answer(t.plain("This category no longer exists."))
         return
     now_followed = await service.toggle(chat.id, slug, thread_id)
     name = category.name(t.language)
     await query.answer(
-        t.gettext("Following %(name)s", name=name)
+        t.plain("Following %(name)s", name=name)
         if now_followed
-        else t.gettext("Stopped following %(name)s", name=name)
+        else t.plain("Stopped following %(name)s", name=name)
     )
     followed = set(await service.followed(chat.id, thread_id))
     try:
@@ -98,7 +98,7 @@ async def category_button(update: Update, context: Context) -> None:
             raise
 
 
-def _filter_usage(t: Translator) -> str:
+def _filter_usage(t: Translator) -> Markup:
     return t.gettext(
         "Give words with <b>+</b> for words an offer must contain and <b>-</b> for words it "
         "must not contain, for example <code>/filter +python +remote -stage</code> "
@@ -109,20 +109,20 @@ def _filter_usage(t: Translator) -> str:
     )
 
 
-def _filter_error(t: Translator, code: str) -> str:
+def _filter_error(t: Translator, code: str) -> Markup:
     messages = {
         "filter_sign": t.gettext(
             "A + or - needs a word right after it, like <code>+python</code>."
         ),
         "filter_word": t.gettext(
-            "Each word is letters and digits, at most 40 characters, which . - ' & / may "
+            "Each word is letters and digits, at most 40 characters, which . - ' &amp; / may "
             "join (node.js, full-stack, R&amp;D, UX/UI). A + or # inside a word cannot be "
             "matched (c++, c#)."
         ),
         "filter_many": t.gettext("That is more than %(max)d words.", max=MAX_FILTER_WORDS),
         "filter_both": t.gettext("A word cannot be both required (+) and excluded (-)."),
     }
-    return messages.get(code, "") + " " + t.gettext("Nothing was changed.")
+    return messages.get(code, Markup()) + Markup(" ") + t.gettext("Nothing was changed.")
 
 
 async def filter_command(update: Update, context: Context) -> None:
@@ -140,7 +140,7 @@ async def filter_command(update: Update, context: Context) -> None:
             if terms
             else t.gettext("You have no filter: every offer you follow reaches you.")
         )
-        await call.reply(update, f"{current}\n\n{_filter_usage(t)}")
+        await call.reply(update, current + Markup("\n\n") + _filter_usage(t))
         return
     if [w.lower() for w in words] in (["off"], ["non"], ["aucun"]):
         await service.set_filter(call.chat_id, [])
@@ -149,7 +149,7 @@ async def filter_command(update: Update, context: Context) -> None:
     try:
         terms = parse_filter(words, lambda word: " ".join(phrase_key(word)))
     except ArgumentError as exc:
-        await call.reply(update, f"{_filter_error(t, exc.code)}\n\n{_filter_usage(t)}")
+        await call.reply(update, _filter_error(t, exc.code) + Markup("\n\n") + _filter_usage(t))
         return
     await service.set_filter(call.chat_id, terms)
     await call.reply(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 
 from telegram import Update
 from telegram.constants import ParseMode
 
-from bot.i18n import Translator, pick_language, translator
+from bot.i18n import Markup, Translator, html_join, pick_language, translator
 
 
 def language_of(update: Update) -> str:
@@ -22,9 +21,26 @@ def translator_for(update: Update) -> Translator:
     return translator(language_of(update))
 
 
-def handles_text(handles: Iterable[str]) -> str:
+def handles_text(handles: Iterable[str]) -> Markup:
     """`@a, @b` with every handle HTML-escaped."""
-    return ", ".join(f"@{html.escape(h)}" for h in handles)
+    return html_join(f"@{h}" for h in handles)
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """`text` cut to `limit` characters, ending with "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def code(text: str, limit: int = 40) -> Markup:
+    """What someone typed, quoted as `<code>` (escaped, shortened with "…")."""
+    return Markup("<code>%s</code>") % shorten(text, limit)
+
+
+def quoted_words(words: list[str], shown: int = 5, limit: int = 40) -> Markup:
+    """The first `shown` words quoted, then how many more: `<code>a</code>, <code>b</code> …
+    (+3)`."""
+    quoted = html_join(code(word, limit) for word in words[:shown])
+    return quoted + f" … (+{len(words) - shown})" if len(words) > shown else quoted
 
 
 # Telegram takes 4,096 characters a message (after entity parsing); raw HTML is longer than
@@ -32,7 +48,7 @@ def handles_text(handles: Iterable[str]) -> str:
 REPLY_LIMIT = 4000
 
 
-def split_reply(text: str, limit: int = REPLY_LIMIT) -> list[str]:
+def split_reply(text: Markup, limit: int = REPLY_LIMIT) -> list[str]:
     """A reply as messages of at most `limit` characters, cut between lines (a line carries
     whole HTML tags); a single longer line is a message of its own."""
     parts: list[str] = []
@@ -49,7 +65,7 @@ def split_reply(text: str, limit: int = REPLY_LIMIT) -> list[str]:
     return [part for part in parts if part] or [text]
 
 
-async def reply(update: Update, text: str) -> None:
+async def reply(update: Update, text: Markup) -> None:
     """Answer in the same chat (and topic), as HTML, without link previews; a long answer (a
     /list of many feeds, an /import report) as several messages."""
     message = update.effective_message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 
 from telegram import Update
@@ -14,32 +13,15 @@ from bot.categories import CategoryReport
 from bot.classify import Catalogue
 from bot.context import Context
 from bot.follows import X_KIND, FeedReport, FollowReport
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from bot.sources.base import NotConfigured, SourceError
 from handlers.access import command
-from handlers.common import handles_text
+from handlers.common import code, handles_text, quoted_words, shorten
 
 log = logging.getLogger(__name__)
 
 
-def _malformed_text(t: Translator, words: list[str]) -> str:
-    quoted = ", ".join(f"<code>{html.escape(w[:40])}</code>" for w in words[:5])
-    return (
-        t.ngettext(
-            "%(words)s is not an X handle.",
-            "%(words)s are not X handles.",
-            len(words),
-            words=quoted,
-        )
-        + " "
-        + t.gettext(
-            "A handle has 1 to 15 letters, digits or underscores, like @acme_jobs. "
-            "Nothing was changed."
-        )
-    )
-
-
-def follow_report_text(t: Translator, report: FollowReport) -> str:
+def follow_report_text(t: Translator, report: FollowReport) -> Markup:
     """One line per outcome of a /follow."""
     lines: list[str] = []
     if report.followed:
@@ -75,21 +57,21 @@ def follow_report_text(t: Translator, report: FollowReport) -> str:
                 handles=handles_text(report.unavailable),
             )
         )
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
-def feed_address_problem(t: Translator, word: str, code: str) -> str:
+def feed_address_problem(t: Translator, word: str, problem: str) -> Markup:
     """Why a word meant as a feed address is not one, and what is accepted."""
-    quoted = f"<code>{html.escape(word[:80])}</code>"
-    if code == "scheme":
+    quoted = code(word, 80)
+    if problem == "scheme":
         return t.gettext("%(word)s: only http:// and https:// feeds can be followed.", word=quoted)
-    if code == "mastodon":
+    if problem == "mastodon":
         return t.gettext(
             "%(word)s is not a Mastodon address: write it as @user@instance, for example "
             "<code>@jobs@mastodon.social</code>.",
             word=quoted,
         )
-    if code == "bluesky":
+    if problem == "bluesky":
         return t.gettext(
             "%(word)s is not a Bluesky handle: write it like <code>acme.bsky.social</code>.",
             word=quoted,
@@ -101,43 +83,43 @@ def feed_address_problem(t: Translator, word: str, code: str) -> str:
     )
 
 
-def feed_failure_text(t: Translator, address: str, error: SourceError) -> str:
+def feed_failure_text(t: Translator, address: str, error: SourceError) -> Markup:
     """Why a feed could not be followed (it was fetched and failed), in one line."""
-    shown = f"<code>{html.escape(address[:200])}</code>"
-    code = getattr(error, "code", "")
-    if code == "private":
+    shown = code(address, 200)
+    problem = getattr(error, "code", "")
+    if problem == "private":
         return t.gettext(
             "⛔ %(feed)s points to a private or local network address; jobrelay only reads "
             "public feeds.",
             feed=shown,
         )
-    if code == "scheme":
+    if problem == "scheme":
         return t.gettext(
             "⛔ %(feed)s leads to an address that is not http:// or https://.", feed=shown
         )
-    if code == "not_a_feed":
+    if problem == "not_a_feed":
         return t.gettext(
             "❓ %(feed)s is a web page that announces no RSS or Atom feed. Give the feed's own "
             "address (often ending in /feed, /rss or .xml).",
             feed=shown,
         )
-    if code == "malformed":
+    if problem == "malformed":
         return t.gettext(
             "❓ %(feed)s is not a readable RSS or Atom feed (its XML is broken).", feed=shown
         )
-    if code == "too_large":
+    if problem == "too_large":
         return t.gettext(
             "⛔ %(feed)s is larger than 5 MB; jobrelay reads feeds up to 5 MB.", feed=shown
         )
-    if code == "timeout":
+    if problem == "timeout":
         return t.gettext(
             "⚠️ %(feed)s did not answer within 15 seconds; please try again later.", feed=shown
         )
-    if code == "redirects":
+    if problem == "redirects":
         return t.gettext(
             "⛔ %(feed)s redirects too many times (more than 5, or in a loop).", feed=shown
         )
-    if code == "http":
+    if problem == "http":
         status = getattr(error, "status", 0)
         if status in (404, 410):
             return t.gettext(
@@ -155,7 +137,7 @@ def feed_failure_text(t: Translator, address: str, error: SourceError) -> str:
     )
 
 
-def feed_report_text(t: Translator, report: FeedReport) -> str:
+def feed_report_text(t: Translator, report: FeedReport) -> Markup:
     """One line per outcome of following feeds."""
     lines: list[str] = []
     if report.followed:
@@ -187,31 +169,30 @@ def feed_report_text(t: Translator, report: FeedReport) -> str:
     lines += [feed_failure_text(t, address, error) for address, error in report.failed]
     if report.failed and not (report.followed or report.already):
         lines.append(t.gettext("Nothing was changed."))
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
 MAX_NAMES = 20  # names listed in one line of a report; the rest are counted
 
 
-def names_text(names: list[str]) -> str:
+def names_text(names: list[str]) -> Markup:
     """Feed names, HTML-escaped, comma-separated: at most MAX_NAMES, then how many more."""
-    shown = ", ".join(html.escape(name[:100]) for name in names[:MAX_NAMES])
-    return f"{shown} … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else shown
+    shown = html_join(shorten(name, 100) for name in names[:MAX_NAMES])
+    return shown + f" … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else shown
 
 
-def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> str:
+def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> Markup:
     """`Software, Design (graphisme)` in the reader's language, HTML-escaped."""
-    return ", ".join(
-        html.escape(catalogue.categories[s].name(t.language) if s in catalogue.categories else s)
-        for s in slugs
+    return html_join(
+        catalogue.categories[s].name(t.language) if s in catalogue.categories else s for s in slugs
     )
 
 
-def _not_understood_text(t: Translator, words: FollowWords) -> str:
-    lines: list[str] = []
+def _not_understood_text(t: Translator, words: FollowWords) -> Markup:
+    """One line per kind of word that was not understood, what it looks like to the bot and
+    what is accepted; then, once, that nothing was changed."""
+    lines: list[Markup] = []
     if words.bare_handles:
-        quoted = ", ".join(f"<code>{html.escape(w)}</code>" for w in words.bare_handles[:5])
-        accounts = ", ".join(f"@{html.escape(w)}" for w in words.bare_handles[:5])
         lines.append(
             t.ngettext(
                 "%(words)s is not a job category. For an X account, write it with its @: "
@@ -219,15 +200,35 @@ def _not_understood_text(t: Translator, words: FollowWords) -> str:
                 "%(words)s are not job categories. For X accounts, write them with their @: "
                 "%(accounts)s.",
                 len(words.bare_handles),
-                words=quoted,
-                accounts=accounts,
+                words=quoted_words(words.bare_handles),
+                accounts=handles_text(words.bare_handles[:5]),
             )
         )
+    if words.unknown:
+        lines.append(
+            t.ngettext(
+                "%(words)s is not a job category.",
+                "%(words)s are not job categories.",
+                len(words.unknown),
+                words=quoted_words(words.unknown),
+            )
+        )
+    if words.bare_handles or words.unknown:
+        lines[-1] += Markup(" ") + t.gettext("/categories lists the categories you can follow.")
     if words.malformed:
-        lines.append(_malformed_text(t, words.malformed))
-    lines += [feed_address_problem(t, word, code) for word, code in words.bad_feeds]
-    lines.append(t.gettext("/categories lists the categories you can follow. Nothing was changed."))
-    return "\n".join(lines)
+        lines.append(
+            t.ngettext(
+                "%(words)s is not an X handle: a handle has 1 to 15 letters, digits or "
+                "underscores, like @acme_jobs.",
+                "%(words)s are not X handles: a handle has 1 to 15 letters, digits or "
+                "underscores, like @acme_jobs.",
+                len(words.malformed),
+                words=quoted_words(words.malformed),
+            )
+        )
+    lines += [feed_address_problem(t, word, problem) for word, problem in words.bad_feeds]
+    lines.append(t.gettext("Nothing was changed."))
+    return html_join(lines, "\n")
 
 
 async def follow(update: Update, context: Context) -> None:
@@ -238,14 +239,7 @@ async def follow(update: Update, context: Context) -> None:
     t = call.t
     services = context.bot_data.services
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
-    if not (
-        words.handles
-        or words.categories
-        or words.malformed
-        or words.bare_handles
-        or words.feeds
-        or words.bad_feeds
-    ):
+    if not (words.handles or words.categories or words.feeds or words.problems):
         await call.reply(
             update,
             t.gettext(
@@ -258,7 +252,7 @@ async def follow(update: Update, context: Context) -> None:
             ),
         )
         return
-    if words.malformed or words.bare_handles or words.bad_feeds:
+    if words.problems:
         await call.reply(update, _not_understood_text(t, words))
         return
     handles = words.handles
@@ -273,7 +267,7 @@ async def follow(update: Update, context: Context) -> None:
             ),
         )
         return
-    lines: list[str] = []
+    lines: list[Markup] = []
     if words.feeds:
         await show_typing(update)  # a first fetch may take a few seconds
         feeds = await services.follows.follow_feeds(call.chat_id, words.feeds, call.thread_id)
@@ -293,12 +287,12 @@ async def follow(update: Update, context: Context) -> None:
     if words.categories:
         done = await services.categories.follow(call.chat_id, words.categories, call.thread_id)
         lines.append(categories_followed_text(t, services.categories.catalogue, done))
-    await call.reply(update, "\n".join(line for line in lines if line))
+    await call.reply(update, html_join((line for line in lines if line), "\n"))
 
 
-def categories_followed_text(t: Translator, catalogue: Catalogue, done: CategoryReport) -> str:
+def categories_followed_text(t: Translator, catalogue: Catalogue, done: CategoryReport) -> Markup:
     """What following some categories changed, in a line or two."""
-    lines: list[str] = []
+    lines: list[Markup] = []
     if done.changed:
         lines.append(
             t.gettext(
@@ -320,7 +314,7 @@ def categories_followed_text(t: Translator, catalogue: Catalogue, done: Category
                 names=category_names(t, catalogue, done.unchanged),
             )
         )
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
 async def show_typing(update: Update) -> None:
@@ -370,25 +364,25 @@ async def unfollow(update: Update, context: Context) -> None:
             await call.reply(update, t.gettext("You were not following anything."))
         return
     words = parse_follow_words(call.words, services.categories.catalogue.category_for)
-    if words.malformed or words.bare_handles or words.bad_feeds:
+    if words.problems:
         await call.reply(update, _not_understood_text(t, words))
         return
-    lines: list[str] = []
+    lines: list[Markup] = []
     if words.handles or words.feeds:
         report = await services.follows.unfollow(
             call.chat_id, words.handles, call.thread_id, words.feeds
         )
-        removed = [f"@{html.escape(h)}" for h in report.removed]
-        removed += [html.escape(name) for name in report.removed_feeds]
-        missing = [f"@{html.escape(h)}" for h in report.not_followed]
-        missing += [f"<code>{html.escape(a)}</code>" for a in report.not_followed_feeds]
+        removed = [f"@{h}" for h in report.removed]
+        removed += [shorten(name, 100) for name in report.removed_feeds]
+        missing: list[str | Markup] = [f"@{h}" for h in report.not_followed]
+        missing += [code(address, 200) for address in report.not_followed_feeds]
         if removed:
-            lines.append(t.gettext("Stopped following %(handles)s.", handles=", ".join(removed)))
+            lines.append(t.gettext("Stopped following %(handles)s.", handles=html_join(removed)))
         if missing:
             lines.append(
                 t.gettext(
                     "You were not following %(handles)s. /list shows what you follow.",
-                    handles=", ".join(missing),
+                    handles=html_join(missing),
                 )
             )
     if words.categories:
@@ -408,7 +402,7 @@ async def unfollow(update: Update, context: Context) -> None:
                     names=category_names(t, catalogue, done.unchanged),
                 )
             )
-    await call.reply(update, "\n".join(lines))
+    await call.reply(update, html_join(lines, "\n"))
 
 
 async def list_follows(update: Update, context: Context) -> None:
@@ -441,16 +435,16 @@ async def list_follows(update: Update, context: Context) -> None:
     forum = any(thread for threads in topics.values() for thread in threads)
     names = await services.clubs.topics(call.chat_id) if forum else {}
 
-    def where(key: str) -> str:
+    def where(key: str) -> Markup:
         if not forum:
-            return ""
+            return Markup()
         shown = [
             names.get(thread) or (t.gettext("General") if thread == 0 else f"#{thread}")
             for thread in topics.get(key, [])
         ]
-        return " — 💬 " + ", ".join(html.escape(name) for name in shown) if shown else ""
+        return Markup(" — 💬 ") + html_join(shown) if shown else Markup()
 
-    lines: list[str] = []
+    lines: list[Markup] = []
     accounts = [f for f in following if f.kind == X_KIND]
     feeds = [f for f in following if f.kind != X_KIND]
     if accounts:
@@ -460,26 +454,24 @@ async def list_follows(update: Update, context: Context) -> None:
             )
         )
         for account in accounts:
-            line = f"• @{html.escape(account.name)}"
+            line = Markup("• @%s") % account.name
             if not account.available:
                 line += " " + t.gettext("(no longer available on X)")
             lines.append(line + where(f"source:{account.address}"))
     if feeds:
         if lines:
-            lines.append("")
+            lines.append(Markup())
         lines.append(
             t.ngettext("You follow %(count)d feed:", "You follow %(count)d feeds:", len(feeds))
         )
         for feed in feeds:
-            line = (
-                f"• {html.escape(feed.name[:100])} — <code>{html.escape(feed.address[:300])}</code>"
-            )
+            line = Markup("• %s — %s") % (shorten(feed.name, 100), code(feed.address, 300))
             if not feed.available:
                 line += " " + t.gettext("(paused: not answering)")
             lines.append(line + where(f"source:{feed.address}"))
     if kinds:
         if lines:
-            lines.append("")
+            lines.append(Markup())
         lines.append(
             t.ngettext(
                 "You follow %(count)d category:", "You follow %(count)d categories:", len(kinds)
@@ -487,15 +479,16 @@ async def list_follows(update: Update, context: Context) -> None:
         )
         catalogue = services.categories.catalogue
         lines += [
-            f"• {category_names(t, catalogue, [slug])}{where(f'category:{slug}')}" for slug in kinds
+            Markup("• ") + category_names(t, catalogue, [slug]) + where(f"category:{slug}")
+            for slug in kinds
         ]
     if terms:
-        lines += ["", t.gettext("Filter: %(words)s", words=filter_text(terms))]
-    await call.reply(update, "\n".join(lines))
+        lines += [Markup(), t.gettext("Filter: %(words)s", words=filter_text(terms))]
+    await call.reply(update, html_join(lines, "\n"))
 
 
-def filter_text(terms: list[FilterTerm]) -> str:
+def filter_text(terms: list[FilterTerm]) -> Markup:
     """`+python -stage` as HTML."""
-    return " ".join(
-        f"<code>{'+' if term.include else '-'}{html.escape(term.word)}</code>" for term in terms
+    return html_join(
+        (code(f"{'+' if term.include else '-'}{term.word}", 100) for term in terms), " "
     )

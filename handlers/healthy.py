@@ -19,9 +19,9 @@ from bot.arguments import (
     parse_window,
 )
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator
 from bot.policy import MAX_DAILY_LIMIT, ChatPolicy, is_paused
-from handlers.access import command
+from handlers.access import Call, command
 
 
 def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
@@ -29,7 +29,7 @@ def _when(t: Translator, moment: datetime, policy: ChatPolicy) -> str:
     return format_datetime(moment, "EEE d MMM HH:mm", tzinfo=policy.zone, locale=t.language)
 
 
-def weekday_name(t: Translator, day: int) -> str:
+def weekday_name(t: Translator, day: int) -> Markup:
     """Monday … Sunday in the reader's language (0 = Monday)."""
     names = [
         t.gettext("Monday"),
@@ -45,7 +45,7 @@ def weekday_name(t: Translator, day: int) -> str:
 
 def settings_summary(
     t: Translator, policy: ChatPolicy, now: datetime, *, shared: bool = False
-) -> list[str]:
+) -> list[Markup]:
     """The current healthy-use settings, one line each (a club's limit counts messages)."""
     lines = [
         t.ngettext(
@@ -98,6 +98,19 @@ def settings_summary(
             )
     lines.append(t.gettext("Time zone: %(zone)s", zone=policy.timezone))
     return lines
+
+
+async def zone_note(call: Call, context: Context) -> Markup:
+    """The first time a chat sets a time: which time zone its times are in, and how to change
+    it (an empty note afterwards)."""
+    zone = await context.bot_data.services.healthy.zone_to_show(call.chat_id)
+    if zone is None:
+        return Markup()
+    return Markup("\n") + call.t.gettext(
+        "🕒 Times are %(zone)s time; <code>/timezone America/Montreal</code> (or your own "
+        "Area/City) changes it.",
+        zone=zone,
+    )
 
 
 async def limit(update: Update, context: Context) -> None:
@@ -221,7 +234,7 @@ async def digest(update: Update, context: Context) -> None:
             text += " " + t.gettext(
                 "I pin it when this chat lets me pin messages (an administrator right)."
             )
-        await call.reply(update, text)
+        await call.reply(update, text + await zone_note(call, context))
         return
     try:
         if len(words) != 1:
@@ -244,7 +257,8 @@ async def digest(update: Update, context: Context) -> None:
         t.gettext(
             "Digest mode: no instant offers; one digest a day at %(time)s.",
             time=format_hhmm(at),
-        ),
+        )
+        + await zone_note(call, context),
     )
 
 
@@ -280,7 +294,8 @@ async def quiet(update: Update, context: Context) -> None:
             "comes in one digest when they end.",
             start=format_hhmm(window[0]),
             end=format_hhmm(window[1]),
-        ),
+        )
+        + await zone_note(call, context),
     )
 
 
@@ -321,7 +336,8 @@ async def pause(update: Update, context: Context) -> None:
         t.gettext(
             "Paused until %(when)s: offers are kept, then come in one digest.",
             when=_when(t, until, policy),
-        ),
+        )
+        + await zone_note(call, context),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 
@@ -12,12 +11,12 @@ from telegram.error import TelegramError
 from bot.arguments import HANDLE_RE
 from bot.context import Context
 from bot.follows import X_KIND
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from bot.opml import OpmlError, Outline, read_opml, write_opml
 from bot.sources.base import NotConfigured
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 from handlers.access import Call, command
-from handlers.common import reply, translator_for
+from handlers.common import code, handles_text, reply, shorten, translator_for
 from handlers.follow import (
     categories_followed_text,
     feed_report_text,
@@ -56,11 +55,11 @@ async def export_command(update: Update, context: Context) -> None:
             t.gettext("You follow nothing yet, so there is nothing to export. See /help."),
         )
         return
-    data = write_opml(t.gettext("jobrelay subscriptions"), outlines, created=services.clock.now())
+    data = write_opml(t.plain("jobrelay subscriptions"), outlines, created=services.clock.now())
     await message.reply_document(
         data,
         filename="jobrelay.opml",
-        caption=t.ngettext(
+        caption=t.nplain(
             "%(count)d subscription. Send this file back with /import (here or in another "
             "chat) to follow it again; feed readers can import it too.",
             "%(count)d subscriptions. Send this file back with /import (here or in another "
@@ -135,7 +134,7 @@ async def _import(
     handles: list[str] = []
     addresses: list[FeedAddress] = []
     slugs: list[str] = []
-    refused: list[str] = [html.escape(text[:80]) for text in skipped]
+    refused: list[str | Markup] = [shorten(text, 80) for text in skipped]
     for outline in outlines:
         if outline.kind == "x" and HANDLE_RE.fullmatch(outline.value):
             if outline.value.lower() not in {h.lower() for h in handles}:
@@ -151,12 +150,12 @@ async def _import(
             except FeedAddressError:
                 address = None
             if address is None:
-                refused.append(f"<code>{html.escape(outline.value[:120])}</code>")
+                refused.append(code(outline.value, 120))
             elif address.key not in {a.key for a in addresses}:
                 addresses.append(address)
         else:
-            refused.append(html.escape((outline.title or outline.value)[:80]))
-    lines: list[str] = []
+            refused.append(shorten(outline.title or outline.value, 80))
+    lines: list[Markup] = []
     if addresses or handles:
         await show_typing(update)  # first fetches and lookups may take a while
     if addresses:
@@ -173,7 +172,7 @@ async def _import(
                 t.gettext(
                     "X accounts were not added: this bot has no X API access configured "
                     "(%(handles)s).",
-                    handles=", ".join(f"@{html.escape(h)}" for h in handles),
+                    handles=handles_text(handles),
                 )
             )
         else:
@@ -186,12 +185,12 @@ async def _import(
             t.gettext(
                 "Not understood, so not added: %(items)s. jobrelay imports feeds (xmlUrl), "
                 "X accounts and its own categories.",
-                items=", ".join(refused[:20]) + (" …" if len(refused) > 20 else ""),
+                items=html_join(refused[:20]) + (" …" if len(refused) > 20 else ""),
             )
         )
     if not lines:
         lines.append(_opml_problem(t, "empty"))
-    await call.reply(update, "\n".join(line for line in lines if line))
+    await call.reply(update, html_join((line for line in lines if line), "\n"))
 
 
 async def opml_without_command(update: Update, context: Context) -> None:
@@ -218,19 +217,19 @@ def _document_of(message: Message) -> Document | None:
     return replied.document if replied is not None else None
 
 
-def _opml_problem(t: Translator, code: str) -> str:
-    if code == "too_large":
+def _opml_problem(t: Translator, problem: str) -> Markup:
+    if problem == "too_large":
         return t.gettext(
             "That file is larger than 1 MB; an OPML file of subscriptions is far "
             "smaller. Nothing was changed."
         )
-    if code == "too_many":
+    if problem == "too_many":
         return t.gettext(
             "That file lists more than %(max)d subscriptions; /import takes at most %(max)d "
             "at a time. Nothing was changed.",
             max=MAX_IMPORT,
         )
-    if code == "empty":
+    if problem == "empty":
         return t.gettext("That OPML file lists no subscriptions. Nothing was changed.")
     return t.gettext(
         "That file is not an OPML file (the XML list of subscriptions feed readers and "

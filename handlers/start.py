@@ -2,40 +2,38 @@
 
 from __future__ import annotations
 
-import html
-
 from telegram import Update
 
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from handlers.common import reply, translator_for
 
 
 def command_descriptions(t: Translator) -> list[tuple[str, str]]:
     """The command menu, in one language (also used for setMyCommands)."""
     return [
-        ("follow", t.gettext("Follow X accounts, feeds or categories: /follow @acme_jobs")),
-        ("unfollow", t.gettext("Stop following: /unfollow @acme_jobs or all")),
-        ("list", t.gettext("Show what you follow")),
-        ("categories", t.gettext("Job categories to follow, with buttons")),
-        ("filter", t.gettext("Words offers must or must not contain: /filter +python -stage")),
-        ("settings", t.gettext("Limit, digest, quiet hours and pause, with buttons")),
-        ("digest", t.gettext("Your held offers now, or /digest 18:00 for one a day")),
-        ("limit", t.gettext("Instant offers per day: /limit 5")),
-        ("quiet", t.gettext("Quiet hours: /quiet 22:00-07:00 or off")),
-        ("pause", t.gettext("Pause: /pause, /pause 3d or /pause 12h")),
-        ("resume", t.gettext("End a pause")),
-        ("stats", t.gettext("Your last 7 days, with a chart")),
-        ("timezone", t.gettext("Your time zone: /timezone Europe/Paris")),
-        ("export", t.gettext("Your subscriptions as an OPML file")),
-        ("import", t.gettext("Follow what an OPML file lists (send it with /import)")),
-        ("forget", t.gettext("Delete everything stored about this chat")),
-        ("help", t.gettext("How jobrelay works")),
-        ("start", t.gettext("Welcome message")),
+        ("follow", t.plain("Follow X accounts, feeds or categories: /follow @acme_jobs")),
+        ("unfollow", t.plain("Stop following: /unfollow @acme_jobs or all")),
+        ("list", t.plain("Show what you follow")),
+        ("categories", t.plain("Job categories to follow, with buttons")),
+        ("filter", t.plain("Words offers must or must not contain: /filter +python -stage")),
+        ("settings", t.plain("Limit, digest, quiet hours and pause, with buttons")),
+        ("digest", t.plain("Your held offers now, or /digest 18:00 for one a day")),
+        ("limit", t.plain("Instant offers per day: /limit 5")),
+        ("quiet", t.plain("Quiet hours: /quiet 22:00-07:00 or off")),
+        ("pause", t.plain("Pause: /pause, /pause 3d or /pause 12h")),
+        ("resume", t.plain("End a pause")),
+        ("stats", t.plain("Your last 7 days, with a chart")),
+        ("timezone", t.plain("Your time zone: /timezone Europe/Paris")),
+        ("export", t.plain("Your subscriptions as an OPML file")),
+        ("import", t.plain("Follow what an OPML file lists (send it with /import)")),
+        ("forget", t.plain("Delete everything stored about this chat")),
+        ("help", t.plain("How jobrelay works")),
+        ("start", t.plain("Welcome message")),
     ]
 
 
-def help_text(t: Translator) -> str:
+def help_text(t: Translator) -> Markup:
     """The full help message."""
     lines = [
         t.gettext(
@@ -84,16 +82,16 @@ def help_text(t: Translator) -> str:
         "",
         t.gettext("Example: <code>/follow @acme_jobs @paris_recrute design</code>"),
     ]
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
 async def start(update: Update, context: Context) -> None:
     """Greet a new user and show how to follow a first account."""
     t = translator_for(update)
     user = update.effective_user
-    name = html.escape(user.first_name) if user and user.first_name else ""
+    name = user.first_name if user and user.first_name else ""
     greeting = t.gettext("Hello %(name)s!", name=name) if name else t.gettext("Hello!")
-    await reply(update, f"{greeting}\n\n{help_text(t)}")
+    await reply(update, greeting + Markup("\n\n") + help_text(t))
 
 
 async def help_command(update: Update, context: Context) -> None:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import html
 
 from telegram import Update
 
 from bot.chart import week_chart_png
 from bot.context import Context
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator, html_join
 from bot.render import source_name
 from bot.weekly import WeekStats
 from handlers.access import command
 
 
-def stats_text(t: Translator, stats: WeekStats) -> str:
+def stats_text(t: Translator, stats: WeekStats) -> Markup:
     """The /stats message."""
     lines = [
         t.gettext("<b>Your last 7 days</b>"),
@@ -25,9 +24,9 @@ def stats_text(t: Translator, stats: WeekStats) -> str:
         t.gettext("Marked interesting: %(count)d", count=len(stats.interesting)),
     ]
     if stats.top_sources:
-        top = ", ".join(f"{html.escape(source_name(a))} ({n})" for a, n in stats.top_sources)
+        top = html_join(f"{source_name(a)} ({n})" for a, n in stats.top_sources)
         lines.append(t.gettext("Top sources: %(sources)s", sources=top))
-    return "\n".join(lines)
+    return html_join(lines, "\n")
 
 
 async def stats(update: Update, context: Context) -> None:
@@ -48,5 +47,5 @@ async def stats(update: Update, context: Context) -> None:
     # matplotlib is synchronous: draw off the event loop.
     png = await asyncio.to_thread(week_chart_png, t, week)
     await message.reply_photo(
-        png, caption=t.gettext("Offers per day: pushed and held"), do_quote=False
+        png, caption=t.plain("Offers per day: pushed and held"), do_quote=False
     )

@@ -103,6 +103,11 @@ class Chat(Base):
     # Job clubs: a weekly digest's day (0 = Monday; None: daily), and when a group or channel
     # may get its next message (offers ready before then are merged into one message).
     digest_weekday: Mapped[int | None] = mapped_column(Integer)
+    # The daily time chosen before a weekly digest took its place: it comes back with the
+    # daily rhythm (/digest off, /digest with instant offers).
+    daily_digest_time: Mapped[str | None] = mapped_column(String(5))
+    # Whether the chat was told which time zone its times are in (the first time it set one).
+    timezone_shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

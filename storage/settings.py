@@ -75,6 +75,47 @@ async def update_chat_settings(session: AsyncSession, chat_id: int, **values: ob
     return bool(affected(result))
 
 
+async def set_digest_mode(
+    session: AsyncSession, chat_id: int, at: str | None, weekday: int | None
+) -> bool:
+    """Instant offers (`at` None), one digest a day at `at`, or one a week on `weekday` at `at`;
+    a weekly digest keeps the daily time it replaces, and ending it brings that time back.
+    False if the chat is unknown."""
+    row = (
+        await session.execute(
+            select(Chat.digest_time, Chat.digest_weekday, Chat.daily_digest_time).where(
+                Chat.id == chat_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return False
+    digest_time, current_weekday, saved = row
+    values: dict[str, object]
+    if at is not None and weekday is not None:  # weekly
+        daily = saved if current_weekday is not None else digest_time
+        values = {"digest_only": True, "digest_time": at, "digest_weekday": weekday}
+        values["daily_digest_time"] = daily
+    else:  # daily, or instant offers with a digest of the overflow at the daily time
+        values = {"digest_only": at is not None, "digest_weekday": None, "daily_digest_time": None}
+        if at is not None:
+            values["digest_time"] = at
+        elif current_weekday is not None and saved:
+            values["digest_time"] = saved
+    return await update_chat_settings(session, chat_id, **values)
+
+
+async def zone_to_show(session: AsyncSession, chat_id: int) -> str | None:
+    """The chat's time zone the first time it is asked for (then never again); None after."""
+    result = await session.execute(
+        update(Chat)
+        .where(Chat.id == chat_id, Chat.timezone_shown.is_(False))
+        .values(timezone_shown=True)
+        .returning(Chat.timezone)
+    )
+    return result.scalar_one_or_none()
+
+
 async def pushed_since(
     session: AsyncSession, chat_id: int, since: datetime, *, messages: bool = False
 ) -> int:

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "bot" / "i18n" / "locales"
-KEYWORDS = {"gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"gettext": None, "ngettext": (1, 2), "plain": None, "nplain": (1, 2)}
 
 
 def extract() -> Catalog:

@@ -121,6 +121,12 @@ async def test_a_channel_is_managed_from_a_private_chat_by_its_administrators(
     assert "Buttons cannot manage another chat" in await coach.ask("/settings in @parisjobsclub")
     listing = await coach.ask("/list in @parisjobsclub")
     assert "Software" not in listing and "@acme_jobs" in listing
+    # A command that changes nothing does not say it changed nothing.
+    refused = await coach.ask("/list in @otherclub")
+    assert "I am not an administrator of @otherclub" in refused
+    assert "Nothing was changed" not in refused
+    assert "Nothing was changed" not in await coach.ask("/settings in @parisjobsclub")
+    assert "Nothing was changed" in await coach.ask("/follow software in @otherclub")
     # A post in the channel addressed to the bot is not a command.
     stack.tg.send_message(channel, "/follow software", chat_type="channel")
     await x_reads(stack.x, "acme_jobs", count=1)  # and the first poll

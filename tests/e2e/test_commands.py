@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.e2e.harness import Stack, User, eventually
 
 
@@ -71,6 +73,52 @@ async def test_follow_unfollow_and_list(stack: Stack) -> None:
     assert "You follow nothing yet" in await user.ask("/list")
 
 
+async def test_each_refusal_of_follow_says_once_what_the_word_looks_like(stack: Stack) -> None:
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/follow @@@")
+    assert reply.splitlines() == [
+        "@@@ is not an X handle: a handle has 1 to 15 letters, digits or underscores, "
+        "like @acme_jobs.",
+        "Nothing was changed.",
+    ]
+    reply = await user.ask("/follow ftp://jobs.example.com/feed")
+    assert reply.splitlines() == [
+        "ftp://jobs.example.com/feed: only http:// and https:// feeds can be followed.",
+        "Nothing was changed.",
+    ]
+    # Plain words are categories, whatever their length or symbols.
+    for word in ("abcdefghijklmnopq", "💼", "software$$"):
+        reply = await user.ask(f"/follow {word}")
+        assert reply.startswith(f"{word} is not a job category. /categories lists"), reply
+        assert "X handle" not in reply and reply.count("Nothing was changed.") == 1
+    # A long word is shortened with "…", never silently.
+    reply = await user.ask("/follow " + "a" * 300)
+    assert "a" * 39 + "… is not a job category" in reply
+    assert len(reply) < 200
+    reply = await user.ask("/follow @" + "b" * 300)
+    assert "@" + "b" * 38 + "… is not an X handle" in reply
+    # What a stranger types is shown as typed: never read as HTML, never breaking the reply.
+    reply = await user.ask("/follow <b>&amp; @R&D")
+    assert "<b>&amp; is not a job category" in reply
+    assert "@R&D is not an X handle" in reply
+    assert "Something went wrong" not in reply
+    assert "You follow nothing yet" in await user.ask("/list")
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+async def test_a_filter_word_with_a_symbol_gets_a_helpful_refusal(
+    stack: Stack, language: str
+) -> None:
+    await stack.bot.start()
+    user = stack.user(language)
+    for command in ("/filter +c++", "/filter -c#"):
+        reply = await user.ask(command)
+        assert "Something went wrong" not in reply and "Quelque chose" not in reply, reply
+        assert "(c++, c#)" in reply, reply  # says what is accepted
+        assert "R&D" in reply  # the & is shown, as Telegram shows an escaped &amp;
+
+
 async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     stack.x.add_user("gone_account")
@@ -91,7 +139,7 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     assert "@gone_account is suspended, private or unavailable on X" in reply
     assert "You follow nothing yet" in await user.ask("/list")
     assert "Tell me what to stop following" in await user.ask("/unfollow")
-    assert "is not an X handle" in await user.ask("/unfollow <b>")
+    assert "<b> is not a job category" in await user.ask("/unfollow <b>")  # shown as typed
     assert "I don't know that command" in await user.ask("/frobnicate")
     assert "I only understand commands" in await user.ask("hello?")
     # Still serving, and the handle that was fine can be followed now.

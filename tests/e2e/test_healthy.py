@@ -183,6 +183,37 @@ async def test_timezone_is_validated_and_shown(database_url: str) -> None:
         assert "Fuseau horaire : Asia/Tokyo" in await user.ask("/settings")
 
 
+async def test_the_first_time_set_names_the_chat_s_time_zone_once(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        first = await user.ask("/quiet 22:00-07:00")
+        assert "Quiet hours 22:00–07:00" in first
+        assert "Times are Europe/Paris time; /timezone America/Montreal" in first
+        for command in ("/pause 1h", "/digest 18:00", "/quiet 23:00-07:00"):
+            assert "Times are" not in await user.ask(command), command
+        french = await _follower(live, "fr")
+        chosen = await french.ask("/timezone America/Montreal")  # chosen, so known
+        assert "Les heures sont" not in chosen
+        assert "Les heures sont" not in await french.ask("/pause 2h")
+
+
+async def test_ending_a_weekly_digest_brings_back_the_daily_time(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/digest 18:00")
+        assert "every Monday at 09:00" in await user.ask("/digest weekly mon 09:00")
+        assert "Back to instant offers" in await user.ask("/digest off")
+        settings = await user.ask("/settings")
+        assert "offers over the limit come in a digest at 18:00" in settings, settings
+        await user.ask("/digest weekly fri 08:00")
+        await user.ask("/digest weekly sat 07:00")  # one weekly after another
+        await user.ask("/digest off")
+        assert "in a digest at 18:00" in await user.ask("/settings")
+        await user.ask("/digest 20:30")  # a new daily time replaces the old one
+        await user.ask("/digest off")
+        assert "in a digest at 20:30" in await user.ask("/settings")
+
+
 async def test_settings_buttons_edit_the_message_in_place(database_url: str) -> None:
     async with live_bot(database_url, recent_paris(time(10, 0))) as live:
         user = await _follower(live)

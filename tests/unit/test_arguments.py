@@ -38,13 +38,27 @@ def test_handles_are_deduplicated_case_insensitively_and_split_on_commas() -> No
 
 def test_follow_words_split_into_handles_and_categories() -> None:
     words = parse_follow_words(
-        ["@acme_jobs", "software", "service", "client", "paris_recrute", "@bad-handle", "é!"],
+        [
+            "@acme_jobs",
+            "software",
+            "service",
+            "client",
+            "paris_recrute",
+            "@bad-handle",
+            "é!",
+            "software$$",
+            "abcdefghijklmnopq",
+            "💼",
+        ],
         catalogue().category_for,
     )
     assert words.handles == ["acme_jobs"]
     assert words.bare_handles == ["paris_recrute"]  # an account needs its @
     assert words.categories == ["software", "support"]
-    assert words.malformed == ["@bad-handle", "é!"]
+    assert words.malformed == ["@bad-handle"]  # an @word is meant as a handle
+    # A plain word is always read as a category, whatever its length or symbols.
+    assert words.unknown == ["é!", "software$$", "abcdefghijklmnopq", "💼"]
+    assert words.problems
 
 
 def test_filter_words() -> None:
@@ -134,4 +148,4 @@ def test_a_web_address_without_its_scheme_is_a_feed_address() -> None:
         "https://www.emploi.example/",
     ]
     assert words.handles == ["acme_jobs"]
-    assert words.malformed == ["node.js"]  # a skill, not a site: no request is made for it
+    assert words.unknown == ["node.js"]  # a skill, not a site: no request is made for it

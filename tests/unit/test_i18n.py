@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot.i18n import LOCALES_DIR, Translator, languages, pick_language
+from bot.i18n import LOCALES_DIR, Markup, Translator, html_join, languages, pick_language
+from bot.sandbox.telegram_api import TelegramHTMLError, parse_telegram_html
 from tools.update_catalogs import extract
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
@@ -80,3 +81,77 @@ def test_french_translation_is_used_and_filled_in() -> None:
     )
     assert Translator("en").gettext("Hello %(name)s!", name="Ana") == "Hello Ana!"
     assert Translator("xx").language == "en"
+
+
+# What a stranger may put in a placeholder: a handle, a feed's title, a word they typed.
+HOSTILE = '<b>R&D</b> & "c++" <a href="tg://x">l</a> &amp; &#0; <'
+FORMAT = re.compile(r"%\((\w+)\)[.\d]*([sdf])")
+
+
+def _params(*templates: str) -> dict[str, object]:
+    """Every placeholder of the templates: text ones get hostile text, numbers a number."""
+    params: dict[str, object] = {}
+    for template in templates:
+        for name, kind in FORMAT.findall(template):
+            params[name] = HOSTILE if kind == "s" else 7
+    return params
+
+
+def _rendered(language: str) -> list[tuple[object, str, list[str]]]:
+    """(msgid, the message as sent, the text placeholders) for every message of a language,
+    every plural form included."""
+    t = Translator(language)
+    with (LOCALES_DIR / "fr" / "LC_MESSAGES" / "jobrelay.po").open("rb") as handle:
+        catalog = read_po(handle)
+    out: list[tuple[object, str, list[str]]] = []
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, tuple):
+            singular, plural = str(message.id[0]), str(message.id[1])
+            for count in (1, 2):
+                params = _params(singular, plural)
+                params.pop("count", None)
+                sent = t.ngettext(singular, plural, count, **params)
+                out.append((message.id, sent, [k for k, v in params.items() if v == HOSTILE]))
+        else:
+            params = _params(str(message.id))
+            sent = t.gettext(str(message.id), **params)
+            out.append((message.id, sent, [k for k, v in params.items() if v == HOSTILE]))
+    return out
+
+
+@pytest.mark.parametrize("language", languages())
+def test_every_message_is_valid_telegram_html_whatever_fills_its_placeholders(
+    language: str,
+) -> None:
+    """The Bot API wants every &, < and > outside tags and entities escaped: each catalog
+    string must be valid Telegram HTML, and what fills a placeholder is shown as typed."""
+    rendered = _rendered(language)
+    assert len(rendered) > 200  # the whole catalog, not a sample
+    problems = []
+    for msgid, sent, hostile in rendered:
+        try:
+            shown = parse_telegram_html(sent)
+        except TelegramHTMLError as exc:
+            problems.append(f"{msgid!r}: {exc}")
+            continue
+        if hostile and HOSTILE not in shown:
+            problems.append(f"{msgid!r}: a placeholder is not shown as typed: {shown!r}")
+    assert problems == []
+
+
+def test_a_bare_ampersand_in_a_catalog_string_is_caught() -> None:
+    """The check above fails on what crashed `/filter +c++` (a lone & in the refusal)."""
+    with pytest.raises(TelegramHTMLError):
+        parse_telegram_html(str(Translator("en").gettext("which . - ' & / may join")))
+
+
+def test_placeholders_are_escaped_unless_already_markup() -> None:
+    t = Translator("en")
+    assert t.gettext("Hello %(name)s!", name="<b>&") == "Hello &lt;b&gt;&amp;!"
+    assert t.gettext("Hello %(name)s!", name=Markup("<b>Ana</b>")) == "Hello <b>Ana</b>!"
+    # Plain text (button labels, chart labels) is left as typed.
+    assert t.plain("Hello %(name)s!", name="<b>&") == "Hello <b>&!"
+    nested = t.gettext("Stopped following %(handles)s.", handles=html_join(["@a&b", "@c"]))
+    assert parse_telegram_html(nested) == "Stopped following @a&b, @c."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.i18n import Translator
+from bot.i18n import Markup, Translator
 from bot.render import MESSAGE_LIMIT, render_digest, render_notice, render_offer, telegram_length
 from bot.sandbox.telegram_api import parse_telegram_html
 from handlers.common import REPLY_LIMIT, split_reply
@@ -70,7 +70,7 @@ def test_a_digest_starts_with_its_count_and_names_each_source() -> None:
     parts = render_digest(Translator("fr"), [("acme_jobs", "Dev", "https://x.com/a/status/1")])
     plain = parse_telegram_html(parts[0])
     assert plain.splitlines()[0] == "Votre récapitulatif : 1 offre"
-    assert "@acme_jobs" in plain and "• Dev Voir sur X" in plain
+    assert "@acme_jobs" in plain and "• Dev\n    Voir sur X" in plain
 
 
 TAGS = {
@@ -127,8 +127,11 @@ def test_a_digest_shows_each_offer_s_tags() -> None:
     offers = [("acme", "Dev Python", "https://x.com/a/1"), ("acme", "News", "https://x.com/a/2")]
     parts = render_digest(Translator("fr"), offers, [TAGS, None])
     plain = parse_telegram_html(parts[0])
-    assert "• Dev Python — CDI · Temps plein · Hybride · 📍 Lyon Voir sur X" in plain
-    assert "• News Voir sur X" in plain
+    # Each offer reads as a push does: its text, then its tags and links on a line of their own.
+    details = "CDI · Temps plein · Hybride · 📍 Lyon · 👉 Postuler · Voir sur X"
+    assert f"• Dev Python\n    {details}" in plain
+    assert "• News\n    Voir sur X" in plain
+    assert '<a href="https://jobs.acme.fr/o/1?a=1&amp;b=&lt;2&gt;">👉 Postuler</a>' in parts[0]
 
 
 def test_a_feed_offer_is_named_by_its_title_and_links_to_the_original() -> None:
@@ -168,9 +171,9 @@ def test_a_long_reply_is_cut_between_lines_into_messages_that_fit() -> None:
         f"• <b>📰 Feed number {n}</b> — <code>https://jobs.example/{n}.xml</code>"
         for n in range(300)
     ]
-    parts = split_reply("\n".join(lines))
+    parts = split_reply(Markup("\n".join(lines)))
     assert len(parts) > 1 and all(len(part) <= REPLY_LIMIT for part in parts)
     assert "\n".join(parts).splitlines() == lines  # nothing lost, no line cut
     for part in parts:
         parse_telegram_html(part)  # each part is valid Telegram HTML on its own
-    assert split_reply("short") == ["short"]
+    assert split_reply(Markup("short")) == ["short"]
