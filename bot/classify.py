@@ -42,7 +42,9 @@ _INCLUSIVE_RE = re.compile(
     re.IGNORECASE,
 )
 _MENTION_RE = re.compile(r"(?<![\w@.])@\w{1,15}\b")
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address starts where a run of its characters starts (the look-behind): tried from every
+# letter of a long word, the match would be quadratic.
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HASHTAG_RE = re.compile(r"#([^\W_][\w]*)")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_RE = re.compile(r"[^\W_]+")
@@ -50,7 +52,7 @@ _WORD_RE = re.compile(r"[^\W_]+")
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
 # The hashtags that close a post ("#job #emploi" appended by a reposting account).
-_TRAILING_HASHTAGS_RE = re.compile(r"(?:[\W_]*#\w+)+[\W_]*$")
+_WORD_RUN_RE = re.compile(r"\w+")
 _SALARY_RE = re.compile(
     r"\d[\d\s.,]*\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
     re.IGNORECASE,
@@ -97,9 +99,27 @@ def _split_hashtag(match: re.Match[str], known: frozenset[str]) -> str:
     return " " + _CAMEL_RE.sub(" ", word) + " "
 
 
+def strip_trailing_hashtags(text: str) -> str:
+    """The text without the hashtags appended after it (`… #hiring #python!`), in one pass
+    from the end (a pattern anchored at the end would be tried from every position)."""
+    start = None
+    for run in reversed(list(_WORD_RUN_RE.finditer(text))):
+        if run.group().strip("_") == "":
+            continue  # underscores only: a separator, like punctuation
+        if run.start() == 0 or text[run.start() - 1] != "#":
+            break
+        start = run.start() - 1
+    return text if start is None else text[:start] + " "
+
+
+# Characters of a post that are read: sources already cut posts to this length (bot/sources/
+# base.py); every pattern above is linear, and this bounds what one read costs.
+MAX_READ = 4000
+
+
 def strip_links(text: str) -> str:
     """The text without links, e-mail addresses and @mentions."""
-    text = _URL_RE.sub(" ", text)
+    text = _URL_RE.sub(" ", text[:MAX_READ])
     text = _EMAIL_RE.sub(" ", text)
     return _MENTION_RE.sub(" ", text)
 
@@ -107,6 +127,7 @@ def strip_links(text: str) -> str:
 def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
     """The words of a text as the vocabulary is matched: links and mentions dropped, hashtags
     read as words (split at capitals unless the whole tag is a `known` word)."""
+    text = text[:MAX_READ]
     text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", strip_links(text)))
     text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
     return [
@@ -135,7 +156,7 @@ def phrase_key(text: str) -> tuple[str, ...]:
 
 def first_url(text: str) -> str | None:
     """The first link of a text, without the punctuation that ends a sentence."""
-    match = _URL_RE.search(text)
+    match = _URL_RE.search(text[:MAX_READ])
     if match is None:
         return None
     url = match.group(0).rstrip(_TRAILING_PUNCTUATION)
@@ -500,7 +521,7 @@ class Catalogue:
 
     def _body_tokens(self, text: str) -> list[Token]:
         """The words that say what a post is: no links, mentions or closing hashtags."""
-        body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
+        body = strip_trailing_hashtags(strip_links(text))
         return tokens(body, self._known_words)
 
     def _body(self, text: str) -> list[str]:
