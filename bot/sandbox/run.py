@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
@@ -106,7 +107,14 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         language = os.environ.get("SANDBOX_LANGUAGE") or (
             "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
         )
-        terminal = Terminal(tg, user_id=USER_ID, language=language, stop=stop, x=x)
+        terminal = Terminal(
+            tg,
+            user_id=USER_ID,
+            language=language,
+            stop=stop,
+            x=x,
+            zone=ZoneInfo(config.default_timezone),
+        )
         every = float(os.environ.get("SANDBOX_POST_EVERY_SECONDS", "30"))
         terminal.banner(
             accounts=sorted(ACCOUNTS),

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn, parse_telegram_html
 from bot.sandbox.x_api import XStandIn
@@ -37,8 +38,10 @@ class Terminal:
         language: str,
         stop: asyncio.Event,
         x: XStandIn,
+        zone: ZoneInfo,
     ) -> None:
         self._tg = tg
+        self._zone = zone  # the bot's DEFAULT_TIMEZONE: the terminal's clock agrees with it
         self._x = x
         self._user_id = user_id
         self._language = language
@@ -73,6 +76,10 @@ class Terminal:
         if feeds:
             print(f"Feeds on the feed stand-in: {', '.join(feeds)} (try /follow {feeds[0]})")
         print(
+            f"Times are shown in {self._zone.key}, the bot's time zone (DEFAULT_TIMEZONE); "
+            "/timezone changes the bot's for this chat, not the terminal's."
+        )
+        print(
             f"Database {database}; each account is polled every {poll_seconds:g} s; "
             f"a new offer is posted about every {post_every:g} s."
         )
@@ -84,8 +91,12 @@ class Terminal:
         """A line about the sandbox itself (dimmed)."""
         print(self._style(text, DIM), flush=True)
 
+    def _stamp(self, epoch: float) -> str:
+        """`07:56:12 CET`: a moment on the bot's clock, with its zone's abbreviation."""
+        return datetime.fromtimestamp(epoch, self._zone).strftime("%H:%M:%S %Z")
+
     def _show(self, message: SentMessage) -> None:
-        stamp = datetime.fromtimestamp(message.date).strftime("%H:%M:%S")
+        stamp = self._stamp(message.date)
         try:
             body = (
                 parse_telegram_html(message.text) if message.parse_mode == "HTML" else message.text
@@ -108,15 +119,20 @@ class Terminal:
             self._buttons = (message.message_id, data)
         sys.stdout.flush()
 
+    def show_new(self) -> None:
+        """Print what the bot sent this user since the last call."""
+        mine = self._tg.messages_for(self._user_id)
+        for message in mine[self._shown :]:
+            self._show(message)
+        self._shown = len(mine)
+
     async def _watch(self) -> None:
         while not self._stop.is_set():
-            mine = self._tg.messages_for(self._user_id)
-            for message in mine[self._shown :]:
-                self._show(message)
-            self._shown = len(mine)
+            self.show_new()
             await asyncio.sleep(0.2)
 
-    def _handle(self, line: str) -> None:
+    def handle(self, line: str) -> None:
+        """One line typed by the user: a sandbox command, or a message to the bot."""
         line = line.strip()
         if not line:
             return
@@ -206,7 +222,7 @@ class Terminal:
                         self.note("(end of input: the bot keeps running; Ctrl-C to stop)")
                         await self._stop.wait()
                         break
-                    self._handle(line)
+                    self.handle(line)
             finally:
                 with contextlib.suppress(ValueError, OSError):
                     loop.remove_reader(sys.stdin.fileno())
