@@ -37,6 +37,7 @@ from storage.migrate import upgrade_async
 log = logging.getLogger(__name__)
 
 SANDBOX_DATABASE = "sqlite:///sandbox.db"
+SANDBOX_FILES = Path("sandbox-files")  # copies of what the bot sends; outlive the sandbox
 SANDBOX_POLL_SECONDS = 10.0
 USER_ID = 1001
 
@@ -114,6 +115,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
             stop=stop,
             x=x,
             zone=ZoneInfo(config.default_timezone),
+            files_dir=SANDBOX_FILES,
         )
         every = float(os.environ.get("SANDBOX_POST_EVERY_SECONDS", "30"))
         terminal.banner(

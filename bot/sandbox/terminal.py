@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.sandbox.telegram_api import SentMessage, TelegramStandIn, parse_telegram_html
@@ -17,6 +19,32 @@ from bot.sandbox.x_api import XStandIn
 BOLD = "\033[1m"
 DIM = "\033[2m"
 RESET = "\033[0m"
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
+_IMAGE_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
+
+
+def human_size(size: int) -> str:
+    """`812 B`, `23.4 KB`, `1.5 MB` (1 KB = 1024 bytes, as Telegram counts)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} GB"
+
+
+def _safe_file_name(name: str | None, fallback: str) -> str:
+    """A name the bot gave a file, made safe to save under: no directories, no odd characters."""
+    base = _UNSAFE_NAME_CHARS.sub("_", Path(name or "").name).strip("._")[:100]
+    return base or fallback
+
+
+def _image_suffix(data: bytes) -> str:
+    return next((s for magic, s in _IMAGE_SUFFIXES.items() if data.startswith(magic)), ".bin")
+
 
 HELP = """\
 Type a command as a Telegram user would, e.g. /follow @acme_jobs, /list, /help.
@@ -39,9 +67,11 @@ class Terminal:
         stop: asyncio.Event,
         x: XStandIn,
         zone: ZoneInfo,
+        files_dir: Path,
     ) -> None:
         self._tg = tg
         self._zone = zone  # the bot's DEFAULT_TIMEZONE: the terminal's clock agrees with it
+        self._files_dir = files_dir.resolve()  # copies of the photos and documents the bot sends
         self._x = x
         self._user_id = user_id
         self._language = language
@@ -79,6 +109,7 @@ class Terminal:
             f"Times are shown in {self._zone.key}, the bot's time zone (DEFAULT_TIMEZONE); "
             "/timezone changes the bot's for this chat, not the terminal's."
         )
+        print(f"Photos and documents the bot sends are saved in {self._files_dir}/")
         print(
             f"Database {database}; each account is polled every {poll_seconds:g} s; "
             f"a new offer is posted about every {post_every:g} s."
@@ -105,7 +136,10 @@ class Terminal:
             body = message.text
         edited = " (edited)" if message.method.startswith("edit") else ""
         print(self._style(f"📱 {stamp} jobrelay{edited}:", BOLD))
-        for line in body.splitlines() or [""]:
+        media = message.method in {"sendPhoto", "sendDocument"}
+        if media:
+            print("   " + self._save(message))
+        for line in body.splitlines() or ([] if media else [""]):
             print(textwrap.indent(line, "   ") if line else "")
         markup = message.reply_markup or {}
         data: list[str] = []
@@ -118,6 +152,35 @@ class Terminal:
         if data:
             self._buttons = (message.message_id, data)
         sys.stdout.flush()
+
+    def _save(self, message: SentMessage) -> str:
+        """Keep a copy of a photo or document the bot sent; returns the line that says what was
+        sent and where the copy is."""
+        data = message.file_bytes
+        if message.method == "sendPhoto":
+            what = f"🖼 Photo ({human_size(len(data or b''))})"
+            name = "photo" + _image_suffix(data or b"")
+        else:
+            name = _safe_file_name(message.file_name, "document")
+            what = f"📎 Document {message.file_name or name} ({human_size(len(data or b''))})"
+        if data is None:
+            return f"{what}, sent by URL: nothing to save"
+        stamp = datetime.fromtimestamp(message.date, self._zone).strftime("%Y-%m-%d_%H-%M-%S")
+        try:
+            self._files_dir.mkdir(parents=True, exist_ok=True)
+            target = self._files_dir / f"{stamp}_{name}"
+            stem, suffix, number = target.stem, target.suffix, 1
+            while True:
+                try:
+                    with target.open("xb") as file:  # never overwrite an earlier copy
+                        file.write(data)
+                    break
+                except FileExistsError:
+                    number += 1
+                    target = target.with_name(f"{stem}-{number}{suffix}")
+        except OSError as exc:
+            return f"{what}, not saved ({exc.strerror or exc} in {self._files_dir})"
+        return f"{what}, saved as {target}"
 
     def show_new(self) -> None:
         """Print what the bot sent this user since the last call."""
