@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -13,38 +12,27 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.sandbox.telegram_api import SentMessage, TelegramStandIn, parse_telegram_html
+from bot.sandbox.files import (
+    FileRefused,
+    human_size,
+    image_suffix,
+    read_to_send,
+    safe_file_name,
+    save_copy,
+)
+from bot.sandbox.telegram_api import (
+    SentMessage,
+    TelegramStandIn,
+    parse_telegram_html,
+    utf16_length,
+)
 from bot.sandbox.x_api import XStandIn
 
 BOLD = "\033[1m"
 DIM = "\033[2m"
 RESET = "\033[0m"
 
-_UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
-_IMAGE_SUFFIXES = {b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp"}
-
-
-def human_size(size: int) -> str:
-    """`812 B`, `23.4 KB`, `1.5 MB` (1 KB = 1024 bytes, as Telegram counts)."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KB", "MB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} GB"
-
-
-def _safe_file_name(name: str | None, fallback: str) -> str:
-    """A name the bot gave a file, made safe to save under: no directories, no odd characters."""
-    base = _UNSAFE_NAME_CHARS.sub("_", Path(name or "").name).strip("._")[:100]
-    return base or fallback
-
-
-def _image_suffix(data: bytes) -> str:
-    return next((s for magic, s in _IMAGE_SUFFIXES.items() if data.startswith(magic)), ".bin")
-
+MAX_CAPTION_LENGTH = 1024  # Telegram's, in UTF-16 code units
 
 HELP = """\
 Type a command as a Telegram user would, e.g. /follow @acme_jobs, /list, /help.
@@ -52,6 +40,11 @@ Sandbox commands (not sent to the bot):
   :lang fr|en             speak to the bot in French or English
   :post @handle text...   post an offer on X as that account
   :press N                press button N of the last message that has buttons
+  :send FILE [caption]    send a file from this machine as a document (20 MB at most),
+                          e.g. :send subs.opml /import  (quote a path with spaces: "my subs.opml")
+  :reply TEXT             answer the last document in this chat (one you sent, or the bot's,
+                          e.g. /export's file) with TEXT, e.g. :reply /import
+  :help                   this list
   :quit                   stop the sandbox"""
 
 
@@ -79,6 +72,7 @@ class Terminal:
         self._shown = 0
         self._colour = sys.stdout.isatty()
         self._buttons: tuple[int, list[str]] | None = None  # message id, callback data
+        self._last_document: tuple[int, str] | None = None  # message id, file name
 
     def _style(self, text: str, style: str) -> str:
         return f"{style}{text}{RESET}" if self._colour else text
@@ -139,6 +133,8 @@ class Terminal:
         media = message.method in {"sendPhoto", "sendDocument"}
         if media:
             print("   " + self._save(message))
+        if message.method == "sendDocument":
+            self._last_document = (message.message_id, message.file_name or "document")
         for line in body.splitlines() or ([] if media else [""]):
             print(textwrap.indent(line, "   ") if line else "")
         markup = message.reply_markup or {}
@@ -157,27 +153,18 @@ class Terminal:
         """Keep a copy of a photo or document the bot sent; returns the line that says what was
         sent and where the copy is."""
         data = message.file_bytes
+        size = human_size(len(data or b""))
         if message.method == "sendPhoto":
-            what = f"🖼 Photo ({human_size(len(data or b''))})"
-            name = "photo" + _image_suffix(data or b"")
+            what = f"🖼 Photo ({size})"
+            name = "photo" + image_suffix(data or b"")
         else:
-            name = _safe_file_name(message.file_name, "document")
-            what = f"📎 Document {message.file_name or name} ({human_size(len(data or b''))})"
+            name = safe_file_name(message.file_name, "document")
+            what = f"📎 Document {message.file_name or name} ({size})"
         if data is None:
             return f"{what}, sent by URL: nothing to save"
         stamp = datetime.fromtimestamp(message.date, self._zone).strftime("%Y-%m-%d_%H-%M-%S")
         try:
-            self._files_dir.mkdir(parents=True, exist_ok=True)
-            target = self._files_dir / f"{stamp}_{name}"
-            stem, suffix, number = target.stem, target.suffix, 1
-            while True:
-                try:
-                    with target.open("xb") as file:  # never overwrite an earlier copy
-                        file.write(data)
-                    break
-                except FileExistsError:
-                    number += 1
-                    target = target.with_name(f"{stem}-{number}{suffix}")
+            target = save_copy(self._files_dir, f"{stamp}_{name}", data)
         except OSError as exc:
             return f"{what}, not saved ({exc.strerror or exc} in {self._files_dir})"
         return f"{what}, saved as {target}"
@@ -199,39 +186,102 @@ class Terminal:
         line = line.strip()
         if not line:
             return
-        if line in {":quit", ":q", ":exit"}:
+        if not line.startswith(":"):
+            self._say(line)
+            return
+        word, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if word in {":quit", ":q", ":exit"}:
             self._stop.set()
-            return
-        if line.startswith(":lang"):
-            choice = line.removeprefix(":lang").strip()
-            if choice in {"fr", "en"}:
-                self._language = choice
-                self.note(f"you now speak {choice} to the bot")
-            else:
-                self.note("usage: :lang fr  or  :lang en")
-            return
-        if line.startswith(":post"):
-            handle, _, text = line.removeprefix(":post").strip().partition(" ")
-            try:
-                self._x.add_post(handle.removeprefix("@"), text.strip() or "New job offer")
-                self.note(f"(X) @{handle.removeprefix('@')} posted: {text.strip()}")
-            except (KeyError, ValueError) as exc:
-                self.note(f"cannot post: {exc}")
-            return
-        if line.startswith(":press"):
-            self._press(line.removeprefix(":press").strip())
-            return
-        if line.startswith(":"):
+        elif word == ":lang":
+            self._lang(argument)
+        elif word == ":post":
+            self._post(argument)
+        elif word == ":press":
+            self._press(argument)
+        elif word == ":send":
+            self._send(argument)
+        elif word == ":reply":
+            self._reply(argument)
+        elif word == ":help":
             self.note(HELP)
-            return
+        else:
+            self.note(f"unknown sandbox command {word}\n{HELP}")
+
+    def _say(self, text: str, *, reply_to: int | None = None) -> None:
         self._tg.send_message(
             self._user_id,
-            line,
+            text,
             user_id=self._user_id,
             language_code=self._language,
             first_name="Sandbox",
             username="sandbox_user",
+            reply_to=reply_to,
         )
+
+    def _lang(self, choice: str) -> None:
+        if choice in {"fr", "en"}:
+            self._language = choice
+            self.note(f"you now speak {choice} to the bot")
+        else:
+            self.note("usage: :lang fr  or  :lang en")
+
+    def _post(self, argument: str) -> None:
+        handle, _, text = argument.partition(" ")
+        try:
+            self._x.add_post(handle.removeprefix("@"), text.strip() or "New job offer")
+            self.note(f"(X) @{handle.removeprefix('@')} posted: {text.strip()}")
+        except (KeyError, ValueError) as exc:
+            self.note(f"cannot post: {exc}")
+
+    def _send(self, argument: str) -> None:
+        """`:send FILE [caption]`: the file as a document from this user, in this chat."""
+        usage = "usage: :send FILE [caption], e.g. :send subs.opml /import"
+        if not argument:
+            self.note(usage)
+            return
+        try:
+            raw_path, caption = _split_path(argument)
+            if utf16_length(caption) > MAX_CAPTION_LENGTH:
+                raise FileRefused(
+                    f"the caption is longer than Telegram's {MAX_CAPTION_LENGTH} characters"
+                )
+            path = Path(raw_path).expanduser()
+            data = read_to_send(path)
+        except FileRefused as exc:
+            self.note(f"cannot send: {exc}")
+            return
+        message = self._tg.send_message(
+            self._user_id,
+            caption,
+            user_id=self._user_id,
+            language_code=self._language,
+            first_name="Sandbox",
+            username="sandbox_user",
+            document=(path.name, data),
+        )
+        self._last_document = (int(message["message_id"]), path.name)
+        with_caption = f" with the caption {caption}" if caption else " (:reply TEXT answers it)"
+        self.note(f"(you) sent the document {path.name} ({human_size(len(data))}){with_caption}")
+
+    def _reply(self, text: str) -> None:
+        """`:reply TEXT`: TEXT as an answer to the last document in this chat."""
+        if not text:
+            self.note("usage: :reply TEXT, e.g. :reply /import (answers the last document)")
+            return
+        if self._last_document is None:
+            self.note(
+                "no document to answer yet: send one with :send FILE, or get one from the bot "
+                "(/export)"
+            )
+            return
+        message_id, name = self._last_document
+        try:
+            self._say(text, reply_to=message_id)
+        except ValueError as exc:  # the message is gone (deleted)
+            self.note(f"cannot answer {name}: {exc}")
+            return
+        self.note(f"(you) answered {name} with: {text}")
 
     def _press(self, number: str) -> None:
         if self._buttons is None:
@@ -293,3 +343,15 @@ class Terminal:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await asyncio.sleep(0)
+
+
+def _split_path(argument: str) -> tuple[str, str]:
+    """`subs.opml /import` -> ("subs.opml", "/import"); a path with spaces is quoted:
+    `"my subs.opml" /import`."""
+    if argument[:1] in {'"', "'"}:
+        end = argument.find(argument[0], 1)
+        if end < 0:
+            raise FileRefused(f"no closing {argument[0]} after the file name")
+        return argument[1:end], argument[end + 1 :].strip()
+    path, _, caption = argument.partition(" ")
+    return path, caption.strip()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from telegram import Bot
 
-from bot.sandbox.telegram_api import SentMessage, TelegramStandIn
-from bot.sandbox.terminal import Terminal, human_size
+from bot.sandbox.files import human_size
+from bot.sandbox.telegram_api import MAX_DOWNLOAD_BYTES, SentMessage, TelegramStandIn
+from bot.sandbox.terminal import Terminal
 from bot.sandbox.x_api import XStandIn
 
 USER = 1001
@@ -151,3 +153,150 @@ async def test_a_file_that_cannot_be_saved_is_still_shown_with_the_reason(
 )
 def test_sizes_read_as_people_say_them(size: int, shown: str) -> None:
     assert human_size(size) == shown
+
+
+# ------------------------------------------------------------------ files the user sends
+
+OPML = b"""<?xml version="1.0"?>
+<opml version="2.0"><head><title>mine</title></head><body>
+<outline text="@acme_jobs" xmlUrl="https://x.com/acme_jobs"/>
+</body></opml>
+"""
+
+
+async def downloaded(tg: TelegramStandIn, file_id: str) -> bytes:
+    """What the bot gets for a file: getFile, then the download, through python-telegram-bot."""
+    async with Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url) as bot:
+        file = await bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+
+async def test_send_with_a_caption_sends_the_file_as_a_document_the_bot_can_download(
+    tg: TelegramStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "my subs.opml").write_bytes(OPML)
+    terminal = terminal_for(tg)
+    terminal.handle(f':send "{tmp_path / "my subs.opml"}" /import')
+    [update] = tg.pending_updates
+    message = update["message"]
+    assert message["from"]["id"] == USER and message["chat"]["id"] == USER
+    assert message["caption"] == "/import"
+    assert message["document"]["file_name"] == "my subs.opml"
+    assert message["document"]["file_size"] == len(OPML)
+    assert await downloaded(tg, message["document"]["file_id"]) == OPML
+    out = capsys.readouterr().out
+    assert f"(you) sent the document my subs.opml ({len(OPML)} B) with the caption /import" in out
+
+
+async def test_reply_answers_the_document_just_sent(
+    tg: TelegramStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "subs.opml").write_bytes(OPML)
+    terminal = terminal_for(tg)
+    terminal.handle(f":send {tmp_path / 'subs.opml'}")
+    terminal.handle(":reply /import")
+    sent, answer = (u["message"] for u in tg.pending_updates)
+    assert "caption" not in sent
+    assert answer["text"] == "/import"
+    assert answer["entities"][0]["type"] == "bot_command"
+    assert answer["reply_to_message"]["message_id"] == sent["message_id"]
+    assert answer["reply_to_message"]["document"]["file_name"] == "subs.opml"
+    assert "(you) answered subs.opml with: /import" in capsys.readouterr().out
+
+
+async def test_reply_answers_the_bots_last_document_too(
+    tg: TelegramStandIn, tmp_path: Path
+) -> None:
+    terminal = terminal_for(tg, files_dir=tmp_path)
+    tg.add_chat(USER)
+    async with Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url) as bot:
+        exported = await bot.send_document(USER, OPML, filename="jobrelay.opml")
+    terminal.show_new()
+    terminal.handle(":reply /import")
+    [update] = tg.pending_updates
+    assert update["message"]["reply_to_message"]["message_id"] == exported.message_id
+
+
+async def test_reply_without_any_document_says_how_to_get_one(
+    tg: TelegramStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal_for(tg).handle(":reply /import")
+    assert tg.pending_updates == []
+    assert "no document to answer yet: send one with :send FILE" in capsys.readouterr().out
+
+
+def sparse(path: Path, size: int) -> Path:
+    with path.open("wb") as file:
+        file.truncate(size)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda d: d / "missing.opml", "cannot send: no such file: {path}"),
+        (lambda d: d, "cannot send: {path} is a directory: give the path of a file"),
+        (
+            lambda d: sparse(d / "big.bin", MAX_DOWNLOAD_BYTES + 1),
+            "cannot send: {path} is 20.0 MB: a bot can download files of at most 20.0 MB",
+        ),
+        (lambda d: sparse(d / "empty.opml", 0), "{path} is empty: Telegram does not send empty"),
+    ],
+    ids=["missing", "directory", "over-20-MB", "empty"],
+)
+async def test_a_file_that_cannot_be_sent_is_refused_with_a_clear_line(
+    tg: TelegramStandIn,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], Path],
+    said: str,
+) -> None:
+    path = make(tmp_path)
+    terminal_for(tg).handle(f":send {path} /import")
+    assert tg.pending_updates == []
+    assert said.format(path=path) in capsys.readouterr().out
+
+
+async def test_a_file_of_exactly_20_mb_is_sent(tg: TelegramStandIn, tmp_path: Path) -> None:
+    path = sparse(tmp_path / "limit.bin", MAX_DOWNLOAD_BYTES)
+    terminal_for(tg).handle(f":send {path}")
+    [update] = tg.pending_updates
+    assert update["message"]["document"]["file_size"] == MAX_DOWNLOAD_BYTES
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+async def test_an_unreadable_file_is_refused(
+    tg: TelegramStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "secret.opml"
+    path.write_bytes(OPML)
+    path.chmod(0)
+    terminal_for(tg).handle(f":send {path}")
+    assert tg.pending_updates == []
+    assert f"cannot send: cannot read {path}: Permission denied" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (":send", "usage: :send FILE [caption]"),
+        (':send "unclosed.opml /import', 'cannot send: no closing " after the file name'),
+        (":reply", "usage: :reply TEXT"),
+        (":sned x.opml", "unknown sandbox command :sned"),
+    ],
+)
+async def test_sandbox_commands_used_wrongly_say_how_to_use_them(
+    tg: TelegramStandIn, capsys: pytest.CaptureFixture[str], line: str, said: str
+) -> None:
+    terminal_for(tg).handle(line)
+    assert tg.pending_updates == []
+    assert said in capsys.readouterr().out
+
+
+async def test_a_caption_longer_than_telegrams_is_refused(
+    tg: TelegramStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "subs.opml").write_bytes(OPML)
+    terminal_for(tg).handle(f":send {tmp_path / 'subs.opml'} /import {'x' * 1020}")
+    assert tg.pending_updates == []
+    assert "caption is longer than Telegram's 1024 characters" in capsys.readouterr().out
