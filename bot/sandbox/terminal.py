@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.keyboards import is_label
 from bot.sandbox.files import (
     FileRefused,
     human_size,
@@ -39,7 +40,8 @@ Type a command as a Telegram user would, e.g. /follow @acme_jobs, /list, /help.
 Sandbox commands (not sent to the bot):
   :lang fr|en             speak to the bot in French or English
   :post @handle text...   post an offer on X as that account
-  :press N                press button N of the last message that has buttons
+  :press N                press button N of the last message that has buttons (a label,
+                          like [Limit: 10/day] in /settings, only shows a value)
   :send FILE [caption]    send a file from this machine as a document (20 MB at most),
                           e.g. :send subs.opml /import  (quote a path with spaces: "my subs.opml")
   :reply TEXT             answer the last document in this chat (one you sent, or the bot's,
@@ -71,7 +73,9 @@ class Terminal:
         self._stop = stop
         self._shown = 0
         self._colour = sys.stdout.isatty()
-        self._buttons: tuple[int, list[str]] | None = None  # message id, callback data
+        # The last message with buttons: its id, and each button's label and callback data.
+        self._buttons: tuple[int, list[tuple[str, str]]] | None = None
+        self._presses: dict[str, str] = {}  # callback query id -> label, until the bot answers
         self._last_document: tuple[int, str] | None = None  # message id, file name
 
     def _style(self, text: str, style: str) -> str:
@@ -138,15 +142,15 @@ class Terminal:
         for line in body.splitlines() or ([] if media else [""]):
             print(textwrap.indent(line, "   ") if line else "")
         markup = message.reply_markup or {}
-        data: list[str] = []
+        buttons: list[tuple[str, str]] = []
         for row in markup.get("inline_keyboard", []):
             labels = []
             for button in row:
-                data.append(str(button.get("callback_data", "")))
-                labels.append(f"[{len(data)} {button.get('text', '')}]")
+                buttons.append((str(button.get("text", "")), str(button.get("callback_data", ""))))
+                labels.append(f"[{len(buttons)} {buttons[-1][0]}]")
             print("   " + "  ".join(labels))
-        if data:
-            self._buttons = (message.message_id, data)
+        if buttons:
+            self._buttons = (message.message_id, buttons)
         sys.stdout.flush()
 
     def _save(self, message: SentMessage) -> str:
@@ -175,6 +179,14 @@ class Terminal:
         for message in mine[self._shown :]:
             self._show(message)
         self._shown = len(mine)
+        for query_id, label in list(self._presses.items()):
+            answer = self._tg.callback_answers.get(query_id)
+            if answer is None:
+                continue
+            del self._presses[query_id]
+            if answer.get("text"):  # what the phone shows over the chat for a moment
+                kind = "alert" if answer.get("show_alert") else "toast"
+                self.note(f"({kind} after [{label}]) {answer['text']}")
 
     async def _watch(self) -> None:
         while not self._stop.is_set():
@@ -287,17 +299,32 @@ class Terminal:
         if self._buttons is None:
             self.note("no message with buttons yet")
             return
-        message_id, data = self._buttons
-        if not number.isdigit() or not 1 <= int(number) <= len(data):
-            self.note(f"usage: :press N with N from 1 to {len(data)}")
+        message_id, buttons = self._buttons
+        if not number.isdigit() or not 1 <= int(number) <= len(buttons):
+            self.note(f"usage: :press N with N from 1 to {len(buttons)}")
             return
-        self._tg.press_button(
-            self._user_id,
-            message_id,
-            data[int(number) - 1],
-            user_id=self._user_id,
-            language_code=self._language,
-        )
+        label, data = buttons[int(number) - 1]
+        # Telegram sends a press on a label too; the bot answers it with nothing.
+        try:
+            query = self._tg.press_button(
+                self._user_id,
+                message_id,
+                data,
+                user_id=self._user_id,
+                language_code=self._language,
+            )
+        except LookupError:  # the bot deleted the message
+            self.note("that message is gone: its buttons cannot be pressed any more")
+            self._buttons = None
+            return
+        if is_label(data):
+            self.note(
+                f"[{number} {label}] is a label, not a button: it only shows a value, pressing "
+                "it does nothing (press the buttons beside it)"
+            )
+            return
+        self._presses[str(query["id"])] = label
+        self.note(f"(you) pressed [{number} {label}]")
 
     async def run(self) -> None:
         """Serve the terminal until stopped; end of input leaves the bot running."""

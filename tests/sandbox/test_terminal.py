@@ -7,15 +7,20 @@ import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from telegram import Bot
 
+from bot.i18n import translator
+from bot.keyboards import is_label
+from bot.policy import ChatPolicy
 from bot.sandbox.files import human_size
 from bot.sandbox.telegram_api import MAX_DOWNLOAD_BYTES, SentMessage, TelegramStandIn
 from bot.sandbox.terminal import Terminal
 from bot.sandbox.x_api import XStandIn
+from handlers.buttons import settings_keyboard
 
 USER = 1001
 
@@ -300,3 +305,66 @@ async def test_a_caption_longer_than_telegrams_is_refused(
     terminal_for(tg).handle(f":send {tmp_path / 'subs.opml'} /import {'x' * 1020}")
     assert tg.pending_updates == []
     assert "caption is longer than Telegram's 1024 characters" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ buttons
+
+
+def settings_message(tg: TelegramStandIn) -> SentMessage:
+    """/settings as the bot sends it: the real keyboard, with the limit as a label."""
+    tg.add_chat(USER)
+    markup = settings_keyboard(translator("en"), ChatPolicy(daily_limit=10), False).to_dict()
+    stored = tg.send_message(USER, "/settings", user_id=USER)  # a message the press points at
+    message = bot_message("<b>Your settings</b>", date=datetime.now(UTC))
+    message.message_id, message.reply_markup = stored["message_id"], markup
+    tg.sent.append(message)
+    return message
+
+
+def presses(tg: TelegramStandIn) -> list[dict[str, Any]]:
+    return [u["callback_query"] for u in tg.pending_updates if "callback_query" in u]
+
+
+def test_the_settings_limit_is_the_only_label() -> None:
+    markup = settings_keyboard(translator("en"), ChatPolicy(daily_limit=10), False)
+    buttons = [b for row in markup.inline_keyboard for b in row]
+    labels = [b.text for b in buttons if is_label(str(b.callback_data))]
+    assert labels == ["Limit: 10/day"]
+    assert not is_label("fb:i:42")
+
+
+async def test_pressing_a_label_says_it_is_a_label_not_a_button(
+    tg: TelegramStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_message(tg)
+    terminal = terminal_for(tg)
+    terminal.show_new()
+    out = capsys.readouterr().out
+    assert "[1 −]  [2 Limit: 10/day]  [3 +]" in out
+    terminal.handle(":press 2")
+    assert "[2 Limit: 10/day] is a label, not a button" in capsys.readouterr().out
+    terminal.handle(":press 3")
+    out = capsys.readouterr().out
+    assert "(you) pressed [3 +]" in out
+    assert "is a label" not in out
+    assert [q["data"] for q in presses(tg)] == [
+        "st:noop",
+        "st:limit:+",
+    ]  # Telegram sends both; the bot ignores one
+
+
+async def test_the_bots_answer_to_a_press_shows_as_a_toast(
+    tg: TelegramStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings_message(tg)
+    terminal = terminal_for(tg)
+    terminal.show_new()
+    terminal.handle(":press 3")
+    [query] = presses(tg)
+    async with Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url) as bot:
+        await bot.answer_callback_query(query["id"], text="Saved")
+    capsys.readouterr()
+    terminal.show_new()
+    assert "(toast after [+]) Saved" in capsys.readouterr().out
+    terminal.show_new()
+    assert "Saved" not in capsys.readouterr().out  # told once
