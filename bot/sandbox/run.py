@@ -104,7 +104,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         boards = workdir / "boards.toml"
         boards.write_text(f"accounts = {json.dumps(['@' + b for b in BOARDS])}\n", "utf-8")
         config = sandbox_settings(settings, tg, x, boards, feeds)
-        await upgrade_async(config.database_url)
+        schema = await upgrade_async(config.database_url)
         language = os.environ.get("SANDBOX_LANGUAGE") or (
             "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
         )
@@ -122,6 +122,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
             accounts=sorted(ACCOUNTS),
             feeds=FEED_ADDRESSES,
             database=config.database_url,
+            schema=schema.describe(),
             poll_seconds=config.poll_interval_seconds,
             post_every=every,
         )

@@ -89,6 +89,7 @@ class Terminal:
         poll_seconds: float,
         post_every: float,
         feeds: Sequence[str] = (),
+        schema: str = "",
     ) -> None:
         """What the sandbox is and how to use it."""
         print(self._style("jobrelay sandbox", BOLD))
@@ -108,8 +109,9 @@ class Terminal:
             "/timezone changes the bot's for this chat, not the terminal's."
         )
         print(f"Photos and documents the bot sends are saved in {self._files_dir}/")
+        print(f"Database {database}: {schema}." if schema else f"Database {database}.")
         print(
-            f"Database {database}; each account is polled every {poll_seconds:g} s; "
+            f"Each account is polled every {poll_seconds:g} s; "
             f"a new offer is posted about every {post_every:g} s."
         )
         print(HELP)
