@@ -39,7 +39,7 @@ HELP = """\
 Type a command as a Telegram user would, e.g. /follow @acme_jobs, /list, /help.
 Sandbox commands (not sent to the bot):
   :lang fr|en             speak to the bot in French or English
-  :post @handle text...   post an offer on X as that account
+  :post @handle text...   post on X as that account (an offer, or anything else)
   :press N                press button N of the last message that has buttons (a label,
                           like [Limit: 10/day] in /settings, only shows a value)
   :send FILE [caption]    send a file from this machine as a document (20 MB at most),
@@ -105,6 +105,11 @@ class Terminal:
         if feeds:
             print(f"Feeds on the feed stand-in: {', '.join(feeds)} (try /follow {feeds[0]})")
         print(
+            "Recruiters post news and events too: the bot relays them to the account's "
+            "followers without an offer's details (🏷 categories, 👉 Apply), and never to "
+            "category followers."
+        )
+        print(
             f"Times are shown in {self._zone.key}, the bot's time zone (DEFAULT_TIMEZONE); "
             "/timezone changes the bot's for this chat, not the terminal's."
         )
@@ -112,7 +117,7 @@ class Terminal:
         print(f"Database {database}: {schema}." if schema else f"Database {database}.")
         print(
             f"Each account is polled every {poll_seconds:g} s; "
-            f"a new offer is posted about every {post_every:g} s."
+            f"something new is posted about every {post_every:g} s."
         )
         print(HELP)
         print()
