@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,15 +45,23 @@ class Session:
         self.process.stdin.write(line.encode() + b"\n")
         await self.process.stdin.drain()
 
-    async def expect(self, marker: str, timeout: float = 30) -> str:
-        """The first line from here on that contains `marker` (waiting for it if need be)."""
+    async def expect(self, marker: str, timeout: float = 60) -> str:
+        """The first line from here on that contains `marker`, waiting at most `timeout` seconds
+        in all (the poster's lines keep coming, so each line read is no sign of progress)."""
         assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
         while True:
             for index in range(self._read, len(self.seen)):
                 if marker in self.seen[index]:
                     self._read = index + 1
                     return self.seen[index]
-            raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+            left = deadline - time.monotonic()
+            try:
+                raw = await asyncio.wait_for(self.process.stdout.readline(), max(left, 0.01))
+            except TimeoutError:
+                raise AssertionError(
+                    f"no {marker!r} after {timeout:g} s:\n{''.join(self.seen)}"
+                ) from None
             assert raw, f"the sandbox ended before {marker!r}:\n{''.join(self.seen)}"
             self.seen.append(raw.decode())
 
@@ -83,11 +92,19 @@ async def test_a_newcomer_imports_exports_and_gets_the_chart_in_the_sandbox(
     try:
         await session.expect("Times are shown in Asia/Kolkata")
         await session.expect("Database sqlite:///sandbox.db: schema migrated to revision")
+        # Buttons first, while nothing is followed: no offer (with buttons of its own) can
+        # come between /settings and the presses.
+        await session.type("/settings")
+        header = await session.expect(" jobrelay:")
+        assert " IST jobrelay:" in header  # the bot's clock, named
+        await session.expect("[2 Limit: ")
+        await session.type(":press 2")
+        await session.expect("is a label, not a button")
+        await session.type(":press 3")
+        await session.expect("(toast after [+]) Saved")
         # An OPML file with /import as its caption.
         await session.type(":send subs.opml /import")
         await session.expect("(you) sent the document subs.opml (")
-        header = await session.expect(" jobrelay:")
-        assert " IST jobrelay:" in header  # the bot's clock, named
         await session.expect("Now following @acme_jobs")
         await session.expect("View on X")  # an offer reached the "phone"
         # A file sent alone, then answered with /import.
@@ -101,13 +118,6 @@ async def test_a_newcomer_imports_exports_and_gets_the_chart_in_the_sandbox(
         photo = await session.expect("🖼 Photo (")
         await session.type("/export")
         document = await session.expect("📎 Document jobrelay.opml (")
-        # Buttons: the daily limit in /settings is a label.
-        await session.type("/settings")
-        await session.expect("[2 Limit: ")
-        await session.type(":press 2")
-        await session.expect("is a label, not a button")
-        await session.type(":press 3")
-        await session.expect("(toast after [+]) Saved")
         await session.type(":quit")
         assert await asyncio.wait_for(process.wait(), 30) == 0
     finally:

@@ -158,11 +158,15 @@ async def test_up_without_a_token_starts_the_sandbox_on_its_own_database_quietly
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 async def test_make_run_leaves_migrating_to_bot_up() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
     process = await asyncio.create_subprocess_exec(
-        "make", "-n", "-W", "requirements.lock", "run", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+        *("make", "--no-print-directory", "-n", "-W", "requirements.lock", "run"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
-    commands = out.decode().splitlines()
+    commands = [line for line in out.decode().splitlines() if not line.startswith("make")]
     assert process.returncode == 0
     assert commands[-1].endswith("/python -m bot up")
     assert not any("-m bot migrate" in line for line in commands)  # jobrelay.db stays untouched
