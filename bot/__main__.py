@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
+from storage.db import redact_url
 
 log = logging.getLogger("bot")
 
@@ -38,9 +39,10 @@ async def ensure_schema(settings: Settings) -> None:
             log.info("database %s", done.describe())
             return
         current = await current_revision(settings.database_url)
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except (OperationalError, DBAPIError, OSError, TypeError) as exc:
+        # TypeError: the driver refused a parameter of the URL's query string.
         raise Fatal(
-            f"cannot open DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0]
+            redact_url(f"cannot open DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0])
         ) from None
     head = head_revision()
     if current != head:
@@ -88,9 +90,9 @@ def command_migrate(settings: Settings) -> None:
 
     try:
         done = upgrade(settings.database_url)
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except (OperationalError, DBAPIError, OSError, TypeError) as exc:
         raise Fatal(
-            f"cannot migrate DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0]
+            redact_url(f"cannot migrate DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0])
         ) from None
     log.info("database %s", done.describe())
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot import classify
 from bot.arguments import HANDLE_RE
-from bot.i18n import Markup, Translator, html_join
+from bot.i18n import Markup, Translator, escape, html_join
 from storage.outbox import Credit
 
 MESSAGE_LIMIT = 4096
@@ -79,8 +79,17 @@ def category_line(t: Translator, tags: Mapping[str, Any] | None) -> str:
     return "🏷 " + " · ".join(names) if names else ""
 
 
+def is_web_link(url: str) -> bool:
+    """Whether a link may be rendered as one: http and https only (a feed's `javascript:` or
+    `tg:` link would be refused by Telegram, or worse, accepted)."""
+    return url.strip().lower().startswith(("http://", "https://"))
+
+
 def _link(url: str, label: str) -> Markup:
-    return Markup('<a href="%s">%s</a>') % (url, label)
+    """`label` linked to `url`, or the bare label when `url` is not a web link."""
+    if not is_web_link(url):
+        return escape(label)
+    return Markup('<a href="%s">%s</a>') % (url.strip(), label)
 
 
 def render_offer(
@@ -107,7 +116,7 @@ def render_offer(
     post_label = post_link_label(t, author)
     footer_links = []
     visible_footer = []
-    if isinstance(apply_url, str) and apply_url.startswith(("http://", "https://")):
+    if isinstance(apply_url, str) and is_web_link(apply_url):
         apply_label = t.plain("Apply")
         footer_links.append(_link(apply_url, f"👉 {apply_label}"))
         visible_footer.append(f"👉 {apply_label}")
@@ -213,9 +222,7 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
         t.gettext("Marked interesting: %(count)d.", count=int(payload.get("interesting_count", 0)))
     )
     for author, url, text in interesting:
-        lines.append(
-            Markup('• <a href="%s">%s</a> %s') % (str(url), source_name(str(author)), str(text))
-        )
+        lines.append(Markup("• %s %s") % (_link(str(url), source_name(str(author))), str(text)))
     if payload.get("limit_every_day"):
         lines.append(
             t.gettext(
@@ -267,7 +274,7 @@ def render_digest(
         line = _truncate(tag_line(t, offer_tags), DIGEST_TAGS_BUDGET)
         body = _truncate(" ".join(text.split()), DIGEST_OFFER_BUDGET)
         apply_url = (offer_tags or {}).get("apply_url")
-        if not (isinstance(apply_url, str) and apply_url.startswith(("http://", "https://"))):
+        if not (isinstance(apply_url, str) and is_web_link(apply_url)):
             apply_url = None
         by_author.setdefault(author, []).append((body, line, url, apply_url))
     parts = _Parts()

@@ -230,6 +230,10 @@ async def feedback_button(update: Update, context: Context) -> None:
         await query.answer()
         return
     value, delivery_id = parsed
+    # In a group, a member's press would speak for the whole club: only its administrators'
+    # presses count (may_press answers the others).
+    if not await may_press(update, context):
+        return
     if not await context.bot_data.services.healthy.record_feedback(chat.id, delivery_id, value):
         await query.answer(t.plain("This offer is no longer stored."))
         return

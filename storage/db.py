@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,13 +27,21 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncp
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
 
 
+_PASSWORD_RE = re.compile(r"([^/@:\s]*):[^/@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced by `***`, fit for a message or a log."""
+    return _PASSWORD_RE.sub(r"\1:***@", url)
+
+
 def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DatabaseURLError(
-            f"DATABASE_URL {url!r} is not a database URL; use sqlite:///jobrelay.db "
-            "or postgresql://user:password@host:5432/name"
+            f"DATABASE_URL {redact_url(url)!r} is not a database URL; use "
+            "sqlite:///jobrelay.db or postgresql://user:password@host:5432/name"
         ) from None
     backend = parsed.get_backend_name()
     if backend == "postgres":

@@ -32,6 +32,7 @@ from bot.sandbox.telegram_api import TelegramStandIn
 from bot.sandbox.terminal import Terminal
 from bot.sandbox.x_api import XStandIn
 from bot.sources.feeds import parse_host_map
+from storage.db import redact_url
 from storage.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         terminal.banner(
             accounts=sorted(ACCOUNTS),
             feeds=FEED_ADDRESSES,
-            database=config.database_url,
+            database=redact_url(config.database_url),
             schema=schema.describe(),
             poll_seconds=config.poll_interval_seconds,
             post_every=every,

@@ -401,3 +401,40 @@ async def test_in_a_group_only_the_asker_can_confirm_forget(database_url: str) -
         answer = next(iter(live.tg.callback_answers.values()))
         assert "Only the person who sent /forget" in str(answer.get("text"))
         assert await _rows_naming(live.database_url, group) > 0
+
+
+async def test_in_a_group_a_member_s_feedback_press_counts_for_nothing(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        live.x.add_user("acme_jobs")
+        group = -4343
+        live.tg.add_chat(group, "group", title="Job club")
+        live.tg.set_member_status(group, 1, "administrator")
+        live.tg.set_member_status(group, 2, "member")
+        live.tg.send_message(group, "/follow @acme_jobs", user_id=1, chat_type="group")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 1, 15, "the follow reply")
+        await x_reads(live.x, "acme_jobs", count=1)
+        live.x.add_post("acme_jobs", "Développeur Python, CDI à Lyon")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 2, 15, "the offer")
+        engine = create_engine(live.database_url)
+        try:
+            async with engine.connect() as connection:
+                delivery_id = (
+                    await connection.execute(
+                        text("SELECT id FROM deliveries WHERE chat_id = :c"), {"c": group}
+                    )
+                ).scalar_one()
+            offer = live.tg.messages_for(group)[-1]
+            # A forged press by a member, on the offer's message.
+            live.tg.press_button(group, offer.message_id, f"fb:i:{delivery_id}", user_id=2)
+            await eventually(lambda: bool(live.tg.callback_answers), 15, "the refusal")
+            answer = next(iter(live.tg.callback_answers.values()))
+            assert "Only this group's administrators" in str(answer.get("text"))
+            async with engine.connect() as connection:
+                feedback = (
+                    await connection.execute(
+                        text("SELECT feedback FROM deliveries WHERE id = :d"), {"d": delivery_id}
+                    )
+                ).scalar_one()
+            assert feedback is None
+        finally:
+            await engine.dispose()

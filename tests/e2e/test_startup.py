@@ -49,6 +49,20 @@ def base_env(**values: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://bob:s3cret@127.0.0.1:notaport/db", "is not a database URL"),
+        ("postgresql://bob:s3cret@127.0.0.1:1/db?nosuchoption=1", "cannot migrate DATABASE_URL"),
+        ("postgresql://bob:s3cret@127.0.0.1:1/db", "cannot migrate DATABASE_URL"),
+    ],
+)
+async def test_the_database_password_never_appears_in_an_error(tmp_path, url, says) -> None:
+    code, out = await run_bot("migrate", env=base_env(DATABASE_URL=url), cwd=tmp_path)
+    assert code != 0 and says in out, out
+    assert "s3cret" not in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
         ("POLL_INTERVAL_SECONDS", "often", "POLL_INTERVAL_SECONDS: Input should be a valid number"),

@@ -85,7 +85,10 @@ TAGS = {
 def test_an_offer_shows_its_tags_apply_link_and_every_account_in_each_language() -> None:
     from storage.outbox import Credit
 
-    also = (Credit("acme_jobs", "https://x.com/acme_jobs/status/9"), Credit("lyon_jobs", "u<2"))
+    also = (
+        Credit("acme_jobs", "https://x.com/acme_jobs/status/9"),
+        Credit("lyon_jobs", "https://x.com/u<2"),
+    )
     english = render_offer(
         EN, author="Acme_Jobs", text="Python dev", url="https://x.com/a/1", tags=TAGS, also=also
     )
@@ -95,7 +98,7 @@ def test_an_offer_shows_its_tags_apply_link_and_every_account_in_each_language()
     assert "Permanent (CDI) · Full-time · Hybrid · 📍 Lyon" in plain
     assert "🏷 Software · Web" in plain
     assert '<a href="https://jobs.acme.fr/o/1?a=1&amp;b=&lt;2&gt;">👉 Apply</a>' in english
-    assert '<a href="u&lt;2">@lyon_jobs</a>' in english
+    assert '<a href="https://x.com/u&lt;2">@lyon_jobs</a>' in english
     french = parse_telegram_html(
         render_offer(Translator("fr"), author="a", text="t", url="https://x.com/a/1", tags=TAGS)
     )
@@ -177,3 +180,16 @@ def test_a_long_reply_is_cut_between_lines_into_messages_that_fit() -> None:
     for part in parts:
         parse_telegram_html(part)  # each part is valid Telegram HTML on its own
     assert split_reply(Markup("short")) == ["short"]
+
+
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", "tg://resolve?domain=x", " JavaScript:x", "data:,x"]
+)
+def test_only_web_links_are_ever_rendered_as_links(link: str) -> None:
+    offer = render_offer(EN, author="📰 Feed", text="Offer", url=link, tags={"apply_url": link})
+    digest = render_digest(EN, [("📰 Feed", "Offer", link)], [{"apply_url": link}])[0]
+    weekly = render_notice(EN, {"code": "weekly", "interesting": [["📰 Feed", link, "Offer"]]})
+    for html_text in (offer, digest, weekly):
+        parse_telegram_html(html_text)
+        assert "href" not in html_text and link.strip() not in html_text, html_text
+    assert "View the original" in parse_telegram_html(offer)  # the label stays, unlinked
