@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.budget import Outlook, month_key, outlook
 from bot.clock import Clock
-from storage import usage
+from storage import sources, usage
 from storage.db import Sessions
+from storage.sources import BoardRow
 from storage.stats import RelayStatus, relay_status
 from storage.usage import Usage
+
+CANDIDATE_WINDOW = timedelta(days=30)  # what candidates posted, for /admin board candidates
 
 
 class Admin:
@@ -36,6 +41,23 @@ class Admin:
         async with self._sessions() as session:
             used = await usage.get(session, month_key(now))
         return used, outlook(used.posts, self._budget, now)
+
+    async def boards(self) -> list[BoardRow]:
+        """The curated sources (job boards)."""
+        async with self._sessions() as session:
+            return await sources.board_list(session)
+
+    async def board_candidates(self) -> list[BoardRow]:
+        """The most-followed sources that are not curated, with their last 30 days."""
+        async with self._sessions() as session:
+            return await sources.board_candidates(
+                session, since=self._clock.now() - CANDIDATE_WINDOW
+            )
+
+    async def set_board(self, source_id: int, on: bool) -> bool:
+        """Curate a source (its offers reach category followers) or stop; False if unchanged."""
+        async with self._sessions.begin() as session:
+            return await sources.set_board(session, source_id=source_id, on=on)
 
     async def status(self) -> RelayStatus:
         """Chats, sources and outbox counts."""

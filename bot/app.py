@@ -13,7 +13,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.admin import Admin
-from bot.boards import load_boards
+from bot.boards import Boards, load_boards
 from bot.categories import Categories
 from bot.classify import catalogue
 from bot.clock import Clock, SystemClock
@@ -210,6 +210,7 @@ async def serve(
             monthly_budget=settings.x_monthly_post_read_budget,
             operators=settings.admin_user_ids,
             silent_check=timedelta(seconds=settings.x_silent_account_check_seconds),
+            curated_only=settings.category_sources == "curated",
         )
         polling = SingleFlight("polling", poller.tick)
     else:
@@ -221,6 +222,7 @@ async def serve(
         interval_seconds=settings.poll_interval_seconds,
         on_new_deliveries=delivering.kick,
         pause_after_seconds=settings.feed_pause_after_seconds,
+        curated_only=settings.category_sources == "curated",
     )
     feed_polling = SingleFlight("feeds", feed_poller.tick)
     background: set[asyncio.Task[None]] = set()
@@ -283,7 +285,7 @@ async def serve(
                 first=0.25,
                 name="feeds",
             )
-            if x is not None and settings.boards_file is not None:
+            if settings.boards_file is not None:
                 boards = load_boards(settings.boards_file)
                 background.add(asyncio.create_task(_sync_boards(follows, boards, stop)))
             me = application.bot.username
@@ -328,16 +330,16 @@ def polling_failed(error: TelegramError) -> None:
     log.warning("receiving updates failed (%s: %s); retrying", type(error).__name__, error)
 
 
-async def _sync_boards(follows: Follows, handles: list[str], stop: asyncio.Event) -> None:
-    """Resolve the operator's job boards, retrying while X cannot answer."""
+async def _sync_boards(follows: Follows, boards: Boards, stop: asyncio.Event) -> None:
+    """Resolve the operator's job boards, retrying while X or a feed cannot answer."""
     delay = 5.0
     while not stop.is_set():
         try:
-            if await follows.sync_boards(handles):
+            if await follows.sync_boards(boards):
                 return
         except Exception:
             log.exception("setting up the job boards failed; will retry")
-        log.info("X could not check the job boards; retrying in %.0f s", delay)
+        log.info("the job boards could not all be checked; retrying in %.0f s", delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
         delay = min(delay * 2, 600.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # `GET /2/users` per 100, billed per user), at most once per such period. 14 days.
     x_silent_account_check_seconds: float = Field(default=1_209_600, ge=1, le=31_536_000)
     boards_file: Path | None = None
+    # Which sources feed the categories: only curated ones (job boards: BOARDS_FILE and
+    # /admin board add), or every source anybody follows (a private deployment among friends).
+    category_sources: Literal["curated", "followed"] = "curated"
     # Several processes on one PostgreSQL database: only one may receive Telegram's updates
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
     # messages/s is per bot, so give each sending process its share.

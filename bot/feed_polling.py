@@ -82,7 +82,9 @@ class FeedPoller:
         interval_seconds: float,
         on_new_deliveries: Callable[[], None] = lambda: None,
         pause_after_seconds: float = PAUSE_AFTER_SECONDS,
+        curated_only: bool = True,
     ) -> None:
+        self._curated_only = curated_only
         self._sessions = sessions
         self._clock = clock
         self._fetcher = fetcher
@@ -236,7 +238,7 @@ class FeedPoller:
                     )
                     for key, post in keyed
                 ]
-                _, written = await relay(session, incoming, now)
+                _, written = await relay(session, incoming, now, curated_only=self._curated_only)
             await feeds.remember_entries(session, source_id=feed.source_id, keys=keys, now=now)
             await feeds.forget_entries(session, source_id=feed.source_id, before=now - FORGET_AFTER)
             resumed = await feeds.record_fetch(

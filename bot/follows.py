@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.arguments import parse_handle
+from bot.boards import Boards
 from bot.budget import month_key
 from bot.clock import Clock
-from bot.feed_polling import distinct, feed_label, next_poll
+from bot.feed_polling import distinct, feed_label, next_poll, shown
 from bot.sources.base import (
     Account,
     AccountNotFound,
@@ -20,6 +22,7 @@ from bot.sources.base import (
     NotConfigured,
     RateLimited,
     SourceError,
+    Unavailable,
 )
 from bot.sources.feeds import (
     FEED_KINDS,
@@ -260,25 +263,7 @@ class Follows:
 
         async def first_fetch(address: FeedAddress) -> tuple[FeedAddress, Feed] | SourceError:
             async with semaphore:
-                try:
-                    result = await self.fetcher.fetch(address.url, discover=True)
-                except SourceError as exc:
-                    return exc
-                except Exception:
-                    log.exception("reading a feed to follow failed unexpectedly")
-                    return FeedUnreachable("unexpected error")
-            if not isinstance(result, Feed):  # no validators were sent: cannot happen
-                return FeedUnreachable("unexpected answer")
-            if result.url == address.url:
-                return address, result
-            # A web page was given: the feed it announces is what is stored (and listed).
-            try:
-                announced = feed_address(result.url)
-            except FeedAddressError:
-                announced = None
-            if announced is None or announced.kind not in FEED_KINDS:
-                return NotAFeed("the page announces no usable feed")
-            return announced, result
+                return await self._first_fetch(address)
 
         fetched = dict(
             zip(
@@ -349,6 +334,56 @@ class Follows:
         )
         return label, added
 
+    async def _first_fetch(self, address: FeedAddress) -> tuple[FeedAddress, Feed] | SourceError:
+        """A feed nobody follows yet, read once: the address it is stored under (a web page's
+        announced feed) and what it shows now; or why it cannot be followed."""
+        try:
+            result = await self.fetcher.fetch(address.url, discover=True)
+        except SourceError as exc:
+            return exc
+        except Exception:
+            log.exception("reading a feed to follow failed unexpectedly")
+            return FeedUnreachable("unexpected error")
+        if not isinstance(result, Feed):  # no validators were sent: cannot happen
+            return FeedUnreachable("unexpected answer")
+        if result.url == address.url:
+            return address, result
+        # A web page was given: the feed it announces is what is stored (and listed).
+        try:
+            announced = feed_address(result.url)
+        except FeedAddressError:
+            announced = None
+        if announced is None or announced.kind not in FEED_KINDS:
+            return NotAFeed("the page announces no usable feed")
+        return announced, result
+
+    async def feed_source(self, address: FeedAddress) -> int | SourceError:
+        """The source id of a feed, read and created first if nobody followed it yet (a job
+        board an operator names need not be followed by anyone)."""
+        async with self._sessions() as session:
+            known = await feeds.find_feeds(session, FEED_KINDS, [address.key])
+        if address.key in known:
+            return known[address.key].source_id
+        outcome = await self._first_fetch(address)
+        if isinstance(outcome, SourceError):
+            return outcome
+        stored, content = outcome
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            return await feeds.create_feed(
+                session,
+                kind=stored.kind,
+                key=stored.key,
+                url=stored.url,
+                label=feed_label(stored.kind, content.title, stored.key),
+                etag=content.etag,
+                last_modified=content.last_modified,
+                ttl=content.ttl,
+                entry_keys=[entry.key for entry in distinct(content.entries)],
+                now=now,
+                next_poll_at=next_poll(now, self._feed_interval, content.ttl),
+            )
+
     @property
     def fetcher(self) -> FeedFetcher:
         """The feed fetcher (made on first use when none was given)."""
@@ -356,23 +391,89 @@ class Follows:
             self._fetcher = FeedFetcher()
         return self._fetcher
 
-    async def sync_boards(self, handles: list[str]) -> bool:
-        """Make these accounts the job boards; False when X could not answer for some of them
-        (call again later). Accounts X does not know are logged and left out."""
-        if self._x is None:
-            return True
-        outcomes = [await self._resolve(handle) for handle in handles]
-        if any(not isinstance(o, Account | AccountNotFound | AccountSuspended) for o in outcomes):
-            return False
+    async def board_source(self, word: str, *, create: bool) -> tuple[int, str] | SourceError:
+        """The source an operator names in /admin board (`@handle`, an x.com link or a feed
+        address): its id and name, created first (an X lookup, a first fetch) with `create`.
+        AccountNotFound when nothing is known by that name."""
+        handle = parse_handle(word) if word.startswith("@") or "x.com/" in word else None
+        if handle is not None and "@" not in word[1:]:
+            async with self._sessions() as session:
+                known = await sources.find_sources(session, X_KIND, [handle.lower()])
+            if handle.lower() in known:
+                return known[handle.lower()].source_id, f"@{known[handle.lower()].display_name}"
+            if not create:
+                return AccountNotFound(handle)
+            if self._x is None:
+                return NotConfigured("X is not configured")
+            outcome = await self._resolve(handle)
+            if not isinstance(outcome, Account):
+                return outcome
+            async with self._sessions.begin() as session:
+                source_id = await sources.ensure_source(
+                    session,
+                    kind=X_KIND,
+                    key=outcome.handle.lower(),
+                    external_id=outcome.external_id,
+                    display_name=outcome.handle,
+                    now=self._clock.now(),
+                )
+            return source_id, f"@{outcome.handle}"
+        try:
+            address = feed_address(
+                word if "://" in word or word.startswith("@") else f"https://{word}"
+            )
+        except FeedAddressError as exc:
+            return NotAFeed(exc.code)
+        if address is None or address.kind not in FEED_KINDS:
+            return NotAFeed("not a feed address")
+        async with self._sessions() as session:
+            known_feeds = await feeds.find_feeds(session, FEED_KINDS, [address.key])
+        if address.key in known_feeds:
+            feed = known_feeds[address.key]
+            return feed.source_id, feed.label
+        if not create:
+            return AccountNotFound(address.key)
+        found = await self.feed_source(address)
+        if isinstance(found, SourceError):
+            return found
+        return found, address.key
+
+    async def sync_boards(self, boards: Boards) -> bool:
+        """Make what BOARDS_FILE lists the job boards from the file (an operator's stay);
+        False when X or a feed could not answer for some of them (call again later).
+        Accounts X does not know and feeds that are not feeds are logged and left out."""
+        feed_ids: list[int] = []
+        for address in boards.feeds:
+            found = await self.feed_source(address)
+            if isinstance(found, SourceError):
+                if getattr(found, "transient", False) or isinstance(found, Unavailable):
+                    return False
+                log.warning("job board %s is left out: %s", shown(address.url), found)
+                continue
+            feed_ids.append(found)
         accounts: list[tuple[str, str, str]] = []
-        for handle, outcome in zip(handles, outcomes, strict=True):
-            if isinstance(outcome, Account):
-                accounts.append((outcome.handle.lower(), outcome.external_id, outcome.handle))
-            else:
-                log.warning("job board @%s is left out: %s", handle, outcome)
+        if self._x is not None:
+            outcomes = [await self._resolve(handle) for handle in boards.accounts]
+            if any(
+                not isinstance(o, Account | AccountNotFound | AccountSuspended) for o in outcomes
+            ):
+                return False
+            for handle, outcome in zip(boards.accounts, outcomes, strict=True):
+                if isinstance(outcome, Account):
+                    accounts.append((outcome.handle.lower(), outcome.external_id, outcome.handle))
+                else:
+                    log.warning("job board @%s is left out: %s", handle, outcome)
         async with self._sessions.begin() as session:
-            await sources.set_boards(session, kind=X_KIND, accounts=accounts, now=self._clock.now())
-        log.info("job boards: %d account(s) polled for category followers", len(accounts))
+            if self._x is not None:
+                await sources.set_boards(
+                    session, kind=X_KIND, accounts=accounts, now=self._clock.now()
+                )
+            await sources.set_file_boards(session, kinds=list(FEED_KINDS), source_ids=feed_ids)
+        log.info(
+            "job boards: %d account(s) and %d feed(s) read for category followers",
+            len(accounts),
+            len(feed_ids),
+        )
         return True
 
     async def unfollow(

@@ -74,10 +74,11 @@ async def read_all(posts: Sequence[Post]) -> list[Reading | None]:
 
 
 async def relay(
-    session: AsyncSession, incoming: list[IncomingOffer], now: datetime
+    session: AsyncSession, incoming: list[IncomingOffer], now: datetime, *, curated_only: bool
 ) -> tuple[list[int], int]:
     """Store new posts as offers (once), link the same offer posted again into one story, and
-    write the outbox rows of their followers: the offer ids and how many rows were written."""
+    write the outbox rows of their followers: the offer ids and how many rows were written.
+    With `curated_only`, category followers get only the offers of job boards."""
     offer_ids = await outbox.store_offers(session, offers=incoming, now=now)
     await outbox.link_stories(
         session,
@@ -85,7 +86,8 @@ async def relay(
         since=now - STORY_WINDOW,
         near_identical=catalogue().near_identical,
     )
-    return offer_ids, await outbox.fan_out(session, offer_ids=offer_ids, now=now)
+    written = await outbox.fan_out(session, offer_ids=offer_ids, now=now, curated_only=curated_only)
+    return offer_ids, written
 
 
 def backoff(interval: timedelta, error_count: int) -> timedelta:
@@ -108,6 +110,7 @@ class Poller:
         monthly_budget: int = 10_000,
         operators: frozenset[int] = frozenset(),
         silent_check: timedelta = SILENT_CHECK,
+        curated_only: bool = True,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -119,6 +122,7 @@ class Poller:
         self._operators = operators
         self._stretch = 1.0
         self._silent_check = silent_check
+        self._curated_only = curated_only
 
     async def tick(self) -> int:
         """Poll the groups that are due; returns how many outbox rows were written.
@@ -309,7 +313,9 @@ class Poller:
         incoming.sort(key=lambda o: o.post.posted_at or datetime.min.replace(tzinfo=UTC))
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            offer_ids, written = await relay(session, incoming, now)
+            offer_ids, written = await relay(
+                session, incoming, now, curated_only=self._curated_only
+            )
             for done in reads:
                 await sources.record_group_poll(
                     session,

@@ -6,9 +6,12 @@ from telegram import Update
 
 from bot.budget import PRICE_PER_POST, PRICE_PER_USER, Outlook
 from bot.context import Context
+from bot.follows import X_KIND
 from bot.i18n import Markup, Translator, html_join
-from handlers.common import reply, translator_for
+from bot.sources.base import AccountNotFound, NotConfigured, SourceError
+from handlers.common import code, reply, shorten, translator_for
 from handlers.start import unknown_command
+from storage.sources import BoardRow
 from storage.stats import RelayStatus
 from storage.usage import Usage
 
@@ -91,6 +94,95 @@ def usage_text(t: Translator, used: Usage, look: Outlook) -> Markup:
     )
 
 
+def _board_line(t: Translator, row: BoardRow) -> Markup:
+    name = f"@{row.name}" if row.kind == X_KIND else row.name
+    line = Markup("• %s") % shorten(name, 100)
+    if row.kind != X_KIND:
+        line += Markup(" — ") + code(row.key, 200)
+    return line
+
+
+async def board_command(t: Translator, context: Context, args: list[str]) -> Markup:
+    """/admin board list | candidates | add WORD | remove WORD: the curated sources, whose
+    offers reach category followers."""
+    services = context.bot_data.services
+    verb = args[0].lower() if args else "list"
+    if verb == "list" and len(args) <= 1:
+        rows = await services.admin.boards()
+        if not rows:
+            return t.gettext(
+                "No job board yet: category followers get nothing until one is added "
+                "(<code>/admin board candidates</code> suggests some)."
+            )
+        lines = [t.ngettext("%(count)d job board:", "%(count)d job boards:", len(rows))]
+        for row in rows:
+            origin = (
+                t.gettext("(BOARDS_FILE)") if row.origin == "file" else t.gettext("(added here)")
+            )
+            lines.append(_board_line(t, row) + Markup(" ") + origin)
+        return html_join(lines, "\n")
+    if verb == "candidates" and len(args) == 1:
+        rows = await services.admin.board_candidates()
+        if not rows:
+            return t.gettext("No candidate: every followed source is already a job board.")
+        lines = [
+            t.gettext(
+                "Most-followed sources that are not job boards (followers; posts and offers in "
+                "the last 30 days):"
+            )
+        ]
+        for row in rows:
+            share = 100 * row.offers // row.posts if row.posts else 0
+            lines.append(
+                _board_line(t, row)
+                + Markup(" · ")
+                + t.gettext(
+                    "%(followers)d followers; %(posts)d posts, %(share)d%% offers",
+                    followers=row.followers,
+                    posts=row.posts,
+                    share=share,
+                )
+            )
+        lines.append(t.gettext("Add one with <code>/admin board add @handle</code> or its URL."))
+        return html_join(lines, "\n")
+    if verb in ("add", "remove") and len(args) == 2:
+        adding = verb == "add"
+        found = await services.follows.board_source(args[1], create=adding)
+        if isinstance(found, AccountNotFound):
+            return t.gettext("%(word)s: no such X account or feed.", word=code(args[1], 80))
+        if isinstance(found, NotConfigured):
+            return t.gettext("X is not configured (X_BEARER_TOKEN): X accounts cannot be added.")
+        if isinstance(found, SourceError):
+            return t.gettext(
+                "%(word)s could not be checked (%(why)s); nothing was changed.",
+                word=code(args[1], 80),
+                why=str(found)[:200],
+            )
+        source_id, name = found
+        changed = await services.admin.set_board(source_id, adding)
+        if adding:
+            return (
+                t.gettext(
+                    "✅ %(name)s is now a job board: its offers reach category followers.",
+                    name=name,
+                )
+                if changed
+                else t.gettext("%(name)s is already a job board.", name=name)
+            )
+        return (
+            t.gettext(
+                "%(name)s is no longer a job board: its offers reach only its own followers.",
+                name=name,
+            )
+            if changed
+            else t.gettext("%(name)s is not a job board.", name=name)
+        )
+    return t.gettext(
+        "Job boards: <code>/admin board list</code>, <code>/admin board candidates</code>, "
+        "<code>/admin board add @handle|URL</code>, <code>/admin board remove @handle|URL</code>."
+    )
+
+
 async def admin(update: Update, context: Context) -> None:
     """/admin [status]"""
     services = context.bot_data.services
@@ -107,10 +199,18 @@ async def admin(update: Update, context: Context) -> None:
         used, look = await services.admin.usage()
         await reply(update, usage_text(t, used, look))
         return
+    if words[:1] == ["board"]:
+        await reply(update, await board_command(t, context, (context.args or [])[1:]))
+        return
     if words not in ([], ["status"]):
         await reply(
             update,
-            t.gettext("Operator commands: <code>/admin status</code>, <code>/admin usage</code>."),
+            t.gettext(
+                "Operator commands: <code>/admin status</code>, <code>/admin usage</code>, "
+                "<code>/admin board list</code>, <code>/admin board candidates</code>, "
+                "<code>/admin board add @handle|URL</code>, "
+                "<code>/admin board remove @handle|URL</code>."
+            ),
         )
         return
     status = await services.admin.status()

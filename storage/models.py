@@ -183,9 +183,11 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # A job board from the operator's BOARDS_FILE: polled for category followers even when no
-    # chat follows it by name.
+    # A job board (a curated source): polled for category followers even when no chat follows
+    # it by name, and the only kind of source whose offers reach category followers (unless
+    # CATEGORY_SOURCES=followed). `board_origin`: "file" (BOARDS_FILE) or "admin" (/admin board).
     board: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    board_origin: Mapped[str | None] = mapped_column(String(8))
     # Held by the process polling it until then (several processes share the database).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The group whose query reads it (None: not watched, or not yet placed in one).

@@ -22,6 +22,7 @@ from storage.models import (
     Offer,
     OfferBand,
     OfferCategory,
+    Source,
     Subscription,
 )
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
@@ -331,20 +332,25 @@ def _filtered_out(chat_id: Any, *search_texts: Any) -> Any:
     )
 
 
-async def fan_out(session: AsyncSession, *, offer_ids: list[int], now: datetime) -> int:
+async def fan_out(
+    session: AsyncSession, *, offer_ids: list[int], now: datetime, curated_only: bool = False
+) -> int:
     """One pending delivery per active chat and story (see `_fan_out`), in chunks of offers."""
     written = 0
     for start in range(0, len(offer_ids), ID_CHUNK):
-        written += await _fan_out(session, offer_ids[start : start + ID_CHUNK], now)
+        written += await _fan_out(session, offer_ids[start : start + ID_CHUNK], now, curated_only)
     return written
 
 
-async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -> int:
+async def _fan_out(
+    session: AsyncSession, offer_ids: list[int], now: datetime, curated_only: bool
+) -> int:
     """One pending delivery per active chat and story, in one set-based statement.
 
     A chat gets an offer when it follows the account that posted it, or one of the offer's
-    categories, unless its /filter rules it out; an offer that another account posted first is
-    the same story and is not sent again.
+    categories (with `curated_only`, only an offer of a curated source, a job board: a
+    stranger's own feed must not reach every follower of `software`), unless its /filter rules
+    it out; an offer that another account posted first is the same story and is not sent again.
     """
     if not offer_ids:
         return 0
@@ -366,6 +372,14 @@ async def _fan_out(session: AsyncSession, offer_ids: list[int], now: datetime) -
         .join(OfferCategory, OfferCategory.category == CategorySubscription.category)
         .where(OfferCategory.offer_id.in_(offer_ids))
     )
+    if curated_only:
+        by_category = by_category.where(
+            OfferCategory.offer_id.in_(
+                select(Offer.id)
+                .join(Source, Source.id == Offer.source_id)
+                .where(Offer.id.in_(offer_ids), Source.board.is_(True))
+            )
+        )
     # UNION ALL: a chat that follows both the account and one of the offer's categories (or
     # two of them) comes twice, and ON CONFLICT DO NOTHING keeps one row, as it does for two
     # offers of one story; de-duplicating here cost a hash of all 100,000 rows of a big account.

@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, delete, exists, func, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.categories import any_active_follower
-from storage.models import Chat, PollGroup, Source, Subscription
+from storage.models import Chat, Offer, PollGroup, Source, Subscription
 from storage.sql import affected, insert_ignoring_conflicts, is_postgresql
 
 
@@ -488,10 +488,10 @@ async def subscriber_count(session: AsyncSession, source_id: int) -> int:
 
 async def set_boards(
     session: AsyncSession, *, kind: str, accounts: list[tuple[str, str, str]], now: datetime
-) -> None:
-    """Make exactly these (key, external_id, display_name) accounts the job boards."""
-    keys = [key for key, _, _ in accounts]
-    for key, external_id, display_name in accounts:
+) -> list[int]:
+    """Make exactly these (key, external_id, display_name) accounts of `kind` the job boards
+    BOARDS_FILE lists (those an operator added stay); their source ids."""
+    ids = [
         await ensure_source(
             session,
             kind=kind,
@@ -500,9 +500,109 @@ async def set_boards(
             display_name=display_name,
             now=now,
         )
+        for key, external_id, display_name in accounts
+    ]
+    await set_file_boards(session, kinds=[kind], source_ids=ids)
+    return ids
+
+
+async def set_file_boards(
+    session: AsyncSession, *, kinds: list[str], source_ids: list[int]
+) -> None:
+    """The sources of these kinds that BOARDS_FILE lists are boards from the file; boards the
+    file listed before and no longer does are boards no more (an operator's stay)."""
     await session.execute(
-        update(Source).where(Source.kind == kind).values(board=Source.key.in_(keys))
+        update(Source)
+        .where(Source.id.in_(source_ids), Source.board_origin.is_distinct_from("admin"))
+        .values(board=True, board_origin="file")
     )
+    await session.execute(
+        update(Source)
+        .where(Source.kind.in_(kinds), Source.board_origin == "file", Source.id.not_in(source_ids))
+        .values(board=False, board_origin=None)
+    )
+
+
+async def set_board(session: AsyncSession, *, source_id: int, on: bool) -> bool:
+    """An operator makes a source a board (curated) or not; False if it already was/wasn't."""
+    result = await session.execute(
+        update(Source)
+        .where(Source.id == source_id, Source.board.is_(not on))
+        .values(board=on, board_origin="admin" if on else None)
+    )
+    return bool(affected(result))
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    """A curated source, or a candidate for it, as /admin board shows it."""
+
+    source_id: int
+    kind: str
+    key: str
+    name: str
+    origin: str | None = None
+    followers: int = 0
+    posts: int = 0
+    offers: int = 0
+
+
+async def board_list(session: AsyncSession) -> list[BoardRow]:
+    """Every curated source, X accounts first."""
+    rows = await session.execute(
+        select(Source.id, Source.kind, Source.key, Source.display_name, Source.board_origin)
+        .where(Source.board.is_(True))
+        .order_by(Source.kind.desc(), Source.key)
+    )
+    return [BoardRow(*row) for row in rows]
+
+
+async def board_candidates(
+    session: AsyncSession, *, since: datetime, limit: int = 15
+) -> list[BoardRow]:
+    """The most-followed sources that are not curated, with what they posted since `since`
+    and how much of it read as offers."""
+    followers = (
+        select(func.count(func.distinct(Subscription.chat_id)))
+        .join(Chat, Chat.id == Subscription.chat_id)
+        .where(Subscription.source_id == Source.id, Chat.active.is_(True))
+        .scalar_subquery()
+    )
+    posts = (
+        select(func.count())
+        .select_from(Offer)
+        .where(Offer.source_id == Source.id, Offer.created_at >= since)
+        .scalar_subquery()
+    )
+    offers = (
+        select(func.count())
+        .select_from(Offer)
+        .where(Offer.source_id == Source.id, Offer.created_at >= since, Offer.is_offer.is_(True))
+        .scalar_subquery()
+    )
+    counted = (
+        select(
+            Source.id,
+            Source.kind,
+            Source.key,
+            Source.display_name,
+            followers.label("followers"),
+            posts.label("posts"),
+            offers.label("offers"),
+        )
+        .where(Source.board.is_(False), Source.gone.is_(False))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(counted)
+        .where(counted.c.followers > 0)
+        .order_by(counted.c.followers.desc(), counted.c.offers.desc(), counted.c.key)
+        .limit(limit)
+    )
+    return [
+        BoardRow(r.id, r.kind, r.key, r.display_name, None, r.followers, r.posts, r.offers)
+        for r in rows
+    ]
 
 
 async def boards(session: AsyncSession, kind: str) -> list[str]:

@@ -19,7 +19,7 @@ class Account:
 # which would otherwise be read, stored and rendered in full.
 MAX_TEXT = 4000
 MAX_AUTHOR = 200
-MAX_URL = 2048
+MAX_URL = 1024  # offers.url holds 1,024 characters
 ELLIPSIS = "…"
 
 

@@ -125,4 +125,15 @@ def test_a_boards_file_lists_handles_once(monkeypatch, tmp_path) -> None:
     path.write_text('accounts = ["@Indeed_FR", "indeed_fr", "https://x.com/apec"]\n', "utf-8")
     monkeypatch.setenv("BOARDS_FILE", str(path))
     assert load_settings().boards_file == path
-    assert load_boards(path) == ["Indeed_FR", "apec"]
+    assert load_boards(path).accounts == ["Indeed_FR", "apec"]
+    path.write_text(
+        'feeds = ["https://jobs.example/feed.xml", "https://jobs.example/feed.xml",'
+        ' "@j@m.example"]\n',
+        "utf-8",
+    )
+    boards = load_boards(path)
+    assert boards.accounts == []
+    assert [a.key for a in boards.feeds] == ["https://jobs.example/feed.xml", "@j@m.example"]
+    path.write_text('feeds = ["ftp://jobs.example/feed"]\n', "utf-8")
+    with pytest.raises(ValueError, match="is not a feed address"):
+        load_boards(path)
