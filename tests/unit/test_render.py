@@ -177,3 +177,13 @@ def test_a_long_reply_is_cut_between_lines_into_messages_that_fit() -> None:
     for part in parts:
         parse_telegram_html(part)  # each part is valid Telegram HTML on its own
     assert split_reply(Markup("short")) == ["short"]
+
+
+def test_a_long_reply_of_astral_characters_is_cut_into_messages_telegram_accepts() -> None:
+    """Telegram counts UTF-16 units: a feed titled in 𝐛𝐨𝐥𝐝 letters or emoji counts twice."""
+    title = "𝐉𝐨𝐛𝐬 " * 20
+    lines = [f"• 📰 {title}#{n} — <code>https://jobs.example/{n}.xml</code>" for n in range(60)]
+    parts = split_reply(Markup("\n".join(lines)))
+    assert "\n".join(parts).splitlines() == lines
+    for part in parts:
+        assert telegram_length(parse_telegram_html(part)) <= MESSAGE_LIMIT
