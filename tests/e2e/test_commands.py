@@ -106,6 +106,24 @@ async def test_each_refusal_of_follow_says_once_what_the_word_looks_like(stack: 
     assert "You follow nothing yet" in await user.ask("/list")
 
 
+async def test_unfollowing_hundreds_of_things_not_followed_gets_a_reply_that_fits(
+    stack: Stack,
+) -> None:
+    """One message of at most 4,096 characters naming 400 addresses: each is shown with its
+    https:// in the reply, which would make one line twice as long as the message."""
+    await stack.bot.start()
+    user = stack.user()
+    addresses = " ".join(f"a{i}.io/x" for i in range(400))
+    handles = " ".join(f"@h{i}" for i in range(650))
+    for command in (f"/unfollow {addresses}", f"/unfollow {handles}"):
+        assert len(command) <= 4096  # what Telegram lets a person send
+        reply = await user.ask(command)
+        assert "Something went wrong" not in reply, reply[:200]
+        assert reply.startswith("You were not following "), reply[:200]
+        assert "… (+" in reply and len(reply) < 1000
+    assert "You follow nothing yet" in await user.ask("/list")
+
+
 @pytest.mark.parametrize("language", ["en", "fr"])
 async def test_a_filter_word_with_a_symbol_gets_a_helpful_refusal(
     stack: Stack, language: str
