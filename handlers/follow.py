@@ -194,6 +194,9 @@ def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> Mar
     )
 
 
+MAX_FEED_PROBLEMS = 5  # bad addresses explained one a line; the rest are counted
+
+
 def _not_understood_text(t: Translator, words: FollowWords) -> Markup:
     """One line per kind of word that was not understood, what it looks like to the bot and
     what is accepted; then, once, that nothing was changed."""
@@ -232,7 +235,12 @@ def _not_understood_text(t: Translator, words: FollowWords) -> Markup:
                 words=quoted_words(words.malformed),
             )
         )
-    lines += [feed_address_problem(t, word, problem) for word, problem in words.bad_feeds]
+    lines += [
+        feed_address_problem(t, word, problem)
+        for word, problem in words.bad_feeds[:MAX_FEED_PROBLEMS]
+    ]
+    if len(words.bad_feeds) > MAX_FEED_PROBLEMS:
+        lines.append(Markup("… (+%d)") % (len(words.bad_feeds) - MAX_FEED_PROBLEMS))
     lines.append(t.gettext("Nothing was changed."))
     return html_join(lines, "\n")
 

@@ -106,6 +106,29 @@ async def test_each_refusal_of_follow_says_once_what_the_word_looks_like(stack: 
     assert "You follow nothing yet" in await user.ask("/list")
 
 
+async def test_hundreds_of_bad_feed_addresses_get_one_short_refusal(stack: Stack) -> None:
+    """One line per bad address was one message of 4,096 characters turned into a dozen."""
+    await stack.bot.start()
+    user = stack.user()
+    command = "/follow " + " ".join(f"ftp://a{i}" for i in range(350))
+    assert len(command) <= 4096  # what Telegram lets a person send
+    before = len(user.received())
+    user.say(command)
+    user.say("/list")
+    # A chat's updates are answered in order: every part of the refusal comes before this.
+    await eventually(
+        lambda: any("You follow nothing yet" in text for text in user.texts()[before:]),
+        30,
+        "the answer to /list",
+    )
+    refusal = user.texts()[before:-1]
+    assert len(refusal) == 1, [len(text) for text in refusal]
+    lines = refusal[0].splitlines()
+    assert lines[0] == "ftp://a0: only http:// and https:// feeds can be followed."
+    assert lines[-2:] == ["… (+345)", "Nothing was changed."]
+    assert len(lines) == 7
+
+
 async def test_unfollowing_hundreds_of_things_not_followed_gets_a_reply_that_fits(
     stack: Stack,
 ) -> None:
