@@ -62,6 +62,8 @@ _BEFORE_A_PLACE = frozenset(
 )
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "Oe", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O"})
 
+# No category name (`service client`, `développement web`) comes near this many characters.
+MAX_CATEGORY_NAME_LENGTH = 100
 CATEGORY_THRESHOLD = 2.0
 TITLE_WORDS = 6  # a job title among the first words: "UX Designer – Lyon – CDI"
 ROLE_CATEGORY_WEIGHT = 2.0
@@ -387,8 +389,9 @@ class Catalogue:
 
     def category_for(self, word: str) -> str | None:
         """The slug a user means by `software`, `graphisme`, `RH` ...; None if no category
-        (or if the word has characters no category name has, like `software$$`)."""
-        if _NOT_A_NAME_RE.search(word):
+        (or if the word has characters no category name has, like `software$$`, or is far
+        longer than any: what a stranger sends is not read through when it cannot match)."""
+        if len(word) > MAX_CATEGORY_NAME_LENGTH or _NOT_A_NAME_RE.search(word):
             return None
         return self._aliases.get(phrase_key(word))
 

@@ -294,6 +294,28 @@ async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStan
     assert len(fourth.received()) == before + 1
 
 
+async def test_an_opml_file_naming_a_megabyte_category_is_answered_at_once(stack: Stack) -> None:
+    """A category outline is looked up by its value: one of 900,000 characters (within the
+    1 MB /import takes) must not hold up the bot, which serves every chat from one loop."""
+    await stack.bot.start()
+    user, other = stack.user(), stack.user()
+    opml = (
+        b'<?xml version="1.0"?><opml version="2.0"><head/><body>'
+        b'<outline type="jobrelay-category" text="design" category="design"/>'
+        b'<outline type="jobrelay-category" category="' + b"x" * 900_000 + b'"/>'
+        b"</body></opml>"
+    )
+    before = len(user.received())
+    stack.tg.send_message(
+        user.chat_id, "/import", user_id=user.user_id, document=("big.opml", opml)
+    )
+    await eventually(lambda: len(user.received()) > before, 15, "the import report")
+    report = user.texts()[before]
+    assert "Now following the category Design" in report, report
+    assert "Not understood, so not added: " + "x" * 79 + "…." in report
+    assert "You follow nothing yet" in await other.ask("/list")
+
+
 async def test_two_processes_fetch_each_feed_once_per_interval_and_relay_each_entry_once(
     stack: Stack, feeds: FeedStandIn
 ) -> None:
