@@ -26,7 +26,9 @@ _URL_RE = re.compile(
     # Links written without their scheme: shorteners and jobs./careers. sites.
     # Links written without their scheme: a domain with a usual ending, then a path
     # ("careers.acme.io/jobs/7", "bit.ly/x"); never "Node.js/React" or "ASP.NET/C#".
-    r"|(?<![@\w.])(?:[\w-]+\.)+(?:fr|com|io|co|org|uk|ca|de|ie|be|ch|eu|dev|app|ai|jobs|"
+    # (Only from a word's first letter or hyphen: started after each hyphen of a long
+    # hyphenated word, the search would read the rest of it again and again.)
+    r"|(?<![@\w.-])(?:[\w-]+\.)+(?:fr|com|io|co|org|uk|ca|de|ie|be|ch|eu|dev|app|ai|jobs|"
     r"careers|in|ly|me|us|es|it|nl|pt|lu|ma|sn|tn|qc|info|biz|tech|studio|agency|work|au|nz)"
     r"/[^\s<>\"'()]*",
     re.IGNORECASE,
@@ -42,17 +44,20 @@ _INCLUSIVE_RE = re.compile(
     re.IGNORECASE,
 )
 _MENTION_RE = re.compile(r"(?<![\w@.])@\w{1,15}\b")
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# From the start of a run of address characters only (each start would read the run again).
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HASHTAG_RE = re.compile(r"#([^\W_][\w]*)")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_RE = re.compile(r"[^\W_]+")
 # Combining marks left by NFKD (accents, cedillas ...), in the blocks Latin scripts use.
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
-# The hashtags that close a post ("#job #emploi" appended by a reposting account).
-_TRAILING_HASHTAGS_RE = re.compile(r"(?:[\W_]*#\w+)+[\W_]*$")
+_WORD_RUN_RE = re.compile(r"\w+")
+# An amount: read from the start of its run of digits, spaces and separators, never giving
+# any back ("1 1 1 1 …" with no currency would otherwise be read again from each digit).
 _SALARY_RE = re.compile(
-    r"\d[\d\s.,]*\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
+    r"(?<![\d\s.,])[\s.,]*+\d[\d\s.,]*+\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)"
+    r"|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
     re.IGNORECASE,
 )
 _JOKE_RE = re.compile("[\U0001f602\U0001f923\U0001f921\U0001f643\U0001f605]")
@@ -133,6 +138,19 @@ def _norm(word: str) -> str:
 def phrase_key(text: str) -> tuple[str, ...]:
     """A vocabulary phrase (or a /filter word) as the tuple of tokens it matches."""
     return tuple(token.norm for token in tokens(text))
+
+
+def without_closing_hashtags(text: str) -> str:
+    r"""`text` with the hashtags that close it ("#job #emploi" appended by a reposting account),
+    and the punctuation among them, replaced by a space: what `(?:[\W_]*#\w+)+[\W_]*$` removes,
+    in one pass (that pattern backtracks exponentially on a tweet of `#a_#a_#a_…`)."""
+    start, tagged = 0, False  # where the closing hashtags begin; whether there is one
+    for run in _WORD_RUN_RE.finditer(text):
+        if run.start() > 0 and text[run.start() - 1] == "#":
+            tagged = True
+        elif letters := run.group().rstrip("_"):  # a word that is no hashtag: they begin after
+            start, tagged = run.start() + len(letters), False
+    return text[:start] + " " if tagged else text
 
 
 def first_url(text: str) -> str | None:
@@ -503,7 +521,7 @@ class Catalogue:
 
     def _body_tokens(self, text: str) -> list[Token]:
         """The words that say what a post is: no links, mentions or closing hashtags."""
-        body = _TRAILING_HASHTAGS_RE.sub(" ", strip_links(text))
+        body = without_closing_hashtags(strip_links(text))
         return tokens(body, self._known_words)
 
     def _body(self, text: str) -> list[str]:
