@@ -33,8 +33,10 @@ def shorten(text: str, limit: int = 40) -> str:
 
 
 def code(text: str, limit: int = 40) -> Markup:
-    """What someone typed, quoted as `<code>` (escaped, shortened with "…")."""
-    return Markup("<code>%s</code>") % shorten(text, limit)
+    """What someone typed, quoted as `<code>` (escaped, shortened with "…") on one line: its
+    line breaks (an OPML attribute may hold some) are spaces, so that `split_reply`, which cuts
+    between lines, never cuts between `<code>` and `</code>`."""
+    return Markup("<code>%s</code>") % shorten(" ".join(text.split()), limit)
 
 
 def quoted_words(words: list[str], shown: int = 5, limit: int = 40) -> Markup:
