@@ -187,6 +187,22 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
 
 
+async def test_a_forged_feedback_button_is_answered_and_nothing_else(stack: Stack) -> None:
+    """Callback data comes from the client: a modified one can send any 64 bytes. An offer
+    number that is no number must not make the bot apologise in the chat (in a group, any
+    member may press under an offer)."""
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/help")
+    message = user.received()[-1]
+    forged = ["fb:i:²", "fb:n:" + "9" * 40, "fb:i:3000000000", "fb:i:٣", "fb:n:-1"]
+    for data in forged:
+        stack.tg.press_button(user.chat_id, message.message_id, data, user_id=user.user_id)
+    # A chat's updates are handled in order: the presses were answered before this reply.
+    assert "You follow nothing yet" in await user.ask("/list")
+    assert stack.tg.stats["answerCallbackQuery"] == len(forged)
+
+
 async def test_french_replies(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
