@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench bench-categories clean
 
 help:
-	@echo "make run      install, migrate, then run the bot (the sandbox when TELEGRAM_BOT_TOKEN is unset)"
+	@echo "make run      install, then migrate and run the bot (the sandbox, on its own database, when TELEGRAM_BOT_TOKEN is unset)"
 	@echo "make sandbox  the bot against local stand-ins of Telegram and X, in this terminal"
 	@echo "make test     install, then lint, type-check and run the whole suite (SQLite and PostgreSQL)"
 	@echo "make migrate  upgrade the database schema (DATABASE_URL)"
@@ -26,8 +26,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# `bot up` migrates only the database it will use: DATABASE_URL when serving Telegram, the
+# sandbox's own sandbox.db without a token.
 run: install
-	$(BIN)/python -m bot migrate
 	$(BIN)/python -m bot up
 
 sandbox: install

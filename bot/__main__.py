@@ -34,7 +34,8 @@ async def ensure_schema(settings: Settings) -> None:
 
     try:
         if is_sqlite(settings.database_url):
-            await upgrade_async(settings.database_url)
+            done = await upgrade_async(settings.database_url)
+            log.info("database %s", done.describe())
             return
         current = await current_revision(settings.database_url)
     except (OperationalError, DBAPIError, OSError) as exc:
@@ -86,12 +87,26 @@ def command_migrate(settings: Settings) -> None:
     from storage.migrate import upgrade
 
     try:
-        upgrade(settings.database_url)
+        done = upgrade(settings.database_url)
     except (OperationalError, DBAPIError, OSError) as exc:
         raise Fatal(
             f"cannot migrate DATABASE_URL: {type(exc).__name__}: {exc}".splitlines()[0]
         ) from None
-    log.info("database schema is up to date")
+    log.info("database %s", done.describe())
+
+
+def command_up(settings: Settings) -> None:
+    """`make run`: with a token, migrate the database and serve Telegram (SQLite is migrated by
+    `run` itself, PostgreSQL here first); without one, the sandbox, which migrates only its own
+    database (jobrelay.db is left alone)."""
+    from storage.db import is_sqlite
+
+    if settings.telegram_bot_token is None:
+        command_sandbox(settings)
+        return
+    if not is_sqlite(settings.database_url):
+        command_migrate(settings)
+    command_run(settings)
 
 
 def command_sandbox(settings: Settings) -> None:
@@ -117,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         default="run",
         choices=["run", "migrate", "sandbox", "up"],
         help="run (default): serve Telegram; migrate: upgrade the database schema; "
-        "sandbox: local stand-ins and a terminal chat; up: run if TELEGRAM_BOT_TOKEN is set, "
-        "else sandbox",
+        "sandbox: local stand-ins and a terminal chat; up (what `make run` runs): migrate and "
+        "run if TELEGRAM_BOT_TOKEN is set, else sandbox",
     )
     args = parser.parse_args(argv)
     try:
@@ -127,13 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jobrelay: configuration error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(_secrets(settings))
-    command = args.command
-    if command == "up":
-        command = "run" if settings.telegram_bot_token is not None else "sandbox"
+    commands = {
+        "run": command_run,
+        "migrate": command_migrate,
+        "sandbox": command_sandbox,
+        "up": command_up,
+    }
     try:
-        {"run": command_run, "migrate": command_migrate, "sandbox": command_sandbox}[command](
-            settings
-        )
+        commands[args.command](settings)
     except Fatal as exc:
         print(f"jobrelay: {exc}", file=sys.stderr)  # noqa: T201
         return 1

@@ -44,7 +44,8 @@ _INCLUSIVE_RE = re.compile(
     re.IGNORECASE,
 )
 _MENTION_RE = re.compile(r"(?<![\w@.])@\w{1,15}\b")
-# From the start of a run of address characters only (each start would read the run again).
+# An address starts where a run of its characters starts (the look-behind): tried from every
+# letter of a long word, the match would be quadratic.
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HASHTAG_RE = re.compile(r"#([^\W_][\w]*)")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -52,6 +53,7 @@ _WORD_RE = re.compile(r"[^\W_]+")
 # Combining marks left by NFKD (accents, cedillas ...), in the blocks Latin scripts use.
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
+# The hashtags that close a post ("#job #emploi" appended by a reposting account).
 _WORD_RUN_RE = re.compile(r"\w+")
 # An amount: read from the start of its run of digits, spaces and separators, never giving
 # any back ("1 1 1 1 …" with no currency would otherwise be read again from each digit).
@@ -104,9 +106,27 @@ def _split_hashtag(match: re.Match[str], known: frozenset[str]) -> str:
     return " " + _CAMEL_RE.sub(" ", word) + " "
 
 
+def strip_trailing_hashtags(text: str) -> str:
+    """The text without the hashtags appended after it (`… #hiring #python!`), in one pass
+    from the end (a pattern anchored at the end would be tried from every position)."""
+    start = None
+    for run in reversed(list(_WORD_RUN_RE.finditer(text))):
+        if run.group().strip("_") == "":
+            continue  # underscores only: a separator, like punctuation
+        if run.start() == 0 or text[run.start() - 1] != "#":
+            break
+        start = run.start() - 1
+    return text if start is None else text[:start] + " "
+
+
+# Characters of a post that are read: sources already cut posts to this length (bot/sources/
+# base.py); every pattern above is linear, and this bounds what one read costs.
+MAX_READ = 4000
+
+
 def strip_links(text: str) -> str:
     """The text without links, e-mail addresses and @mentions."""
-    text = _URL_RE.sub(" ", text)
+    text = _URL_RE.sub(" ", text[:MAX_READ])
     text = _EMAIL_RE.sub(" ", text)
     return _MENTION_RE.sub(" ", text)
 
@@ -114,6 +134,7 @@ def strip_links(text: str) -> str:
 def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
     """The words of a text as the vocabulary is matched: links and mentions dropped, hashtags
     read as words (split at capitals unless the whole tag is a `known` word)."""
+    text = text[:MAX_READ]
     text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", strip_links(text)))
     text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
     return [
@@ -140,22 +161,9 @@ def phrase_key(text: str) -> tuple[str, ...]:
     return tuple(token.norm for token in tokens(text))
 
 
-def without_closing_hashtags(text: str) -> str:
-    r"""`text` with the hashtags that close it ("#job #emploi" appended by a reposting account),
-    and the punctuation among them, replaced by a space: what `(?:[\W_]*#\w+)+[\W_]*$` removes,
-    in one pass (that pattern backtracks exponentially on a tweet of `#a_#a_#a_…`)."""
-    start, tagged = 0, False  # where the closing hashtags begin; whether there is one
-    for run in _WORD_RUN_RE.finditer(text):
-        if run.start() > 0 and text[run.start() - 1] == "#":
-            tagged = True
-        elif letters := run.group().rstrip("_"):  # a word that is no hashtag: they begin after
-            start, tagged = run.start() + len(letters), False
-    return text[:start] + " " if tagged else text
-
-
 def first_url(text: str) -> str | None:
     """The first link of a text, without the punctuation that ends a sentence."""
-    match = _URL_RE.search(text)
+    match = _URL_RE.search(text[:MAX_READ])
     if match is None:
         return None
     url = match.group(0).rstrip(_TRAILING_PUNCTUATION)
@@ -521,7 +529,7 @@ class Catalogue:
 
     def _body_tokens(self, text: str) -> list[Token]:
         """The words that say what a post is: no links, mentions or closing hashtags."""
-        body = without_closing_hashtags(strip_links(text))
+        body = strip_trailing_hashtags(strip_links(text))
         return tokens(body, self._known_words)
 
     def _body(self, text: str) -> list[str]:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.polling import backoff, read_safely, relay
+from bot.polling import backoff, read_all, read_safely, relay
 from bot.sources.base import Post, SourceError
 from bot.sources.feeds import (
     BLUESKY_KIND,
@@ -29,7 +29,7 @@ from bot.sources.feeds import (
 from storage import feeds, outbox
 from storage.db import Sessions
 from storage.feeds import FeedSource
-from storage.outbox import IncomingOffer
+from storage.outbox import IncomingOffer, Reading
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,15 @@ class FeedPoller:
         entries = distinct(result.entries)
         keys = [entry.key for entry in entries]
         written = 0
+        # Read what is probably new before the write transaction (reading is the slow part,
+        # done off the event loop); the transaction decides what is new.
+        readings: dict[str, Reading | None] = {}
+        if feed.primed:
+            async with self._sessions() as session:
+                maybe_new = await feeds.unseen(session, source_id=feed.source_id, keys=keys)
+            fresh = [entry for entry in entries if entry.key in maybe_new]
+            fitted = [_fit(to_post(label, entry), result.link or feed.url) for entry in fresh]
+            readings = dict(zip([e.key for e in fresh], await read_all(fitted), strict=True))
         async with self._sessions.begin() as session:
             primed = await feeds.primed_if_held(session, source_id=feed.source_id, lease=lease)
             if primed is None:
@@ -210,17 +219,22 @@ class FeedPoller:
                 # Due long ago (unwatched, or the bot was down): only the last day is news,
                 # and an undated entry then counts as old.
                 horizon = now - STALE_AFTER if feed.next_poll_at < now - STALE_AFTER else None
-                posts = [
-                    _fit(to_post(label, entry), result.link or feed.url)
+                keyed = [
+                    (entry.key, _fit(to_post(label, entry), result.link or feed.url))
                     for entry in reversed(entries)  # feeds list newest first
                     if entry.key in new
                     and (horizon is None or (entry.published or horizon) > horizon)
                 ]
-                posts.sort(key=lambda p: p.posted_at or datetime.min.replace(tzinfo=UTC))
+                keyed.sort(key=lambda kp: kp[1].posted_at or datetime.min.replace(tzinfo=UTC))
+                posts = [post for _, post in keyed]
             if posts:
                 incoming = [
-                    IncomingOffer(feed.source_id, post, read_safely(post.text, post.url))
-                    for post in posts
+                    IncomingOffer(
+                        feed.source_id,
+                        post,
+                        readings[key] if key in readings else read_safely(post.text, post.url),
+                    )
+                    for key, post in keyed
                 ]
                 _, written = await relay(session, incoming, now)
             await feeds.remember_entries(session, source_id=feed.source_id, keys=keys, now=now)

@@ -6,6 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator
 
+LABEL_SUFFIX = ":noop"  # callback data of a button that only shows a value (`st:noop`)
 INTERESTED = "interested"
 NOT_FOR_ME = "not_for_me"
 FEEDBACK_PREFIX = "fb"
@@ -48,3 +49,9 @@ def parse_feedback(data: str) -> tuple[str, int] | None:
     if not (number.isascii() and number.isdigit()) or int(number) > MAX_DELIVERY_ID:
         return None
     return _FEEDBACK_CODES[code], int(number)
+
+
+def is_label(data: str) -> bool:
+    """A button that only shows a value (the daily limit between − and + in /settings): its
+    callback data ends in `:noop` and pressing it does nothing."""
+    return data.endswith(LABEL_SUFFIX)

@@ -58,6 +58,6 @@ def configure_logging(
         "apscheduler",
         "aiosqlite",
         "asyncio",
-        "alembic.runtime.plugins",
+        "alembic",  # one line per revision and per connection: migrations report in one line
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -63,6 +63,14 @@ def read_safely(text: str, url: str) -> Reading | None:
     except Exception:
         log.exception("could not classify %s; relaying it to its account's followers only", url)
         return None
+
+
+async def read_all(posts: Sequence[Post]) -> list[Reading | None]:
+    """`read_safely` of each post, in a worker thread: a batch of long posts is tens of
+    milliseconds each, which the event loop (every chat, every command) must not wait for."""
+    if not posts:
+        return []
+    return await asyncio.to_thread(lambda: [read_safely(post.text, post.url) for post in posts])
 
 
 async def relay(
@@ -286,11 +294,16 @@ class Poller:
         """Offers, stories, outbox rows and cursors of one cycle, all in one transaction."""
         if not reads:
             return 0
-        incoming = [
-            IncomingOffer(source_id, post, read_safely(post.text, post.url))
+        found = [
+            (source_id, post)
             for done in reads
             for source_id, posts in done.posts.items()
             for post in posts
+        ]
+        readings = await read_all([post for _, post in found])
+        incoming = [
+            IncomingOffer(source_id, post, reading)
+            for (source_id, post), reading in zip(found, readings, strict=True)
         ]
         # Oldest first across accounts (a chat gets a cycle's offers in the order posted).
         incoming.sort(key=lambda o: o.post.posted_at or datetime.min.replace(tzinfo=UTC))

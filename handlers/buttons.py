@@ -10,7 +10,7 @@ from telegram.error import BadRequest
 
 from bot.context import Context
 from bot.i18n import Markup, Translator, html_join
-from bot.keyboards import INTERESTED, offer_keyboard, parse_feedback
+from bot.keyboards import INTERESTED, LABEL_SUFFIX, offer_keyboard, parse_feedback
 from bot.policy import ChatPolicy, is_paused
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
 from handlers.common import translator_for
@@ -39,7 +39,7 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
             InlineKeyboardButton("−", callback_data="st:limit:-"),
             InlineKeyboardButton(
                 t.plain("Limit: %(limit)d/day", limit=policy.daily_limit),
-                callback_data="st:noop",
+                callback_data=f"st{LABEL_SUFFIX}",
             ),
             InlineKeyboardButton("+", callback_data="st:limit:+"),
         ],

@@ -97,6 +97,12 @@ def feed_failure_text(t: Translator, address: str, error: SourceError) -> Markup
         return t.gettext(
             "⛔ %(feed)s leads to an address that is not http:// or https://.", feed=shown
         )
+    if problem == "entities":
+        return t.gettext(
+            "⛔ %(feed)s declares XML entities, which jobrelay does not read (a feed never needs "
+            "them, and they can make a document grow without bound).",
+            feed=shown,
+        )
     if problem == "not_a_feed":
         return t.gettext(
             "❓ %(feed)s is a web page that announces no RSS or Atom feed. Give the feed's own "

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
@@ -17,6 +20,16 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
     return url or "sqlite:///jobrelay.db"
+
+
+def _note_applied(
+    ctx: MigrationContext,
+    step: MigrationInfo,
+    heads: Collection[Any],
+    run_args: Mapping[str, Any],
+) -> None:
+    """Tell storage.migrate which revisions this run applied (it reports them in one line)."""
+    context.config.attributes.setdefault("applied", []).append(step.up_revision_id)
 
 
 def _run(connection: Connection) -> None:
@@ -32,6 +45,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things in place
         compare_type=True,
+        on_version_apply=_note_applied,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -31,9 +32,33 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
-def upgrade(database_url: str) -> None:
-    """Bring the database schema to the newest revision (blocking; no running event loop)."""
-    command.upgrade(alembic_config(database_url), "head")
+@dataclass(frozen=True)
+class Upgrade:
+    """What an upgrade did: the revisions it applied (oldest first) and where the schema is."""
+
+    applied: tuple[str, ...]
+    revision: str | None
+
+    def describe(self) -> str:
+        """`schema is up to date (revision X)` or `schema migrated to revision X: N migrations
+        applied`."""
+        if not self.applied:
+            return f"schema is up to date (revision {self.revision})"
+        count = len(self.applied)
+        return (
+            f"schema migrated to revision {self.revision}: "
+            f"{count} migration{'s' if count > 1 else ''} applied"
+        )
+
+
+def upgrade(database_url: str) -> Upgrade:
+    """Bring the database schema to the newest revision (blocking; no running event loop).
+    Alembic's own lines (one per revision) are logged at INFO by `alembic`; callers report
+    the returned `Upgrade` in one line instead."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "head")
+    applied = tuple(str(r) for r in config.attributes.get("applied", []))
+    return Upgrade(applied=applied, revision=head_revision())
 
 
 async def current_revision(database_url: str) -> str | None:
@@ -50,6 +75,6 @@ async def current_revision(database_url: str) -> str | None:
         await engine.dispose()
 
 
-async def upgrade_async(database_url: str) -> None:
+async def upgrade_async(database_url: str) -> Upgrade:
     """`upgrade` from async code: Alembic's env runs its own event loop, so use a thread."""
-    await asyncio.to_thread(upgrade, database_url)
+    return await asyncio.to_thread(upgrade, database_url)

@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
@@ -23,7 +24,7 @@ from bot.sandbox.seed import (
     BOARDS,
     FEED_ADDRESSES,
     post_random_feed_entry,
-    post_random_offer,
+    post_random_post,
     seed,
     seed_feeds,
 )
@@ -36,7 +37,9 @@ from storage.migrate import upgrade_async
 log = logging.getLogger(__name__)
 
 SANDBOX_DATABASE = "sqlite:///sandbox.db"
+SANDBOX_FILES = Path("sandbox-files")  # copies of what the bot sends; outlive the sandbox
 SANDBOX_POLL_SECONDS = 10.0
+PREVIEW_CHARACTERS = 60  # of a post, in the line that announces it
 USER_ID = 1001
 
 
@@ -72,25 +75,39 @@ def sandbox_settings(
     )
 
 
-async def _keep_posting(
+def poster_line(source: str, text: str, *, feed: bool = False) -> str:
+    """What the sandbox says when a stand-in publishes something: who, and how it begins. Never
+    whether it is an offer: the bot decides that, and what it relays shows it."""
+    preview = " ".join(text.split())
+    if len(preview) > PREVIEW_CHARACTERS:
+        preview = preview[: PREVIEW_CHARACTERS - 1].rstrip() + "…"
+    if feed:
+        return f"(feed) {source} just published: “{preview}”"
+    return f"(X) @{source} just posted: “{preview}”"
+
+
+async def keep_posting(
     x: XStandIn,
     every: float,
     terminal: Terminal,
     stop: asyncio.Event,
     feeds: FeedStandIn | None = None,
+    rng: random.Random | None = None,
 ) -> None:
-    rng = random.Random()
+    """Publish something about every `every` seconds (X posts, some feed entries) until `stop`,
+    saying so in the terminal."""
+    rng = rng or random.Random()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=rng.uniform(every * 0.5, every * 1.5))
         if stop.is_set():
             return
         if feeds is not None and rng.random() < 0.3:
-            where = post_random_feed_entry(feeds, rng)
-            terminal.note(f"(feed) {where} just published a new offer")
+            where, text = post_random_feed_entry(feeds, rng)
+            terminal.note(poster_line(where, text, feed=True))
             continue
-        handle, _ = post_random_offer(x, rng)
-        terminal.note(f"(X) @{handle} just posted a new offer")
+        handle, text = post_random_post(x, rng)
+        terminal.note(poster_line(handle, text))
 
 
 async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
@@ -102,16 +119,25 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         boards = workdir / "boards.toml"
         boards.write_text(f"accounts = {json.dumps(['@' + b for b in BOARDS])}\n", "utf-8")
         config = sandbox_settings(settings, tg, x, boards, feeds)
-        await upgrade_async(config.database_url)
+        schema = await upgrade_async(config.database_url)
         language = os.environ.get("SANDBOX_LANGUAGE") or (
             "fr" if os.environ.get("LANG", "").lower().startswith("fr") else "en"
         )
-        terminal = Terminal(tg, user_id=USER_ID, language=language, stop=stop, x=x)
+        terminal = Terminal(
+            tg,
+            user_id=USER_ID,
+            language=language,
+            stop=stop,
+            x=x,
+            zone=ZoneInfo(config.default_timezone),
+            files_dir=SANDBOX_FILES,
+        )
         every = float(os.environ.get("SANDBOX_POST_EVERY_SECONDS", "30"))
         terminal.banner(
             accounts=sorted(ACCOUNTS),
             feeds=FEED_ADDRESSES,
             database=config.database_url,
+            schema=schema.describe(),
             poll_seconds=config.poll_interval_seconds,
             post_every=every,
         )
@@ -119,7 +145,7 @@ async def run_sandbox(settings: Settings, *, stop: asyncio.Event) -> None:
         tasks = [
             asyncio.create_task(terminal.run(), name="sandbox-terminal"),
             asyncio.create_task(
-                _keep_posting(x, every, terminal, stop, feeds), name="sandbox-poster"
+                keep_posting(x, every, terminal, stop, feeds), name="sandbox-poster"
             ),
         ]
         try:

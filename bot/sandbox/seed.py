@@ -76,8 +76,9 @@ def seed(x: XStandIn, *, now: datetime | None = None) -> None:
             x.add_post(handle, text, created_at=now - timedelta(hours=6 * age))
 
 
-def post_random_offer(x: XStandIn, rng: random.Random) -> tuple[str, str]:
-    """Post one more offer from a random account, as a recruiter would; returns (handle, text)."""
+def post_random_post(x: XStandIn, rng: random.Random) -> tuple[str, str]:
+    """Post one more thing from a random account, as a recruiter would: mostly offers, now and
+    then news or an event (NEWS); returns (handle, text)."""
     handle = rng.choice(sorted(ACCOUNTS))
     news = NEWS.get(handle)
     text = rng.choice(news if news and rng.random() < 0.25 else OFFERS[handle])
@@ -134,23 +135,24 @@ def seed_feeds(feeds: FeedStandIn, *, now: datetime | None = None) -> None:
     )
 
 
-def post_random_feed_entry(feeds: FeedStandIn, rng: random.Random) -> str:
-    """Publish one more offer on one of the feeds; returns where."""
+def post_random_feed_entry(feeds: FeedStandIn, rng: random.Random) -> tuple[str, str]:
+    """Publish one more offer on one of the feeds; returns (where, text)."""
     reference = rng.randint(100, 999)
     where = rng.choice(FEED_ADDRESSES)
     title, body = rng.choice(FEED_OFFERS)
     if where == BLUESKY_HANDLE:
-        feeds.bluesky_post(BLUESKY_HANDLE, f"Hiring: {title}, apply now (ref. {reference})")
+        text = f"Hiring: {title}, apply now (ref. {reference})"
+        feeds.bluesky_post(BLUESKY_HANDLE, text)
     elif where.startswith("@"):
-        feeds.mastodon_post(
-            MASTODON_INSTANCE, MASTODON_USER, f"On recrute : {title} (réf. {reference}) #emploi"
-        )
+        text = f"On recrute : {title} (réf. {reference}) #emploi"
+        feeds.mastodon_post(MASTODON_INSTANCE, MASTODON_USER, text)
     else:
+        text = f"{title} (réf. {reference})"
         feeds.add_entry(
             FEED_HOST,
             FEED_PATH,
-            title=f"{title} (réf. {reference})",
+            title=text,
             html=body,
             link=f"https://{FEED_HOST}/offre/{reference}",
         )
-    return where
+    return where, text

@@ -51,6 +51,7 @@ from aiohttp import web
 
 __all__ = [
     "GROUP_ANONYMOUS_BOT_ID",
+    "MAX_DOWNLOAD_BYTES",
     "SentMessage",
     "TelegramHTMLError",
     "TelegramStandIn",
@@ -66,6 +67,8 @@ JSONDict = dict[str, Any]
 MAX_MESSAGE_LENGTH: Final = 4096
 MAX_CAPTION_LENGTH: Final = 1024
 MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024
+MAX_DOWNLOAD_BYTES: Final = 20 * 1024 * 1024
+"""The largest file ``getFile`` hands a bot (Telegram's limit for bots' downloads)."""
 GLOBAL_SENDS_PER_SECOND: Final = 30
 GROUP_SENDS_PER_MINUTE: Final = 20
 DEFAULT_GROUP_USER_ID: Final = 1000
@@ -369,6 +372,8 @@ class SentMessage:
     disable_web_page_preview: bool
     file_bytes: bytes | None = None
     caption: str | None = None
+    file_name: str | None = None  # for documents: the name the bot gave the file
+    mime_type: str | None = None
     plain_text: str = ""  # text/caption after entity parsing (tags removed, entities decoded)
     entities: list[dict[str, Any]] = field(default_factory=list)
 
@@ -882,6 +887,8 @@ class TelegramStandIn:
         forum, ``message_thread_id`` makes a topic message that replies to the topic's
         creation message (see :meth:`add_topic`); without it the message is in General.
         ``reply_to`` answers an earlier message of the chat (by its id), as a user's reply does.
+        ``document=(file_name, data)`` sends a file with ``text`` as its caption; the bot can
+        then fetch it with ``getFile`` (up to :data:`MAX_DOWNLOAD_BYTES`, as on Telegram).
         """
         chat = self._user_side_chat(chat_id, chat_type, chat_title, first_name, username)
         if anonymous_admin and chat["type"] not in ("group", "supergroup"):
@@ -914,6 +921,15 @@ class TelegramStandIn:
             message["document"] = self._document_dict(stored)
             if text:
                 message["caption"] = text
+                command = _BOT_COMMAND_RE.match(text)
+                if command:
+                    message["caption_entities"] = [
+                        {
+                            "type": "bot_command",
+                            "offset": 0,
+                            "length": utf16_length(command.group()),
+                        }
+                    ]
         else:
             message["text"] = text
             command = _BOT_COMMAND_RE.match(text)
@@ -1684,6 +1700,8 @@ class TelegramStandIn:
         plain: str,
         entities: list[JSONDict],
         file_bytes: bytes | None = None,
+        file_name: str | None = None,
+        mime_type: str | None = None,
         chat: JSONDict,
         reply_markup: JSONDict | None,
     ) -> JSONDict:
@@ -1718,6 +1736,8 @@ class TelegramStandIn:
                 disable_web_page_preview=self._preview_disabled(params),
                 file_bytes=file_bytes,
                 caption=caption,
+                file_name=file_name,
+                mime_type=mime_type,
                 plain_text=plain,
                 entities=entities,
             )
@@ -1813,6 +1833,9 @@ class TelegramStandIn:
             plain=plain,
             entities=entities,
             file_bytes=data,
+            # A photo has no name on Telegram (what the library made up for the upload is lost).
+            file_name=stored.file_name if field_name == "document" else None,
+            mime_type=stored.mime_type if field_name == "document" else None,
             chat=chat,
             reply_markup=reply_markup,
         )
@@ -1999,6 +2022,8 @@ class TelegramStandIn:
         stored = self._files.get(_param_str(params, "file_id") or "")
         if stored is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
+        if len(stored.data) > MAX_DOWNLOAD_BYTES:
+            raise _ApiError(400, "Bad Request: file is too big")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

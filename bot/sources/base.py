@@ -15,9 +15,22 @@ class Account:
     name: str
 
 
+# What one post may carry, whatever its source sends: a stranger's feed can serve a 5 MB entry,
+# which would otherwise be read, stored and rendered in full.
+MAX_TEXT = 4000
+MAX_AUTHOR = 200
+MAX_URL = 2048
+ELLIPSIS = "…"
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending with "…" when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
-    """One post read from a source."""
+    """One post read from a source; its text, author and link are cut to sane lengths."""
 
     external_id: str
     author: str
@@ -25,6 +38,12 @@ class Post:
     url: str
     posted_at: datetime | None
     author_id: str = ""  # the network's id of the author (a handle can change hands)
+
+    def __post_init__(self) -> None:
+        for name, limit in (("text", MAX_TEXT), ("author", MAX_AUTHOR), ("url", MAX_URL)):
+            value = getattr(self, name)
+            if len(value) > limit:
+                object.__setattr__(self, name, bounded(value, limit))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 SourceError
 └── FeedError (code, transient)
-    ├── FeedRefused       "private" | "scheme"   the address is not one we may fetch
+    ├── FeedRefused       "private" | "scheme"   the address is not one we may fetch;
+    │                     | "entities"           or the document declares XML entities
     ├── FeedTooLarge      "too_large"
     ├── TooManyRedirects  "redirects"
     ├── NotAFeed          "not_a_feed"           an HTML page (no feed link found)

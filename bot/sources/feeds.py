@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,58 @@ SY_PERIODS = {
     "yearly": timedelta(days=365),
 }
 WHITESPACE_AND_BOM = b" \t\r\n\xef\xbb\xbf"
+# The compressions asked for and read (decompressed here, each layer bounded by MAX_BYTES).
+ACCEPT_ENCODING = "gzip, deflate"
+MAX_ENCODINGS = 2  # `gzip, gzip` at most: a stack of compressions is a bomb, not a feed
+# An entity declaration is how an XML bomb multiplies itself; feeds never need one.
+ENTITY_DECLARATION_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+class _Decompressor:
+    """One `Content-Encoding` layer, inflated at most `limit` bytes at a time: the size limit
+    holds on what is decoded, not on what arrived compressed."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        # gzip, or deflate as zlib or raw (servers send both).
+        self._inflate = zlib.decompressobj(47 if encoding == "gzip" else 15)
+        self._raw_deflate = encoding == "deflate"
+        self._started = False
+        self._limit = limit
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        size = 0
+        while data:
+            try:
+                chunk = self._inflate.decompress(data, self._limit + 1 - size)
+            except zlib.error:
+                if not (self._raw_deflate and not self._started):
+                    raise MalformedFeed("undecodable body") from None
+                self._inflate, self._raw_deflate = zlib.decompressobj(-15), False
+                continue
+            self._started = True
+            out.append(chunk)
+            size += len(chunk)
+            if size > self._limit:
+                raise FeedTooLarge("too large")
+            data = self._inflate.unconsumed_tail
+        return b"".join(out)
+
+
+def _decompressors(headers: httpx.Headers, limit: int) -> list[_Decompressor]:
+    """The layers to undo, in the order they are undone; refuses what was not asked for."""
+    encodings = [
+        e.strip().lower()
+        for e in headers.get("content-encoding", "").split(",")
+        if e.strip().lower() not in ("", "identity")
+    ]
+    if len(encodings) > MAX_ENCODINGS:
+        raise FeedTooLarge("too many compression layers")
+    if any(e not in ("gzip", "x-gzip", "deflate") for e in encodings):
+        raise MalformedFeed("unknown content encoding")
+    return [
+        _Decompressor("deflate" if e == "deflate" else "gzip", limit) for e in reversed(encodings)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +229,11 @@ class FeedFetcher:
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             # Feeds get no cookies: none are needed, and none should pass from one to another.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
@@ -273,14 +330,25 @@ class FeedFetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise FeedTooLarge("too large")
+        layers = _decompressors(response.headers, self._max_bytes)
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
+        received = size = 0
+        # Raw bytes, decompressed here: httpx would inflate each chunk without bound.
+        async for raw in response.aiter_raw():
+            received += len(raw)
+            if received > self._max_bytes:
+                raise FeedTooLarge("too large")
+            chunk = raw
+            for layer in layers:
+                chunk = layer.feed(chunk)
             size += len(chunk)
             if size > self._max_bytes:
                 raise FeedTooLarge("too large")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        if ENTITY_DECLARATION_RE.search(body):
+            raise FeedRefused("entities")
+        return body
 
     async def _parse(self, download: _Download) -> Any:
         self.parsed += 1

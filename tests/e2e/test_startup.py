@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 
 from bot.sandbox.telegram_api import TelegramStandIn
+from storage.migrate import current_revision, head_revision
 from tests.e2e.harness import ROOT
 from tests.pgserver import PostgresServer
 
@@ -84,7 +86,34 @@ async def test_a_postgresql_schema_that_is_behind_is_refused_until_migrated(
         assert "run `python -m bot migrate`" in out
         code, out = await run_bot("migrate", env=env, cwd=tmp_path)
         assert code == 0, out
-        assert "database schema is up to date" in out
+        assert f"database schema migrated to revision {head_revision()}: " in out
+        assert len(out.strip().splitlines()) == 1, out  # not one line per revision
+        code, out = await run_bot("migrate", env=env, cwd=tmp_path)
+        assert code == 0, out
+        assert out.strip().endswith(f"database schema is up to date (revision {head_revision()})")
+
+
+async def test_up_with_a_token_migrates_postgresql_before_running(
+    tmp_path: Path, postgres_server: PostgresServer | None
+) -> None:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL is not installed here (no initdb/pg_ctl found)")
+    name = f"up_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_server.admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    async with TelegramStandIn() as tg:
+        env = base_env(
+            DATABASE_URL=postgres_server.url(name),
+            TELEGRAM_BOT_TOKEN="999999:wrong-token-value",  # stops the bot right after start
+            TELEGRAM_API_URL=tg.base_url,
+        )
+        code, out = await run_bot("up", env=env, cwd=tmp_path)
+    assert code == 1
+    assert f"database schema migrated to revision {head_revision()}" in out
+    assert "Telegram refused TELEGRAM_BOT_TOKEN" in out  # it went on to run, schema and all
+    assert await current_revision(postgres_server.url(name)) == head_revision()
+    assert not (tmp_path / "jobrelay.db").exists()
 
 
 async def test_sqlite_is_migrated_on_start_and_a_refused_token_is_a_clear_error(
@@ -102,6 +131,45 @@ async def test_sqlite_is_migrated_on_start_and_a_refused_token_is_a_clear_error(
     assert "Telegram refused TELEGRAM_BOT_TOKEN" in out
     assert (tmp_path / "fresh.db").exists()
     assert "wrong-token-value" not in out
+
+
+async def test_up_without_a_token_starts_the_sandbox_on_its_own_database_quietly(
+    tmp_path: Path,
+) -> None:
+    env = base_env(SANDBOX_LANGUAGE="en", DEFAULT_TIMEZONE="Asia/Tokyo")
+    code, out = await run_bot("up", env=env, cwd=tmp_path, stdin=b":quit\n")
+    assert code == 0, out
+    assert "jobrelay sandbox" in out
+    assert not (tmp_path / "jobrelay.db").exists()  # the real bot's database is not touched
+    assert (tmp_path / "sandbox.db").exists()
+    schema_lines = [line for line in out.splitlines() if "schema" in line]
+    assert schema_lines == [
+        line for line in out.splitlines() if line.startswith("Database sqlite:///sandbox.db")
+    ]
+    assert schema_lines[0].startswith(
+        f"Database sqlite:///sandbox.db: schema migrated to revision {head_revision()}: "
+    )
+    assert "Running upgrade" not in out and "alembic" not in out
+    assert "Times are shown in Asia/Tokyo, the bot's time zone (DEFAULT_TIMEZONE)" in out
+    code, out = await run_bot("up", env=env, cwd=tmp_path, stdin=b":quit\n")
+    assert code == 0, out
+    assert f"sandbox.db: schema is up to date (revision {head_revision()})." in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+async def test_make_run_leaves_migrating_to_bot_up() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    process = await asyncio.create_subprocess_exec(
+        *("make", "--no-print-directory", "-n", "-W", "requirements.lock", "run"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    commands = [line for line in out.decode().splitlines() if not line.startswith("make")]
+    assert process.returncode == 0
+    assert commands[-1].endswith("/python -m bot up")
+    assert not any("-m bot migrate" in line for line in commands)  # jobrelay.db stays untouched
 
 
 async def test_the_sandbox_relays_offers_to_the_terminal(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from bot.sandbox.telegram_api import (
     DEFAULT_GROUP_USER_ID,
     GROUP_ANONYMOUS_BOT_ID,
     GROUP_SENDS_PER_MINUTE,
+    MAX_DOWNLOAD_BYTES,
     SentMessage,
     TelegramHTMLError,
     TelegramStandIn,
@@ -1071,6 +1072,45 @@ async def test_user_document_can_be_downloaded(bot: Bot, standin: TelegramStandI
     assert update.message.document is not None
     file = await update.message.document.get_file()
     assert bytes(await file.download_as_bytearray()) == b"hello cv"
+
+
+async def test_sent_documents_keep_their_name_and_photos_have_none(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.add_chat(42)
+    await bot.send_photo(42, b"\x89PNG fake")
+    await bot.send_document(42, b"<opml/>", filename="jobrelay.opml")
+    photo, document = standin.sent
+    assert (photo.file_name, photo.mime_type) == (None, None)
+    assert document.file_name == "jobrelay.opml"
+    assert document.mime_type is not None
+
+
+async def test_a_document_captioned_with_a_command_carries_its_entity(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.send_message(42, "/import in @club", document=("subs.opml", b"<opml/>"))
+    standin.send_message(42, "my cv", document=("cv.txt", b"cv"))
+    first, second = await bot.get_updates()
+    assert first.message is not None and second.message is not None
+    assert [(e.type, e.offset, e.length) for e in first.message.caption_entities] == [
+        ("bot_command", 0, 7)
+    ]
+    assert second.message.caption_entities == ()
+
+
+async def test_get_file_refuses_files_over_20_mb_like_telegram(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    standin.send_message(42, "", document=("big.bin", b"x" * (MAX_DOWNLOAD_BYTES + 1)))
+    standin.send_message(42, "", document=("limit.bin", b"x" * MAX_DOWNLOAD_BYTES))
+    big, limit = await bot.get_updates()
+    assert big.message is not None and big.message.document is not None
+    assert limit.message is not None and limit.message.document is not None
+    with pytest.raises(BadRequest, match=r"(?i)file is too big"):
+        await big.message.document.get_file()
+    file = await limit.message.document.get_file()
+    assert file.file_size == MAX_DOWNLOAD_BYTES
 
 
 # ------------------------------------------------------------------ speed

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import ipaddress
 import socket
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -636,6 +639,88 @@ async def test_a_body_without_length_is_cut_when_too_large(
     server.routes["/big"] = chunked
     with pytest.raises(FeedTooLarge):
         await fetcher.fetch(f"{server.url}/big")
+    assert fetcher.parsed == 0
+
+
+def _serve_encoded(server: FeedServer, path: str, body: bytes, encoding: str) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/rss+xml", "Content-Encoding": encoding},
+        )
+
+    server.routes[path] = answer
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9)
+
+
+async def test_compressed_feeds_are_read_whatever_deflate_they_use(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+    for path, body, encoding in [
+        ("/gzip", _gzip(RSS2), "gzip"),
+        ("/zlib", zlib.compress(RSS2), "deflate"),
+        ("/raw", raw.compress(RSS2) + raw.flush(), "deflate"),
+        ("/twice", _gzip(_gzip(RSS2)), "gzip, gzip"),
+    ]:
+        _serve_encoded(server, path, body, encoding)
+        feed = await fetcher.fetch(f"{server.url}{path}")
+        assert isinstance(feed, Feed) and feed.title == "Acme & Co jobs", path
+    assert server.seen[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+async def test_a_gzip_bomb_is_refused_on_decoded_bytes_within_bounded_memory(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    # 800 MB of spaces, compressed twice: under a kilobyte on the wire.
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    layer = b"".join(inner.compress(b" " * (8 * 1024 * 1024)) for _ in range(100)) + inner.flush()
+    bomb = _gzip(layer)
+    assert len(bomb) < 10_000
+    _serve_encoded(server, "/bomb", bomb, "gzip, gzip")
+    tracemalloc.start()
+    try:
+        with pytest.raises(FeedTooLarge) as caught:
+            await fetcher.fetch(f"{server.url}/bomb")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.code == "too_large"  # the user is told it is larger than 5 MB
+    assert peak < 100 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+    assert fetcher.parsed == 0
+
+
+async def test_three_layers_of_compression_and_unknown_ones_are_refused(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    _serve_encoded(server, "/three", _gzip(_gzip(_gzip(RSS2))), "gzip, gzip, gzip")
+    with pytest.raises(FeedTooLarge):
+        await fetcher.fetch(f"{server.url}/three")
+    _serve_encoded(server, "/br", RSS2, "br")
+    with pytest.raises(MalformedFeed):
+        await fetcher.fetch(f"{server.url}/br")
+    _serve_encoded(server, "/broken", b"not gzip at all", "gzip")
+    with pytest.raises(MalformedFeed):
+        await fetcher.fetch(f"{server.url}/broken")
+    assert fetcher.parsed == 0
+
+
+async def test_a_feed_declaring_entities_is_refused_unparsed(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    laughs = b"""<?xml version="1.0"?>
+<!DOCTYPE rss [
+  <!ENTITY a "lol">
+  <!entity b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+]>
+<rss version="2.0"><channel><title>&b;</title></channel></rss>"""
+    server.body("/laughs", laughs)
+    with pytest.raises(FeedRefused) as caught:
+        await fetcher.fetch(f"{server.url}/laughs")
+    assert caught.value.code == "entities"
     assert fetcher.parsed == 0
 
 
