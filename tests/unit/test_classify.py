@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -207,3 +208,22 @@ def test_closing_hashtags_are_dropped_from_a_post_s_body_as_before() -> None:
     assert cat.body_length("Backend developer in Lyon #jobs and more") == 7
     assert cat.body_length("#jobs #CDI") == 0
     assert cat.body_length("Dev__ #a_b __ #c") == 1
+
+
+def _cost(text: str) -> float:
+    """The best of five readings of `text`, in seconds."""
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        analyse(text)
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+@pytest.mark.parametrize("hostile", ["1 " * 2000, "1." * 2000, "x-" * 2000])
+def test_a_hostile_post_of_4000_characters_costs_about_what_an_offer_does(hostile: str) -> None:
+    """Reads are cut to 4,000 characters, but "1 1 1 …" (an amount with no currency) or a
+    long hyphenated word cost 50 times an offer's reading when a pattern restarts at each
+    digit or hyphen: a feed of such entries would keep a core busy."""
+    offer = ("We are hiring a Python developer in Lyon, CDI, remote two days a week. " * 60)[:4000]
+    assert _cost(hostile) < 10 * _cost(offer)
