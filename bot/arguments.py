@@ -291,11 +291,13 @@ def parse_filter(words: list[str], to_phrase: Callable[[str], str]) -> list[Filt
         if not bare:
             raise ArgumentError("filter_sign")
         bare = bare.removeprefix("#").strip(_EDGE_PUNCTUATION)  # -#stage is -stage
+        if len(bare) > MAX_FILTER_WORD_LENGTH:  # refused before it is read through
+            raise ArgumentError("filter_word")
         phrase = to_phrase(bare)
         if (
             not phrase
             or _NOT_A_PLAIN_WORD.search(bare)
-            or max(len(bare), len(phrase)) > MAX_FILTER_WORD_LENGTH
+            or len(phrase) > MAX_FILTER_WORD_LENGTH
             or len(phrase.split()) > MAX_FILTER_WORD_TOKENS
         ):
             raise ArgumentError("filter_word")

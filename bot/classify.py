@@ -26,7 +26,9 @@ _URL_RE = re.compile(
     # Links written without their scheme: shorteners and jobs./careers. sites.
     # Links written without their scheme: a domain with a usual ending, then a path
     # ("careers.acme.io/jobs/7", "bit.ly/x"); never "Node.js/React" or "ASP.NET/C#".
-    r"|(?<![@\w.])(?:[\w-]+\.)+(?:fr|com|io|co|org|uk|ca|de|ie|be|ch|eu|dev|app|ai|jobs|"
+    # (Only from a word's first letter or hyphen: started after each hyphen of a long
+    # hyphenated word, the search would read the rest of it again and again.)
+    r"|(?<![@\w.-])(?:[\w-]+\.)+(?:fr|com|io|co|org|uk|ca|de|ie|be|ch|eu|dev|app|ai|jobs|"
     r"careers|in|ly|me|us|es|it|nl|pt|lu|ma|sn|tn|qc|info|biz|tech|studio|agency|work|au|nz)"
     r"/[^\s<>\"'()]*",
     re.IGNORECASE,
@@ -53,8 +55,11 @@ _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20f
 _NOT_A_NAME_RE = re.compile(r"[^\w\s'’-]")
 # The hashtags that close a post ("#job #emploi" appended by a reposting account).
 _WORD_RUN_RE = re.compile(r"\w+")
+# An amount: read from the start of its run of digits, spaces and separators, never giving
+# any back ("1 1 1 1 …" with no currency would otherwise be read again from each digit).
 _SALARY_RE = re.compile(
-    r"\d[\d\s.,]*\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
+    r"(?<![\d\s.,])[\s.,]*+\d[\d\s.,]*+\s?(?:k\s?)?(?:€|eur\b|euros\b|\$|£)"
+    r"|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
     re.IGNORECASE,
 )
 _JOKE_RE = re.compile("[\U0001f602\U0001f923\U0001f921\U0001f643\U0001f605]")
@@ -64,6 +69,8 @@ _BEFORE_A_PLACE = frozenset(
 )
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "Oe", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O"})
 
+# No category name (`service client`, `développement web`) comes near this many characters.
+MAX_CATEGORY_NAME_LENGTH = 100
 CATEGORY_THRESHOLD = 2.0
 TITLE_WORDS = 6  # a job title among the first words: "UX Designer – Lyon – CDI"
 ROLE_CATEGORY_WEIGHT = 2.0
@@ -408,8 +415,9 @@ class Catalogue:
 
     def category_for(self, word: str) -> str | None:
         """The slug a user means by `software`, `graphisme`, `RH` ...; None if no category
-        (or if the word has characters no category name has, like `software$$`)."""
-        if _NOT_A_NAME_RE.search(word):
+        (or if the word has characters no category name has, like `software$$`, or is far
+        longer than any: what a stranger sends is not read through when it cannot match)."""
+        if len(word) > MAX_CATEGORY_NAME_LENGTH or _NOT_A_NAME_RE.search(word):
             return None
         return self._aliases.get(phrase_key(word))
 

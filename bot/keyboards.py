@@ -10,6 +10,7 @@ LABEL_SUFFIX = ":noop"  # callback data of a button that only shows a value (`st
 INTERESTED = "interested"
 NOT_FOR_ME = "not_for_me"
 FEEDBACK_PREFIX = "fb"
+MAX_DELIVERY_ID = 2**31 - 1
 _FEEDBACK_CODES = {"i": INTERESTED, "n": NOT_FOR_ME}
 
 
@@ -41,7 +42,11 @@ def parse_feedback(data: str) -> tuple[str, int] | None:
     """`fb:i:42` -> ("interested", 42); None for anything else."""
     prefix, _, rest = data.partition(":")
     code, _, number = rest.partition(":")
-    if prefix != FEEDBACK_PREFIX or code not in _FEEDBACK_CODES or not number.isdigit():
+    # Callback data can be forged: only ASCII digits (`"²".isdigit()` holds) naming an id the
+    # outbox can hold (a 32-bit integer on PostgreSQL).
+    if prefix != FEEDBACK_PREFIX or code not in _FEEDBACK_CODES:
+        return None
+    if not (number.isascii() and number.isdigit()) or int(number) > MAX_DELIVERY_ID:
         return None
     return _FEEDBACK_CODES[code], int(number)
 

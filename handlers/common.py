@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 
 from bot.i18n import Markup, Translator, html_join, pick_language, translator
+from bot.render import telegram_length
 
 
 def language_of(update: Update) -> str:
@@ -32,8 +33,10 @@ def shorten(text: str, limit: int = 40) -> str:
 
 
 def code(text: str, limit: int = 40) -> Markup:
-    """What someone typed, quoted as `<code>` (escaped, shortened with "…")."""
-    return Markup("<code>%s</code>") % shorten(text, limit)
+    """What someone typed, quoted as `<code>` (escaped, shortened with "…") on one line: its
+    line breaks (an OPML attribute may hold some) are spaces, so that `split_reply`, which cuts
+    between lines, never cuts between `<code>` and `</code>`."""
+    return Markup("<code>%s</code>") % shorten(" ".join(text.split()), limit)
 
 
 def quoted_words(words: list[str], shown: int = 5, limit: int = 40) -> Markup:
@@ -43,23 +46,25 @@ def quoted_words(words: list[str], shown: int = 5, limit: int = 40) -> Markup:
     return quoted + f" … (+{len(words) - shown})" if len(words) > shown else quoted
 
 
-# Telegram takes 4,096 characters a message (after entity parsing); raw HTML is longer than
-# what it shows, so a reply cut under this many raw characters always fits.
+# Telegram takes 4,096 characters a message (after entity parsing), counted in UTF-16 units
+# (an emoji or a 𝐛𝐨𝐥𝐝 letter is two); raw HTML is longer than what it shows, so a reply cut
+# under this many raw UTF-16 units always fits.
 REPLY_LIMIT = 4000
 
 
 def split_reply(text: Markup, limit: int = REPLY_LIMIT) -> list[str]:
-    """A reply as messages of at most `limit` characters, cut between lines (a line carries
+    """A reply as messages of at most `limit` UTF-16 units, cut between lines (a line carries
     whole HTML tags); a single longer line is a message of its own."""
     parts: list[str] = []
     current: list[str] = []
     size = 0
     for line in text.split("\n"):
-        if current and size + 1 + len(line) > limit:
+        length = telegram_length(line)
+        if current and size + 1 + length > limit:
             parts.append("\n".join(current).strip("\n"))
             current, size = [], 0
         current.append(line)
-        size += len(line) + (1 if len(current) > 1 else 0)
+        size += length + (1 if len(current) > 1 else 0)
     if current:
         parts.append("\n".join(current).strip("\n"))
     return [part for part in parts if part] or [text]

@@ -183,8 +183,14 @@ MAX_NAMES = 20  # names listed in one line of a report; the rest are counted
 
 def names_text(names: list[str]) -> Markup:
     """Feed names, HTML-escaped, comma-separated: at most MAX_NAMES, then how many more."""
-    shown = html_join(shorten(name, 100) for name in names[:MAX_NAMES])
-    return shown + f" … (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else shown
+    return some_of([shorten(name, 100) for name in names])
+
+
+def some_of(items: list[str] | list[str | Markup]) -> Markup:
+    """Items, HTML-escaped unless Markup, comma-separated: at most MAX_NAMES, then how many
+    more (a list as long as what a stranger typed would not fit in one message)."""
+    shown = html_join(items[:MAX_NAMES])
+    return shown + f" … (+{len(items) - MAX_NAMES})" if len(items) > MAX_NAMES else shown
 
 
 def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> Markup:
@@ -192,6 +198,9 @@ def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> Mar
     return html_join(
         catalogue.categories[s].name(t.language) if s in catalogue.categories else s for s in slugs
     )
+
+
+MAX_FEED_PROBLEMS = 5  # bad addresses explained one a line; the rest are counted
 
 
 def _not_understood_text(t: Translator, words: FollowWords) -> Markup:
@@ -232,7 +241,12 @@ def _not_understood_text(t: Translator, words: FollowWords) -> Markup:
                 words=quoted_words(words.malformed),
             )
         )
-    lines += [feed_address_problem(t, word, problem) for word, problem in words.bad_feeds]
+    lines += [
+        feed_address_problem(t, word, problem)
+        for word, problem in words.bad_feeds[:MAX_FEED_PROBLEMS]
+    ]
+    if len(words.bad_feeds) > MAX_FEED_PROBLEMS:
+        lines.append(Markup("… (+%d)") % (len(words.bad_feeds) - MAX_FEED_PROBLEMS))
     lines.append(t.gettext("Nothing was changed."))
     return html_join(lines, "\n")
 
@@ -383,12 +397,12 @@ async def unfollow(update: Update, context: Context) -> None:
         missing: list[str | Markup] = [f"@{h}" for h in report.not_followed]
         missing += [code(address, 200) for address in report.not_followed_feeds]
         if removed:
-            lines.append(t.gettext("Stopped following %(handles)s.", handles=html_join(removed)))
+            lines.append(t.gettext("Stopped following %(handles)s.", handles=some_of(removed)))
         if missing:
             lines.append(
                 t.gettext(
                     "You were not following %(handles)s. /list shows what you follow.",
-                    handles=html_join(missing),
+                    handles=some_of(missing),
                 )
             )
     if words.categories:

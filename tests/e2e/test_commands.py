@@ -106,6 +106,47 @@ async def test_each_refusal_of_follow_says_once_what_the_word_looks_like(stack: 
     assert "You follow nothing yet" in await user.ask("/list")
 
 
+async def test_hundreds_of_bad_feed_addresses_get_one_short_refusal(stack: Stack) -> None:
+    """One line per bad address was one message of 4,096 characters turned into a dozen."""
+    await stack.bot.start()
+    user = stack.user()
+    command = "/follow " + " ".join(f"ftp://a{i}" for i in range(350))
+    assert len(command) <= 4096  # what Telegram lets a person send
+    before = len(user.received())
+    user.say(command)
+    user.say("/list")
+    # A chat's updates are answered in order: every part of the refusal comes before this.
+    await eventually(
+        lambda: any("You follow nothing yet" in text for text in user.texts()[before:]),
+        30,
+        "the answer to /list",
+    )
+    refusal = user.texts()[before:-1]
+    assert len(refusal) == 1, [len(text) for text in refusal]
+    lines = refusal[0].splitlines()
+    assert lines[0] == "ftp://a0: only http:// and https:// feeds can be followed."
+    assert lines[-2:] == ["… (+345)", "Nothing was changed."]
+    assert len(lines) == 7
+
+
+async def test_unfollowing_hundreds_of_things_not_followed_gets_a_reply_that_fits(
+    stack: Stack,
+) -> None:
+    """One message of at most 4,096 characters naming 400 addresses: each is shown with its
+    https:// in the reply, which would make one line twice as long as the message."""
+    await stack.bot.start()
+    user = stack.user()
+    addresses = " ".join(f"a{i}.io/x" for i in range(400))
+    handles = " ".join(f"@h{i}" for i in range(650))
+    for command in (f"/unfollow {addresses}", f"/unfollow {handles}"):
+        assert len(command) <= 4096  # what Telegram lets a person send
+        reply = await user.ask(command)
+        assert "Something went wrong" not in reply, reply[:200]
+        assert reply.startswith("You were not following "), reply[:200]
+        assert "… (+" in reply and len(reply) < 1000
+    assert "You follow nothing yet" in await user.ask("/list")
+
+
 @pytest.mark.parametrize("language", ["en", "fr"])
 async def test_a_filter_word_with_a_symbol_gets_a_helpful_refusal(
     stack: Stack, language: str
@@ -144,6 +185,22 @@ async def test_bad_follow_commands_get_clear_replies_and_change_nothing(stack: S
     assert "I only understand commands" in await user.ask("hello?")
     # Still serving, and the handle that was fine can be followed now.
     assert "Now following @acme_jobs" in await user.ask("/follow @acme_jobs")
+
+
+async def test_a_forged_feedback_button_is_answered_and_nothing_else(stack: Stack) -> None:
+    """Callback data comes from the client: a modified one can send any 64 bytes. An offer
+    number that is no number must not make the bot apologise in the chat (in a group, any
+    member may press under an offer)."""
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/help")
+    message = user.received()[-1]
+    forged = ["fb:i:²", "fb:n:" + "9" * 40, "fb:i:3000000000", "fb:i:٣", "fb:n:-1"]
+    for data in forged:
+        stack.tg.press_button(user.chat_id, message.message_id, data, user_id=user.user_id)
+    # A chat's updates are handled in order: the presses were answered before this reply.
+    assert "You follow nothing yet" in await user.ask("/list")
+    assert stack.tg.stats["answerCallbackQuery"] == len(forged)
 
 
 async def test_french_replies(stack: Stack) -> None:

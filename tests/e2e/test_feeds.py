@@ -294,6 +294,55 @@ async def test_opml_export_then_import_round_trips(stack: Stack, feeds: FeedStan
     assert len(fourth.received()) == before + 1
 
 
+async def test_an_import_report_is_cut_between_lines_never_inside_an_address(
+    stack: Stack,
+) -> None:
+    """An OPML attribute may hold line breaks (`&#10;`): a refused address is quoted in one
+    <code> on one line, so a long report is never cut between its <code> and </code>."""
+    await stack.bot.start()
+    user = stack.user()
+    handles = b"".join(b'<outline url="https://x.com/nobody_%05d"/>' % i for i in range(150))
+    broken = b"".join(
+        b'<outline xmlUrl="ftp://a%d' % i + b"&#10;" * 110 + b'z"/>' for i in range(20)
+    )
+    opml = b'<?xml version="1.0"?><opml version="2.0"><head/><body>%s%s</body></opml>' % (
+        handles,
+        broken,
+    )
+    before = len(user.received())
+    stack.tg.send_message(
+        user.chat_id, "/import", user_id=user.user_id, document=("odd.opml", opml)
+    )
+    await eventually(lambda: len(user.received()) > before, 30, "the import report")
+    report = "\n".join(user.texts()[before:])
+    assert "Something went wrong" not in report, report[:300]
+    assert "No X account is named @nobody_00000" in report
+    assert "Not understood, so not added: ftp://a0 z, ftp://a1 z" in report
+    assert not any("sendMessage" in error for error in stack.tg.recent_errors)
+
+
+async def test_an_opml_file_naming_a_megabyte_category_is_answered_at_once(stack: Stack) -> None:
+    """A category outline is looked up by its value: one of 900,000 characters (within the
+    1 MB /import takes) must not hold up the bot, which serves every chat from one loop."""
+    await stack.bot.start()
+    user, other = stack.user(), stack.user()
+    opml = (
+        b'<?xml version="1.0"?><opml version="2.0"><head/><body>'
+        b'<outline type="jobrelay-category" text="design" category="design"/>'
+        b'<outline type="jobrelay-category" category="' + b"x" * 900_000 + b'"/>'
+        b"</body></opml>"
+    )
+    before = len(user.received())
+    stack.tg.send_message(
+        user.chat_id, "/import", user_id=user.user_id, document=("big.opml", opml)
+    )
+    await eventually(lambda: len(user.received()) > before, 15, "the import report")
+    report = user.texts()[before]
+    assert "Now following the category Design" in report, report
+    assert "Not understood, so not added: " + "x" * 79 + "…." in report
+    assert "You follow nothing yet" in await other.ask("/list")
+
+
 async def test_two_processes_fetch_each_feed_once_per_interval_and_relay_each_entry_once(
     stack: Stack, feeds: FeedStandIn
 ) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 
 from bench.categories import REQUIRED, evaluate, load
@@ -166,3 +170,60 @@ def test_near_identical_wordings_of_one_offer_and_different_offers() -> None:
     # Band keys do not depend on the process (they are stored and compared across restarts).
     assert cat.sketch(offer) == Catalogue.sketch(cat, offer)
     assert len(cat.sketch(offer)) == 8
+
+
+# Posts an account or a feed may serve, built so that a backtracking pattern takes minutes to
+# ages on them: a tweet of closing hashtags ending in "_", one word of 200,000 letters, "1 1 1
+# …" before a currency that never comes, a long hyphenated word, hashtags then a last word.
+HOSTILE_POSTS = [
+    "Hiring! " + "#a_" * 40 + " ok",
+    "x" * 200_000,
+    "1 " * 100_000 + "x",
+    "x-" * 100_000,
+    "#jobs " * 40_000 + "x",
+]
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE_POSTS)))
+def test_reading_a_hostile_post_takes_a_moment_not_the_bot(index: int) -> None:
+    """The classifier runs on the bot's event loop: one post must not freeze every chat. A
+    regex cannot be interrupted in-process, hence a child process with a deadline."""
+    code = (
+        "import time; from bot.classify import analyse; "
+        "from tests.unit.test_classify import HOSTILE_POSTS as P; "
+        f"start = time.monotonic(); analyse(P[{index}]); print(time.monotonic() - start)"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"analysing hostile post #{index} took more than 30 s")
+    assert float(done.stdout) < 10, done.stdout
+
+
+def test_closing_hashtags_are_dropped_from_a_post_s_body_as_before() -> None:
+    cat = catalogue()
+    assert cat.body_length("Backend developer in Lyon #jobs #CDI_ !") == 4
+    assert cat.body_length("Backend developer in Lyon #jobs and more") == 7
+    assert cat.body_length("#jobs #CDI") == 0
+    assert cat.body_length("Dev__ #a_b __ #c") == 1
+
+
+def _cost(text: str) -> float:
+    """The best of five readings of `text`, in seconds."""
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        analyse(text)
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+@pytest.mark.parametrize("hostile", ["1 " * 2000, "1." * 2000, "x-" * 2000])
+def test_a_hostile_post_of_4000_characters_costs_about_what_an_offer_does(hostile: str) -> None:
+    """Reads are cut to 4,000 characters, but "1 1 1 …" (an amount with no currency) or a
+    long hyphenated word cost 50 times an offer's reading when a pattern restarts at each
+    digit or hyphen: a feed of such entries would keep a core busy."""
+    offer = ("We are hiring a Python developer in Lyon, CDI, remote two days a week. " * 60)[:4000]
+    assert _cost(hostile) < 10 * _cost(offer)

@@ -193,3 +193,13 @@ def test_only_web_links_are_ever_rendered_as_links(link: str) -> None:
         parse_telegram_html(html_text)
         assert "href" not in html_text and link.strip() not in html_text, html_text
     assert "View the original" in parse_telegram_html(offer)  # the label stays, unlinked
+
+
+def test_a_long_reply_of_astral_characters_is_cut_into_messages_telegram_accepts() -> None:
+    """Telegram counts UTF-16 units: a feed titled in 𝐛𝐨𝐥𝐝 letters or emoji counts twice."""
+    title = "𝐉𝐨𝐛𝐬 " * 20
+    lines = [f"• 📰 {title}#{n} — <code>https://jobs.example/{n}.xml</code>" for n in range(60)]
+    parts = split_reply(Markup("\n".join(lines)))
+    assert "\n".join(parts).splitlines() == lines
+    for part in parts:
+        assert telegram_length(parse_telegram_html(part)) <= MESSAGE_LIMIT
