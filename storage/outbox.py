@@ -359,6 +359,7 @@ async def _fan_out(
             Subscription.chat_id.label("chat_id"),
             Subscription.thread_id.label("thread_id"),
             Offer.id.label("offer_id"),
+            literal(False).label("via_category"),
         )
         .join(Offer, Offer.source_id == Subscription.source_id)
         .where(Offer.id.in_(offer_ids))
@@ -368,6 +369,7 @@ async def _fan_out(
             CategorySubscription.chat_id.label("chat_id"),
             CategorySubscription.thread_id.label("thread_id"),
             OfferCategory.offer_id.label("offer_id"),
+            literal(True).label("via_category"),
         )
         .join(OfferCategory, OfferCategory.category == CategorySubscription.category)
         .where(OfferCategory.offer_id.in_(offer_ids))
@@ -384,8 +386,16 @@ async def _fan_out(
     # two of them) comes twice, and ON CONFLICT DO NOTHING keeps one row, as it does for two
     # offers of one story; de-duplicating here cost a hash of all 100,000 rows of a big account.
     wanted = union_all(by_account, by_category).subquery()
-    story = func.coalesce(Offer.story_id, Offer.id)
+    story: Any = func.coalesce(Offer.story_id, Offer.id)
     head = aliased(Offer)
+    head_source = aliased(Source)
+    if curated_only:
+        # A story another source began (a stranger copying a board's offer with their own
+        # link, posted first) reaches category followers as the board wrote it.
+        story = case(
+            (and_(wanted.c.via_category.is_(True), head_source.board.is_(False)), Offer.id),
+            else_=story,
+        )
     chosen = (
         select(
             wanted.c.chat_id,
@@ -399,7 +409,8 @@ async def _fan_out(
         )
         .join(Chat, and_(Chat.id == wanted.c.chat_id, Chat.active.is_(True)))
         .join(Offer, Offer.id == wanted.c.offer_id)
-        .join(head, head.id == story)
+        .join(head, head.id == func.coalesce(Offer.story_id, Offer.id))
+        .join(head_source, head_source.id == head.source_id)
         # The chat reads the story's first wording: the filter must pass both.
         .where(~_filtered_out(wanted.c.chat_id, Offer.search_text, head.search_text))
         .order_by(Offer.id, wanted.c.chat_id, wanted.c.thread_id)

@@ -520,6 +520,25 @@ async def test_job_boards_are_polled_only_while_someone_follows_a_category(sessi
         assert await _claim(session, now=NOW + timedelta(minutes=6)) == []
 
 
+async def test_reading_boards_file_again_keeps_the_boards_an_operator_added(sessions) -> None:
+    async with sessions.begin() as session:
+        filed = await sources.set_boards(
+            session, kind="x", accounts=[("filed", "1", "Filed"), ("both", "2", "Both")], now=NOW
+        )
+        added = await sources.ensure_source(
+            session, kind="x", key="added", external_id="3", display_name="Added", now=NOW
+        )
+        assert await sources.set_board(session, source_id=added, on=True)
+        assert not await sources.set_board(session, source_id=added, on=True)  # already
+        assert await sources.set_board(session, source_id=filed[1], on=True) is False
+    async with sessions.begin() as session:
+        # The file no longer lists "filed" nor "both": the operator's board stays.
+        await sources.set_boards(session, kind="x", accounts=[], now=NOW)
+    async with sessions() as session:
+        rows = await sources.board_list(session)
+    assert [(r.key, r.origin) for r in rows] == [("added", "admin")]
+
+
 async def test_a_migrated_group_keeps_its_categories_and_filter(sessions) -> None:
     async with sessions.begin() as session:
         await _chat(session, -5)

@@ -265,6 +265,15 @@ class Stack:
     def __post_init__(self) -> None:
         self.db = BotDatabase(self.database_url)
 
+    def boards(self, *handles: str, feeds: tuple[str, ...] = ()) -> None:
+        """Make these X accounts and feeds the job boards (BOARDS_FILE) of the next start:
+        the curated sources whose offers reach category followers."""
+        path = self.workdir / "boards.toml"
+        accounts = ", ".join(f'"@{h}"' for h in handles)
+        listed = ", ".join(f'"{f}"' for f in feeds)
+        path.write_text(f"accounts = [{accounts}]\nfeeds = [{listed}]\n", encoding="utf-8")
+        self.bot.env["BOARDS_FILE"] = str(path)
+
     def user(self, language: str = "en") -> User:
         """A new Telegram user with a private chat."""
         self.next_user += 1

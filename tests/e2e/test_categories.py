@@ -18,6 +18,7 @@ INTERNSHIP = (
 
 async def test_a_category_follower_gets_the_software_offer_only(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
+    stack.boards("acme_jobs")
     await stack.bot.start()
     by_account = await stack.follower("acme_jobs")
     by_category = stack.user()
@@ -61,6 +62,7 @@ async def test_a_filter_keeps_internships_out(stack: Stack) -> None:
 async def test_one_offer_posted_by_two_accounts_arrives_once_naming_both(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     stack.x.add_user("lyon_jobs")
+    stack.boards("acme_jobs", "lyon_jobs")
     await stack.bot.start()
     user = stack.user()
     assert "Now following @acme_jobs, @lyon_jobs" in await user.ask("/follow @acme_jobs @lyon_jobs")
@@ -104,6 +106,47 @@ async def test_job_boards_feed_category_followers_without_anyone_following_them(
     assert "CDI · 📍 Paris" in text
     await stack.quiet("emploi_board")
     assert len(user.received()) == 2
+
+
+async def test_a_stranger_s_own_source_never_reaches_category_followers(stack: Stack) -> None:
+    """The bot is public: following your own account (or feed) and posting an offer-shaped
+    text with a link of your choice must not reach every follower of `software`. Only curated
+    sources (job boards) feed the categories; an operator curates with /admin board."""
+    for handle in ("emploi_board", "spammer_jobs"):
+        stack.x.add_user(handle)
+    stack.boards("emploi_board")
+    operator = stack.user()
+    stack.bot.env["ADMIN_USER_IDS"] = str(operator.user_id)
+    await stack.bot.start()
+    spammer = await stack.follower("spammer_jobs")
+    seeker = stack.user()
+    await seeker.ask("/follow software")
+    await x_reads(stack.x, "emploi_board", count=1)
+    spam = SOFTWARE.replace("https://jobs.acme.example/backend-42", "https://evil.example/x")
+    stack.x.add_post("spammer_jobs", spam)
+    await spammer.wait_for(2)  # its own follower gets it, as an account's follower should
+    stack.x.add_post("emploi_board", SOFTWARE)
+    text = (await seeker.wait_for(2))[1]
+    assert text.startswith("@emploi_board") and "evil.example" not in text
+    await stack.quiet("emploi_board", "spammer_jobs")
+    assert len(seeker.received()) == 2  # the board's offer, never the stranger's
+    # The operator sees who is followed without being curated, and decides.
+    listing = await operator.ask("/admin board list")
+    assert "1 job board:" in listing and "@emploi_board (BOARDS_FILE)" in listing
+    candidates = await operator.ask("/admin board candidates")
+    assert "@spammer_jobs · 1 followers; 1 posts, 100% offers" in candidates, candidates
+    assert "is now a job board" in await operator.ask("/admin board add @spammer_jobs")
+    assert "already a job board" in await operator.ask("/admin board add @spammer_jobs")
+    stack.x.add_post(
+        "spammer_jobs",
+        "We are hiring a Frontend Engineer (TypeScript, React) in Nantes, CDI, remote-friendly. "
+        "Apply: https://jobs.example/frontend-7",
+    )
+    await eventually(lambda: len(seeker.received()) == 3, 15, "the curated account's offer")
+    assert "no longer a job board" in await operator.ask("/admin board remove @spammer_jobs")
+    assert "no such X account or feed" in await operator.ask("/admin board remove @nobody_here")
+    # Nobody else may curate: to them /admin does not exist.
+    assert "I don't know that command" in await seeker.ask("/admin board add @spammer_jobs")
 
 
 async def test_categories_buttons_follow_and_unfollow(stack: Stack) -> None:

@@ -139,6 +139,7 @@ async def test_a_channel_is_managed_from_a_private_chat_by_its_administrators(
 
 async def test_a_subscription_made_in_a_topic_posts_into_that_topic(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
+    stack.boards("acme_jobs")
     await stack.bot.start()
     forum = club(stack, -1001000000004, forum=True)
     stack.tg.add_topic(forum.chat_id, 77, "Offres dev")
