@@ -266,7 +266,9 @@ async def test_feedback_buttons_and_stats_with_a_real_png(database_url: str) -> 
         await live.quiet("acme_jobs")  # the held offer is held
         before = len(user.received())
         user.live.tg.send_message(user.chat_id, "/stats", user_id=user.user_id)
-        await user.wait_for(before + 2)
+        # The chart is drawn in a worker thread, with matplotlib imported on first use: on a
+        # loaded 2-vCPU machine that alone can take many seconds.
+        await user.wait_for(before + 2, timeout=45)
         report, photo = user.received()[before], user.received()[before + 1]
         text_report = report.plain_text or report.text
         assert "Offers pushed: 1" in text_report
