@@ -105,8 +105,6 @@ class Retention:
             )
         deleted = 0
         for source_id in candidates:
-            if self._stopping:
-                break
 
             def step(session: AsyncSession, source_id: int = source_id) -> Awaitable[int]:
                 return retention.prune_source_rows(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import FrozenClock
@@ -100,7 +100,7 @@ async def _rows(session: AsyncSession, chat_id: int) -> dict[int, int]:
     rows = await session.execute(
         select(Delivery.offer_id, Delivery.id).where(Delivery.chat_id == chat_id)
     )
-    return {int(offer): int(row) for offer, row in rows}
+    return {int(offer): int(row) for offer, row in rows if offer is not None}
 
 
 async def _settle(
@@ -269,7 +269,7 @@ async def test_forget_deletes_the_sources_only_that_chat_followed(sessions: Sess
         await outbox.fan_out(session, offer_ids=held, now=NOW)
         # Chat 3 follows the category: it waits for one of `needed`'s offers.
         await session.execute(
-            Delivery.__table__.insert().values(
+            insert(Delivery).values(
                 chat_id=3, offer_id=held[0], kind="offer", status="held", attempts=0,
                 next_attempt_at=NOW, created_at=NOW, held_at=NOW, thread_id=0,
             )
