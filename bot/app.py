@@ -29,6 +29,7 @@ from bot.i18n import languages, translator
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
+from bot.retention import Retention
 from bot.send_gate import GatedRateLimiter, SendGate
 from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
@@ -41,6 +42,8 @@ from storage.db import create_engine, create_session_factory, is_sqlite
 log = logging.getLogger(__name__)
 
 TelegramApp = Application[Any, Context, Any, Any, AppState, Any]
+PRUNE_INTERVAL_SECONDS = 86_400.0
+PRUNE_FIRST_SECONDS = 60.0
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
@@ -225,6 +228,8 @@ async def serve(
         curated_only=settings.category_sources == "curated",
     )
     feed_polling = SingleFlight("feeds", feed_poller.tick)
+    retention = Retention(sessions=sessions, clock=clock, days=settings.retention_days)
+    pruning = SingleFlight("retention", retention.prune)
     background: set[asyncio.Task[None]] = set()
     receiving: asyncio.Task[None] | None = None
 
@@ -285,6 +290,14 @@ async def serve(
                 first=0.25,
                 name="feeds",
             )
+            # Once a day, starting a minute after start-up (a bot restarted more often than
+            # daily still prunes; several processes pruning at once only find less to do).
+            job_queue.run_repeating(
+                lambda _ctx: _kick(pruning),
+                interval=PRUNE_INTERVAL_SECONDS,
+                first=PRUNE_FIRST_SECONDS,
+                name="retention",
+            )
             if settings.boards_file is not None:
                 boards = load_boards(settings.boards_file)
                 background.add(asyncio.create_task(_sync_boards(follows, boards, stop)))
@@ -308,6 +321,7 @@ async def serve(
             if application.running:
                 await application.stop()
             sender.stop()
+            retention.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -316,6 +330,7 @@ async def serve(
             await feed_polling.wait_idle()
             await delivering.wait_idle()
             await digesting.wait_idle()
+            await pruning.wait_idle()
             await application.shutdown()
     finally:
         if x is not None:

@@ -14,6 +14,10 @@ from bot.boards import load_boards
 from bot.sources.feeds import parse_host_map
 from storage.db import DatabaseURLError, async_database_url
 
+# RETENTION_DAYS: /stats and the weekly summary read the last 7 local days and the day before.
+MIN_RETENTION_DAYS = 8
+MAX_RETENTION_DAYS = 3650
+
 
 class ConfigError(Exception):
     """Configuration that cannot start the bot; the message names the variable."""
@@ -67,6 +71,9 @@ class Settings(BaseSettings):
     allow_private_feeds: bool = False
     feed_hosts: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     feed_pause_after_seconds: float = Field(default=172_800, gt=0, le=2_592_000)
+    # Sent, digested and failed outbox rows, sent digests and offers no kept row needs are
+    # deleted this many days after their last use (a daily prune, bot.retention).
+    retention_days: int = 90
     # Not in the public contract: tuned by tests and the sandbox.
     delivery_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     digest_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -127,6 +134,19 @@ class Settings(BaseSettings):
         if mode not in {"instant", "digest"}:
             raise ValueError(f"must be instant or digest, got {value!r}")
         return mode
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> int:
+        text = str(value).strip() if value is not None else ""
+        days = int(text) if text.isdigit() else None
+        if days is None or not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
+            raise ValueError(
+                f"must be a whole number of days from {MIN_RETENTION_DAYS} to "
+                f"{MAX_RETENTION_DAYS} (/stats and the weekly summary read the last 7 days), "
+                f"got {value!r}"
+            )
+        return days
 
     @field_validator("feed_hosts", mode="before")
     @classmethod

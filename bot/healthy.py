@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from bot.arguments import format_hhmm
 from bot.clock import Clock
@@ -17,6 +17,7 @@ from bot.weekly import WeekStats, week_stats, window_start
 from storage import digests
 from storage.db import Sessions
 from storage.models import Chat, Delivery
+from storage.retention import forget_chat
 from storage.settings import (
     ChatSettings,
     load_settings,
@@ -148,10 +149,10 @@ class HealthyUse:
             return bool(affected(result))
 
     async def forget(self, chat_id: int) -> None:
-        """Delete everything stored about a chat (its rows cascade from the chat)."""
+        """Delete everything stored about a chat (its rows cascade from the chat), and the
+        sources only it followed (a feed's address may carry a private token)."""
         async with self._sessions.begin() as session:
-            await session.execute(delete(Delivery).where(Delivery.chat_id == chat_id))
-            await session.execute(delete(Chat).where(Chat.id == chat_id))
+            await forget_chat(session, chat_id=chat_id, now=self._clock.now())
 
     async def week(self, chat_id: int) -> tuple[WeekStats, ChatSettings] | None:
         """The last 7 local days of a chat."""

@@ -210,6 +210,10 @@ class Source(Base):
     # a 304 has no body to read it from.
     ttl_seconds: Mapped[int | None] = mapped_column(Integer)
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Since when no chat follows it (None: followed); set and cleared by the daily prune
+    # (bot.retention), cleared at once by a new subscription. A source unfollowed for 30 days
+    # is deleted, with its offers and remembered entries.
+    unfollowed_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
@@ -358,9 +362,9 @@ class Delivery(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
     thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # No foreign key on offer_id nor digest_id (migration 0007): PostgreSQL runs a key's
-    # trigger on every row inserted, and a fan-out inserts 100,000 rows at once. Offers are
-    # never deleted (whatever deletes them one day deletes their rows first); a digest is
-    # deleted only while no row points at it, or with its chat and the chat's rows.
+    # trigger on every row inserted, and a fan-out inserts 100,000 rows at once. An offer is
+    # deleted only once no row points at it (storage.retention deletes its rows first); a
+    # digest only while no row points at it, or with its chat and the chat's rows.
     offer_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[DeliveryKind] = mapped_column(
         Enum(
@@ -395,3 +399,5 @@ class Delivery(Base):
 Index("ix_deliveries_status_next_attempt_at", Delivery.status, Delivery.next_attempt_at)
 Index("ix_deliveries_chat_id_status", Delivery.chat_id, Delivery.status)
 Index("ix_deliveries_digest_id", Delivery.digest_id)
+# Whether a row still points at an offer (the daily prune asks for thousands of offers).
+Index("ix_deliveries_offer_id", Delivery.offer_id)

@@ -143,6 +143,12 @@ async def subscribe(
         .on_conflict_do_nothing(index_elements=["chat_id", "source_id", "thread_id"])
     )
     result = await session.execute(statement)
+    # Followed again: the count towards deleting an unfollowed source starts over.
+    await session.execute(
+        update(Source)
+        .where(Source.id == source_id, Source.unfollowed_since.is_not(None))
+        .values(unfollowed_since=None)
+    )
     return bool(affected(result))
 
 

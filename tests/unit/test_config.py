@@ -19,6 +19,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         "POLL_INTERVAL_SECONDS",
         "DEFAULT_TIMEZONE",
         "ADMIN_USER_IDS",
+        "RETENTION_DAYS",
     ]:
         monkeypatch.delenv(name, raising=False)
 
@@ -35,6 +36,7 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.x_monthly_post_read_budget == 10_000
     assert settings.default_group_mode == "instant"
     assert settings.receive_updates is True
+    assert settings.retention_days == 90
 
 
 def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) -> None:
@@ -46,6 +48,11 @@ def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) 
     assert settings.x_bearer_token.get_secret_value() == "abc"
     assert settings.admin_user_ids == frozenset({1, 2, 3})
     assert settings.poll_interval_seconds == 1
+
+
+def test_retention_days_takes_a_whole_number_of_days(monkeypatch) -> None:
+    monkeypatch.setenv("RETENTION_DAYS", " 30 ")
+    assert load_settings().retention_days == 30
 
 
 @pytest.mark.parametrize(
@@ -74,6 +81,9 @@ def test_values_are_read_from_the_environment_and_dotenv(monkeypatch, tmp_path) 
         ),
         ("RECEIVE_UPDATES", "perhaps", "RECEIVE_UPDATES: Input should be a valid boolean"),
         ("SEND_RATE_PER_SECOND", "31", "SEND_RATE_PER_SECOND: Input should be less than"),
+        ("RETENTION_DAYS", "7", "RETENTION_DAYS: must be a whole number of days from 8 to 3650"),
+        ("RETENTION_DAYS", "30.5", "RETENTION_DAYS: must be a whole number of days from 8"),
+        ("RETENTION_DAYS", "forever", "RETENTION_DAYS: must be a whole number of days from 8"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_is_accepted(monkeypatch, name, value, says) -> None:
