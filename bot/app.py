@@ -34,6 +34,7 @@ from bot.send_gate import GatedRateLimiter, SendGate
 from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
+from bot.throttle import Throttle
 from handlers import register
 from handlers.start import command_descriptions
 from storage import leases
@@ -200,6 +201,7 @@ async def serve(
             healthy=healthy,
             admin=admin,
             clubs=clubs,
+            throttle=Throttle(settings.commands_per_minute, settings.admin_user_ids),
         )
     )
     polling: SingleFlight | None = None

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Which sources feed the categories: only curated ones (job boards: BOARDS_FILE and
     # /admin board add), or every source anybody follows (a private deployment among friends).
     category_sources: Literal["curated", "followed"] = "curated"
+    # What one stranger may cost (operators in ADMIN_USER_IDS are exempt): commands a minute
+    # per person, X accounts and feeds followed per chat.
+    commands_per_minute: int = Field(default=30, ge=1, le=1000)
+    max_follows_per_chat: int = Field(default=100, ge=1, le=10_000)
     # Several processes on one PostgreSQL database: only one may receive Telegram's updates
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
     # messages/s is per bot, so give each sending process its share.

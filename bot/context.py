@@ -14,6 +14,7 @@ from bot.clubs import Clubs
 from bot.config import Settings
 from bot.follows import Follows
 from bot.healthy import HealthyUse
+from bot.throttle import Throttle
 
 
 @dataclass(slots=True)
@@ -27,6 +28,7 @@ class Services:
     healthy: HealthyUse
     admin: Admin
     clubs: Clubs
+    throttle: Throttle
 
 
 class AppState:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+log = logging.getLogger(__name__)
+
+# Updates of one chat waiting for the previous ones (a person types a few commands ahead; a
+# script sends thousands).
+MAX_WAITING_PER_CHAT = 20
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -30,6 +38,13 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 await coroutine
             return
         key = chat.id
+        if self._waiting.get(key, 0) >= MAX_WAITING_PER_CHAT:
+            # A flood from one chat: beyond a short queue its updates are dropped (each one
+            # waiting here is a task and memory), and no other chat waits for them.
+            log.warning("chat %s sends faster than it is served; an update was dropped", key)
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()
+            return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:

@@ -24,7 +24,7 @@ from handlers.buttons import (
     settings_command,
 )
 from handlers.categories import categories_command, category_button, filter_command
-from handlers.clubs import bot_membership, group_upgraded, remember_chat
+from handlers.clubs import bot_membership, group_upgraded, remember_chat, throttle
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
 from handlers.healthy import digest, limit, pause, quiet, resume, timezone
@@ -42,6 +42,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Add every handler to the application."""
     # Channel posts are never commands to the bot.
     not_channel = ~filters.UpdateType.CHANNEL_POSTS
+    application.add_handler(TypeHandler(Update, throttle), group=-2)
     application.add_handler(TypeHandler(Update, remember_chat), group=-1)
     application.add_handler(ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
+from bot.throttle import Verdict
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, thread_of
-from handlers.common import language_of
+from handlers.common import language_of, reply, translator_for
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +98,39 @@ async def remember_chat(update: Update, context: Context) -> None:
         await services.clubs.remember_topic(chat.id, thread, edited.name)
     elif created is not None and topic is not None and topic.message_id == thread:
         await services.clubs.remember_topic(chat.id, thread, created.name)
+
+
+async def throttle(update: Update, context: Context) -> None:
+    """COMMANDS_PER_MINUTE per person (before anything else touches the database): past it,
+    one "slow down" a minute, and the rest is ignored."""
+    user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+    if user is None:
+        return
+    # What the bot answers: a button press, a command, anything in a private chat (a group's
+    # own conversation is not addressed to the bot and is never counted).
+    text = (message.text or message.caption or "") if message is not None else ""
+    addressed = (
+        update.callback_query is not None
+        or text.startswith("/")
+        or (chat is not None and chat.type == ChatType.PRIVATE)
+    )
+    if not addressed:
+        return
+    verdict = context.bot_data.services.throttle.check(user.id)
+    if verdict is Verdict.SERVE:
+        return
+    if verdict is Verdict.WARN:
+        t = translator_for(update)
+        limit = context.bot_data.services.settings.commands_per_minute
+        text = t.gettext(
+            "Slow down: I answer at most %(limit)d messages a minute from one person. I will "
+            "read you again in a minute.",
+            limit=limit,
+        )
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer(text.striptags()[:200], show_alert=True)
+        elif update.effective_message is not None:
+            with contextlib.suppress(TelegramError):
+                await reply(update, text)
+    raise ApplicationHandlerStop

@@ -15,8 +15,9 @@ from bot.context import Context
 from bot.follows import X_KIND, FeedReport, FollowReport
 from bot.i18n import Markup, Translator, html_join
 from bot.sources.base import NotConfigured, SourceError
+from bot.sources.feeds import FeedAddress
 from handlers.access import command
-from handlers.common import code, handles_text, quoted_words, shorten
+from handlers.common import code, handles_text, quoted_words, shorten, translator_for
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +288,10 @@ async def follow(update: Update, context: Context) -> None:
             ),
         )
         return
+    over = await beyond_follow_cap(update, context, call.chat_id, handles, words.feeds)
+    if over is not None:
+        await call.reply(update, over)
+        return
     lines: list[Markup] = []
     if words.feeds:
         await show_typing(update)  # a first fetch may take a few seconds
@@ -308,6 +313,42 @@ async def follow(update: Update, context: Context) -> None:
         done = await services.categories.follow(call.chat_id, words.categories, call.thread_id)
         lines.append(categories_followed_text(t, services.categories.catalogue, done))
     await call.reply(update, html_join((line for line in lines if line), "\n"))
+
+
+async def follow_room(
+    update: Update, context: Context, chat_id: int, handles: list[str], feeds: list[FeedAddress]
+) -> tuple[int, int, int] | None:
+    """(how many of these would be new, how many the chat follows, its cap), or None when an
+    operator asks (operators are exempt from MAX_FOLLOWS_PER_CHAT)."""
+    services = context.bot_data.services
+    user = update.effective_user
+    if services.admin.is_admin(user.id if user else None):
+        return None
+    followed = await services.follows.following(chat_id)
+    known = {f.address.lower() for f in followed}
+    new = {h.lower() for h in handles} | {a.key.lower() for a in feeds}
+    return len(new - known), len(followed), services.settings.max_follows_per_chat
+
+
+async def beyond_follow_cap(
+    update: Update, context: Context, chat_id: int, handles: list[str], feeds: list[FeedAddress]
+) -> Markup | None:
+    """The refusal when following these would pass MAX_FOLLOWS_PER_CHAT; None when it fits."""
+    room = await follow_room(update, context, chat_id, handles, feeds)
+    if room is None:
+        return None
+    new, current, cap = room
+    if current + new <= cap:
+        return None
+    t = translator_for(update)
+    return t.gettext(
+        "A chat follows at most %(cap)d X accounts and feeds; this one follows %(current)d, "
+        "and these would add %(new)d. /unfollow some first (/list shows them). Nothing was "
+        "changed.",
+        cap=cap,
+        current=current,
+        new=new,
+    )
 
 
 def categories_followed_text(t: Translator, catalogue: Catalogue, done: CategoryReport) -> Markup:

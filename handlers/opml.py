@@ -21,7 +21,9 @@ from handlers.follow import (
     categories_followed_text,
     feed_report_text,
     follow_report_text,
+    follow_room,
     show_typing,
+    some_of,
 )
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,34 @@ async def _import(
         else:
             refused.append(shorten(outline.title or outline.value, 80))
     lines: list[Markup] = []
+    room = await follow_room(update, context, call.chat_id, handles, addresses)
+    if room is not None and room[0] + room[1] > room[2]:
+        # The same cap as /follow: what fits is followed, the rest is named.
+        followed = {f.address.lower() for f in await services.follows.following(call.chat_id)}
+        left = max(0, room[2] - room[1])
+        over_cap: list[str] = []
+        kept_addresses: list[FeedAddress] = []
+        for address in addresses:
+            if address.key.lower() in followed or left > 0:
+                left -= address.key.lower() not in followed
+                kept_addresses.append(address)
+            else:
+                over_cap.append(address.key)
+        kept_handles: list[str] = []
+        for handle in handles:
+            if handle.lower() in followed or left > 0:
+                left -= handle.lower() not in followed
+                kept_handles.append(handle)
+            else:
+                over_cap.append(f"@{handle}")
+        addresses, handles = kept_addresses, kept_handles
+        lines.append(
+            t.gettext(
+                "Not added, as a chat follows at most %(cap)d X accounts and feeds: %(items)s.",
+                cap=room[2],
+                items=some_of([shorten(item, 80) for item in over_cap]),
+            )
+        )
     if addresses or handles:
         await show_typing(update)  # first fetches and lookups may take a while
     if addresses:

@@ -294,3 +294,38 @@ async def test_a_protected_account_cannot_be_followed(stack: Stack) -> None:
     reply = await user.ask("/follow @private_club")
     assert "@private_club is suspended, private or unavailable on X" in reply
     assert "You follow nothing yet" in await user.ask("/list")
+
+
+async def test_a_flood_of_commands_gets_one_slow_down_and_others_are_still_served(
+    stack: Stack,
+) -> None:
+    stack.bot.env["COMMANDS_PER_MINUTE"] = "10"
+    await stack.bot.start()
+    flooder, other = stack.user(), stack.user()
+    for _ in range(200):
+        flooder.say("/list")
+    # Another person is answered during the flood (the flood waits in its own chat's queue).
+    assert "You follow nothing yet" in await other.ask("/list")
+    await eventually(
+        lambda: any("Slow down" in t for t in flooder.texts()), 30, "the slow-down reply"
+    )
+    await stack.db.idle()
+    await asyncio.sleep(1)  # an absence: nothing more may come
+    texts = flooder.texts()
+    assert sum("Slow down" in t for t in texts) == 1
+    assert sum("You follow nothing yet" in t for t in texts) <= 10
+    assert len(texts) <= 11
+
+
+async def test_a_chat_follows_at_most_max_follows_per_chat(stack: Stack) -> None:
+    for handle in ("acct_a", "acct_b", "acct_c", "acct_d"):
+        stack.x.add_user(handle)
+    stack.bot.env["MAX_FOLLOWS_PER_CHAT"] = "3"
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following @acct_a, @acct_b" in await user.ask("/follow @acct_a @acct_b")
+    lookups = stack.x.request_count("/2/users/by/username")
+    reply = await user.ask("/follow @acct_a @acct_c @acct_d")
+    assert "at most 3 X accounts and feeds; this one follows 2, and these would add 2" in reply
+    assert stack.x.request_count("/2/users/by/username") == lookups  # refused before X is asked
+    assert "Now following @acct_c" in await user.ask("/follow @acct_a @acct_c")  # fits
