@@ -149,6 +149,8 @@ async def serve(
         default_timezone=settings.default_timezone,
         fetcher=fetcher,
         feed_interval_seconds=settings.poll_interval_seconds,
+        lookups_per_user_per_day=settings.x_lookups_per_user_per_day,
+        monthly_budget=settings.x_monthly_post_read_budget,
     )
     admin = Admin(
         sessions=sessions,

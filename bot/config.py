@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # per person, X accounts and feeds followed per chat.
     commands_per_minute: int = Field(default=30, ge=1, le=1000)
     max_follows_per_chat: int = Field(default=100, ge=1, le=10_000)
+    # New X accounts one person may have looked up a day (each lookup is billed $0.010).
+    x_lookups_per_user_per_day: int = Field(default=50, ge=0, le=10_000)
     # Several processes on one PostgreSQL database: only one may receive Telegram's updates
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
     # messages/s is per bot, so give each sending process its share.

@@ -6,13 +6,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.arguments import parse_handle
 from bot.boards import Boards
-from bot.budget import month_key
+from bot.budget import month_key, outlook
 from bot.clock import Clock
 from bot.feed_polling import distinct, feed_label, next_poll, shown
 from bot.sources.base import (
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 X_KIND = "x"
 RESOLVE_CONCURRENCY = 5
 LOOKUP_TTL_SECONDS = 600.0
-MISS_TTL_SECONDS = 60.0
+MISS_TTL_SECONDS = 86_400.0  # a handle X says does not exist costs nothing again for a day
+SUSPENDED_TTL_SECONDS = 600.0
 LOOKUP_CACHE_SIZE = 10_000
 
 
@@ -57,6 +58,8 @@ class FollowReport:
     not_found: list[str] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    over_quota: list[str] = field(default_factory=list)  # this person's lookups for today
+    over_budget: list[str] = field(default_factory=list)  # the month's X budget is spent
 
 
 @dataclass(slots=True)
@@ -102,7 +105,12 @@ class Follows:
         default_timezone: str,
         fetcher: FeedFetcher | None = None,
         feed_interval_seconds: float = 300.0,
+        lookups_per_user_per_day: int = 50,
+        monthly_budget: int = 10_000,
     ) -> None:
+        self._lookups_per_day = lookups_per_user_per_day
+        self._budget = monthly_budget
+        self._looked_up: dict[int, tuple[date, int]] = {}  # person -> (UTC day, lookups)
         self._sessions = sessions
         self._clock = clock
         self._x = x
@@ -155,7 +163,13 @@ class Follows:
         if entry is None:
             return None
         at, outcome = entry
-        ttl = LOOKUP_TTL_SECONDS if isinstance(outcome, Account) else MISS_TTL_SECONDS
+        ttl = (
+            LOOKUP_TTL_SECONDS
+            if isinstance(outcome, Account)
+            else MISS_TTL_SECONDS
+            if isinstance(outcome, AccountNotFound)
+            else SUSPENDED_TTL_SECONDS
+        )
         if time.monotonic() - at > ttl:
             del self._recent[key]
             return None
@@ -194,17 +208,34 @@ class Follows:
                 future.cancel()
             del self._lookups[key]
 
-    async def follow(self, chat_id: int, handles: list[str], thread_id: int = 0) -> FollowReport:
+    async def follow(
+        self, chat_id: int, handles: list[str], thread_id: int = 0, user_id: int | None = None
+    ) -> FollowReport:
         """Subscribe a chat (a forum topic of it) to X accounts, resolving each unknown handle
-        once."""
+        once. `user_id`: whose X_LOOKUPS_PER_USER_PER_DAY the new lookups count against (None:
+        an operator, or the bot itself); no lookup once the month's X budget is spent."""
         if self._x is None:
             raise NotConfigured("X_BEARER_TOKEN is not set")
         report = FollowReport()
+        now = self._clock.now()
         async with self._sessions() as session:
             found = await sources.find_sources(session, X_KIND, [h.lower() for h in handles])
+            used = await usage.get(session, month_key(now))
         # An account flagged as gone is looked up again: it may be back.
         known = {key: info for key, info in found.items() if not info.gone}
         to_resolve = [h for h in handles if h.lower() not in known]
+        billed = [h for h in to_resolve if self._recall(h.lower()) is None]
+        if billed and (used.capped or outlook(used.posts, self._budget, now).exhausted):
+            report.over_budget = billed
+        elif billed and user_id is not None:
+            day, count = self._looked_up.get(user_id, (now.date(), 0))
+            count = count if day == now.date() else 0
+            allowed = max(0, self._lookups_per_day - count)
+            report.over_quota = billed[allowed:]
+            self._looked_up[user_id] = (now.date(), count + min(allowed, len(billed)))
+        refused = {h.lower() for h in report.over_quota + report.over_budget}
+        to_resolve = [h for h in to_resolve if h.lower() not in refused]
+        handles = [h for h in handles if h.lower() not in refused]
         semaphore = asyncio.Semaphore(RESOLVE_CONCURRENCY)
 
         async def bounded(handle: str) -> Account | SourceError:

@@ -22,7 +22,7 @@ from handlers.common import code, handles_text, quoted_words, shorten, translato
 log = logging.getLogger(__name__)
 
 
-def follow_report_text(t: Translator, report: FollowReport) -> Markup:
+def follow_report_text(t: Translator, report: FollowReport, max_lookups: int = 50) -> Markup:
     """One line per outcome of a /follow."""
     lines: list[str] = []
     if report.followed:
@@ -49,6 +49,24 @@ def follow_report_text(t: Translator, report: FollowReport) -> Markup:
                 "⛔ %(handles)s is suspended, private or unavailable on X, so it cannot be "
                 "followed.",
                 handles=handles_text(report.suspended),
+            )
+        )
+    if report.over_quota:
+        lines.append(
+            t.gettext(
+                "⏳ %(handles)s not checked: one person may have at most %(max)d new X accounts "
+                "looked up a day (each lookup is billed to whoever runs this bot). Try again "
+                "tomorrow.",
+                handles=handles_text(report.over_quota[:20]),
+                max=max_lookups,
+            )
+        )
+    if report.over_budget:
+        lines.append(
+            t.gettext(
+                "⛔ %(handles)s not checked: this month's X budget is spent, so no new X account "
+                "can be looked up before next month.",
+                handles=handles_text(report.over_budget[:20]),
             )
         )
     if report.unavailable:
@@ -299,7 +317,9 @@ async def follow(update: Update, context: Context) -> None:
         lines.append(feed_report_text(t, feeds))
     if handles:
         try:
-            report = await services.follows.follow(call.chat_id, handles, call.thread_id)
+            report = await services.follows.follow(
+                call.chat_id, handles, call.thread_id, user_id=quota_holder(update, context)
+            )
         except NotConfigured:
             lines.append(
                 t.gettext(
@@ -308,11 +328,21 @@ async def follow(update: Update, context: Context) -> None:
                 )
             )
         else:
-            lines.append(follow_report_text(t, report))
+            lines.append(
+                follow_report_text(t, report, services.settings.x_lookups_per_user_per_day)
+            )
     if words.categories:
         done = await services.categories.follow(call.chat_id, words.categories, call.thread_id)
         lines.append(categories_followed_text(t, services.categories.catalogue, done))
     await call.reply(update, html_join((line for line in lines if line), "\n"))
+
+
+def quota_holder(update: Update, context: Context) -> int | None:
+    """Whose X_LOOKUPS_PER_USER_PER_DAY a command counts against (None: an operator's)."""
+    user = update.effective_user
+    if user is None or context.bot_data.services.admin.is_admin(user.id):
+        return None
+    return user.id
 
 
 async def follow_room(

@@ -22,6 +22,7 @@ from handlers.follow import (
     feed_report_text,
     follow_report_text,
     follow_room,
+    quota_holder,
     show_typing,
     some_of,
 )
@@ -196,7 +197,9 @@ async def _import(
         )
     if handles:
         try:
-            report = await services.follows.follow(call.chat_id, handles, call.thread_id)
+            report = await services.follows.follow(
+                call.chat_id, handles, call.thread_id, user_id=quota_holder(update, context)
+            )
         except NotConfigured:
             lines.append(
                 t.gettext(
@@ -206,7 +209,9 @@ async def _import(
                 )
             )
         else:
-            lines.append(follow_report_text(t, report))
+            lines.append(
+                follow_report_text(t, report, services.settings.x_lookups_per_user_per_day)
+            )
     if slugs:
         done = await services.categories.follow(call.chat_id, slugs, call.thread_id)
         lines.append(categories_followed_text(t, services.categories.catalogue, done))

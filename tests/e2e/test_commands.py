@@ -329,3 +329,27 @@ async def test_a_chat_follows_at_most_max_follows_per_chat(stack: Stack) -> None
     assert "at most 3 X accounts and feeds; this one follows 2, and these would add 2" in reply
     assert stack.x.request_count("/2/users/by/username") == lookups  # refused before X is asked
     assert "Now following @acct_c" in await user.ask("/follow @acct_a @acct_c")  # fits
+
+
+async def test_x_lookups_are_capped_per_person_and_a_missing_handle_costs_once(
+    stack: Stack,
+) -> None:
+    stack.x.add_user("real_one")
+    stack.bot.env["X_LOOKUPS_PER_USER_PER_DAY"] = "2"
+    await stack.bot.start()
+    user, other = stack.user(), stack.user()
+    lookups = "/2/users/by/username"
+    reply = await user.ask("/follow @nope_one @nope_two @real_one")
+    assert "No X account is named @nope_one, @nope_two" in reply
+    assert "@real_one not checked: one person may have at most 2 new X accounts" in reply
+    assert stack.x.request_count(lookups) == 2
+    # A handle X said does not exist is remembered: asking again costs nothing.
+    assert "No X account is named @nope_one" in await user.ask("/follow @nope_one")
+    assert stack.x.request_count(lookups) == 2
+    assert "not checked" in await user.ask("/follow @real_one")  # still today's quota
+    assert stack.x.request_count(lookups) == 2
+    # Another person has their own.
+    assert "Now following @real_one" in await other.ask("/follow @real_one")
+    assert stack.x.request_count(lookups) == 3
+    # Once known, following it costs no lookup, quota or not.
+    assert "Now following @real_one" in await user.ask("/follow @real_one")
