@@ -11,7 +11,7 @@ from telegram.error import TelegramError
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.policy import CATCH_UP, digest_due, weekly_summary_due
-from bot.render import render_digest
+from bot.render import render_digest_parts
 from bot.telegram_send import Outcome, send_html
 from bot.weekly import week_stats, weekly_payload, window_start
 from storage import chats, digests, outbox
@@ -116,11 +116,10 @@ class DigestWorker:
         for digest in pending:
             async with self._sessions() as session:
                 offers = await digests.digest_offers(session, digest.digest_id)
-            parts = render_digest(
-                translator(digest.language),
-                [(o.author, o.text, o.url) for o in offers],
-                [o.tags for o in offers],
-            )
+            t = translator(digest.language)
+            items = [(o.author, o.text, o.url) for o in offers]
+            rendered = render_digest_parts(t, items, [o.tags for o in offers])
+            parts = [part for part, _ in rendered]
             chat_id = digest.chat_id
             finished = True
             for index in range(digest.parts_sent, len(parts)):
@@ -146,16 +145,38 @@ class DigestWorker:
                     finished = False
                     break
                 if result.outcome is Outcome.REJECTED:
-                    # e.g. a group that took away the bot's right to write: the digest stays
-                    # pending (its offers are not lost) and is tried again at the next tick.
                     log.warning(
-                        "Telegram rejected part %d of digest %s: %s",
+                        "Telegram rejected part %d of digest %s: %s; sending it offer by offer",
                         index,
                         digest.digest_id,
                         result.error,
                     )
-                    finished = False
-                    break
+                    # One faulty offer must not hold the digest back for ever: its offers go
+                    # one by one, and only those Telegram rejects alone are left out. If it
+                    # rejects every one (a group that took away the bot's right to write), the
+                    # chat is the problem: the digest stays pending, its offers kept.
+                    one_by_one = [
+                        render_digest_parts(t, [items[i]], [offers[i].tags], title=False)[0][0]
+                        for i in rendered[index][1]
+                    ]
+                    sent_any = False
+                    for single in one_by_one:
+                        alone = await send_html(
+                            self._bot, chat_id, single.lstrip("\n"), thread_id=digest.thread_id
+                        )
+                        if alone.outcome is Outcome.SENT:
+                            sent_any = True
+                        elif alone.outcome is Outcome.REJECTED:
+                            log.warning(
+                                "digest %s: an offer Telegram rejects was left out: %s",
+                                digest.digest_id,
+                                alone.error,
+                            )
+                        else:
+                            return done  # a retry, a gone chat: next tick, from this part
+                    if not sent_any and one_by_one:
+                        finished = False
+                        break
                 async with self._sessions.begin() as session:
                     await digests.record_part(
                         session, digest_id=digest.digest_id, parts_sent=index + 1

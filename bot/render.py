@@ -244,20 +244,25 @@ class _Parts:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.offers: list[list[int]] = []  # the offers (their indices) each part carries
         self._html: list[str] = []
+        self._offers: list[int] = []
         self._visible = 0
 
-    def add(self, html_block: str, visible: int) -> None:
+    def add(self, html_block: str, visible: int, offer: int | None = None) -> None:
         # +1 for the newline joining blocks.
         if self._html and self._visible + 1 + visible > MESSAGE_LIMIT:
             self.flush()
         self._html.append(html_block)
+        if offer is not None:
+            self._offers.append(offer)
         self._visible += visible + (1 if len(self._html) > 1 else 0)
 
     def flush(self) -> None:
         if self._html:
             self.parts.append("\n".join(self._html))
-        self._html, self._visible = [], 0
+            self.offers.append(self._offers)
+        self._html, self._offers, self._visible = [], [], 0
 
 
 def render_digest(
@@ -268,7 +273,19 @@ def render_digest(
     """Held offers (author, text, url, with their tags when given) as one or more messages:
     grouped by source, oldest first, each with its tags and link; never split inside an offer
     or a tag."""
-    by_author: dict[str, list[tuple[str, str, str, str | None]]] = {}
+    return [part for part, _ in render_digest_parts(t, offers, tags)]
+
+
+def render_digest_parts(
+    t: Translator,
+    offers: list[tuple[str, str, str]],
+    tags: Sequence[Mapping[str, Any] | None] = (),
+    *,
+    title: bool = True,
+) -> list[tuple[str, list[int]]]:
+    """`render_digest`, each part with the indices of the offers it carries (a part Telegram
+    rejects is sent again offer by offer, `title=False`, so only the faulty one is lost)."""
+    by_author: dict[str, list[tuple[int, str, str, str, str | None]]] = {}
     for index, (author, text, url) in enumerate(offers):  # oldest first; sources by first offer
         offer_tags = tags[index] if index < len(tags) else None
         line = _truncate(tag_line(t, offer_tags), DIGEST_TAGS_BUDGET)
@@ -276,14 +293,17 @@ def render_digest(
         apply_url = (offer_tags or {}).get("apply_url")
         if not (isinstance(apply_url, str) and is_web_link(apply_url)):
             apply_url = None
-        by_author.setdefault(author, []).append((body, line, url, apply_url))
+        by_author.setdefault(author, []).append((index, body, line, url, apply_url))
     parts = _Parts()
-    title = t.nplain("Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers))
-    parts.add(f"<b>{html.escape(title)}</b>", telegram_length(title))
+    if title:
+        heading = t.nplain(
+            "Your digest: %(count)d offer", "Your digest: %(count)d offers", len(offers)
+        )
+        parts.add(f"<b>{html.escape(heading)}</b>", telegram_length(heading))
     apply_label = f"👉 {t.plain('Apply')}"
     for author, items in by_author.items():
         link_label = post_link_label(t, author)
-        for index, (body, line, url, apply_url) in enumerate(items):
+        for position, (index, body, line, url, apply_url) in enumerate(items):
             # As in a push: the text on its own line, then its tags and links on the next.
             links = [_link(url, link_label)]
             visible_links = [link_label]
@@ -297,9 +317,9 @@ def render_digest(
             block = Markup("• %s\n%s") % (body, DIGEST_INDENT) + html_join(
                 [*details, *links], " · "
             )
-            if index == 0:  # a source's heading never ends a message without its first offer
+            if position == 0:  # a source's heading never ends a message without its first offer
                 block = Markup("\n<b>%s</b>\n") % source_name(author) + block
                 visible += telegram_length(f"\n{source_name(author)}\n")
-            parts.add(block, visible)
+            parts.add(block, visible, index)
     parts.flush()
-    return parts.parts
+    return list(zip(parts.parts, parts.offers, strict=True))

@@ -647,6 +647,7 @@ class TelegramStandIn:
         self._blocked: set[int] = set()
         self._migrated: dict[int, int] = {}
         self._fail_count = 0
+        self._rejected_texts: list[str] = []
         self._fail_status = 502
         self._fail_description = "Bad Gateway"
         self._delay = 0.0
@@ -1018,6 +1019,11 @@ class TelegramStandIn:
         self._fail_count = count
         self._fail_status = status
         self._fail_description = description
+
+    def reject_texts_containing(self, text: str) -> None:
+        """Answer 400 (for good, as Telegram does with a message it will never take) to every
+        sendMessage whose text contains ``text``."""
+        self._rejected_texts.append(text)
 
     def set_delay(self, seconds: float, *, keep_abandoned: bool = True) -> None:
         """Make every send*/edit* call wait this long (from its arrival) before answering.
@@ -1748,6 +1754,8 @@ class TelegramStandIn:
         await self._before_send()
         chat = self._resolve_chat(params, write=True)
         raw_text = _param_str(params, "text") or ""
+        if any(rejected in raw_text for rejected in self._rejected_texts):
+            raise _ApiError(400, "Bad Request: message can't be sent")
         plain, entities = self._formatted(
             raw_text, _param_str(params, "parse_mode"), limit=MAX_MESSAGE_LENGTH, caption=False
         )

@@ -71,6 +71,28 @@ async def test_digest_now_sends_every_held_offer_once(database_url: str) -> None
         assert "Nothing pending" in await user.ask("/digest")
 
 
+async def test_a_digest_part_telegram_rejects_is_sent_offer_by_offer(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/limit 0")
+        for name in ("A", "Faulty", "C"):
+            live.x.add_post("acme_jobs", f"Held offer {name}")
+        await live.quiet("acme_jobs")
+        live.tg.reject_texts_containing("Held offer Faulty")
+        assert "Here comes your digest" in await user.ask("/digest")
+        await eventually(
+            lambda: all(any(f"Held offer {n}" in t for t in user.texts()) for n in "AC"),
+            20,
+            "the offers sent one by one",
+        )
+        await live.ticks()
+        texts = user.texts()
+        assert sum("Held offer A" in t for t in texts) == 1
+        assert sum("Held offer C" in t for t in texts) == 1
+        assert not any("Held offer Faulty" in t for t in texts)  # only the faulty one is lost
+        assert "Nothing pending" in await user.ask("/digest")  # and nothing is retried
+
+
 async def test_quiet_hours_across_midnight_give_one_catch_up_digest(database_url: str) -> None:
     async with live_bot(database_url, recent_paris(time(21, 50), days_ago=3)) as live:
         user = await _follower(live)
