@@ -34,6 +34,10 @@ from storage.outbox import IncomingOffer, Reading
 log = logging.getLogger(__name__)
 
 FEED_CONCURRENCY = 8
+# A feed that answers, but slowly, is fetched less often, in proportion: one slow host must
+# not hold a fetch slot, and the end of every cycle, at every interval.
+SLOW_FETCH_SECONDS = 5.0
+SLOW_SPACING_FACTOR = 60  # a fetch of 10 s: at most one every 10 minutes
 # A claimed batch is fetched within DUE_BATCH / FEED_CONCURRENCY × 15 s (2 minutes) at worst,
 # well inside its lease; a feed whose lease ran out anyway is not stored by this process.
 DUE_BATCH = 64
@@ -83,8 +87,10 @@ class FeedPoller:
         on_new_deliveries: Callable[[], None] = lambda: None,
         pause_after_seconds: float = PAUSE_AFTER_SECONDS,
         curated_only: bool = True,
+        slow_fetch_seconds: float = SLOW_FETCH_SECONDS,
     ) -> None:
         self._curated_only = curated_only
+        self._slow = slow_fetch_seconds
         self._sessions = sessions
         self._clock = clock
         self._fetcher = fetcher
@@ -120,10 +126,11 @@ class FeedPoller:
             return 0, 0
         semaphore = asyncio.Semaphore(FEED_CONCURRENCY)
         storing = asyncio.Lock()  # one writer at a time (SQLite has only one)
-        unchanged: list[tuple[FeedSource, NotModified]] = []
+        unchanged: list[tuple[FeedSource, NotModified, float]] = []
 
         async def one(feed: FeedSource) -> int:
             async with semaphore:
+                started = time.monotonic()
                 try:
                     result = await self._fetcher.fetch(
                         feed.url, etag=feed.etag, last_modified=feed.last_modified
@@ -135,12 +142,18 @@ class FeedPoller:
                     log.exception("fetching %s failed unexpectedly", shown(feed.url))
                     failure = exc
                 else:
+                    took = time.monotonic() - started
+                    if took > self._slow:
+                        took *= SLOW_FETCH_SECONDS / self._slow  # as slow, on the scale
+                        log.info(
+                            "%s took %.1f s to answer: fetched less often", shown(feed.url), took
+                        )
                     if isinstance(result, NotModified):
-                        unchanged.append((feed, result))  # recorded together, below
+                        unchanged.append((feed, result, took))  # recorded together, below
                         return 0
                     try:
                         async with storing:
-                            return await self._store(feed, result, lease)
+                            return await self._store(feed, result, lease, took)
                     except Exception as exc:
                         # Nothing of it was saved; fetched again after a backoff.
                         log.exception("storing what %s brought failed", shown(feed.url))
@@ -165,7 +178,7 @@ class FeedPoller:
         return written, len(due)
 
     async def _store_unchanged(
-        self, unchanged: list[tuple[FeedSource, NotModified]], lease: datetime
+        self, unchanged: list[tuple[FeedSource, NotModified, float]], lease: datetime
     ) -> None:
         """Record the feeds that answered 304 (those still held under `lease`): unchanged since
         their last full answer, whose entries were all remembered. A 304 has no body: a feed's
@@ -182,21 +195,25 @@ class FeedPoller:
                         etag=result.etag or feed.etag,
                         last_modified=result.last_modified or feed.last_modified,
                         ttl=result.ttl or feed.ttl,
-                        next_poll_at=next_poll(now, self._interval, result.ttl or feed.ttl),
+                        next_poll_at=spaced(
+                            next_poll(now, self._interval, result.ttl or feed.ttl), now, took
+                        ),
                     )
-                    for feed, result in unchanged
+                    for feed, result, took in unchanged
                 ],
                 lease=lease,
                 now=now,
             )
-            for feed, _ in unchanged:
+            for feed, _, _ in unchanged:
                 if feed.source_id in resumed:
                     await self._tell(session, feed, "feed_resumed", now)
 
-    async def _store(self, feed: FeedSource, result: Feed, lease: datetime) -> int:
+    async def _store(
+        self, feed: FeedSource, result: Feed, lease: datetime, took: float = 0.0
+    ) -> int:
         now = self._clock.now()
         ttl = result.ttl
-        next_poll_at = next_poll(now, self._interval, ttl)
+        next_poll_at = spaced(next_poll(now, self._interval, ttl), now, took)
         label = feed_label(feed.kind, result.title, feed.key)
         entries = distinct(result.entries)
         keys = [entry.key for entry in entries]
@@ -300,6 +317,13 @@ class FeedPoller:
             now=now,
         )
         self._on_new_deliveries()
+
+
+def spaced(at: datetime, now: datetime, took: float) -> datetime:
+    """When to fetch a feed next, later than `at` when its last answer took long."""
+    if took <= SLOW_FETCH_SECONDS:
+        return at
+    return max(at, now + timedelta(seconds=took * SLOW_SPACING_FACTOR))
 
 
 def shown(url: str) -> str:

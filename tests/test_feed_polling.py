@@ -175,6 +175,37 @@ async def test_a_feed_s_ttl_longer_than_the_interval_is_respected(
     assert source.next_poll_at == clock.now() + timedelta(minutes=30)
 
 
+async def test_a_feed_that_answers_slowly_is_fetched_less_often(
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    """One slow host must not hold a fetch slot and the end of the cycle at every interval."""
+    server.add_feed(HOST, "/slow.xml", fmt="rss2", title="Slow board")
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    await _follow(sessions, clock, fetcher, path="/slow.xml")
+    server.set_delay(HOST, "/slow.xml", 0.5)
+    # 0.2 s counts as slow here (5 s in production): 0.5 s is "12.5 s", spaced by 60 × 12.5 s.
+    poller = FeedPoller(
+        sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60, slow_fetch_seconds=0.2
+    )
+    clock.advance(timedelta(seconds=61))
+    await poller.tick()
+    async with sessions() as session:
+        next_at = dict(
+            (
+                await session.execute(
+                    select(Source.url, Source.next_poll_at).where(Source.kind == "feed")
+                )
+            ).all()
+        )
+    fast, slow = next_at[f"https://{HOST}/feed.xml"], next_at[f"https://{HOST}/slow.xml"]
+    assert fast == clock.now() + timedelta(seconds=60)
+    assert slow >= clock.now() + timedelta(minutes=12)
+    clock.advance(timedelta(seconds=61))
+    await poller.tick()
+    assert server.count(HOST, "/slow.xml") == 2  # the follow's fetch and one poll, not two
+
+
 async def test_a_feed_nobody_followed_for_days_relays_only_what_is_recent_on_return(
     sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
 ) -> None:
