@@ -414,3 +414,31 @@ async def test_a_bot_without_x_access_follows_feeds(stack: Stack, feeds: FeedSta
     texts = await user.wait_for(2, timeout=20)
     assert "Chargé de recrutement" in texts[1] and "CDI à Lille" in texts[1]
     assert stack.x.requests == []
+
+
+async def test_a_hostile_feed_entry_is_cut_unlinked_and_freezes_no_one(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    """A stranger's feed: a 300 KB entry of one unbroken word, a `javascript:` link. Its
+    follower gets it cut to one message with "…" and no link; nobody else waits for it."""
+    feeds.add_feed(JOBS, "/hostile.xml", fmt="rss2", title="Hostile board", ttl_minutes=None)
+    await stack.bot.start()
+    owner, bystander = stack.user(), stack.user()
+    assert "Now following" in await owner.ask(f"/follow https://{JOBS}/hostile.xml", timeout=30)
+    await _quiet(stack, feeds, (JOBS, "/hostile.xml"))
+    feeds.add_entry(
+        JOBS,
+        "/hostile.xml",
+        title="Hiring",
+        html="<p>" + "a@a." * 75_000 + "</p>",
+        link="javascript:alert(document.cookie)",
+    )
+    feeds.add_entry(JOBS, "/hostile.xml", title="Tags", html="<p>" + "#" + "b" * 300_000 + "</p>")
+    await feed_reads(feeds, JOBS, "/hostile.xml", count=1)
+    # While the bot reads it, another person is answered.
+    assert "I watch recruiters'" in await bystander.ask("/help")
+    texts = await owner.wait_for(3, timeout=30)
+    for text in texts[1:]:
+        assert len(text) <= 4096 and "…" in text
+    sent = [m for m in stack.tg.sent if m.chat_id == owner.chat_id]
+    assert not any("javascript:" in (m.text or "") for m in sent)  # never reaches sendMessage
