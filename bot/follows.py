@@ -342,19 +342,7 @@ class Follows:
             feed = (await feeds.find_feeds(session, FEED_KINDS, [stored.key])).get(stored.key)
             if feed is None:  # nobody followed it yet
                 label = feed_label(stored.kind, content.title, stored.key)
-                source_id = await feeds.create_feed(
-                    session,
-                    kind=stored.kind,
-                    key=stored.key,
-                    url=stored.url,
-                    label=label,
-                    etag=content.etag,
-                    last_modified=content.last_modified,
-                    ttl=content.ttl,
-                    entry_keys=[entry.key for entry in distinct(content.entries)],
-                    now=now,
-                    next_poll_at=next_poll(now, self._feed_interval, content.ttl),
-                )
+                source_id = await self._create_feed(session, stored, content, now)
         if feed is not None:
             source_id, label = feed.source_id, feed.label
             await feeds.restart_if_unwatched(session, source_id=source_id, now=now)
@@ -399,21 +387,26 @@ class Follows:
         if isinstance(outcome, SourceError):
             return outcome
         stored, content = outcome
-        now = self._clock.now()
         async with self._sessions.begin() as session:
-            return await feeds.create_feed(
-                session,
-                kind=stored.kind,
-                key=stored.key,
-                url=stored.url,
-                label=feed_label(stored.kind, content.title, stored.key),
-                etag=content.etag,
-                last_modified=content.last_modified,
-                ttl=content.ttl,
-                entry_keys=[entry.key for entry in distinct(content.entries)],
-                now=now,
-                next_poll_at=next_poll(now, self._feed_interval, content.ttl),
-            )
+            return await self._create_feed(session, stored, content, self._clock.now())
+
+    async def _create_feed(
+        self, session: AsyncSession, stored: FeedAddress, content: Feed, now: datetime
+    ) -> int:
+        """A feed's source from its first fetch: what it shows now is remembered as seen."""
+        return await feeds.create_feed(
+            session,
+            kind=stored.kind,
+            key=stored.key,
+            url=stored.url,
+            label=feed_label(stored.kind, content.title, stored.key),
+            etag=content.etag,
+            last_modified=content.last_modified,
+            ttl=content.ttl,
+            entry_keys=[entry.key for entry in distinct(content.entries)],
+            now=now,
+            next_poll_at=next_poll(now, self._feed_interval, content.ttl),
+        )
 
     @property
     def fetcher(self) -> FeedFetcher:
