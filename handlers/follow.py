@@ -355,8 +355,10 @@ async def follow_room(
     if services.admin.is_admin(user.id if user else None):
         return None
     followed = await services.follows.following(chat_id)
-    known = {f.address.lower() for f in followed}
-    new = {h.lower() for h in handles} | {a.key.lower() for a in feeds}
+    # X keys are lower-case; a feed's key is its canonical spelling, whose path and query
+    # are case-sensitive (/jobs.xml and /JOBS.xml are two feeds).
+    known = {f.address for f in followed}
+    new = {h.lower() for h in handles} | {a.key for a in feeds}
     return len(new - known), len(followed), services.settings.max_follows_per_chat
 
 
