@@ -17,7 +17,14 @@ from bot.i18n import Markup, Translator, html_join
 from bot.sources.base import NotConfigured, SourceError
 from bot.sources.feeds import FeedAddress
 from handlers.access import command
-from handlers.common import code, handles_text, quoted_words, shorten, translator_for
+from handlers.common import (
+    code,
+    handles_text,
+    quoted_words,
+    requester_id,
+    shorten,
+    translator_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +349,7 @@ def quota_holder(update: Update, context: Context) -> int | None:
     user = update.effective_user
     if user is None or context.bot_data.services.admin.is_admin(user.id):
         return None
-    return user.id
+    return requester_id(update)
 
 
 async def follow_room(
