@@ -13,7 +13,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import Context
 from bot.throttle import Verdict
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, thread_of
-from handlers.common import language_of, reply, translator_for
+from handlers.common import language_of, reply, requester_id, translator_for
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,9 @@ async def remember_chat(update: Update, context: Context) -> None:
 async def throttle(update: Update, context: Context) -> None:
     """COMMANDS_PER_MINUTE per person (before anything else touches the database): past it,
     one "slow down" a minute, and the rest is ignored."""
-    user, chat, message = update.effective_user, update.effective_chat, update.effective_message
-    if user is None:
+    chat, message = update.effective_chat, update.effective_message
+    requester = requester_id(update)
+    if requester is None:
         return
     # What the bot answers: a button press, a command, anything in a private chat (a group's
     # own conversation is not addressed to the bot and is never counted).
@@ -116,7 +117,7 @@ async def throttle(update: Update, context: Context) -> None:
     )
     if not addressed:
         return
-    verdict = context.bot_data.services.throttle.check(user.id)
+    verdict = context.bot_data.services.throttle.check(requester)
     if verdict is Verdict.SERVE:
         return
     if verdict is Verdict.WARN:

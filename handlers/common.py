@@ -17,6 +17,17 @@ def language_of(update: Update) -> str:
     return pick_language(user.language_code if user else None)
 
 
+def requester_id(update: Update) -> int | None:
+    """Who the limits (COMMANDS_PER_MINUTE, X lookups) count a message against: its person, or
+    the chat it was written as (an anonymous administrator, a channel): Telegram gives all of
+    those one shared account, which must not share one allowance across every group."""
+    message = update.effective_message
+    if update.callback_query is None and message is not None and message.sender_chat:
+        return message.sender_chat.id
+    user = update.effective_user
+    return user.id if user is not None else None
+
+
 def translator_for(update: Update) -> Translator:
     """The translator for this update's user."""
     return translator(language_of(update))

@@ -17,7 +17,14 @@ from bot.i18n import Markup, Translator, html_join
 from bot.sources.base import NotConfigured, SourceError
 from bot.sources.feeds import FeedAddress
 from handlers.access import command
-from handlers.common import code, handles_text, quoted_words, shorten, translator_for
+from handlers.common import (
+    code,
+    handles_text,
+    quoted_words,
+    requester_id,
+    shorten,
+    translator_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +349,7 @@ def quota_holder(update: Update, context: Context) -> int | None:
     user = update.effective_user
     if user is None or context.bot_data.services.admin.is_admin(user.id):
         return None
-    return user.id
+    return requester_id(update)
 
 
 async def follow_room(
@@ -355,8 +362,10 @@ async def follow_room(
     if services.admin.is_admin(user.id if user else None):
         return None
     followed = await services.follows.following(chat_id)
-    known = {f.address.lower() for f in followed}
-    new = {h.lower() for h in handles} | {a.key.lower() for a in feeds}
+    # X keys are lower-case; a feed's key is its canonical spelling, whose path and query
+    # are case-sensitive (/jobs.xml and /JOBS.xml are two feeds).
+    known = {f.address for f in followed}
+    new = {h.lower() for h in handles} | {a.key for a in feeds}
     return len(new - known), len(followed), services.settings.max_follows_per_chat
 
 

@@ -162,13 +162,13 @@ async def _import(
     room = await follow_room(update, context, call.chat_id, handles, addresses)
     if room is not None and room[0] + room[1] > room[2]:
         # The same cap as /follow: what fits is followed, the rest is named.
-        followed = {f.address.lower() for f in await services.follows.following(call.chat_id)}
+        followed = {f.address for f in await services.follows.following(call.chat_id)}
         left = max(0, room[2] - room[1])
         over_cap: list[str] = []
         kept_addresses: list[FeedAddress] = []
         for address in addresses:
-            if address.key.lower() in followed or left > 0:
-                left -= address.key.lower() not in followed
+            if address.key in followed or left > 0:
+                left -= address.key not in followed
                 kept_addresses.append(address)
             else:
                 over_cap.append(address.key)

@@ -27,12 +27,15 @@ _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncp
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
 
 
-_PASSWORD_RE = re.compile(r"([^/@:\s]*):[^/@\s]*@")
+# user:password@ (a password may hold '/', as SQLAlchemy reads it up to the '@'; the '//' after
+# the scheme is not one), and a password given as a parameter (?password=...).
+_PASSWORD_RE = re.compile(r"([^/@:\s]*):(?!//)[^@\s]*@")
+_PASSWORD_PARAMETER_RE = re.compile(r"([?&]password=)[^&\s'\"]*", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
     """The URL with its password (if any) replaced by `***`, fit for a message or a log."""
-    return _PASSWORD_RE.sub(r"\1:***@", url)
+    return _PASSWORD_PARAMETER_RE.sub(r"\1***", _PASSWORD_RE.sub(r"\1:***@", url))
 
 
 def _parse(url: str) -> URL:

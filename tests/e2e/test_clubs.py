@@ -297,3 +297,24 @@ async def test_bad_input_in_a_group_changes_nothing(stack: Stack) -> None:
     reply = await group.ask(ADMIN, "/follow software in @parisjobsclub")
     assert "works in a private chat with me" in reply.plain_text
     assert "nothing yet" in (await group.ask(ADMIN, "/list")).plain_text
+
+
+async def test_one_groups_anonymous_administrator_does_not_spend_anothers_limits(
+    stack: Stack,
+) -> None:
+    # Every anonymous administrator writes as Telegram's one GroupAnonymousBot account: the
+    # limits count per group (the chat they write as), not for them all together.
+    for handle in ("acct_a", "acct_b"):
+        stack.x.add_user(handle)
+    stack.bot.env["COMMANDS_PER_MINUTE"] = "3"
+    stack.bot.env["X_LOOKUPS_PER_USER_PER_DAY"] = "1"
+    await stack.bot.start()
+    hostile, other = club(stack), club(stack, -1001000000002)
+    assert (
+        "Now following @acct_a"
+        in (await hostile.ask(0, "/follow @acct_a", anonymous_admin=True)).plain_text
+    )
+    for _ in range(3):
+        await hostile.ask(0, "/list", anonymous_admin=True)
+    reply = await other.ask(0, "/follow @acct_b", anonymous_admin=True)
+    assert "Now following @acct_b" in reply.plain_text, reply.plain_text

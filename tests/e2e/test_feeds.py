@@ -442,3 +442,19 @@ async def test_a_hostile_feed_entry_is_cut_unlinked_and_freezes_no_one(
         assert len(text) <= 4096 and "…" in text
     sent = [m for m in stack.tg.sent if m.chat_id == owner.chat_id]
     assert not any("javascript:" in (m.text or "") for m in sent)  # never reaches sendMessage
+
+
+async def test_case_variants_of_a_feed_address_count_against_max_follows(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    # A feed address's path is case-sensitive: /jobs.xml and /JOBS.xml are two feeds, two
+    # sources, and count as two follows (spelling variants must not pass the cap).
+    for path in ("/jobs.xml", "/JOBS.xml", "/Jobs.xml"):
+        feeds.add_feed(JOBS, path, fmt="rss2", title=f"Feed {path}", ttl_minutes=None)
+    stack.bot.env["MAX_FOLLOWS_PER_CHAT"] = "1"
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following" in await user.ask(f"/follow https://{JOBS}/jobs.xml", timeout=30)
+    reply = await user.ask(f"/follow https://{JOBS}/JOBS.xml https://{JOBS}/Jobs.xml")
+    assert "at most 1 X accounts and feeds; this one follows 1, and these would add 2" in reply
+    assert (await feed_sources(stack))[0] == 1
