@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -20,6 +21,10 @@ from storage.settings import load_settings, update_chat_settings
 from storage.stats import chat_deliveries_since, chats_active_since
 
 log = logging.getLogger(__name__)
+
+# A part Telegram rejects is sent offer by offer; a send asked to wait is retried in place.
+ALONE_RETRIES = 3
+ALONE_RETRY_WAIT = 30.0  # seconds, at most, per wait
 
 
 class DigestWorker:
@@ -164,6 +169,21 @@ class DigestWorker:
                         alone = await send_html(
                             self._bot, chat_id, single.lstrip("\n"), thread_id=digest.thread_id
                         )
+                        # The part's progress is not recorded offer by offer: a retry here
+                        # waits in place (a little) rather than start the part over, which
+                        # would send its first offers again.
+                        for _ in range(ALONE_RETRIES):
+                            if alone.outcome is not Outcome.RETRY:
+                                break
+                            await asyncio.sleep(
+                                min(alone.retry_after.total_seconds(), ALONE_RETRY_WAIT)
+                            )
+                            alone = await send_html(
+                                self._bot,
+                                chat_id,
+                                single.lstrip("\n"),
+                                thread_id=digest.thread_id,
+                            )
                         if alone.outcome is Outcome.SENT:
                             sent_any = True
                         elif alone.outcome is Outcome.REJECTED:
@@ -173,7 +193,15 @@ class DigestWorker:
                                 alone.error,
                             )
                         else:
-                            return done  # a retry, a gone chat: next tick, from this part
+                            # Still retrying, or the chat is gone: next tick, from this part
+                            # (the offers sent alone so far may then come twice; logged).
+                            log.warning(
+                                "digest %s: sending offer by offer stopped (%s); the part is "
+                                "tried again at the next tick",
+                                digest.digest_id,
+                                alone.error,
+                            )
+                            return done
                     if not sent_any and one_by_one:
                         finished = False
                         break
