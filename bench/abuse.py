@@ -507,7 +507,7 @@ def head() -> str:
         text=True,
         check=True,
     ).stdout.strip()
-    return commit + ("+" if dirty else "")
+    return commit[:12] + (" with uncommitted changes" if dirty else "")
 
 
 def _lag(figures: JSONish | None, timeout: float) -> str:
@@ -536,7 +536,7 @@ def main() -> int:
         before = export_before(args.before, before_tree)
         trees = (("before", before_tree), ("after", ROOT))
         lines = [
-            f"Before: `{before[:12]}` (the last commit before #15). After: `{head()[:13]}`. "
+            f"Before: `{before[:12]}` (the last commit before #15). After: `{head()}`. "
             f"Each figure is the median of {args.runs} runs, each in a fresh process, except "
             "the database sizes (one run: they do not vary). Load average at the start: "
             f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
