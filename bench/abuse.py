@@ -22,6 +22,8 @@ children import nothing from bench/ (the tree before has another bench/support.p
    The lookup cache runs on time.monotonic, which the child moves with the clock.
 4. The database after 180 days at 1,000 offers a day (3 outbox rows each, sent), inserted day
    by day on an injected clock; after: `bot.retention.Retention(days=90).prune()` once a day.
+5. A flood: one person sends 200 /help at once to the real bot (`python -m bot run`) through the
+   Telegram stand-in; another person's /help latency, quiet and right after the flood.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ DAYS = 180
 OFFERS_PER_DAY = 1_000
 ROWS_PER_OFFER = 3
 CHECKPOINTS = (30, 90, 180)
+FLOOD = 200
 JSONish = dict[str, Any]
 
 # ----------------------------------------------------------------------------- the children
@@ -417,6 +420,69 @@ async def child_retention(prune: bool) -> JSONish:
     return {"sizes": sizes, "seconds": time.perf_counter() - began}
 
 
+async def child_flood() -> JSONish:
+    """Case 5: another person's /help while one person sends FLOOD commands, against the real
+    bot (`python -m bot run`, a process of its own) and the Telegram stand-in."""
+    from bot.sandbox.telegram_api import TelegramStandIn
+    from bot.sandbox.x_api import XStandIn
+    from tests.e2e.harness import bot_environment
+
+    flooder, bystander = 7001, 7002
+    with tempfile.TemporaryDirectory() as directory:
+        async with TelegramStandIn() as tg, XStandIn() as x:
+            env = bot_environment(tg, x, f"sqlite:///{directory}/bot.db")
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while tg.stats["setMyCommands"] < 2:
+                    if time.monotonic() > deadline or bot.returncode is not None:
+                        raise RuntimeError("the bot did not start")
+                    await asyncio.sleep(0.02)
+
+                async def ask(chat: int, text: str) -> float:
+                    before = len(tg.messages_for(chat))
+                    began = time.perf_counter()
+                    tg.send_message(chat, text, user_id=chat, language_code="en")
+                    while len(tg.messages_for(chat)) == before:
+                        if time.perf_counter() - began > 120:
+                            raise RuntimeError("no reply within 120 s")
+                        await asyncio.sleep(0.005)
+                    return time.perf_counter() - began
+
+                quiet = statistics.median([await ask(bystander, "/help") for _ in range(5)])
+                await ask(flooder, "/help")
+                answered = len(tg.messages_for(flooder))
+                began = time.perf_counter()
+                for _ in range(FLOOD):
+                    tg.send_message(flooder, "/help", user_id=flooder, language_code="en")
+                flooded = await ask(bystander, "/help")
+                # The flood is over when the flooder got nothing for 2 s (or after 60 s).
+                replies, last = 0, time.perf_counter()
+                while time.perf_counter() - last < 2 and time.perf_counter() - began < 60:
+                    now = len(tg.messages_for(flooder)) - answered
+                    if now != replies:
+                        replies, last = now, time.perf_counter()
+                    await asyncio.sleep(0.01)
+                busy = last - began
+            finally:
+                bot.terminate()
+                await bot.wait()
+    return {
+        "quiet_ms": quiet * 1000,
+        "flooded_ms": flooded * 1000,
+        "replies": replies,
+        "busy_s": busy,
+    }
+
+
 def child(case: str, argument: str) -> JSONish:
     """Run one case in this process (PYTHONPATH names the tree)."""
     import logging
@@ -434,6 +500,8 @@ def child(case: str, argument: str) -> JSONish:
         return asyncio.run(child_bomb(argument))
     if case == "lookups":
         return asyncio.run(child_lookups())
+    if case == "flood":
+        return asyncio.run(child_flood())
     if case == "retention":
         return asyncio.run(child_retention(argument == "prune"))
     raise SystemExit(f"unknown case {case}")
@@ -620,6 +688,26 @@ def main() -> int:
                 for d in CHECKPOINTS
             ]
             lines.append(f"| {side} | " + " | ".join(cells) + f" | {figures['seconds']:.0f} s |")
+            print(lines[-1], file=sys.stderr, flush=True)
+        lines += [
+            "",
+            f"**5. Commands flood**: one person sends {FLOOD} `/help` at once to the real bot "
+            "(`python -m bot run`, SQLite) through the Telegram stand-in; another person's "
+            "`/help` sent right after them",
+            "",
+            "| | other's /help, quiet | other's /help, during the flood | flood replies "
+            "| bot busy answering the flood |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for side, tree in trees:
+            figures = median_of(
+                tree, "flood", "", ("quiet_ms", "flooded_ms", "replies", "busy_s"), args.runs, 120
+            )
+            assert figures is not None
+            lines.append(
+                f"| {side} | {figures['quiet_ms']:.0f} ms | {figures['flooded_ms']:.0f} ms "
+                f"| {figures['replies']:.0f} | {figures['busy_s']:.1f} s |"
+            )
             print(lines[-1], file=sys.stderr, flush=True)
     load = os.getloadavg()
     lines += [
