@@ -68,6 +68,8 @@ BENCHMARKS = (
     Benchmark("latency", "4. Latency, 10,000 subscribers", "bench.latency"),
     Benchmark("poll-cost", "7. Polling cost", "bench.poll_cost", side_by_side=True),
     Benchmark("feed-cost", "8. Feed polling cost", "bench.feed_cost"),
+    Benchmark("abuse", "9. Open to strangers, before and after (#15)", "bench.abuse",
+              per_backend=False),
 )  # fmt: skip
 
 
