@@ -264,7 +264,8 @@ class FeedFetcher:
             return download
         parsed = await self._parse(download)
         if not _is_html(parsed, download):
-            return _feed(url, download, parsed)
+            # Entries to text (HTML reduced, up to 5 MB of it) off the event loop, as parsing.
+            return await asyncio.to_thread(_feed, url, download, parsed)
         links = feed_links(_decode(download), download.url) if discover else []
         if not links:
             raise NotAFeed("not a feed")
@@ -273,7 +274,7 @@ class FeedFetcher:
         parsed = await self._parse(found)
         if _is_html(parsed, found):
             raise NotAFeed("the announced feed is a page")
-        return _feed(links[0], found, parsed)
+        return await asyncio.to_thread(_feed, links[0], found, parsed)
 
     async def aclose(self) -> None:
         """Close the HTTP client and its connections."""
