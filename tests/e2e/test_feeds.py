@@ -458,3 +458,45 @@ async def test_case_variants_of_a_feed_address_count_against_max_follows(
     reply = await user.ask(f"/follow https://{JOBS}/JOBS.xml https://{JOBS}/Jobs.xml")
     assert "at most 1 X accounts and feeds; this one follows 1, and these would add 2" in reply
     assert (await feed_sources(stack))[0] == 1
+
+
+async def test_a_stranger_s_own_feed_reaches_category_followers_only_once_curated(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    feeds.add_feed(JOBS, "/mine.xml", fmt="rss2", title="My own board", ttl_minutes=None)
+    feeds.add_feed("board.example", "/offres.xml", fmt="rss2", title="Real board", ttl_minutes=None)
+    stack.boards(feeds=("https://board.example/offres.xml",))
+    operator = stack.user()
+    stack.bot.env["ADMIN_USER_IDS"] = str(operator.user_id)
+    await stack.bot.start()
+    owner, seeker = stack.user(), stack.user()
+    assert "Now following" in await owner.ask(f"/follow https://{JOBS}/mine.xml", timeout=30)
+    await seeker.ask("/follow software")
+    await _quiet(stack, feeds, (JOBS, "/mine.xml"), ("board.example", "/offres.xml"))
+    offer = "We're hiring a Backend Developer (Python) in Lyon, CDI, hybrid. Apply now"
+    feeds.add_entry(
+        JOBS, "/mine.xml", title="Backend Developer", html=offer, link="https://evil.example/1"
+    )
+    feeds.add_entry(
+        "board.example",
+        "/offres.xml",
+        title="Data Engineer (Python, SQL)",
+        html="Nous recrutons un data engineer Python en CDI à Nantes, télétravail partiel.",
+        link="https://board.example/o/7",
+    )
+    await owner.wait_for(2, timeout=20)  # its follower gets it
+    await eventually(lambda: len(seeker.received()) == 2, 20, "the board's offer")
+    await _quiet(stack, feeds, (JOBS, "/mine.xml"), ("board.example", "/offres.xml"))
+    assert "Real board" in seeker.texts()[1]
+    assert not any("evil.example" in (m.text or "") for m in stack.tg.messages_for(seeker.chat_id))
+    assert len(seeker.received()) == 2  # never the stranger's feed
+    reply = await operator.ask(f"/admin board add https://{JOBS}/mine.xml")
+    assert "is now a job board" in reply, reply
+    feeds.add_entry(
+        JOBS,
+        "/mine.xml",
+        title="Frontend Developer",
+        html="We are hiring a Frontend Engineer (TypeScript, React) in Nantes, CDI.",
+        link="https://jobs.example/o/2",
+    )
+    await eventually(lambda: len(seeker.received()) == 3, 20, "the curated feed's offer")
