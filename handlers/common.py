@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 
 from bot.i18n import Markup, Translator, html_join, pick_language, translator
 from bot.render import telegram_length
+from bot.sources.base import bounded
 
 
 def language_of(update: Update) -> str:
@@ -39,8 +40,9 @@ def handles_text(handles: Iterable[str]) -> Markup:
 
 
 def shorten(text: str, limit: int = 40) -> str:
-    """`text` cut to `limit` characters, ending with "…" when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to `limit` characters, ending with "…" when it was cut (what a reply quotes
+    is cut as a post is)."""
+    return bounded(text, limit)
 
 
 def code(text: str, limit: int = 40) -> Markup:

@@ -83,18 +83,24 @@ async def test_bad_configuration_stops_with_one_clear_line(tmp_path, variable, v
     assert "Traceback" not in out
 
 
+async def _empty_database(server: PostgresServer | None, prefix: str) -> str:
+    """The URL of a new, empty database on the run's server (skipped without PostgreSQL)."""
+    if server is None:
+        pytest.skip("PostgreSQL is not installed here (no initdb/pg_ctl found)")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server.admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return server.url(name)
+
+
 async def test_a_postgresql_schema_that_is_behind_is_refused_until_migrated(
     tmp_path: Path, postgres_server: PostgresServer | None
 ) -> None:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL is not installed here (no initdb/pg_ctl found)")
-    name = f"behind_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_server.admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    url = await _empty_database(postgres_server, "behind")
     async with TelegramStandIn() as tg:
         env = base_env(
-            DATABASE_URL=postgres_server.url(name),
+            DATABASE_URL=url,
             TELEGRAM_BOT_TOKEN=tg.token,
             TELEGRAM_API_URL=tg.base_url,
         )
@@ -114,15 +120,10 @@ async def test_a_postgresql_schema_that_is_behind_is_refused_until_migrated(
 async def test_up_with_a_token_migrates_postgresql_before_running(
     tmp_path: Path, postgres_server: PostgresServer | None
 ) -> None:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL is not installed here (no initdb/pg_ctl found)")
-    name = f"up_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_server.admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    url = await _empty_database(postgres_server, "up")
     async with TelegramStandIn() as tg:
         env = base_env(
-            DATABASE_URL=postgres_server.url(name),
+            DATABASE_URL=url,
             TELEGRAM_BOT_TOKEN="999999:wrong-token-value",  # stops the bot right after start
             TELEGRAM_API_URL=tg.base_url,
         )
@@ -130,7 +131,7 @@ async def test_up_with_a_token_migrates_postgresql_before_running(
     assert code == 1
     assert f"database schema migrated to revision {head_revision()}" in out
     assert "Telegram refused TELEGRAM_BOT_TOKEN" in out  # it went on to run, schema and all
-    assert await current_revision(postgres_server.url(name)) == head_revision()
+    assert await current_revision(url) == head_revision()
     assert not (tmp_path / "jobrelay.db").exists()
 
 
