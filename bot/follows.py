@@ -38,15 +38,18 @@ from bot.sources.x import XSource
 from storage import chats, feeds, sources, usage
 from storage.db import Sessions
 from storage.feeds import FeedSource
+from storage.sources import SourceInfo
 
 log = logging.getLogger(__name__)
 
 X_KIND = "x"
 RESOLVE_CONCURRENCY = 5
-LOOKUP_TTL_SECONDS = 600.0
 MISS_TTL_SECONDS = 86_400.0  # a handle X says does not exist costs nothing again for a day
 SUSPENDED_TTL_SECONDS = 600.0
 LOOKUP_CACHE_SIZE = 10_000
+# How long a known source's handle is trusted without being seen on its account (a post read
+# under it, or a lookup by id): after that a /follow of the handle looks it up again.
+KEY_TRUST = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -153,7 +156,9 @@ class Follows:
             )
 
     def _remember(self, key: str, outcome: Account | SourceError) -> None:
-        if isinstance(outcome, Account | AccountNotFound | AccountSuspended):
+        # An account found is not remembered: once followed the database knows it, and a
+        # handle can change hands (a remembered id would follow the account that left it).
+        if isinstance(outcome, AccountNotFound | AccountSuspended):
             if len(self._recent) >= LOOKUP_CACHE_SIZE:
                 self._recent.clear()
             self._recent[key] = (time.monotonic(), outcome)
@@ -163,13 +168,7 @@ class Follows:
         if entry is None:
             return None
         at, outcome = entry
-        ttl = (
-            LOOKUP_TTL_SECONDS
-            if isinstance(outcome, Account)
-            else MISS_TTL_SECONDS
-            if isinstance(outcome, AccountNotFound)
-            else SUSPENDED_TTL_SECONDS
-        )
+        ttl = MISS_TTL_SECONDS if isinstance(outcome, AccountNotFound) else SUSPENDED_TTL_SECONDS
         if time.monotonic() - at > ttl:
             del self._recent[key]
             return None
@@ -225,6 +224,16 @@ class Follows:
         known = {key: info for key, info in found.items() if not info.gone}
         to_resolve = [h for h in handles if h.lower() not in known]
         billed = [h for h in to_resolve if self._recall(h.lower()) is None]
+        # A handle not seen on its account lately may have changed hands (the account renamed
+        # itself and another took the name): looked up again, at the bot's cost, unless the
+        # month's budget is spent (then the source stands, as it did when last seen).
+        doubtful = [
+            h
+            for h in handles
+            if h.lower() in known
+            and _confirmed(known[h.lower()]) < now - KEY_TRUST
+            and not (used.capped or outlook(used.posts, self._budget, now).exhausted)
+        ]
         if billed and (used.capped or outlook(used.posts, self._budget, now).exhausted):
             report.over_budget = billed
         elif billed and user_id is not None:
@@ -242,13 +251,14 @@ class Follows:
             async with semaphore:
                 return await self._resolve(handle)
 
+        to_resolve += doubtful
         resolved = dict(
             zip(to_resolve, await asyncio.gather(*(bounded(h) for h in to_resolve)), strict=True)
         )
         accounts: list[Account] = []
         for handle in handles:
             info = known.get(handle.lower())
-            if info is not None:
+            if info is not None and not isinstance(resolved.get(handle), Account | AccountNotFound):
                 accounts.append(Account(info.external_id, info.display_name, info.display_name))
                 continue
             outcome = resolved[handle]
@@ -557,3 +567,9 @@ class Follows:
                 )
                 for s in await sources.followed_sources(session, chat_id)
             ]
+
+
+def _confirmed(info: SourceInfo) -> datetime:
+    """When a source's handle was last known to be its account's: a post read under it, a
+    lookup by id, or the follow that created it."""
+    return max(t for t in (info.last_post_at, info.checked_at, info.created_at) if t is not None)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ from bot.sources.x import MAX_LOOKUP, XSource, id_at, query_fits
 from storage import chats, outbox, sources, usage
 from storage.db import Sessions
 from storage.outbox import IncomingOffer, Reading
-from storage.sources import GroupInfo, SourceInfo
+from storage.sources import VACATED, GroupInfo, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class Poller:
         self._stretch = 1.0
         self._silent_check = silent_check
         self._curated_only = curated_only
+        # Sources whose handle a search showed on another account's posts: looked up by id
+        # at the end of the cycle, however recently they posted.
+        self._suspects: set[int] = set()
 
     async def tick(self) -> int:
         """Poll the groups that are due; returns how many outbox rows were written.
@@ -273,13 +276,21 @@ class Poller:
             return None
         self._auth_reported = False
         by_author = {m.external_id: m for m in members}
+        by_handle = {m.display_name.lower(): m for m in members}
         posts: dict[int, list[Post]] = {m.source_id: [] for m in members}
+        renamed: dict[int, str] = {}
         for post in sorted((p for b in batches for p in b.posts), key=lambda p: int(p.external_id)):
             member = by_author.get(post.author_id)
             if member is None:
-                # The handle now belongs to another account: not the one followed.
+                # The handle now belongs to another account: not the one followed, which
+                # renamed itself (a lookup by id at this cycle's end tells its new handle).
                 log.info("skipping a post of @%s (id %s)", post.author, post.author_id)
+                stale = by_handle.get(post.author.lower())
+                if stale is not None:
+                    self._suspects.add(stale.source_id)
                 continue
+            if post.author != member.display_name and post.author:
+                renamed[member.source_id] = post.author  # X spells the handle so now
             if int(post.external_id) > sinces[member.source_id]:
                 posts[member.source_id].append(post)
         # Each search returned everything after its start: no member has a post between its
@@ -292,7 +303,7 @@ class Poller:
             requests=sum(b.requests for b in batches),
             returned=sum(b.billed for b in batches),
         )
-        return Read(group, members, posts, cursors, batch)
+        return Read(group, members, posts, cursors, batch, renamed)
 
     async def _store(self, reads: list[Read]) -> int:
         """Offers, stories, outbox rows and cursors of one cycle, all in one transaction."""
@@ -328,6 +339,10 @@ class Poller:
                     },
                     next_poll_at=now + self._interval * self._stretch,
                 )
+                if done.renamed:
+                    await sources.record_check(
+                        session, source_ids=[], now=now, renamed=done.renamed
+                    )
             # Billed reads, counted with the posts they brought (one transaction).
             await usage.record(
                 session,
@@ -357,12 +372,18 @@ class Poller:
         one is no longer found under its old handle. One request (at most MAX_LOOKUP)."""
         now = self._clock.now()
         horizon = now - self._silent_check
+        suspect = [m for m in members if m.source_id in self._suspects or m.key.startswith(VACATED)]
         silent = [
-            m
-            for m in members
-            if (m.last_post_at or m.created_at) <= horizon
-            and (m.checked_at is None or m.checked_at <= horizon)
+            *suspect,
+            *(
+                m
+                for m in members
+                if (m.last_post_at or m.created_at) <= horizon
+                and (m.checked_at is None or m.checked_at <= horizon)
+                and m not in suspect
+            ),
         ][:MAX_LOOKUP]
+        self._suspects.difference_update(m.source_id for m in silent)
         if not silent:
             return
         try:
@@ -391,7 +412,10 @@ class Poller:
                     m.source_id: found.found[m.external_id].handle
                     for m in silent
                     if m.external_id in found.found
-                    and found.found[m.external_id].handle != m.display_name
+                    and (
+                        found.found[m.external_id].handle != m.display_name
+                        or m.key != found.found[m.external_id].handle.lower()
+                    )
                 },
             )
             await usage.record(session, month=month_key(now), requests=1, users=len(silent))
@@ -424,6 +448,7 @@ class Read:
     posts: dict[int, list[Post]]  # source id -> new posts, oldest first
     cursors: dict[int, str]  # source id -> newest post id read for it
     batch: Batch  # the search itself: requests made, posts billed
+    renamed: dict[int, str] = field(default_factory=dict)  # source id -> handle its posts show
 
 
 def _since(member: SourceInfo) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -218,6 +219,15 @@ class Source(Base):
 
 Index("ix_sources_next_poll_at", Source.next_poll_at)
 Index("ix_sources_poll_group_id", Source.poll_group_id)
+# One live source per X account: followers of its old and new handles share it.
+X_ACCOUNT_UNIQUE = "kind = 'x' AND NOT gone"
+Index(
+    "ux_sources_x_account",
+    Source.external_id,
+    unique=True,
+    sqlite_where=text(X_ACCOUNT_UNIQUE),
+    postgresql_where=text(X_ACCOUNT_UNIQUE),
+)
 
 
 class FeedEntry(Base):

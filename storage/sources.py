@@ -45,6 +45,8 @@ class GroupInfo:
     members: list[SourceInfo]
 
 
+X_KIND = "x"
+
 # Placing sources in groups is one process at a time (PostgreSQL advisory lock key).
 GROUPING_LOCK = 0x6A6F6272  # "jobr"
 
@@ -85,7 +87,10 @@ async def ensure_source(
     display_name: str,
     now: datetime,
 ) -> int:
-    """The id of the source with this key, created if needed (idempotent under races)."""
+    """The id of the source with this key, created if needed (idempotent under races). An X
+    account is one source per account id, whatever handle it went by: see `_ensure_account`."""
+    if kind == X_KIND:
+        return await _ensure_account(session, external_id=external_id, handle=display_name, now=now)
     statement = (
         insert_ignoring_conflicts(session, Source)
         .values(
@@ -114,6 +119,84 @@ async def ensure_source(
         source.next_poll_at = now
         source.error_count = 0
     return source.id
+
+
+async def _ensure_account(
+    session: AsyncSession, *, external_id: str, handle: str, now: datetime
+) -> int:
+    """The source of the X account with this id, created if needed, its key and name now
+    `handle` (a rename keeps every follower: they follow the account, not the name). A source
+    of another account still holding the handle (that account renamed itself, or is gone)
+    gives it up (`_vacate`)."""
+    source = await _account(session, external_id)
+    if source is None:
+        await _vacate(session, handle.lower(), keep=None)
+        await session.execute(
+            insert_ignoring_conflicts(session, Source)
+            .values(
+                kind=X_KIND,
+                key=handle.lower(),
+                external_id=external_id,
+                display_name=handle,
+                cursor=None,
+                next_poll_at=now,
+                error_count=0,
+                gone=False,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        source = await _account(session, external_id)
+        assert source is not None
+    if source.gone:
+        # The account came back: start it afresh.
+        source.gone = False
+        source.cursor = None
+        source.created_at = now
+        source.next_poll_at = now
+        source.error_count = 0
+    await _rename(session, source, handle)
+    return source.id
+
+
+async def _account(session: AsyncSession, external_id: str) -> Source | None:
+    """The source of an X account by id (its live one, else the one it had before it was
+    gone; a unique index allows one live source per account)."""
+    return await session.scalar(
+        select(Source)
+        .where(Source.kind == X_KIND, Source.external_id == external_id)
+        .order_by(Source.gone, Source.id)
+        .limit(1)
+    )
+
+
+async def _rename(session: AsyncSession, source: Source, handle: str) -> None:
+    """An X source now goes by `handle`: its key and name follow (the key first taken from
+    any other source holding it); a longer handle may no longer fit its poll group."""
+    if source.key != handle.lower():
+        await _vacate(session, handle.lower(), keep=source.id)
+        source.key = handle.lower()
+        source.poll_group_id = None
+    if source.display_name != handle:
+        if len(handle) != len(source.display_name):
+            source.poll_group_id = None
+        source.display_name = handle
+
+
+# The key of an X source whose handle another account took, until a lookup by id tells its
+# new one: a `#` and its id, which no handle can be, so nobody follows it by mistake.
+VACATED = "#"
+
+
+async def _vacate(session: AsyncSession, key: str, *, keep: int | None) -> None:
+    """Another X source holds `key` but its account no longer goes by it: it gives the key up
+    (and is looked up by id at the next poll, which tells its new handle)."""
+    holder = await session.scalar(
+        select(Source).where(Source.kind == X_KIND, Source.key == key, Source.id != keep)
+    )
+    if holder is not None:
+        holder.key = f"{VACATED}{holder.id}"
+        await session.flush()
 
 
 async def restart(session: AsyncSession, *, source_id: int, since: datetime) -> None:
@@ -434,25 +517,17 @@ async def record_group_failure(
 async def record_check(
     session: AsyncSession, *, source_ids: list[int], now: datetime, renamed: dict[int, str]
 ) -> None:
-    """Accounts looked up and found: when, and their handle when it changed (the key too,
-    unless another source already has it; a renamed source is placed in a group again)."""
+    """Accounts looked up and found: when, and their handle when it changed (key and name;
+    a source of another account holding the new handle gives it up, and a renamed source is
+    placed in a group again)."""
     if source_ids:
         await session.execute(
             update(Source).where(Source.id.in_(source_ids)).values(checked_at=now)
         )
     for source_id, handle in renamed.items():
         source = await session.get(Source, source_id)
-        if source is None:
-            continue
-        source.display_name = handle
-        source.poll_group_id = None  # placed again: the new handle may not fit its group
-        taken = await session.scalar(
-            select(Source.id).where(
-                Source.kind == source.kind, Source.key == handle.lower(), Source.id != source_id
-            )
-        )
-        if taken is None:
-            source.key = handle.lower()
+        if source is not None:
+            await _rename(session, source, handle)
 
 
 async def postpone_all(session: AsyncSession, *, kind: str, until: datetime) -> None:

@@ -1069,3 +1069,91 @@ async def test_a_burst_of_sqlite_writers_queues_in_the_process_instead_of_timing
             assert await session.scalar(select(func.count()).select_from(Chat)) == 40
     finally:
         await engine.dispose()
+
+
+async def test_the_upgrade_merges_the_sources_two_handles_of_one_account_made(
+    database_url: str,
+) -> None:
+    """Before sources were X accounts, @alice_jobs and (after a rename) @alice_talent were two
+    sources of account 7: the migration keeps one, under the handle followed last, with every
+    follower; the other keeps its offers (the outbox may point at them) and no follower."""
+    from alembic import command
+
+    from storage.migrate import alembic_config, upgrade
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "-1")
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            for chat_id in (1, 2):
+                await _chat(session, chat_id)
+            for key, created in (("alice_jobs", NOW), ("alice_talent", NOW + timedelta(days=1))):
+                session.add(
+                    Source(
+                        kind="x",
+                        key=key,
+                        external_id="7",
+                        display_name=key,
+                        next_poll_at=NOW,
+                        cursor="100" if key == "alice_jobs" else "90",
+                        created_at=created,
+                    )
+                )
+                await session.flush()
+            old, new = (await session.scalars(select(Source.id).order_by(Source.id))).all()
+            await sources.subscribe(session, chat_id=1, source_id=old, now=NOW)
+            await sources.subscribe(session, chat_id=2, source_id=new, now=NOW)
+            await sources.subscribe(session, chat_id=1, source_id=new, now=NOW)
+            offer = Offer(
+                source_id=new,
+                external_id="95",
+                text="An offer",
+                url="https://x.com/a/95",
+                author="alice_talent",
+                posted_at=NOW,
+                created_at=NOW,
+            )
+            session.add(offer)
+        await asyncio.to_thread(upgrade, database_url)
+        async with create_session_factory(engine)() as session:
+            kept = await session.get(Source, old)
+            merged = await session.get(Source, new)
+            assert kept is not None and merged is not None
+            assert (kept.key, kept.display_name, kept.gone, kept.cursor) == (
+                "alice_talent",
+                "alice_talent",
+                False,
+                "100",
+            )
+            assert merged.gone and merged.key == f"#{new}"
+            followers = await session.execute(
+                select(Subscription.chat_id, Subscription.source_id).order_by(Subscription.chat_id)
+            )
+            assert followers.all() == [(1, old), (2, old)]
+            assert await session.scalar(select(func.count(Offer.id))) == 1
+            again = await sources.ensure_source(
+                session, kind="x", key="x", external_id="7", display_name="Alice_Talent", now=NOW
+            )
+            assert again == old
+    finally:
+        await engine.dispose()
+
+
+async def test_an_account_is_one_source_whatever_handle_it_is_followed_by(sessions) -> None:
+    async with sessions.begin() as session:
+        first = await sources.ensure_source(
+            session, kind="x", key="alice", external_id="7", display_name="alice", now=NOW
+        )
+        # alice renames herself alice_old; a new account (8) takes "alice"; then a lookup of
+        # "alice_old" finds account 7.
+        newcomer = await sources.ensure_source(
+            session, kind="x", key="alice", external_id="8", display_name="Alice", now=NOW
+        )
+        assert newcomer != first
+        assert (await session.get(Source, first)).key == f"#{first}"  # type: ignore[union-attr]
+        again = await sources.ensure_source(
+            session, kind="x", key="alice_old", external_id="7", display_name="alice_old", now=NOW
+        )
+        assert again == first
+        found = await sources.find_sources(session, "x", ["alice", "alice_old"])
+        assert {k: v.external_id for k, v in found.items()} == {"alice": "8", "alice_old": "7"}

@@ -233,6 +233,59 @@ async def test_a_renamed_account_is_still_followed_under_its_new_handle(stack: S
     assert len(lookups) == 1, lookups  # looked up once, then not again for 2 s of silence
 
 
+async def test_followers_of_an_account_old_and_new_handles_all_get_its_offers(
+    stack: Stack,
+) -> None:
+    """A source is an X account (its id), not a handle: a chat that followed the old handle
+    and one that follows the new one share it, and both get every offer (the silent-account
+    check, 14 days by default, never has to heal anything)."""
+    stack.x.add_user("alice_jobs")
+    await stack.bot.start()
+    first = stack.user()
+    assert "Now following @alice_jobs" in await first.ask("/follow @alice_jobs")
+    await x_reads(stack.x, "alice_jobs", count=1)
+    stack.x.rename_user("alice_jobs", "alice_talent")
+    second = stack.user()
+    assert "Now following @alice_talent" in await second.ask("/follow @alice_talent")
+    stack.x.add_post("alice_talent", "Offer: Python developer, CDI, Lyon")
+    for user in (first, second):
+        texts = await user.wait_for(2)
+        assert texts[1].startswith("@alice_talent") and "Python developer" in texts[1]
+        assert "@alice_talent" in await user.ask("/list")
+    await stack.quiet("alice_talent")
+    assert len(first.received()) == len(second.received()) == 3  # nothing twice
+
+
+async def test_a_handle_taken_over_by_another_account_is_not_followed_by_mistake(
+    stack: Stack,
+) -> None:
+    """@alice renames herself @alice_old and a new account takes @alice: the new account's
+    posts are not sent to alice's followers, a lookup by id finds her new handle at once, and
+    a later /follow @alice subscribes to the new account, under its own name."""
+    stack.x.add_user("alice", name="Alice Recruiting")
+    await stack.bot.start()
+    first = stack.user()
+    assert "Now following @alice" in await first.ask("/follow @alice")
+    await x_reads(stack.x, "alice", count=1)
+    stack.x.rename_user("alice", "alice_old")
+    stack.x.add_user("Alice", name="Someone else")
+    stack.x.add_post("Alice", "Offer from the new owner of the handle")
+    await eventually(
+        lambda: any(r.path == "/2/users" for r in stack.x.requests), 20, "a lookup by id"
+    )
+    await x_reads(stack.x, "alice_old", count=1)
+    second = stack.user()
+    assert "Now following @Alice" in await second.ask("/follow @alice")
+    stack.x.add_post("alice_old", "Offer: data analyst, Paris")
+    stack.x.add_post("Alice", "Offer: UX designer, Nantes")
+    assert "data analyst" in (await first.wait_for(2))[1]
+    assert "UX designer" in (await second.wait_for(2))[1]
+    await stack.quiet("alice_old")
+    assert not any("new owner" in t or "UX designer" in t for t in first.texts())
+    assert not any("data analyst" in t for t in second.texts())
+    assert "@alice_old" in await first.ask("/list")
+
+
 async def test_a_group_that_became_a_supergroup_keeps_its_feed(stack: Stack) -> None:
     stack.x.add_user("acme_jobs")
     await stack.bot.start()
