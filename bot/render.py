@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import classify
 from bot.arguments import HANDLE_RE
 from bot.i18n import Markup, Translator, escape, html_join
-from storage.outbox import Credit
+from bot.sources.base import bounded
+from storage.outbox import MAX_CREDITS, Credit
 
 MESSAGE_LIMIT = 4096
 ELLIPSIS = "…"
 
 
+# A source's name in a message header, at most this long (a feed's title is the feed
+# owner's to choose: a stranger's 255-character title must not crowd the offer out).
+NAME_LIMIT = 64
+# Characters that reorder or hide text (bidi overrides and isolates, zero-width spaces) and
+# controls; the zero-width joiner stays (emoji sequences need it).
+_KEEP_FORMAT = {"\u200d"}
+
+
+def clean_name(name: str) -> str:
+    """A source's name as a message may show it: one line, without controls and invisible
+    or reordering characters, shortened with "…"."""
+    kept = "".join(
+        c for c in name if c in _KEEP_FORMAT or unicodedata.category(c) not in ("Cc", "Cf")
+    )
+    return bounded(" ".join(kept.split()), NAME_LIMIT)
+
+
 def source_name(author: str) -> str:
     """How an offer's source is named: `@acme_jobs` for an X account; a feed is stored under
-    its icon and title (`📰 Acme Jobs`), never a bare word, and is named as it is."""
-    return f"@{author}" if HANDLE_RE.fullmatch(author) else author
+    its icon and title (`📰 Acme Jobs`), never a bare word, and is named as it is (cleaned)."""
+    return f"@{author}" if HANDLE_RE.fullmatch(author) else clean_name(author)
 
 
 def post_link_label(t: Translator, author: str) -> str:
@@ -103,7 +122,7 @@ def render_offer(
 ) -> str:
     """An offer: who posted it (every account, when several did), the post text (escaped,
     truncated to fit), its tags, and the apply and post links."""
-    others = [c for c in also if c.author.lower() != author.lower()]
+    others = [c for c in also if c.author.lower() != author.lower()][:MAX_CREDITS]
     header = Markup("<b>%s</b>") % source_name(author)
     visible_header = source_name(author)
     if others:

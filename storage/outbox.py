@@ -560,7 +560,11 @@ async def claim(
             .order_by(Delivery.id)
         )
     ).all()
-    credits = await story_credits(session, [d.offer_id for d, *_ in rows if d.offer_id is not None])
+    credits = await story_credits(
+        session,
+        [d.offer_id for d, *_ in rows if d.offer_id is not None],
+        chat_ids=[d.chat_id for d, *_ in rows],
+    )
     return [
         ClaimedDelivery(
             delivery_id=delivery.id,
@@ -573,7 +577,7 @@ async def claim(
             offer_url=url,
             payload=delivery.payload,
             offer_tags=tags,
-            also=credits.get(delivery.offer_id or 0, ()),
+            also=credits.get((delivery.chat_id, delivery.offer_id or 0), ()),
             thread_id=delivery.thread_id or 0,
             chat_type=chat_type,
         )
@@ -586,21 +590,45 @@ async def pace_chat(session: AsyncSession, *, chat_id: int, until: datetime) -> 
     await session.execute(update(Chat).where(Chat.id == chat_id).values(next_send_at=until))
 
 
+# A story names at most this many other sources that posted it.
+MAX_CREDITS = 3
+
+
 async def story_credits(
-    session: AsyncSession, story_ids: Sequence[int]
-) -> dict[int, tuple[Credit, ...]]:
-    """The other accounts that posted each story, first poster first (each named once)."""
+    session: AsyncSession, story_ids: Sequence[int], *, chat_ids: Sequence[int]
+) -> dict[tuple[int, int], tuple[Credit, ...]]:
+    """The other sources that posted each story, as each chat may see them (by chat id and
+    story id): only sources the chat follows or curated ones (a stranger's feed that copied
+    the offer is not advertised in other people's chats), first poster first, each named
+    once, at most MAX_CREDITS."""
     if not story_ids:
         return {}
-    rows = await session.execute(
-        select(Offer.story_id, Offer.author, Offer.url)
-        .where(Offer.story_id.in_(set(story_ids)))
-        .order_by(Offer.id)
-    )
-    credits: dict[int, dict[str, Credit]] = {}
-    for story_id, author, url in rows:
-        credits.setdefault(int(story_id or 0), {}).setdefault(author.lower(), Credit(author, url))
-    return {story: tuple(by_author.values()) for story, by_author in credits.items()}
+    rows = (
+        await session.execute(
+            select(Offer.story_id, Offer.author, Offer.url, Offer.source_id, Source.board)
+            .join(Source, Source.id == Offer.source_id)
+            .where(Offer.story_id.in_(set(story_ids)))
+            .order_by(Offer.id)
+        )
+    ).all()
+    if not rows:
+        return {}
+    followed = {
+        (chat_id, source_id)
+        for chat_id, source_id in await session.execute(
+            select(Subscription.chat_id, Subscription.source_id).where(
+                Subscription.chat_id.in_(set(chat_ids)),
+                Subscription.source_id.in_({r.source_id for r in rows}),
+            )
+        )
+    }
+    credits: dict[tuple[int, int], dict[str, Credit]] = {}
+    for chat_id in set(chat_ids):
+        for story_id, author, url, source_id, board in rows:
+            shown = credits.setdefault((chat_id, int(story_id or 0)), {})
+            if len(shown) < MAX_CREDITS and (board or (chat_id, source_id) in followed):
+                shown.setdefault(author.lower(), Credit(author, url))
+    return {key: tuple(by_author.values()) for key, by_author in credits.items()}
 
 
 async def renew_leases(

@@ -498,7 +498,51 @@ async def test_one_offer_posted_by_two_accounts_is_one_story_naming_both(session
     assert {c.chat_id for c in claimed} == {1, 2, 3}
     for row in claimed:
         assert row.offer_author == "acme"
-        assert [credit.author for credit in row.also] == ["Board"]
+        # Credits name only sources the chat follows (or curated ones): chat 3 follows a
+        # category, not @Board.
+        assert [credit.author for credit in row.also] == ([] if row.chat_id == 3 else ["Board"])
+
+
+async def test_credits_name_at_most_three_sources_the_chat_follows_or_curated_ones(
+    sessions,
+) -> None:
+    """Strangers' feeds that copied an offer are not advertised in other people's chats,
+    and however many sources posted it, a message names three of them at most."""
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        first = await sources.ensure_source(
+            session, kind="x", key="acme", external_id="1", display_name="acme", now=NOW
+        )
+        copies = [
+            await sources.ensure_source(
+                session,
+                kind="x",
+                key=f"copy{n}",
+                external_id=str(10 + n),
+                display_name=f"copy{n}",
+                now=NOW,
+            )
+            for n in range(6)
+        ]
+        await sources.subscribe(session, chat_id=1, source_id=first, now=NOW)
+        for source_id in copies[1:5]:
+            await sources.subscribe(session, chat_id=1, source_id=source_id, now=NOW)
+        await sources.set_board(session, source_id=copies[5], on=True)
+        repost = SOFTWARE.replace("https://jobs.acme.fr/1", "https://t.co/xyz #job @acme")
+        await _store(
+            session,
+            (first, _post("1", "acme", SOFTWARE)),
+            *(
+                (source_id, _post(str(20 + n), f"copy{n}", repost))
+                for n, source_id in enumerate(copies)
+            ),
+        )
+    async with sessions() as session:
+        claimed = await outbox.claim(
+            session, now=NOW, lease_until=NOW + timedelta(minutes=1), limit=10
+        )
+    assert len(claimed) == 1
+    assert [credit.author for credit in claimed[0].also] == ["copy1", "copy2", "copy3"]
 
 
 async def test_job_boards_are_polled_only_while_someone_follows_a_category(sessions) -> None:
@@ -1150,7 +1194,8 @@ async def test_an_account_is_one_source_whatever_handle_it_is_followed_by(sessio
             session, kind="x", key="alice", external_id="8", display_name="Alice", now=NOW
         )
         assert newcomer != first
-        assert (await session.get(Source, first)).key == f"#{first}"  # type: ignore[union-attr]
+        vacated = await session.get(Source, first)
+        assert vacated is not None and vacated.key == f"#{first}"
         again = await sources.ensure_source(
             session, kind="x", key="alice_old", external_id="7", display_name="alice_old", now=NOW
         )

@@ -203,3 +203,26 @@ def test_a_long_reply_of_astral_characters_is_cut_into_messages_telegram_accepts
     assert "\n".join(parts).splitlines() == lines
     for part in parts:
         assert telegram_length(parse_telegram_html(part)) <= MESSAGE_LIMIT
+
+
+def test_feed_names_are_cleaned_shortened_and_credits_capped() -> None:
+    """Feed titles are their owners' to choose: a message shows at most three other sources,
+    each on one line, without bidi overrides, zero-width or control characters, shortened;
+    the offer itself still fits and shows."""
+    from storage.outbox import Credit
+
+    hostile = "📰 \u202eevil\u200b\u2066 title\x07\n" + "x" * 240
+    also = [Credit(f"{hostile} {n}", f"https://feed{n}.example/1") for n in range(19)]
+    html_text = render_offer(
+        EN, author=hostile, text="Python developer, Lyon", url="https://x.com/a/1", also=also
+    )
+    plain = parse_telegram_html(html_text)
+    assert telegram_length(plain) <= MESSAGE_LIMIT
+    assert "Python developer, Lyon" in plain
+    header = plain.split("\n")[0]
+    assert header.count("📰 evil title") == 4  # the offer's own feed and three credits
+    assert not any(c in plain for c in "\u202e\u200b\u2066\x07")
+    assert header.count("…") == 4
+    assert "👩‍💻" in parse_telegram_html(
+        render_offer(EN, author="📰 Dev 👩‍💻 jobs", text="Offer", url="https://x.com/a/1")
+    )
