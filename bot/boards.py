@@ -27,7 +27,8 @@ def load_boards(path: Path) -> Boards:
     """The handles and feeds listed in a boards file; ValueError with a clear message when
     malformed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved with a byte-order mark (as some Windows editors do) is read.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 X_KIND = "x"
 RESOLVE_CONCURRENCY = 5
+LOOKUP_TTL_SECONDS = 600.0
 MISS_TTL_SECONDS = 86_400.0  # a handle X says does not exist costs nothing again for a day
 SUSPENDED_TTL_SECONDS = 600.0
 LOOKUP_CACHE_SIZE = 10_000
@@ -156,9 +157,7 @@ class Follows:
             )
 
     def _remember(self, key: str, outcome: Account | SourceError) -> None:
-        # An account found is not remembered: once followed the database knows it, and a
-        # handle can change hands (a remembered id would follow the account that left it).
-        if isinstance(outcome, AccountNotFound | AccountSuspended):
+        if isinstance(outcome, Account | AccountNotFound | AccountSuspended):
             if len(self._recent) >= LOOKUP_CACHE_SIZE:
                 self._recent.clear()
             self._recent[key] = (time.monotonic(), outcome)
@@ -168,7 +167,13 @@ class Follows:
         if entry is None:
             return None
         at, outcome = entry
-        ttl = MISS_TTL_SECONDS if isinstance(outcome, AccountNotFound) else SUSPENDED_TTL_SECONDS
+        ttl = (
+            LOOKUP_TTL_SECONDS
+            if isinstance(outcome, Account)
+            else MISS_TTL_SECONDS
+            if isinstance(outcome, AccountNotFound)
+            else SUSPENDED_TTL_SECONDS
+        )
         if time.monotonic() - at > ttl:
             del self._recent[key]
             return None
@@ -177,6 +182,14 @@ class Follows:
     async def _resolve(self, handle: str) -> Account | SourceError:
         key = handle.lower()
         remembered = self._recall(key)
+        if isinstance(remembered, Account):
+            # A handle can change hands: once the database knows the account under another
+            # handle (a lookup by id told it so since), what was remembered is stale.
+            async with self._sessions() as session:
+                now_known_as = await sources.account_key(session, remembered.external_id)
+            if now_known_as not in (None, key):
+                del self._recent[key]
+                remembered = None
         if remembered is not None:
             return remembered
         pending = self._lookups.get(key)
@@ -487,7 +500,21 @@ class Follows:
             feed_ids.append(found)
         accounts: list[tuple[str, str, str]] = []
         if self._x is not None:
-            outcomes = [await self._resolve(handle) for handle in boards.accounts]
+            # What the database knows is not looked up again (each lookup is billed): only
+            # boards new to it, or gone, are.
+            async with self._sessions() as session:
+                listed = await sources.find_sources(
+                    session, X_KIND, [h.lower() for h in boards.accounts]
+                )
+            known = {
+                k: Account(i.external_id, i.display_name, i.display_name)
+                for k, i in listed.items()
+                if not i.gone
+            }
+            outcomes = [
+                known.get(handle.lower()) or await self._resolve(handle)
+                for handle in boards.accounts
+            ]
             if any(
                 not isinstance(o, Account | AccountNotFound | AccountSuspended) for o in outcomes
             ):

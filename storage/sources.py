@@ -159,6 +159,15 @@ async def _ensure_account(
     return source.id
 
 
+async def account_key(session: AsyncSession, external_id: str) -> str | None:
+    """The key (handle) of the live source of an X account, None when there is none."""
+    return await session.scalar(
+        select(Source.key).where(
+            Source.kind == X_KIND, Source.external_id == external_id, not_(Source.gone)
+        )
+    )
+
+
 async def _account(session: AsyncSession, external_id: str) -> Source | None:
     """The source of an X account by id (its live one, else the one it had before it was
     gone; a unique index allows one live source per account)."""

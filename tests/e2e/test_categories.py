@@ -108,6 +108,29 @@ async def test_job_boards_feed_category_followers_without_anyone_following_them(
     assert len(user.received()) == 2
 
 
+async def test_a_boards_file_with_a_byte_order_mark_is_read_and_known_boards_cost_no_lookup(
+    stack: Stack,
+) -> None:
+    """Some editors save UTF-8 with a byte-order mark; and a restart reads the boards the
+    database knows instead of looking each one up again (X bills every lookup)."""
+    stack.x.add_user("emploi_board")
+    boards = stack.workdir / "boards.toml"
+    boards.write_text('accounts = ["@emploi_board"]\n', encoding="utf-8-sig")
+    assert boards.read_bytes().startswith(b"\xef\xbb\xbf")
+    stack.bot.env["BOARDS_FILE"] = str(boards)
+    await stack.bot.start()
+    await eventually(lambda: "job boards: 1 account(s)" in stack.bot.log, 15, "the board saved")
+    assert stack.x.request_count("/2/users/by/username") == 1
+    await stack.bot.stop()
+    await stack.bot.start()
+    user = stack.user("fr")
+    assert "Vous suivez maintenant la catégorie RH" in await user.ask("/follow rh")
+    await x_reads(stack.x, "emploi_board", count=1)
+    stack.x.add_post("emploi_board", HR)
+    assert HR in (await user.wait_for(2))[1]
+    assert stack.x.request_count("/2/users/by/username") == 1
+
+
 async def test_a_stranger_s_own_source_never_reaches_category_followers(stack: Stack) -> None:
     """The bot is public: following your own account (or feed) and posting an offer-shaped
     text with a link of your choice must not reach every follower of `software`. Only curated
