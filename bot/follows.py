@@ -179,9 +179,10 @@ class Follows:
             return None
         return outcome
 
-    async def _resolve(self, handle: str) -> Account | SourceError:
+    async def _resolve(self, handle: str, *, fresh: bool = False) -> Account | SourceError:
+        """The account a handle names now (`fresh`: asking X, not what was remembered)."""
         key = handle.lower()
-        remembered = self._recall(key)
+        remembered = None if fresh else self._recall(key)
         if isinstance(remembered, Account):
             # A handle can change hands: once the database knows the account under another
             # handle (a lookup by id told it so since), what was remembered is stale.
@@ -262,7 +263,7 @@ class Follows:
 
         async def bounded(handle: str) -> Account | SourceError:
             async with semaphore:
-                return await self._resolve(handle)
+                return await self._resolve(handle, fresh=handle in doubtful)
 
         to_resolve += doubtful
         resolved = dict(

@@ -279,7 +279,9 @@ class Poller:
         by_handle = {m.display_name.lower(): m for m in members}
         posts: dict[int, list[Post]] = {m.source_id: [] for m in members}
         renamed: dict[int, str] = {}
-        for post in sorted((p for b in batches for p in b.posts), key=lambda p: int(p.external_id)):
+        # Two searches can bring one post (a member under a handle another account took).
+        unique = {p.external_id: p for b in batches for p in b.posts}
+        for post in sorted(unique.values(), key=lambda p: int(p.external_id)):
             member = by_author.get(post.author_id)
             if member is None:
                 # The handle now belongs to another account: not the one followed, which
@@ -297,6 +299,11 @@ class Poller:
         # own cursor and the newest post seen, which is now every member's cursor.
         newest = max(int(b.cursor or 0) for b in batches)
         cursors = {m.source_id: str(max(newest, sinces[m.source_id])) for m in members}
+        # Except a member whose handle another account took: it was not read at all (its
+        # posts are under a handle a lookup by id tells), so it keeps its cursor.
+        for member in members:
+            if member.source_id in self._suspects or member.key.startswith(VACATED):
+                cursors[member.source_id] = str(sinces[member.source_id])
         batch = Batch(
             posts=[],
             cursor=str(newest),
