@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'()]+"
@@ -240,6 +240,43 @@ class Analysis:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the vocabulary reads in a post (the learned reader's signals, and the tags)."""
+
+    words: list[Token]
+    score: float  # the offer score (`is_offer` from `threshold` up)
+    is_offer: bool
+    role: bool  # a job title (in the singular)
+    title: bool  # ... among the first words
+    categories: tuple[str, ...]  # the categories the vocabulary gives it, offer or not
+    category_scores: Mapping[str, float]
+    contracts: tuple[str, ...]
+    work_mode: str | None
+    city: str | None
+    apply_url: str | None
+    salary: bool
+    joke: bool
+
+
+class Reader(Protocol):
+    """A learned reader of offers (`bot/reader.py`)."""
+
+    def read(self, text: str, rules: Rules) -> Verdict:
+        """Whether a post is an offer and its categories."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A learned reader's answer: the probability that a post is an offer, whether that is
+    above the reader's threshold, and the categories it is confident of."""
+
+    offer: float
+    is_offer: bool
+    categories: tuple[str, ...]
+
+
 class CatalogueError(ValueError):
     """A vocabulary file that cannot be used; the message names the file and the entry."""
 
@@ -265,7 +302,9 @@ class Catalogue:
         categories: Mapping[str, Any],
         signals: Mapping[str, Any],
         cities: Mapping[str, Any],
+        reader: Reader | None = None,
     ) -> None:
+        self.reader = reader
         self._effects: dict[tuple[str, ...], _Effect] = {}
         self.categories: dict[str, Category] = {}
         self.contracts: dict[str, Facet] = {}
@@ -443,8 +482,9 @@ class Catalogue:
         kept.sort(key=lambda m: m[0])
         return kept
 
-    def analyse(self, text: str) -> Analysis:
-        """Read one post."""
+    def rules(self, text: str) -> Rules:
+        """What the vocabulary reads in one post: its offer score and signals, the score of
+        each category, the tags (contracts, work mode, city, apply link)."""
         words = tokens(text, self._known_words)
         matches = self._matches(words)
         score = 0.0
@@ -487,15 +527,16 @@ class Catalogue:
         # The job's place: the first city named after "à", "in", "based in" ..., else the first.
         city = next((c for after, c in cities if after), cities[0][1] if cities else None)
         apply_url = first_url(text)
+        salary = bool(_SALARY_RE.search(strip_links(text)))
+        joke = bool(_JOKE_RE.search(text))
         score += self.role_weight if role else 0.0
         score += self.title_weight if title else 0.0
         score += max((self._facet_weights[("contract", c)] for c in contracts), default=0.0)
         score += max((self._facet_weights[("mode", m)] for m in modes), default=0.0)
         score += self.link_weight if apply_url else 0.0
         score += self.city_weight if city else 0.0
-        score += self.salary_weight if _SALARY_RE.search(strip_links(text)) else 0.0
-        score += self.joke_weight if _JOKE_RE.search(text) else 0.0
-        is_offer = score >= self.threshold
+        score += self.salary_weight if salary else 0.0
+        score += self.joke_weight if joke else 0.0
         for contract in contracts:
             if contract in self._contract_categories:
                 derived = self._contract_categories[contract]
@@ -504,22 +545,48 @@ class Catalogue:
         categories = tuple(
             slug
             for slug in self.categories
-            if is_offer
-            and category_scores.get(slug, 0.0)
+            if category_scores.get(slug, 0.0)
             >= (CATEGORY_THRESHOLD if slug in titled else KEYWORDS_ONLY_THRESHOLD)
         )
-        work_mode = _work_mode(modes)
-        norms = [w.norm for w in words]
+        return Rules(
+            words=words,
+            score=score,
+            is_offer=score >= self.threshold,
+            role=role,
+            title=title,
+            categories=categories,
+            category_scores=category_scores,
+            contracts=tuple(contracts),
+            work_mode=_work_mode(modes),
+            city=city,
+            apply_url=apply_url,
+            salary=salary,
+            joke=joke,
+        )
+
+    def analyse(self, text: str) -> Analysis:
+        """Read one post: whether it is an offer and its categories by the learned reader
+        (`bot/reader.py`, fed the vocabulary's signals), by the vocabulary alone when no model
+        is loaded; its tags by the vocabulary."""
+        rules = self.rules(text)
+        if self.reader is not None:
+            verdict = self.reader.read(text, rules)
+            is_offer, score, categories = verdict.is_offer, verdict.offer, verdict.categories
+        else:
+            is_offer, score, categories = rules.is_offer, rules.score, rules.categories
+        categories = categories if is_offer else ()
+        contracts, work_mode = rules.contracts, rules.work_mode
+        norms = [w.norm for w in rules.words]
         body = tuple(self._body(text))
         facets = self._facet_words(categories, contracts, work_mode)
         return Analysis(
             is_offer=is_offer,
             score=score,
             categories=categories,
-            contracts=tuple(contracts) if is_offer else (),
+            contracts=contracts if is_offer else (),
             work_mode=work_mode if is_offer else None,
-            city=city if is_offer else None,
-            apply_url=apply_url if is_offer else None,
+            city=rules.city if is_offer else None,
+            apply_url=rules.apply_url if is_offer else None,
             # One story is one reading: a post read as another kind of offer is another story.
             fingerprint=self._fingerprint(body, f"{is_offer} {' '.join(categories)}"),
             search_text=" " + " ".join([*norms, "|", *facets]) + " ",
