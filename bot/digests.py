@@ -87,6 +87,9 @@ class DigestWorker:
                 session, chat.chat_id, window_start(chat.policy, now) - timedelta(days=1)
             )
             week = week_stats(chat.policy, now, facts)
+            # A summary still waiting (held by a pause, or for a chat that went quiet) is
+            # replaced, not stacked: back from 60 days of pause, one summary, the last week's.
+            await outbox.drop_unsent_notices(session, chat_id=chat.chat_id, code="weekly")
             # The summary and its "sent this week" mark are written together: once only.
             await outbox.enqueue_notice(
                 session,
