@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from functools import cache
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 
@@ -150,16 +150,51 @@ def parse_duration(word: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+# The areas of the IANA database's Area/City names. The zoneinfo directory holds other files
+# too: the host's own zone (`localtime`, which may not load on another host), files that are no
+# place (`posixrules`, `Factory`), copies under `posix/` and `right/`, and old aliases
+# (`US/Pacific`, `Etc/GMT+5`): a chat's zone is one of these areas' places, or UTC.
+ZONE_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Arctic",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+MAX_ZONE_LENGTH = 40  # the longest, America/Argentina/ComodRivadavia, has 32 characters
+_ZONE_RE = re.compile(r"^[A-Za-z]+(?:/[A-Za-z_-]+){1,2}$")
+
+
 @cache
 def _zones() -> dict[str, str]:
-    return {name.lower(): name for name in available_timezones()}
+    names = {"UTC"} | {
+        name
+        for name in available_timezones()
+        if _ZONE_RE.match(name) and name.split("/", 1)[0] in ZONE_AREAS
+    }
+    return {name.lower(): name for name in names}
 
 
 def parse_timezone(word: str) -> str:
-    """An IANA zone name (`Europe/Paris`, any case) -> its canonical spelling."""
-    name = _zones().get(word.strip().lower())
+    """An IANA Area/City zone (`Europe/Paris`, any case) or `UTC` -> its canonical spelling;
+    the zone must load on this host. Raises ArgumentError("timezone")."""
+    word = word.strip()
+    if len(word) > MAX_ZONE_LENGTH:  # refused before it is looked up
+        raise ArgumentError("timezone")
+    name = _zones().get(word.lower())
     if name is None:
         raise ArgumentError("timezone")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ArgumentError("timezone") from None
     return name
 
 

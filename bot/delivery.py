@@ -25,6 +25,7 @@ from telegram.error import NetworkError, TelegramError
 
 from bot.clock import Clock
 from bot.i18n import translator
+from bot.isolation import ChatFailures
 from bot.keyboards import offer_keyboard
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
@@ -34,12 +35,15 @@ from storage import chats, digests, outbox
 from storage.db import Sessions
 from storage.models import DeliveryKind
 from storage.outbox import ClaimedDelivery
-from storage.settings import load_settings, pushed_since, pushed_since_many
+from storage.settings import ChatSettings, load_settings, pushed_since, pushed_since_many
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = timedelta(minutes=10)
 NOTICE_RECHECK = timedelta(minutes=5)
+# A chat whose settings cannot be used (its stored time zone does not load) is tried again
+# this often; meanwhile its rows wait and every other chat's go on.
+UNUSABLE_CHAT_RETRY = timedelta(minutes=5)
 # A group or channel gets at most this many messages per round, and a round a minute at
 # most: offers ready meanwhile are merged, so a club gets a calm feed and Telegram's
 # 20 messages a minute per group is never reached.
@@ -119,6 +123,7 @@ class Sender:
         self._probe: asyncio.Task[None] | None = None
         # Rows of the current batch another sender claimed after this one's lease ran out.
         self._lost: set[int] = set()
+        self._failures = ChatFailures(log, "preparing the messages")
 
     def stop(self) -> None:
         """Finish the messages in flight, hand the rest back to the outbox, claim no more."""
@@ -143,25 +148,33 @@ class Sender:
                 settings = await load_settings(
                     session, sorted({r.chat_id for r in rows}), default_limit=self._default_limit
                 )
+                starts, unusable = self._day_starts(rows, settings, now)
                 # Today's pushes of every private chat with an offer in the batch, in one
                 # query rather than one per chat (a chat's rows are never claimed by two
                 # senders at once, so the count cannot move before its rows are sent).
                 pushed = await pushed_since_many(
                     session,
                     {
-                        r.chat_id: day_start(settings[r.chat_id].policy, now)
+                        r.chat_id: starts[r.chat_id]
                         for r in rows
                         if r.kind is DeliveryKind.OFFER
                         and not r.shared_chat
-                        and r.chat_id in settings
+                        and r.chat_id in starts
                     },
                 )
             if not rows:
                 return sent
+            self._lost = set()
+            if unusable:
+                await self._release(
+                    [r for r in rows if r.chat_id in unusable],
+                    "the chat's time zone cannot be loaded",
+                    at=now + UNUSABLE_CHAT_RETRY,
+                )
+                rows = [r for r in rows if r.chat_id not in unusable]
             by_chat: dict[int, list[ClaimedDelivery]] = defaultdict(list)
             for row in rows:
                 by_chat[row.chat_id].append(row)
-            self._lost = set()
             keeping = asyncio.create_task(self._keep_leases(rows))
             try:
                 results = await asyncio.gather(
@@ -179,6 +192,33 @@ class Sender:
                 await asyncio.gather(keeping, return_exceptions=True)
             sent += sum(results)
         return sent
+
+    def _day_starts(
+        self, rows: list[ClaimedDelivery], settings: dict[int, ChatSettings], now: datetime
+    ) -> tuple[dict[int, datetime], set[int]]:
+        """Each chat's local midnight, where its daily count starts; the chats whose settings
+        cannot be used (a stored time zone this host cannot load) are left out, and named
+        apart: their rows wait, the others' go on."""
+        starts: dict[int, datetime] = {}
+        unusable: set[int] = set()
+        for chat_id in dict.fromkeys(row.chat_id for row in rows):
+            chat = settings.get(chat_id)
+            if chat is None:
+                continue
+            try:
+                # (the chat's zone is loaded here: every later local time of the chat works)
+                starts[chat_id] = day_start(chat.policy, now)
+            except Exception as exc:
+                unusable.add(chat_id)
+                self._failures.failed(
+                    chat_id,
+                    exc,
+                    f"its time zone {chat.policy.timezone!r} cannot be used: its messages wait "
+                    f"and are tried again every {UNUSABLE_CHAT_RETRY}",
+                )
+            else:
+                self._failures.recovered(chat_id)
+        return starts, unusable
 
     async def _keep_leases(self, rows: list[ClaimedDelivery]) -> None:
         """Renew the batch's leases every third of a lease while it is being sent (a batch
@@ -217,7 +257,14 @@ class Sender:
             log.exception(
                 "sending to chat %s failed; its rows go back to the queue", rows[0].chat_id
             )
-            await self._release([r for r in rows if r.delivery_id not in settled], "sender error")
+            # Later, and later each time: an error that comes back at every try must not keep
+            # the sender busy with this chat (a transient one is over in a second).
+            backoff = min(2 ** (rows[0].attempts - 1), MAX_RETRY_DELAY.total_seconds())
+            await self._release(
+                [r for r in rows if r.delivery_id not in settled],
+                "sender error",
+                at=self._clock.now() + timedelta(seconds=backoff),
+            )
             return 0
 
     async def _send_rows(
@@ -384,15 +431,18 @@ class Sender:
             await self._settle(row, first.chat_id, result, attempted_at)
         return result.outcome
 
-    async def _release(self, rows: list[ClaimedDelivery], reason: str) -> None:
-        """Give rows back to the queue, except those another sender took over meanwhile."""
+    async def _release(
+        self, rows: list[ClaimedDelivery], reason: str, *, at: datetime | None = None
+    ) -> None:
+        """Give rows back to the queue, due again `at` (now by default), except those another
+        sender took over meanwhile."""
         rows = [row for row in rows if row.delivery_id not in self._lost]
         if not rows:
             return
-        now = self._clock.now()
+        due = at or self._clock.now()
         async with self._sessions.begin() as session:
             for row in rows:
-                await outbox.retry_later(session, delivery_id=row.delivery_id, at=now, error=reason)
+                await outbox.retry_later(session, delivery_id=row.delivery_id, at=due, error=reason)
 
     async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
         """Send one row and record its outcome before any other outbox send may leave."""

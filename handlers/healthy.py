@@ -380,9 +380,9 @@ async def timezone(update: Update, context: Context) -> None:
         await call.reply(
             update,
             t.gettext(
-                "Unknown time zone. Use an IANA name such as <code>Europe/Paris</code>, "
-                "<code>Africa/Abidjan</code> or <code>America/Montreal</code>. "
-                "Nothing was changed."
+                "Unknown time zone. Give an Area/City of the IANA time zone database, such "
+                "as <code>Europe/Paris</code>, <code>Africa/Abidjan</code> or "
+                "<code>America/Montreal</code> (or <code>UTC</code>). Nothing was changed."
             ),
         )
         return

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -458,6 +458,23 @@ async def enqueue_notice(
             for chat_id in chat_ids
         ],
     )
+
+
+async def drop_unsent_notices(session: AsyncSession, *, chat_id: int, code: str) -> int:
+    """Delete a chat's service messages of this kind (payload `code`) not sent yet, waiting
+    or being put off by a sender; how many. A newer one replaces them: a chat back from a
+    long pause gets one weekly summary, not one a week."""
+    rows = await session.execute(
+        select(Delivery.id, Delivery.payload).where(
+            Delivery.chat_id == chat_id,
+            Delivery.kind == DeliveryKind.NOTICE,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        )
+    )
+    ids = [i for i, payload in rows if isinstance(payload, dict) and payload.get("code") == code]
+    if ids:
+        await session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+    return len(ids)
 
 
 async def subscriber_ids(session: AsyncSession, source_id: int) -> list[int]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from storage.db import create_engine
-from tests.e2e.harness import eventually, x_reads
+from storage.models import Chat
+from tests.e2e.harness import eventually, eventually_async, x_reads
 from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
 
 
@@ -404,6 +405,52 @@ async def test_a_paused_chat_gets_its_weekly_summary_only_after_the_pause(
             15,
             "the summary after the pause",
         )
+
+
+async def test_a_sixty_day_pause_ends_with_one_weekly_summary_for_the_last_week(
+    database_url: str,
+) -> None:
+    first = recent_paris(time(8, 0), days_ago=70).astimezone(PARIS).date()
+    first -= timedelta(days=first.weekday())  # a Monday
+
+    def paris(days: int, at: time) -> datetime:  # (the pause may cross a change of hour)
+        return datetime.combine(first + timedelta(days=days), at, tzinfo=PARIS).astimezone(UTC)
+
+    async with live_bot(database_url, paris(0, time(8, 0))) as live:
+        user = await _follower(live)
+        live.x.add_post("acme_jobs", "Offer before the pause")
+        await eventually(lambda: len(_offers(user)) == 1, 15, "a push")
+        assert "Paused until" in await user.ask("/pause 60d")
+        # Nine Mondays at 09:00 during the pause, each after a week with an offer (held).
+        for week in range(9):
+            if week:
+                live.advance_to(paris(7 * week - 1, time(8, 0)))  # the Sunday before
+                live.x.add_post("acme_jobs", f"Offer of week {week}")
+                await live.quiet("acme_jobs")
+            if week == 8:  # something the last week's summary tells apart from the others
+                await user.ask("/quiet 22:00-07:00")
+            live.advance_to(paris(7 * week, time(9, 0)))
+            await _weekly_summary_written(live, user.chat_id, after=live.clock.now())
+        assert not any("Your week" in t for t in user.texts())
+        live.advance_to(paris(60, time(9, 0)))  # the pause is over
+        await eventually(lambda: len(_digests(user)) == 1, 15, "the catch-up digest")
+        await live.ticks()
+        summaries = [t for t in user.texts() if "Your week with jobrelay" in t]
+        assert len(summaries) == 1, summaries
+        assert "Quiet hours kept: 22:00–07:00" in summaries[0]  # the last week's
+        assert "Offers received: 0" in summaries[0]
+        assert all(f"Offer of week {week}" in _digests(user)[0] for week in range(1, 9))
+
+
+async def _weekly_summary_written(live: Live, chat_id: int, after: datetime) -> None:
+    """Wait until the bot has marked this week's summary of the chat as written."""
+
+    async def written() -> bool:
+        async with live.db.engine.connect() as connection:
+            last = await connection.scalar(select(Chat.last_weekly_at).where(Chat.id == chat_id))
+        return last is not None and last.replace(tzinfo=UTC) >= after - timedelta(seconds=1)
+
+    await eventually_async(written, 15, "the weekly summary to be written")
 
 
 async def test_in_a_group_only_the_asker_can_confirm_forget(database_url: str) -> None:

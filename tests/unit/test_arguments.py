@@ -12,6 +12,7 @@ from bot.arguments import (
     parse_follow_words,
     parse_handle,
     parse_handles,
+    parse_timezone,
     parse_weekly,
 )
 from bot.classify import catalogue, phrase_key
@@ -149,3 +150,36 @@ def test_a_web_address_without_its_scheme_is_a_feed_address() -> None:
     ]
     assert words.handles == ["acme_jobs"]
     assert words.unknown == ["node.js"]  # a skill, not a site: no request is made for it
+
+
+def test_time_zones_are_area_city_names_or_utc_in_any_case() -> None:
+    assert parse_timezone("Europe/Paris") == "Europe/Paris"
+    assert parse_timezone(" asia/tokyo ") == "Asia/Tokyo"
+    assert parse_timezone("america/argentina/buenos_aires") == "America/Argentina/Buenos_Aires"
+    assert parse_timezone("America/Port-au-Prince") == "America/Port-au-Prince"
+    assert parse_timezone("utc") == "UTC"
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "localtime",  # the host's own zone: another host may not have it
+        "posixrules",
+        "Factory",
+        "posix/Europe/Paris",
+        "right/Europe/Paris",
+        "../../../../etc/passwd",
+        "Europe/../Asia/Tokyo",
+        "/usr/share/zoneinfo/Europe/Paris",
+        "US/Pacific",  # old aliases: the Area/City name is the one to give
+        "Etc/GMT+5",
+        "CET",
+        "Mars/Olympus",
+        "Europe/Paris/" + "x" * 40,
+        "Europe/Paris\x00",
+        "",
+    ],
+)
+def test_other_zone_names_are_refused(word: str) -> None:
+    with pytest.raises(ArgumentError):
+        parse_timezone(word)
