@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench bench-categories clean
+.PHONY: help install run migrate sandbox test lint typecheck pytest postgres lock catalogs bench bench-categories model clean
 
 help:
 	@echo "make run      install, then migrate and run the bot (the sandbox, on its own database, when TELEGRAM_BOT_TOKEN is unset)"
@@ -15,6 +15,7 @@ help:
 	@echo "make catalogs extract messages into the translation catalogs"
 	@echo "make bench    the engine benchmarks (delivery, fan-out, latency, commands, memory, X and feed polling)"
 	@echo "make bench-categories  precision and recall of offer detection and categories"
+	@echo "make model   train the offer reader (bot/data/reader.json.gz) from tests/data"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "jobrelay needs Python >= 3.11"; exit 1; }
@@ -84,6 +85,11 @@ bench: install postgres
 bench-categories: install
 	$(BIN)/python -m bench.categories
 	$(BIN)/python -m bench.categories --corpus tests/data/holdout.jsonl
+
+# The learned offer reader, trained on every corpus of tests/data but the frozen test set
+# (deterministic: the same data gives the same file).
+model: install
+	$(BIN)/python -m tools.train_reader
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,7 +1,9 @@
 """Offer detection and categories measured on the labelled corpus (tests/data/posts.jsonl).
 
-    python -m bench.categories            # the table, as printed in BENCHMARKS.md
-    python -m bench.categories --errors   # every post the classifier got wrong, to study them
+    python -m bench.categories                  # the learned reader: frozen test set, 5-fold CV
+    python -m bench.categories --corpus FILE    # one corpus, as the bot reads it
+    python -m bench.categories --corpus FILE --rules   # ... by the vocabulary alone
+    python -m bench.categories --corpus FILE --errors  # every post read wrong, to study them
 
 Prints precision and recall of offer detection and of each category, the accuracy of the
 contract / work-mode / city tags on the offers, and the time to classify one post.
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.classify import Analysis, catalogue
+from bot.classify import Analysis, Catalogue, catalogue
 from bot.polling import read
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "posts.jsonl"
@@ -41,6 +43,7 @@ class Post:
     contract: frozenset[str]
     work_mode: str | None
     city: str | None
+    kind: str = ""
 
 
 def load(path: Path = CORPUS) -> list[Post]:
@@ -59,6 +62,7 @@ def load(path: Path = CORPUS) -> list[Post]:
                     frozenset(raw["contract"]),
                     raw["work_mode"],
                     raw["city"],
+                    raw.get("kind", ""),
                 )
             )
     return posts
@@ -99,9 +103,12 @@ def _same_city(a: str | None, b: str | None) -> bool:
     return norm(a) == norm(b)
 
 
-def evaluate(posts: list[Post]) -> tuple[dict[str, Score], dict[str, float], list[str]]:
-    """Scores per decision, tag accuracies and a line per mistake."""
-    cat = catalogue()
+def evaluate(
+    posts: list[Post], cat: Catalogue | None = None
+) -> tuple[dict[str, Score], dict[str, float], list[str]]:
+    """Scores per decision, tag accuracies and a line per mistake (`cat`: the shipped
+    catalogue, with its learned reader, by default)."""
+    cat = cat or catalogue()
     scores: dict[str, Score] = {"offer": Score()}
     for slug in cat.categories:
         scores[slug] = Score()
@@ -174,10 +181,103 @@ def stories(posts: list[Post]) -> tuple[int, int, int, int]:
     return found, len(offers), merged, len(texts) * (len(texts) - 1) // 2
 
 
-def report(posts: list[Post]) -> str:
+def table(scores: dict[str, Score]) -> list[str]:
+    """Precision and recall of each decision, as a Markdown table."""
+    lines = ["| decision | support | precision | recall |", "|---|---:|---:|---:|"]
+    for name, score in scores.items():
+        support = score.tp + score.fn
+        mark = " (required)" if name in REQUIRED else ""
+        lines.append(f"| {name}{mark} | {support} | {score.precision:.3f} | {score.recall:.3f} |")
+    return lines
+
+
+def by_kind(posts: list[Post], cat: Catalogue | None = None) -> list[str]:
+    """Offer-detection mistakes grouped by the kind of post (the labels' `kind`), worst
+    share first, as a Markdown table."""
+    cat = cat or catalogue()
+    seen: dict[str, int] = {}
+    wrong: dict[str, int] = {}
+    for post in posts:
+        kind = post.kind or "unlabelled"
+        seen[kind] = seen.get(kind, 0) + 1
+        wrong[kind] = wrong.get(kind, 0) + (cat.analyse(post.text).is_offer != post.offer)
+    lines = ["| kind | posts | offer detection wrong |", "|---|---:|---:|"]
+    for kind in sorted(seen, key=lambda k: (-wrong[k] / seen[k], k)):
+        lines.append(f"| {kind} | {seen[kind]} | {wrong[kind]} |")
+    return lines
+
+
+def rules_only() -> Catalogue:
+    """The shipped vocabulary without the learned reader (the rules alone)."""
+    from tools.train_reader import rules_catalogue
+
+    return rules_catalogue()
+
+
+def cross_validation(posts: list[Post], folds: int = 5) -> dict[str, Score]:
+    """Scores of readers trained as `make model` trains, on 4/5 of `posts`, each measured on
+    the fifth it did not see (thresholds chosen inside each training part)."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from tools.train_reader import SEED, Labelled, reader_of, train
+
+    vocabulary = rules_only()
+    labelled = [Labelled(p.id, p.text, p.offer, p.categories, p.kind) for p in posts]
+    total: dict[str, Score] = {"offer": Score(), **{c: Score() for c in vocabulary.categories}}
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    for part, held in splits.split(np.zeros(len(posts)), [p.offer for p in posts]):
+        vocabulary.reader = None
+        reader = reader_of(train([labelled[i] for i in part], vocabulary), vocabulary)
+        vocabulary.reader = reader
+        scores, _, _ = evaluate([posts[i] for i in held], vocabulary)
+        for name, score in scores.items():
+            total[name].tp += score.tp
+            total[name].fp += score.fp
+            total[name].fn += score.fn
+    vocabulary.reader = None
+    return total
+
+
+def learned_report(test: Path, training: list[Path]) -> str:
+    """The learned reader on the frozen test set, and in 5-fold cross-validation on the
+    training posts; errors by kind on the test set; the time per post."""
+    frozen = load(test)
+    rest = [post for path in training for post in load(path)]
+    scores, accuracy, _ = evaluate(frozen)
+    mean, p99 = timing(frozen, rounds=5)
+    rules_mean, rules_p99 = timing(frozen, rounds=5, work=rules_only().analyse)
+    french = sum(p.lang == "fr" for p in frozen)
+    return "\n".join(
+        [
+            f"Frozen test set ({test.name}): {len(frozen)} posts ({french} French), "
+            f"{sum(p.offer for p in frozen)} offers; never used for training or tuning.",
+            "",
+            *table(scores),
+            "",
+            "Tags on its offers (exact match): "
+            + ", ".join(f"{name} {value:.1%}" for name, value in accuracy.items())
+            + ".",
+            "",
+            "Offer detection on the test set, by kind of post:",
+            "",
+            *by_kind(frozen),
+            "",
+            f"5-fold cross-validation on the {len(rest)} training posts:",
+            "",
+            *table(cross_validation(rest)),
+            "",
+            f"Reading one post (learned reader, with the vocabulary's signals and tags): mean "
+            f"{mean:.0f} µs, p99 {p99:.0f} µs; the vocabulary alone: mean {rules_mean:.0f} µs, "
+            f"p99 {rules_p99:.0f} µs.",
+        ]
+    )
+
+
+def report(posts: list[Post], cat: Catalogue | None = None) -> str:
     """The Markdown table of BENCHMARKS.md."""
-    scores, accuracy, _ = evaluate(posts)
-    mean, p99 = timing(posts)
+    scores, accuracy, _ = evaluate(posts, cat)
+    mean, p99 = timing(posts, work=cat.analyse if cat else None)
     read_mean, read_p99 = timing(posts, rounds=5, work=read)
     found, reposts, merged, pairs = stories(posts)
     french = sum(p.lang == "fr" for p in posts)
@@ -185,13 +285,8 @@ def report(posts: list[Post]) -> str:
         f"Corpus: {len(posts)} posts ({french} French, {len(posts) - french} English), "
         f"{sum(p.offer for p in posts)} offers.",
         "",
-        "| decision | support | precision | recall |",
-        "|---|---:|---:|---:|",
+        *table(scores),
     ]
-    for name, score in scores.items():
-        support = score.tp + score.fn
-        mark = " (required)" if name in REQUIRED else ""
-        lines.append(f"| {name}{mark} | {support} | {score.precision:.3f} | {score.recall:.3f} |")
     lines += [
         "",
         "Tags on the offers (exact match): "
@@ -211,14 +306,25 @@ def main() -> int:
     """Print the table (or the mistakes with --errors)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--errors", action="store_true", help="list every mistake")
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--corpus", type=Path, default=None, help="one corpus, in full")
+    parser.add_argument(
+        "--rules", action="store_true", help="the vocabulary alone (a batch's blind figures)"
+    )
     args = parser.parse_args()
+    cat = rules_only() if args.rules else None
+    if args.corpus is None:
+        from tools.train_reader import TEST_SET, training_files
+
+        print(learned_report(TEST_SET, training_files()))
+        return 0
     posts = load(args.corpus)
     if args.errors:
-        for line in evaluate(posts)[2]:
+        for line in evaluate(posts, cat)[2]:
             print(line)
         return 0
-    print(report(posts))
+    print(report(posts, cat))
+    print()
+    print(*by_kind(posts, cat), sep="\n")
     return 0
 
 

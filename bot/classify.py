@@ -161,6 +161,22 @@ def phrase_key(text: str) -> tuple[str, ...]:
     return tuple(token.norm for token in tokens(text))
 
 
+_URL_SPLIT_RE = re.compile(r"[^0-9a-z]+")
+_URL_NOISE = frozenset({"http", "https", "www", "com", "fr", "org", "io", "co", "html", "php"})
+
+
+def url_words(text: str) -> list[str]:
+    """The words of a post's links ("careers.example.io/senior-ux-designer-lyon": careers,
+    example, senior, ux, designer, lyon), folded, without schemes, usual endings and numbers:
+    an offer's role is sometimes only in its link."""
+    return [
+        word
+        for url in _URL_RE.findall(text[:MAX_READ])
+        for word in _URL_SPLIT_RE.split(fold(url).lower())
+        if len(word) > 1 and not word.isdigit() and word not in _URL_NOISE
+    ]
+
+
 def first_url(text: str) -> str | None:
     """The first link of a text, without the punctuation that ends a sentence."""
     match = _URL_RE.search(text[:MAX_READ])
@@ -736,8 +752,13 @@ def _load(name: str) -> dict[str, Any]:
 
 @cache
 def catalogue() -> Catalogue:
-    """The catalogue shipped in `bot/data` (loaded once)."""
-    return Catalogue(_load("categories.toml"), _load("signals.toml"), _load("cities.toml"))
+    """The catalogue shipped in `bot/data`, with the learned reader when one is shipped
+    (`bot/data/reader.json.gz`; loaded once)."""
+    from bot import reader  # it reads what this module computes
+
+    shipped = Catalogue(_load("categories.toml"), _load("signals.toml"), _load("cities.toml"))
+    shipped.reader = reader.load(shipped.threshold)
+    return shipped
 
 
 def analyse(text: str) -> Analysis:

@@ -1,0 +1,216 @@
+"""The learned offer reader: whether a post is a job offer, and its categories (pure).
+
+A linear model (logistic regression, one per output: "offer", then one per category) over
+what a post says: its words and word pairs, character n-grams of its words (so "développeuse"
+is near "développeur", and a typo near the word), the words of its links ("/jobs/senior-ux-
+designer-lyon"), a few shapes (a question, its length), and the vocabulary's own reading
+(`bot.classify.Rules`: a job title, a contract, a salary, its score, its categories). Trained
+by `make model` (`tools/train_reader.py`, scikit-learn) on the labelled posts of `tests/data/`;
+what ships is `bot/data/reader.json.gz`: for each feature kept, its weight in each output.
+
+Features are named (`w:developpeur`), then hashed (CRC-32, stable across runs and machines)
+into BUCKETS slots; training and reading share `features()`, so they cannot disagree. The
+rows of the weight matrix are the slots some output gives a weight to; a post is read with one
+dictionary lookup per feature and one small matrix product (numpy): well under 1 ms.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.classify import Rules, Verdict, url_words
+
+MODEL_FILE = "reader.json.gz"
+FORMAT = 1
+BUCKETS = 1 << 20
+OFFER = "offer"
+CHAR_SIZES = (3, 4, 5)
+# A text feature weighs 1/sqrt(how many the post has): a long post is not surer for being long.
+_LENGTHS = ((5, "tiny"), (15, "short"), (40, "medium"), (100, "long"))
+_SCORE_LIMIT = 3.0
+
+
+def _length(words: int) -> str:
+    return next((name for limit, name in _LENGTHS if words <= limit), "very_long")
+
+
+def features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
+    """A post's named features and their values (`threshold`: the vocabulary's offer
+    threshold, so its score counts as how far above or below it the post is)."""
+    norms = [w.norm for w in rules.words]
+    words: dict[str, float] = {}
+    for norm in norms:
+        words[f"w:{norm}"] = 1.0
+        padded = f" {norm} "
+        for size in CHAR_SIZES:
+            for start in range(len(padded) - size + 1):
+                words[f"c:{padded[start : start + size]}"] = 1.0
+    for first, second in itertools.pairwise(norms):
+        words[f"b:{first} {second}"] = 1.0
+    for word in url_words(text):
+        words[f"l:{word}"] = 1.0
+    scale = 1.0 / math.sqrt(len(words)) if words else 0.0
+    found = dict.fromkeys(words, scale)
+    found[f"s:length:{_length(len(norms))}"] = 1.0
+    if "?" in text:
+        found["s:question"] = 1.0
+    if norms:
+        found[f"s:first:{norms[0]}"] = 1.0
+    shown = {
+        "r:offer": rules.is_offer,
+        "r:role": rules.role,
+        "r:title": rules.title,
+        "r:salary": rules.salary,
+        "r:joke": rules.joke,
+        "r:link": rules.apply_url is not None,
+        "r:city": rules.city is not None,
+    }
+    found.update({name: 1.0 for name, on in shown.items() if on})
+    found.update({f"r:contract:{c}": 1.0 for c in rules.contracts})
+    if rules.work_mode is not None:
+        found[f"r:mode:{rules.work_mode}"] = 1.0
+    found.update({f"r:cat:{c}": 1.0 for c in rules.categories})
+    found["r:score"] = max(-_SCORE_LIMIT, min(_SCORE_LIMIT, rules.score - threshold))
+    return found
+
+
+def bucket(name: str) -> int:
+    """The slot of a named feature."""
+    return zlib.crc32(name.encode("utf-8")) & (BUCKETS - 1)
+
+
+def hashed(named: Mapping[str, float]) -> dict[int, float]:
+    """Named features as slot -> value (values of colliding names add up)."""
+    slots: dict[int, float] = {}
+    for name, value in named.items():
+        slot = bucket(name)
+        slots[slot] = slots.get(slot, 0.0) + value
+    return slots
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One reason a post was read as it was: a word (or a vocabulary signal) and how much it
+    weighed towards the answer."""
+
+    name: str
+    weight: float
+
+
+class LearnedReader:
+    """The trained model: reads posts, and says why."""
+
+    def __init__(self, model: Mapping[str, Any], *, threshold: float) -> None:
+        if model.get("format") != FORMAT or model.get("buckets") != BUCKETS:
+            raise ValueError("the reader model was made for another version of jobrelay")
+        self.outputs: list[str] = list(model["outputs"])
+        self.categories = tuple(o for o in self.outputs if o != OFFER)
+        self.thresholds: dict[str, float] = {k: float(v) for k, v in model["thresholds"].items()}
+        self._bias = np.array([float(model["bias"][o]) for o in self.outputs])
+        self._rows = {int(slot): row for row, slot in enumerate(model["slots"])}
+        self._weights: npt.NDArray[np.float64] = np.array(model["weights"], dtype=np.float64)
+        self._weights = self._weights.reshape(len(model["slots"]), len(self.outputs))
+        self._rule_threshold = threshold
+
+    def _scores(self, slots: Mapping[int, float]) -> npt.NDArray[np.float64]:
+        rows = [(self._rows[s], v) for s, v in slots.items() if s in self._rows]
+        if not rows:
+            return self._bias.copy()
+        index = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((v for _, v in rows), dtype=np.float64, count=len(rows))
+        result: npt.NDArray[np.float64] = values @ self._weights[index] + self._bias
+        return result
+
+    def probabilities(self, text: str, rules: Rules) -> dict[str, float]:
+        """The probability of each output: offer, and each category (given an offer)."""
+        scores = self._scores(hashed(features(text, rules, threshold=self._rule_threshold)))
+        return {
+            o: 1.0 / (1.0 + math.exp(-float(s))) for o, s in zip(self.outputs, scores, strict=True)
+        }
+
+    def read(self, text: str, rules: Rules) -> Verdict:
+        """Whether a post is an offer (the offer threshold was chosen for precision) and the
+        categories the model is confident of."""
+        odds = self.probabilities(text, rules)
+        is_offer = odds[OFFER] >= self.thresholds[OFFER]
+        categories = tuple(c for c in self.categories if odds[c] >= self.thresholds[c])
+        return Verdict(odds[OFFER], is_offer, categories)
+
+    def why(self, text: str, rules: Rules, output: str, *, limit: int = 4) -> list[Signal]:
+        """The strongest reasons towards `output` (positive weights first): words (the
+        character n-grams of a word count as that word) and the vocabulary's signals."""
+        column = self.outputs.index(output)
+        named = features(text, rules, threshold=self._rule_threshold)
+        weights: dict[str, float] = {}
+        for name, value in named.items():
+            row = self._rows.get(bucket(name))
+            if row is None:
+                continue
+            weight = float(self._weights[row, column]) * value
+            for reason in _reasons(name, rules):
+                weights[reason] = weights.get(reason, 0.0) + weight
+        ranked = sorted(weights.items(), key=lambda item: -item[1])
+        return [Signal(name, weight) for name, weight in ranked[:limit] if weight > 0]
+
+
+def _reasons(name: str, rules: Rules) -> Iterable[str]:
+    """What a feature is evidence of, as a person would say it: a word for a word, a word pair
+    or a link word, every word containing a character n-gram, a signal's name otherwise."""
+    kind, _, value = name.partition(":")
+    if kind in ("w", "l"):
+        return (value,)
+    if kind == "b":
+        return (value,)
+    if kind == "c":
+        gram = value.strip()
+        return tuple({w.norm for w in rules.words if gram and gram in f" {w.norm} "})
+    if kind == "r":
+        return (name,)
+    return ()
+
+
+def load(threshold: float) -> LearnedReader | None:
+    """The shipped model, None when there is none (the vocabulary reads alone)."""
+    source = resources.files("bot") / "data" / MODEL_FILE
+    if not source.is_file():
+        return None
+    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+        return LearnedReader(json.load(text), threshold=threshold)
+
+
+def save(
+    path: Path,
+    *,
+    outputs: Sequence[str],
+    bias: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    slots: Sequence[int],
+    weights: Sequence[Sequence[float]],
+    about: Mapping[str, Any],
+) -> None:
+    """Write a model file (gzip-compressed JSON, byte-for-byte the same for the same model)."""
+    model = {
+        "format": FORMAT,
+        "buckets": BUCKETS,
+        "about": dict(about),
+        "outputs": list(outputs),
+        "bias": {o: round(float(bias[o]), 6) for o in outputs},
+        "thresholds": {o: round(float(thresholds[o]), 6) for o in outputs},
+        "slots": [int(s) for s in slots],
+        "weights": [round(float(w), 5) for row in weights for w in row],
+    }
+    body = json.dumps(model, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    with path.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped:
+        zipped.write(body)
