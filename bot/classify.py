@@ -282,6 +282,19 @@ class Reader(Protocol):
         """Whether a post is an offer and its categories."""
         ...
 
+    def why(self, text: str, rules: Rules, output: str, *, limit: int = 4) -> list[Signal]:
+        """The strongest reasons towards `output` ("offer", or a category)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One reason a post was read as it was: a word (or a vocabulary signal, `r:…`) and how
+    much it weighed towards the answer."""
+
+    name: str
+    weight: float
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

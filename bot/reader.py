@@ -22,7 +22,6 @@ import json
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bot.classify import Rules, Verdict, url_words
+from bot.classify import Rules, Signal, Verdict, url_words
 
 MODEL_FILE = "reader.json.gz"
 FORMAT = 1
@@ -98,15 +97,6 @@ def hashed(named: Mapping[str, float]) -> dict[int, float]:
         slot = bucket(name)
         slots[slot] = slots.get(slot, 0.0) + value
     return slots
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """One reason a post was read as it was: a word (or a vocabulary signal) and how much it
-    weighed towards the answer."""
-
-    name: str
-    weight: float
 
 
 class LearnedReader:

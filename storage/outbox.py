@@ -716,3 +716,14 @@ async def retry_later(session: AsyncSession, *, delivery_id: int, at: datetime, 
             last_error=error[:500],
         )
     )
+
+
+async def offer_of_message(session: AsyncSession, *, chat_id: int, message_id: int) -> str | None:
+    """The text of the offer a chat's message pushed (None: not a pushed offer of this
+    chat's, or an offer since pruned)."""
+    return await session.scalar(
+        select(Offer.text)
+        .join(Delivery, Delivery.offer_id == Offer.id)
+        .where(Delivery.chat_id == chat_id, Delivery.message_id == message_id)
+        .limit(1)
+    )

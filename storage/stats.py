@@ -129,3 +129,20 @@ async def chats_active_since(session: AsyncSession, since: datetime) -> list[int
         .distinct()
     )
     return list(rows)
+
+
+async def marked_not_for_me(session: AsyncSession, *, limit: int) -> list[tuple[str, str, int]]:
+    """The offers people marked "not for me" (most marked, then newest, first, at most
+    `limit`): their text, their source's kind, and how many chats marked them. Nothing
+    about who marked them."""
+    marks = func.count(func.distinct(Delivery.chat_id))
+    rows = await session.execute(
+        select(Offer.text, Source.kind, marks)
+        .join(Delivery, Delivery.offer_id == Offer.id)
+        .join(Source, Source.id == Offer.source_id)
+        .where(Delivery.feedback == "not_for_me")
+        .group_by(Offer.id, Offer.text, Source.kind)
+        .order_by(marks.desc(), Offer.id.desc())
+        .limit(limit)
+    )
+    return [(text, kind, int(count)) for text, kind, count in rows]
