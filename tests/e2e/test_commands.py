@@ -353,3 +353,41 @@ async def test_x_lookups_are_capped_per_person_and_a_missing_handle_costs_once(
     assert stack.x.request_count(lookups) == 3
     # Once known, following it costs no lookup, quota or not.
     assert "Now following @real_one" in await user.ask("/follow @real_one")
+
+
+async def test_edited_and_forwarded_commands_are_not_run(stack: Stack) -> None:
+    """Commands come only from new messages their sender wrote: editing a days-old `/pause 3d`
+    does not pause again, and a forwarded `/unfollow all` is not run as whoever forwarded it
+    (a private chat is told once why; a group hears nothing)."""
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following the category Software" in await user.ask("/follow software")
+    pause = user.say("/pause 3d")
+    assert "Paused until" in (await user.wait_for(2))[-1]
+    assert "Welcome back" in await user.ask("/resume")
+    before = len(user.received())
+    stack.tg.edit_message(user.chat_id, pause["message_id"], "/pause 2d")
+    assert "You were not paused" in await user.ask("/resume")
+    assert len(user.received()) == before + 1  # nothing answered the edit
+    stranger = stack.user()
+    reply = await user.ask("/unfollow all", forwarded_from=stranger.user_id)
+    assert "Forwarded commands are not run" in reply
+    assert "Software" in await user.ask("/list")
+    french = stack.user("fr")
+    reply = await french.ask("/follow software", forwarded_from=stranger.user_id)
+    assert "Les commandes transférées ne sont pas exécutées" in reply
+    # In a group, an administrator's forwarded command is ignored without a word.
+    group = -1001000000077
+    stack.tg.add_chat(group, "supergroup", title="Club")
+    stack.tg.set_member_status(group, user.user_id, "administrator")
+    stack.tg.send_message(
+        group,
+        "/follow software",
+        user_id=user.user_id,
+        chat_type="supergroup",
+        forwarded_from=stranger.user_id,
+    )
+    stack.tg.send_message(group, "/list", user_id=user.user_id, chat_type="supergroup")
+    await eventually(lambda: len(stack.tg.messages_for(group)) >= 1, 15, "the group's /list")
+    texts = [m.plain_text for m in stack.tg.messages_for(group)]
+    assert len(texts) == 1 and "You follow nothing yet" in texts[0], texts
