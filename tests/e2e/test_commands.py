@@ -391,3 +391,52 @@ async def test_edited_and_forwarded_commands_are_not_run(stack: Stack) -> None:
     await eventually(lambda: len(stack.tg.messages_for(group)) >= 1, 15, "the group's /list")
     texts = [m.plain_text for m in stack.tg.messages_for(group)]
     assert len(texts) == 1 and "You follow nothing yet" in texts[0], texts
+
+
+async def _replies_before_list(user: User, command: str, **extra: object) -> list[str]:
+    """What the bot answered to `command` (sent with `extra`): every message before its answer
+    to the /list sent right after (a chat's updates are answered in order)."""
+    before = len(user.received())
+    user.say(command, **extra)
+    user.say("/list")
+    await eventually(
+        lambda: any(text.startswith("You follow") for text in user.texts()[before:]),
+        60,
+        "the answer to /list",
+    )
+    return user.texts()[before:-1]
+
+
+async def test_every_per_item_report_of_follow_and_import_is_capped(stack: Stack) -> None:
+    """Fifty feeds that cannot be followed were fifty lines (several messages for a /follow of
+    4 KB, a dozen for an /import): a report explains at most 5 problems, then counts the rest,
+    and names at most 20 accounts in a line."""
+    stack.bot.env.update(MAX_FOLLOWS_PER_CHAT="1000", X_LOOKUPS_PER_USER_PER_DAY="1000")
+    await stack.bot.start()
+    user = stack.user()
+    feeds = [
+        f"http://10.0.0.1/offres/flux-des-offres-d-emploi-numero-{i:04d}.xml" for i in range(50)
+    ]
+    command = "/follow " + " ".join(feeds)
+    assert len(command) <= 4096  # what Telegram lets a person send
+    replies = await _replies_before_list(user, command)
+    assert len(replies) == 1, [len(text) for text in replies]
+    lines = replies[0].splitlines()
+    assert sum("private or local network" in line for line in lines) == 5, lines
+    assert lines[-2:] == ["… (+45)", "Nothing was changed."], lines
+    assert len(lines) == 7
+
+    outlines = b"".join(
+        b'<outline type="rss" xmlUrl="http://10.0.0.2/a-feed-behind-a-firewall-%04d.xml"/>' % i
+        for i in range(120)
+    )
+    outlines += b"".join(b'<outline url="https://x.com/nobody_%05d"/>' % i for i in range(80))
+    opml = b'<?xml version="1.0"?><opml version="2.0"><head/><body>%s</body></opml>' % outlines
+    replies = await _replies_before_list(user, "/import", document=("many.opml", opml))
+    assert len(replies) == 1, [len(text) for text in replies]
+    lines = replies[0].splitlines()
+    assert sum("private or local network" in line for line in lines) == 5, lines
+    assert "… (+115)" in lines
+    missing = next(line for line in lines if line.startswith("❓ No X account is named"))
+    assert missing.count("@nobody_") == 20 and "… (+60)" in missing, missing
+    assert len(lines) <= 9, lines
