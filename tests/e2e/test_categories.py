@@ -199,3 +199,16 @@ async def test_bad_category_and_filter_input_gets_clear_replies_and_changes_noth
     assert "A + or - needs a word right after it" in reply
     assert "Your filter: +python" in await user.ask("/filter")
     assert "You follow nothing yet" in await user.ask("/list")
+
+
+async def test_a_filter_word_is_measured_as_it_is_stored(stack: Stack) -> None:
+    """`İ` is two characters once lowered (`i̇`): forty of them were 80 characters, past the
+    column PostgreSQL checks (and an apology there). Lengths are checked after lowering."""
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/filter +" + "İ" * 40)
+    assert "Something went wrong" not in reply, reply
+    assert "at most 40 characters" in reply and "Nothing was changed." in reply, reply
+    assert "You have no filter" in await user.ask("/filter")
+    assert "Filter saved: +" + "i̇" * 20 in await user.ask("/filter +" + "İ" * 20)
+    assert "Your filter: +" + "i̇" * 20 in await user.ask("/filter")
