@@ -12,8 +12,8 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
 from bot.throttle import Verdict
-from handlers.access import GROUP_ANONYMOUS_BOT_ID, thread_of
-from handlers.common import language_of, reply, requester_id, translator_for
+from handlers.access import GROUP_ANONYMOUS_BOT_ID
+from handlers.common import language_of, reply, requester_id, thread_of, translator_for
 
 log = logging.getLogger(__name__)
 

@@ -201,8 +201,7 @@ def feed_report_text(t: Translator, report: FeedReport) -> Markup:
             )
         )
     lines += [
-        feed_failure_text(t, address, error)
-        for address, error in report.failed[:MAX_FEED_PROBLEMS]
+        feed_failure_text(t, address, error) for address, error in report.failed[:MAX_FEED_PROBLEMS]
     ]
     if len(report.failed) > MAX_FEED_PROBLEMS:
         lines.append(Markup("… (+%d)") % (len(report.failed) - MAX_FEED_PROBLEMS))

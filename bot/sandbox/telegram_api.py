@@ -635,6 +635,7 @@ class TelegramStandIn:
         self._files: dict[str, _StoredFile] = {}
         self._files_by_path: dict[str, _StoredFile] = {}
         self._callback_queries: dict[str, JSONDict] = {}
+        self._too_old: set[tuple[int, int]] = set()  # messages edits can no longer reach
         self._next_callback_id = 4_000_000_000_000_000_000
 
         # updates
@@ -994,13 +995,15 @@ class TelegramStandIn:
         """Act as a user pressing an inline button: enqueue a callback_query update.
 
         ``inaccessible=True`` presses a button of a message Telegram no longer shows the bot
-        (too old, or deleted): the query's ``message`` is an InaccessibleMessage, only
-        ``chat``, ``message_id`` and ``date`` 0.
+        (too old): the query's ``message`` is an InaccessibleMessage, only ``chat``,
+        ``message_id`` and ``date`` 0, and the bot's edits of that message are answered 400
+        "message can't be edited" from now on.
         """
         message = self._messages.get((chat_id, message_id))
         if message is None:
             raise LookupError(f"no message {message_id} in chat {chat_id} to press a button on")
         if inaccessible:
+            self._too_old.add((chat_id, message_id))
             message = {"chat": dict(message["chat"]), "message_id": message_id, "date": 0}
         uid = self._default_user_id(chat_id, user_id)
         known = self._users.get(uid, {})
@@ -1034,7 +1037,7 @@ class TelegramStandIn:
         getUpdates answers both copies). The update must not be confirmed yet."""
         if not self._updates:
             raise LookupError("no update waiting to be repeated")
-        again = json.loads(json.dumps(self._updates[-1]))
+        again: dict[str, Any] = json.loads(json.dumps(self._updates[-1]))
         self._updates.append(again)
         self._updates_pulse.notify()
         self._state_pulse.notify()
@@ -1917,6 +1920,8 @@ class TelegramStandIn:
         sender = message.get("from") or {}
         # Channel admins may edit any post; elsewhere only the bot's own messages.
         if sender.get("id") != self.bot_id and chat["type"] != "channel":
+            raise _ApiError(400, "Bad Request: message can't be edited")
+        if (int(chat["id"]), int(message["message_id"])) in self._too_old:
             raise _ApiError(400, "Bad Request: message can't be edited")
         return chat, message
 

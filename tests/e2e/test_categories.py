@@ -156,10 +156,10 @@ async def test_categories_buttons_follow_and_unfollow(stack: Stack) -> None:
     message = user.received()[-1]
     assert message.reply_markup is not None
     buttons = [b for row in message.reply_markup["inline_keyboard"] for b in row]
-    design = next(b for b in buttons if b["callback_data"] == "ct:design")
+    design = next(b for b in buttons if b["callback_data"] == "ct:design:0")  # no topic
     assert design["text"] == "Design (graphisme)"
     stack.tg.press_button(
-        user.chat_id, message.message_id, "ct:design", user_id=user.user_id, language_code="fr"
+        user.chat_id, message.message_id, "ct:design:0", user_id=user.user_id, language_code="fr"
     )
     await eventually(lambda: bool(stack.tg.callback_answers), 15, "the button's answer")
 
