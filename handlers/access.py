@@ -87,7 +87,7 @@ async def command(update: Update, context: Context, *, changes: bool) -> Call | 
         return None
     if shared and changes and user is not None and user.id != GROUP_ANONYMOUS_BOT_ID:
         # A club speaks the language of the administrator who last set it up.
-        await context.bot_data.services.follows.touch_chat(
+        await context.bot_data.services.clubs.heard_from(
             chat_id=chat.id, chat_type=chat.type, title=chat.title, language=language_of(update)
         )
     return Call(t, chat.id, words, thread_of(message), None, shared)
@@ -227,7 +227,7 @@ async def _elsewhere(
             + _unchanged(t, changes),
         )
         return None
-    await context.bot_data.services.follows.touch_chat(
+    await context.bot_data.services.clubs.heard_from(
         chat_id=target.id,
         chat_type=target.type,
         title=target.title,

@@ -64,7 +64,8 @@ async def group_upgraded(update: Update, context: Context) -> None:
 
 
 async def remember_chat(update: Update, context: Context) -> None:
-    """Record every chat that sends the bot a message, and reactivate it (runs before commands).
+    """Record every chat that sends the bot a message, and reactivate it (runs before commands;
+    the chat's row is written only when something about it changed).
 
     A group keeps the language it was set up in (by an administrator's command), whoever
     writes in it; a new group starts in the operator's DEFAULT_GROUP_MODE. In a forum, the
@@ -80,7 +81,7 @@ async def remember_chat(update: Update, context: Context) -> None:
         return  # e.g. the bot itself removed: my_chat_member decides, this must not revive it
     services = context.bot_data.services
     shared = chat.type != ChatType.PRIVATE
-    await services.follows.touch_chat(
+    await services.clubs.heard_from(
         chat_id=chat.id,
         chat_type=chat.type,
         title=chat.title,
