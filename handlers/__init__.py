@@ -24,7 +24,7 @@ from handlers.buttons import (
     settings_command,
 )
 from handlers.categories import categories_command, category_button, filter_command
-from handlers.clubs import bot_membership, group_upgraded, remember_chat, throttle
+from handlers.clubs import bot_membership, group_upgraded, once, remember_chat, throttle
 from handlers.errors import on_error
 from handlers.follow import follow, list_follows, unfollow
 from handlers.healthy import digest, limit, pause, quiet, resume, timezone
@@ -50,7 +50,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     # an edit (editing a days-old `/pause 3d` must not pause again) or a forward (a forwarded
     # `/unfollow all` speaks for whoever wrote it, not for whoever forwarded it).
     written = filters.UpdateType.MESSAGE & ~filters.FORWARDED
-    application.add_handler(TypeHandler(Update, throttle), group=-2)
+    # In this order, before any command: the throttle (in memory: a flood never reaches the
+    # database), then an update delivered twice is dropped, then the chat is noted.
+    application.add_handler(TypeHandler(Update, throttle), group=-3)
+    application.add_handler(TypeHandler(Update, once), group=-2)
     application.add_handler(TypeHandler(Update, remember_chat), group=-1)
     application.add_handler(ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(

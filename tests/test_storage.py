@@ -14,8 +14,10 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify import catalogue
+from bot.clock import FrozenClock
 from bot.policy import Hold
 from bot.sources.base import Post
+from bot.updates import HandledUpdates
 from storage import categories, chats, outbox, settings, sources
 from storage.db import Sessions, create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
@@ -25,6 +27,7 @@ from storage.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    HandledUpdate,
     Offer,
     PollGroup,
     Source,
@@ -317,6 +320,21 @@ async def test_a_chat_is_written_again_only_when_something_changed_or_a_send_is_
         await chats.deactivate_chat(session, -5, NOW)
     assert not await current(1)  # a send is out
     assert not await current(-5)  # inactive: hearing from it brings it back
+
+
+async def test_an_update_is_claimed_once_and_forgotten_after_a_day(sessions) -> None:
+    clock = FrozenClock(NOW)
+    handled = HandledUpdates(sessions=sessions, clock=clock)
+    other_process = HandledUpdates(sessions=sessions, clock=clock)
+    assert await handled.first_time(7)
+    assert not await handled.first_time(7)
+    assert not await other_process.first_time(7)
+    assert await other_process.first_time(8)
+    clock.advance(timedelta(hours=25))
+    assert await handled.first_time(9)  # and, an hour after the last prune, a prune
+    async with sessions() as session:
+        kept = await session.scalars(select(HandledUpdate.update_id))
+        assert sorted(kept) == [9]
 
 
 async def test_a_migrated_group_keeps_its_settings_and_its_pending_digest(sessions) -> None:

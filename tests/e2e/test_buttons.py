@@ -1,5 +1,6 @@
 """Buttons pressed under messages Telegram no longer shows the bot (too old, deleted): the press
-is acted on, answered, and its outcome arrives in a new message; SQLite and PostgreSQL."""
+is acted on, answered, and its outcome arrives in a new message; a press Telegram delivers twice
+is acted on once. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -125,3 +126,35 @@ async def test_a_topic_s_old_category_keyboard_still_acts_on_that_topic(stack: S
     assert fresh.method == "sendMessage" and fresh.message_thread_id == 77
     listing = (await forum.ask(MEMBER, "/list")).plain_text
     assert "Software — 💬 Offres dev" in listing, listing
+
+
+async def _answer(user: User, text: str) -> SentMessage:
+    """Send `text`; the bot's next new message (edits of earlier ones are skipped)."""
+    before = len(user.received())
+    user.say(text)
+
+    def answered() -> list[SentMessage]:
+        return [m for m in user.received()[before:] if m.method == "sendMessage"]
+
+    await eventually(lambda: bool(answered()), 15, f"a reply to {text!r}")
+    return answered()[0]
+
+
+async def test_a_press_delivered_twice_is_acted_on_once(stack: Stack) -> None:
+    """Telegram delivers an update again to a receiver that takes over before the previous one
+    confirmed it: a /categories toggle or a /settings "+" pressed once counted twice."""
+    await stack.bot.start()
+    user = stack.user()
+    await user.ask("/categories")
+    keyboard = user.received()[-1]
+    stack.tg.press_button(
+        user.chat_id, keyboard.message_id, _button(keyboard, "ct:design"), user_id=user.user_id
+    )
+    stack.tg.repeat_last_update()
+    panel = await _answer(user, "/settings")
+    stack.tg.press_button(user.chat_id, panel.message_id, "st:limit:+", user_id=user.user_id)
+    again = stack.tg.repeat_last_update()
+    assert again["update_id"] == stack.tg.pending_updates[-2]["update_id"]
+    assert "Design" in (await _answer(user, "/list")).plain_text
+    assert "Daily limit: 15" in (await _answer(user, "/limit")).plain_text
+    assert len(stack.tg.callback_answers) == 2  # one answer per press
