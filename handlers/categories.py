@@ -116,7 +116,7 @@ MAX_THREAD_ID = 2**31 - 1
 def _pressed_thread(query: CallbackQuery, chat: Chat, named: str) -> int | None:
     """The forum topic a category press is about: the pressed message's when Telegram shows
     it, else the one its button names; None when neither can tell (an old keyboard in a
-    forum). Outside forums, always none (0)."""
+    forum). Outside forums, 0 (no topic) whatever the button says."""
     if not chat.is_forum:
         return 0
     message = pressed_message(query)
