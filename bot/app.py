@@ -35,6 +35,7 @@ from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
 from bot.throttle import Throttle
+from bot.updates import HandledUpdates
 from handlers import register
 from handlers.start import command_descriptions
 from storage import leases
@@ -204,6 +205,7 @@ async def serve(
             admin=admin,
             clubs=clubs,
             throttle=Throttle(settings.commands_per_minute, settings.admin_user_ids),
+            handled=HandledUpdates(sessions=sessions, clock=clock),
         )
     )
     polling: SingleFlight | None = None

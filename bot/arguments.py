@@ -329,15 +329,18 @@ def parse_filter(words: list[str], to_phrase: Callable[[str], str]) -> list[Filt
         if len(bare) > MAX_FILTER_WORD_LENGTH:  # refused before it is read through
             raise ArgumentError("filter_word")
         phrase = to_phrase(bare)
+        # Measured as stored: lowering may lengthen a word (`İ` is `i̇`, two characters).
+        shown = bare.lower()
         if (
             not phrase
             or _NOT_A_PLAIN_WORD.search(bare)
             or len(phrase) > MAX_FILTER_WORD_LENGTH
+            or len(shown) > MAX_FILTER_WORD_LENGTH
             or len(phrase.split()) > MAX_FILTER_WORD_TOKENS
         ):
             raise ArgumentError("filter_word")
         known = terms.get(phrase)
         if known is not None and known.include != include:
             raise ArgumentError("filter_both")
-        terms.setdefault(phrase, FilterTerm(bare.lower(), phrase, include))
+        terms.setdefault(phrase, FilterTerm(shown, phrase, include))
     return list(terms.values())

@@ -52,6 +52,40 @@ class Clubs:
             )
         log.info("added to %s %s; its watch is active", chat_type, chat_id)
 
+    async def heard_from(
+        self,
+        *,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        language: str | None,
+        keep_language: bool = False,
+        digest_only: bool = False,
+    ) -> bool:
+        """A chat wrote to the bot: record it (created, reactivated, its title and, unless
+        `keep_language`, its language noted; a new one digest-only when `digest_only`) only
+        when something changed, so a busy group's conversation costs reads, not writes (on
+        SQLite every write waits for the one writer). True when it wrote."""
+        noted = None if keep_language else language
+        async with self._sessions() as session:
+            if await chats.chat_is_current(
+                session, chat_id=chat_id, chat_type=chat_type, title=title, language=noted
+            ):
+                return False
+        async with self._sessions.begin() as session:
+            await chats.upsert_chat(
+                session,
+                chat_id=chat_id,
+                chat_type=chat_type,
+                title=title,
+                language=language,
+                timezone=self._default_timezone,
+                now=self._clock.now(),
+                keep_language=keep_language,
+                digest_only=digest_only,
+            )
+        return True
+
     async def left(self, chat_id: int) -> bool:
         """The bot was removed from a chat: nothing more is sent there (its watch is kept for
         when it comes back). False when the chat was unknown or already inactive."""

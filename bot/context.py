@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.follows import Follows
 from bot.healthy import HealthyUse
 from bot.throttle import Throttle
+from bot.updates import HandledUpdates
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class Services:
     admin: Admin
     clubs: Clubs
     throttle: Throttle
+    handled: HandledUpdates
 
 
 class AppState:

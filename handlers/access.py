@@ -20,7 +20,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.arguments import split_arguments
 from bot.context import Context
 from bot.i18n import Markup, Translator
-from handlers.common import language_of, reply, translator_for
+from handlers.common import language_of, reply, thread_of, translator_for
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,6 @@ class Call:
     async def reply(self, update: Update, text: Markup) -> None:
         """Answer in the chat (and topic) of the command, naming the managed chat if another."""
         await reply(update, Markup("<b>%s</b> · %s") % (self.where, text) if self.where else text)
-
-
-def thread_of(message: Message | None) -> int:
-    """The forum topic a message was written in (0: none, or General)."""
-    if message is None or not message.is_topic_message or message.message_thread_id is None:
-        return 0
-    return message.message_thread_id
 
 
 def _split_target(words: list[str]) -> tuple[list[str], str | None, bool]:
@@ -94,7 +87,7 @@ async def command(update: Update, context: Context, *, changes: bool) -> Call | 
         return None
     if shared and changes and user is not None and user.id != GROUP_ANONYMOUS_BOT_ID:
         # A club speaks the language of the administrator who last set it up.
-        await context.bot_data.services.follows.touch_chat(
+        await context.bot_data.services.clubs.heard_from(
             chat_id=chat.id, chat_type=chat.type, title=chat.title, language=language_of(update)
         )
     return Call(t, chat.id, words, thread_of(message), None, shared)
@@ -234,7 +227,7 @@ async def _elsewhere(
             + _unchanged(t, changes),
         )
         return None
-    await context.bot_data.services.follows.touch_chat(
+    await context.bot_data.services.clubs.heard_from(
         chat_id=target.id,
         chat_type=target.type,
         title=target.title,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import time, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -13,8 +14,10 @@ from bot.i18n import Markup, Translator, html_join
 from bot.keyboards import INTERESTED, LABEL_SUFFIX, offer_keyboard, parse_feedback
 from bot.policy import ChatPolicy, is_paused
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
-from handlers.common import translator_for
+from handlers.common import pressed_message, show_pressed, translator_for
 from handlers.healthy import settings_summary
+
+log = logging.getLogger(__name__)
 
 LIMIT_STEPS = [0, 1, 2, 3, 5, 10, 15, 20, 30, 50]
 NIGHT = (time(22, 0), time(7, 0))
@@ -109,7 +112,10 @@ async def settings_button(update: Update, context: Context) -> None:
     """A press on a /settings button."""
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or chat is None or query.data is None:
+    if query is None or query.data is None:
+        return
+    if chat is None:  # no message to say which chat (inline mode, which the bot does not use)
+        await query.answer()
         return
     if not await may_press(update, context):
         return
@@ -146,11 +152,7 @@ async def settings_button(update: Update, context: Context) -> None:
     await query.answer(t.plain("Saved"))
     view = await _settings_view(context, chat.id, t)
     if view is not None:
-        try:
-            await query.edit_message_text(view[0], parse_mode=ParseMode.HTML, reply_markup=view[1])
-        except BadRequest as exc:  # pressing a button that changes nothing
-            if "not modified" not in exc.message.lower():
-                raise
+        await show_pressed(query, view[0], view[1])
 
 
 async def forget_command(update: Update, context: Context) -> None:
@@ -192,10 +194,14 @@ async def forget_command(update: Update, context: Context) -> None:
 
 
 async def forget_button(update: Update, context: Context) -> None:
-    """The answer to /forget's question."""
+    """The answer to /forget's question (told in a new message when the question can no
+    longer be edited: the chat is deleted all the same)."""
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or chat is None:
+    if query is None:
+        return
+    if chat is None:
+        await query.answer()
         return
     t = translator_for(update)
     parts = (query.data or "").split(":")
@@ -211,18 +217,23 @@ async def forget_button(update: Update, context: Context) -> None:
     await query.answer()
     if answer == "yes":
         await context.bot_data.services.healthy.forget(chat.id)
-        await query.edit_message_text(
-            t.plain("Done: nothing about this chat is stored any more. /start to begin again.")
+        await show_pressed(
+            query,
+            t.gettext("Done: nothing about this chat is stored any more. /start to begin again."),
         )
     else:
-        await query.edit_message_text(t.plain("Cancelled: nothing was deleted."))
+        await show_pressed(query, t.gettext("Cancelled: nothing was deleted."))
 
 
 async def feedback_button(update: Update, context: Context) -> None:
-    """ "Interested" / "Not for me" under a pushed offer."""
+    """ "Interested" / "Not for me" under a pushed offer (the answer to the press says it was
+    noted; the offer's buttons show it when the offer can still be edited)."""
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or chat is None or query.data is None:
+    if query is None or query.data is None:
+        return
+    if chat is None:
+        await query.answer()
         return
     t = translator_for(update)
     parsed = parse_feedback(query.data)
@@ -240,8 +251,10 @@ async def feedback_button(update: Update, context: Context) -> None:
     await query.answer(
         t.plain("Noted: interested.") if value == INTERESTED else t.plain("Noted: not for you.")
     )
+    if pressed_message(query) is None:
+        return  # too old to edit: the answer above is the confirmation
     try:
         await query.edit_message_reply_markup(offer_keyboard(t, delivery_id, chosen=value))
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            raise
+    except BadRequest as exc:  # the answer above said it was noted
+        if "not modified" not in exc.message.lower():  # (not: two quick presses)
+            log.info("the buttons of an offer cannot be edited: %s", exc.message)

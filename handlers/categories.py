@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 
 from bot.arguments import MAX_FILTER_WORDS, ArgumentError, parse_filter
 from bot.classify import Catalogue, phrase_key
 from bot.context import Context
 from bot.i18n import Markup, Translator
-from handlers.access import command, may_press, thread_of
-from handlers.common import translator_for
+from handlers.access import command, may_press
+from handlers.common import pressed_message, show_pressed, thread_of, translator_for
 from handlers.follow import filter_text
 
 BUTTONS_PER_ROW = 2
 
 
 def categories_keyboard(
-    t: Translator, catalogue: Catalogue, followed: set[str]
+    t: Translator, catalogue: Catalogue, followed: set[str], thread_id: int = 0
 ) -> InlineKeyboardMarkup:
-    """One button per category, ticked when followed; a press toggles it."""
+    """One button per category, ticked when followed; a press toggles it in the forum topic
+    `thread_id` (named in the button: a keyboard too old for Telegram to show the bot comes
+    without its topic)."""
     buttons = [
         InlineKeyboardButton(
             ("✅ " if slug in followed else "") + category.name(t.language),
-            callback_data=f"ct:{slug}",
+            callback_data=f"ct:{slug}:{thread_id}",
         )
         for slug, category in catalogue.categories.items()
     ]
@@ -62,23 +63,32 @@ async def categories_command(update: Update, context: Context) -> None:
     await message.reply_text(
         categories_text(call.t),
         parse_mode=ParseMode.HTML,
-        reply_markup=categories_keyboard(call.t, service.catalogue, followed),
+        reply_markup=categories_keyboard(call.t, service.catalogue, followed, call.thread_id),
         do_quote=False,
     )
 
 
 async def category_button(update: Update, context: Context) -> None:
-    """A press on a /categories button."""
+    """A press on a /categories button: `ct:slug:thread` (`ct:slug` from older keyboards)."""
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or chat is None or query.data is None:
+    if query is None or query.data is None:
+        return
+    if chat is None:  # no message to say which chat (inline mode, which the bot does not use)
+        await query.answer()
         return
     if not await may_press(update, context):
         return
     t = translator_for(update)
-    thread_id = thread_of(query.message if isinstance(query.message, Message) else None)
+    slug, _, named_thread = query.data.removeprefix("ct:").partition(":")
+    thread_id = _pressed_thread(query, chat, named_thread)
+    if thread_id is None:
+        await query.answer(
+            t.plain("This keyboard is too old to tell its topic: send /categories again."),
+            show_alert=True,
+        )
+        return
     service = context.bot_data.services.categories
-    slug = query.data.removeprefix("ct:")
     category = service.catalogue.categories.get(slug)
     if category is None:  # a button from an older catalogue
         await query.answer(t.plain("This category no longer exists."))
@@ -91,11 +101,30 @@ async def category_button(update: Update, context: Context) -> None:
         else t.plain("Stopped following %(name)s", name=name)
     )
     followed = set(await service.followed(chat.id, thread_id))
-    try:
-        await query.edit_message_reply_markup(categories_keyboard(t, service.catalogue, followed))
-    except BadRequest as exc:  # two quick presses: the keyboard is already up to date
-        if "not modified" not in exc.message.lower():
-            raise
+    await show_pressed(
+        query,
+        categories_text(t),
+        categories_keyboard(t, service.catalogue, followed, thread_id),
+        keyboard_only=True,
+        thread_id=thread_id,
+    )
+
+
+MAX_THREAD_ID = 2**31 - 1
+
+
+def _pressed_thread(query: CallbackQuery, chat: Chat, named: str) -> int | None:
+    """The forum topic a category press is about: the pressed message's when Telegram shows
+    it, else the one its button names; None when neither can tell (an old keyboard in a
+    forum). Outside forums, 0 (no topic) whatever the button says."""
+    if not chat.is_forum:
+        return 0
+    message = pressed_message(query)
+    if message is not None:
+        return thread_of(message)
+    if named.isascii() and named.isdigit() and int(named) <= MAX_THREAD_ID:
+        return int(named)
+    return None
 
 
 def _filter_usage(t: Translator) -> Markup:

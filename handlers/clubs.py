@@ -12,8 +12,8 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
 from bot.throttle import Verdict
-from handlers.access import GROUP_ANONYMOUS_BOT_ID, thread_of
-from handlers.common import language_of, reply, requester_id, translator_for
+from handlers.access import GROUP_ANONYMOUS_BOT_ID
+from handlers.common import language_of, reply, requester_id, thread_of, translator_for
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ async def group_upgraded(update: Update, context: Context) -> None:
 
 
 async def remember_chat(update: Update, context: Context) -> None:
-    """Record every chat that sends the bot a message, and reactivate it (runs before commands).
+    """Record every chat that sends the bot a message, and reactivate it (runs before commands;
+    the chat's row is written only when something about it changed).
 
     A group keeps the language it was set up in (by an administrator's command), whoever
     writes in it; a new group starts in the operator's DEFAULT_GROUP_MODE. In a forum, the
@@ -80,7 +81,7 @@ async def remember_chat(update: Update, context: Context) -> None:
         return  # e.g. the bot itself removed: my_chat_member decides, this must not revive it
     services = context.bot_data.services
     shared = chat.type != ChatType.PRIVATE
-    await services.follows.touch_chat(
+    await services.clubs.heard_from(
         chat_id=chat.id,
         chat_type=chat.type,
         title=chat.title,
@@ -100,23 +101,35 @@ async def remember_chat(update: Update, context: Context) -> None:
         await services.clubs.remember_topic(chat.id, thread, created.name)
 
 
+def addressed(update: Update) -> bool:
+    """Whether the bot answers this update: a button press, a command, anything in a private
+    chat (a group's own conversation is not addressed to the bot)."""
+    if update.callback_query is not None:
+        return True
+    chat, message = update.effective_chat, update.effective_message
+    text = (message.text or message.caption or "") if message is not None else ""
+    return text.startswith("/") or (chat is not None and chat.type == ChatType.PRIVATE)
+
+
+async def once(update: Update, context: Context) -> None:
+    """Drop an update Telegram delivers again (to a receiver that took over before the
+    previous one confirmed it; after a restart): a /categories toggle or a /settings "+" must
+    count once. Runs right after the throttle, before anything else; only for what the bot
+    answers (a group's conversation changes nothing twice and costs no write)."""
+    if update.message is None and update.callback_query is None:
+        return  # edits are never acted on; membership changes and upgrades are idempotent
+    if not addressed(update):
+        return
+    if not await context.bot_data.services.handled.first_time(update.update_id):
+        raise ApplicationHandlerStop
+
+
 async def throttle(update: Update, context: Context) -> None:
     """COMMANDS_PER_MINUTE per person (before anything else touches the database): past it,
     one "slow down" a minute, and the rest is ignored."""
-    chat, message = update.effective_chat, update.effective_message
     requester = requester_id(update)
-    if requester is None:
-        return
-    # What the bot answers: a button press, a command, anything in a private chat (a group's
-    # own conversation is not addressed to the bot and is never counted).
-    text = (message.text or message.caption or "") if message is not None else ""
-    addressed = (
-        update.callback_query is not None
-        or text.startswith("/")
-        or (chat is not None and chat.type == ChatType.PRIVATE)
-    )
-    if not addressed:
-        return
+    if requester is None or not addressed(update):
+        return  # a group's own conversation is never counted
     verdict = context.bot_data.services.throttle.check(requester)
     if verdict is Verdict.SERVE:
         return

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.i18n import Markup, Translator, html_join, pick_language, translator
 from bot.render import telegram_length
 from bot.sources.base import bounded
+
+log = logging.getLogger(__name__)
 
 
 def language_of(update: Update) -> str:
@@ -93,3 +97,59 @@ async def reply(update: Update, text: Markup) -> None:
         await message.reply_text(
             part, parse_mode=ParseMode.HTML, disable_web_page_preview=True, do_quote=False
         )
+
+
+def thread_of(message: Message | None) -> int:
+    """The forum topic a message was written in (0: none, or General)."""
+    if message is None or not message.is_topic_message or message.message_thread_id is None:
+        return 0
+    return message.message_thread_id
+
+
+def pressed_message(query: CallbackQuery) -> Message | None:
+    """The message whose button was pressed, while Telegram still shows it to the bot: an old
+    or deleted one comes as an InaccessibleMessage (date 0, no content, no topic)."""
+    message = query.message
+    return message if isinstance(message, Message) and message.is_accessible else None
+
+
+async def show_pressed(
+    query: CallbackQuery,
+    text: Markup,
+    keyboard: InlineKeyboardMarkup | None = None,
+    *,
+    keyboard_only: bool = False,
+    thread_id: int | None = None,
+) -> None:
+    """Show what a press changed where it was pressed: the message edited in place (only its
+    keyboard with `keyboard_only`). When Telegram no longer lets the bot edit it (too old,
+    deleted), `text` and `keyboard` come as a new message in the same chat and topic
+    (`thread_id`, or the pressed message's), so the person still sees the outcome."""
+    message = pressed_message(query)
+    if message is not None:
+        try:
+            if keyboard_only:
+                await query.edit_message_reply_markup(keyboard)
+            else:
+                await query.edit_message_text(
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard,
+                    disable_web_page_preview=True,
+                )
+            return
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return  # two quick presses: it shows this already
+            log.info("a pressed message cannot be edited (%s); answering anew", exc.message)
+    # An InaccessibleMessage still names its chat; without any (a press in inline mode, which
+    # the bot does not use), the person's private chat.
+    chat = query.message.chat if query.message is not None else None
+    await query.get_bot().send_message(
+        chat.id if chat is not None else query.from_user.id,
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard,
+        message_thread_id=(thread_id if thread_id is not None else thread_of(message)) or None,
+        disable_web_page_preview=True,
+    )

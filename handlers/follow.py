@@ -30,24 +30,25 @@ log = logging.getLogger(__name__)
 
 
 def follow_report_text(t: Translator, report: FollowReport, max_lookups: int = 50) -> Markup:
-    """One line per outcome of a /follow."""
+    """One line per outcome of a /follow (an /import), each naming at most MAX_NAMES
+    accounts and counting the rest."""
     lines: list[str] = []
     if report.followed:
         lines.append(
             t.gettext(
                 "✅ Now following %(handles)s. New offers will arrive here as they are posted.",
-                handles=handles_text(report.followed),
+                handles=some_handles(report.followed),
             )
         )
     if report.already:
         lines.append(
-            t.gettext("You already follow %(handles)s.", handles=handles_text(report.already))
+            t.gettext("You already follow %(handles)s.", handles=some_handles(report.already))
         )
     if report.not_found:
         lines.append(
             t.gettext(
                 "❓ No X account is named %(handles)s: check the spelling.",
-                handles=handles_text(report.not_found),
+                handles=some_handles(report.not_found),
             )
         )
     if report.suspended:
@@ -55,7 +56,7 @@ def follow_report_text(t: Translator, report: FollowReport, max_lookups: int = 5
             t.gettext(
                 "⛔ %(handles)s is suspended, private or unavailable on X, so it cannot be "
                 "followed.",
-                handles=handles_text(report.suspended),
+                handles=some_handles(report.suspended),
             )
         )
     if report.over_quota:
@@ -64,7 +65,7 @@ def follow_report_text(t: Translator, report: FollowReport, max_lookups: int = 5
                 "⏳ %(handles)s not checked: one person may have at most %(max)d new X accounts "
                 "looked up a day (each lookup is billed to whoever runs this bot). Try again "
                 "tomorrow.",
-                handles=handles_text(report.over_quota[:20]),
+                handles=some_handles(report.over_quota),
                 max=max_lookups,
             )
         )
@@ -73,14 +74,14 @@ def follow_report_text(t: Translator, report: FollowReport, max_lookups: int = 5
             t.gettext(
                 "⛔ %(handles)s not checked: this month's X budget is spent, so no new X account "
                 "can be looked up before next month.",
-                handles=handles_text(report.over_budget[:20]),
+                handles=some_handles(report.over_budget),
             )
         )
     if report.unavailable:
         lines.append(
             t.gettext(
                 "⚠️ X could not be reached to check %(handles)s; please try again in a few minutes.",
-                handles=handles_text(report.unavailable),
+                handles=some_handles(report.unavailable),
             )
         )
     return html_join(lines, "\n")
@@ -170,7 +171,8 @@ def feed_failure_text(t: Translator, address: str, error: SourceError) -> Markup
 
 
 def feed_report_text(t: Translator, report: FeedReport) -> Markup:
-    """One line per outcome of following feeds."""
+    """One line per outcome of following feeds; at most MAX_FEED_PROBLEMS feeds that could not
+    be followed are explained, the rest counted."""
     lines: list[str] = []
     if report.followed:
         lines.append(
@@ -198,13 +200,18 @@ def feed_report_text(t: Translator, report: FeedReport) -> Markup:
                 feeds=names_text(report.paused),
             )
         )
-    lines += [feed_failure_text(t, address, error) for address, error in report.failed]
+    lines += [
+        feed_failure_text(t, address, error) for address, error in report.failed[:MAX_FEED_PROBLEMS]
+    ]
+    if len(report.failed) > MAX_FEED_PROBLEMS:
+        lines.append(Markup("… (+%d)") % (len(report.failed) - MAX_FEED_PROBLEMS))
     if report.failed and not (report.followed or report.already):
         lines.append(t.gettext("Nothing was changed."))
     return html_join(lines, "\n")
 
 
 MAX_NAMES = 20  # names listed in one line of a report; the rest are counted
+MAX_FEED_PROBLEMS = 5  # bad or failing addresses explained one a line; the rest are counted
 
 
 def names_text(names: list[str]) -> Markup:
@@ -219,14 +226,16 @@ def some_of(items: list[str] | list[str | Markup]) -> Markup:
     return shown + f" … (+{len(items) - MAX_NAMES})" if len(items) > MAX_NAMES else shown
 
 
+def some_handles(handles: list[str]) -> Markup:
+    """`@a, @b` HTML-escaped: at most MAX_NAMES, then how many more."""
+    return some_of([f"@{handle}" for handle in handles])
+
+
 def category_names(t: Translator, catalogue: Catalogue, slugs: list[str]) -> Markup:
     """`Software, Design (graphisme)` in the reader's language, HTML-escaped."""
     return html_join(
         catalogue.categories[s].name(t.language) if s in catalogue.categories else s for s in slugs
     )
-
-
-MAX_FEED_PROBLEMS = 5  # bad addresses explained one a line; the rest are counted
 
 
 def _not_understood_text(t: Translator, words: FollowWords) -> Markup:

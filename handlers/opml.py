@@ -16,7 +16,7 @@ from bot.opml import OpmlError, Outline, read_opml, write_opml
 from bot.sources.base import NotConfigured
 from bot.sources.feeds import FeedAddress, FeedAddressError, feed_address
 from handlers.access import Call, command
-from handlers.common import code, handles_text, reply, shorten, translator_for
+from handlers.common import code, reply, shorten, translator_for
 from handlers.follow import (
     categories_followed_text,
     feed_report_text,
@@ -24,6 +24,7 @@ from handlers.follow import (
     follow_room,
     quota_holder,
     show_typing,
+    some_handles,
     some_of,
 )
 
@@ -205,7 +206,7 @@ async def _import(
                 t.gettext(
                     "X accounts were not added: this bot has no X API access configured "
                     "(%(handles)s).",
-                    handles=handles_text(handles),
+                    handles=some_handles(handles),
                 )
             )
         else:
@@ -220,7 +221,7 @@ async def _import(
             t.gettext(
                 "Not understood, so not added: %(items)s. jobrelay imports feeds (xmlUrl), "
                 "X accounts and its own categories.",
-                items=html_join(refused[:20]) + (" …" if len(refused) > 20 else ""),
+                items=some_of(refused),
             )
         )
     if not lines:

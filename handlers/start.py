@@ -115,3 +115,16 @@ async def plain_text(update: Update, context: Context) -> None:
             "<code>/follow @acme_jobs</code>; /help lists everything."
         ),
     )
+
+
+async def forwarded_command(update: Update, context: Context) -> None:
+    """A command forwarded into a private chat: not run (it speaks for whoever wrote it
+    first); said once, here only (in a group, forwarded commands are ignored quietly)."""
+    t = translator_for(update)
+    await reply(
+        update,
+        t.gettext(
+            "Forwarded commands are not run: a forwarded message speaks for whoever wrote it. "
+            "Type the command yourself."
+        ),
+    )

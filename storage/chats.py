@@ -15,6 +15,7 @@ from storage.models import (
     ChatFilter,
     ChatTopic,
     Delivery,
+    DeliveryStatus,
     Digest,
     Subscription,
 )
@@ -70,6 +71,48 @@ async def upsert_chat(
     if language and not keep_language:
         changes["language"] = language
     await session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changes))
+
+
+async def chat_is_current(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    chat_type: str,
+    title: str | None,
+    language: str | None,
+) -> bool:
+    """Whether `upsert_chat` would change nothing worth a write: the chat is stored, active,
+    of that type and title (and `language`, unless None), and nothing is being sent to it.
+
+    A send in flight may yet find the chat gone (blocked, removed) and deactivate it unless
+    the chat was heard from since (`deactivate_chat`'s `unless_heard_since`): while one is,
+    hearing from the chat is written. One statement, so one snapshot on PostgreSQL too.
+    """
+    in_flight = (
+        select(Delivery.id)
+        .where(
+            Delivery.chat_id == chat_id,
+            Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.DIGESTING]),
+        )
+        .exists()
+    )
+    row = (
+        await session.execute(
+            select(Chat.type, Chat.title, Chat.language, Chat.active, in_flight).where(
+                Chat.id == chat_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return False
+    stored_type, stored_title, stored_language, active, sending = row
+    return (
+        bool(active)
+        and not sending
+        and stored_type == chat_type
+        and stored_title == title
+        and (language is None or stored_language == language)
+    )
 
 
 async def get_chat(session: AsyncSession, chat_id: int) -> ChatInfo | None:

@@ -411,3 +411,17 @@ Index("ix_deliveries_chat_id_status", Delivery.chat_id, Delivery.status)
 Index("ix_deliveries_digest_id", Delivery.digest_id)
 # Whether a row still points at an offer (the daily prune asks for thousands of offers).
 Index("ix_deliveries_offer_id", Delivery.offer_id)
+
+
+class HandledUpdate(Base):
+    """A Telegram update some process began to handle (`update_id` is the bot's own count):
+    the same update delivered again, to a receiver that took over before the first one
+    confirmed it, is dropped. Kept a day, as Telegram keeps an update at most 24 hours."""
+
+    __tablename__ = "handled_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+Index("ix_handled_updates_handled_at", HandledUpdate.handled_at)

@@ -14,8 +14,10 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.classify import catalogue
+from bot.clock import FrozenClock
 from bot.policy import Hold
 from bot.sources.base import Post
+from bot.updates import HandledUpdates
 from storage import categories, chats, outbox, settings, sources
 from storage.db import Sessions, create_engine, create_session_factory
 from storage.migrate import current_revision, head_revision
@@ -23,7 +25,9 @@ from storage.models import (
     Base,
     Chat,
     Delivery,
+    DeliveryKind,
     DeliveryStatus,
+    HandledUpdate,
     Offer,
     PollGroup,
     Source,
@@ -272,6 +276,65 @@ async def test_a_chat_that_wrote_during_a_refused_send_stays_active(sessions) ->
         await _chat(session, 1)
         info = await chats.get_chat(session, 1)
     assert info is not None and info.active
+
+
+async def test_a_chat_is_written_again_only_when_something_changed_or_a_send_is_out(
+    sessions,
+) -> None:
+    """What is known about a chat is read first; hearing from it is written while a send to it
+    is out, which Telegram may yet refuse (then the chat must stay active, as above)."""
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        await _chat(session, -5, chat_type="supergroup")
+
+    async def current(
+        chat_id: int,
+        chat_type: str | None = None,
+        title: str | None = "",
+        language: str | None = "en",
+    ) -> bool:
+        async with sessions() as session:
+            return await chats.chat_is_current(
+                session,
+                chat_id=chat_id,
+                chat_type=chat_type or ("private" if chat_id > 0 else "supergroup"),
+                title=(None if chat_id > 0 else "Club") if title == "" else title,
+                language=language,
+            )
+
+    assert await current(1) and await current(-5) and await current(-5, language=None)
+    assert not await current(1, language="fr")
+    assert not await current(-5, title="Lyon club")
+    assert not await current(-5, chat_type="group")
+    assert not await current(2)  # never heard from
+    async with sessions.begin() as session:
+        session.add(
+            Delivery(
+                chat_id=1,
+                kind=DeliveryKind.OFFER,
+                status=DeliveryStatus.SENDING,
+                next_attempt_at=NOW,
+                created_at=NOW,
+            )
+        )
+        await chats.deactivate_chat(session, -5, NOW)
+    assert not await current(1)  # a send is out
+    assert not await current(-5)  # inactive: hearing from it brings it back
+
+
+async def test_an_update_is_claimed_once_and_forgotten_after_a_day(sessions) -> None:
+    clock = FrozenClock(NOW)
+    handled = HandledUpdates(sessions=sessions, clock=clock)
+    other_process = HandledUpdates(sessions=sessions, clock=clock)
+    assert await handled.first_time(7)
+    assert not await handled.first_time(7)
+    assert not await other_process.first_time(7)
+    assert await other_process.first_time(8)
+    clock.advance(timedelta(hours=25))
+    assert await handled.first_time(9)  # and, an hour after the last prune, a prune
+    async with sessions() as session:
+        kept = await session.scalars(select(HandledUpdate.update_id))
+        assert sorted(kept) == [9]
 
 
 async def test_a_migrated_group_keeps_its_settings_and_its_pending_digest(sessions) -> None:

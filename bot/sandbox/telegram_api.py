@@ -635,6 +635,7 @@ class TelegramStandIn:
         self._files: dict[str, _StoredFile] = {}
         self._files_by_path: dict[str, _StoredFile] = {}
         self._callback_queries: dict[str, JSONDict] = {}
+        self._too_old: set[tuple[int, int]] = set()  # messages edits can no longer reach
         self._next_callback_id = 4_000_000_000_000_000_000
 
         # updates
@@ -880,6 +881,7 @@ class TelegramStandIn:
         document: tuple[str, bytes] | None = None,
         anonymous_admin: bool = False,
         reply_to: int | None = None,
+        forwarded_from: int | None = None,
     ) -> dict[str, Any]:
         """Act as a user writing in a chat: enqueue a message update and return the message.
 
@@ -890,6 +892,8 @@ class TelegramStandIn:
         ``reply_to`` answers an earlier message of the chat (by its id), as a user's reply does.
         ``document=(file_name, data)`` sends a file with ``text`` as its caption; the bot can
         then fetch it with ``getFile`` (up to :data:`MAX_DOWNLOAD_BYTES`, as on Telegram).
+        ``forwarded_from=user_id`` forwards the text (commands included, with their entities)
+        as that user first wrote it: the message carries a ``forward_origin``.
         """
         chat = self._user_side_chat(chat_id, chat_type, chat_title, first_name, username)
         if anonymous_admin and chat["type"] not in ("group", "supergroup"):
@@ -943,9 +947,40 @@ class TelegramStandIn:
             if replied is None:
                 raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
             message["reply_to_message"] = dict(replied)
+        if forwarded_from is not None:
+            message["forward_origin"] = {
+                "type": "user",
+                "sender_user": self._known_user(forwarded_from),
+                "date": int(now) - 3600,
+            }
         self._messages[(chat_id, message["message_id"])] = message
         self.enqueue_update({"channel_post" if chat["type"] == "channel" else "message": message})
         return message
+
+    def edit_message(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """Act as the author of a message editing its text: the message changes and an
+        ``edited_message`` (``edited_channel_post`` in a channel) update is queued, with the
+        same ``message_id`` and ``date`` and a new ``edit_date``; a command keeps its entity."""
+        message = self._messages.get((chat_id, message_id))
+        if message is None or "text" not in message:
+            raise LookupError(f"no text message {message_id} in chat {chat_id} to edit")
+        message["text"] = text
+        message["edit_date"] = int(time.time())
+        command = _BOT_COMMAND_RE.match(text)
+        if command:
+            message["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": utf16_length(command.group())}
+            ]
+        else:
+            message.pop("entities", None)
+        channel = self._chats.get(chat_id, {}).get("type") == "channel"
+        self.enqueue_update({"edited_channel_post" if channel else "edited_message": dict(message)})
+        return message
+
+    def remove_message(self, chat_id: int, message_id: int) -> None:
+        """A message deleted on the user's side (by a person or an administrator): the bot's
+        edits of it are answered 400 "message to edit not found" from now on."""
+        self._messages.pop((chat_id, message_id), None)
 
     def press_button(
         self,
@@ -955,11 +990,21 @@ class TelegramStandIn:
         *,
         user_id: int | None = None,
         language_code: str | None = "en",
+        inaccessible: bool = False,
     ) -> dict[str, Any]:
-        """Act as a user pressing an inline button: enqueue a callback_query update."""
+        """Act as a user pressing an inline button: enqueue a callback_query update.
+
+        ``inaccessible=True`` presses a button of a message Telegram no longer shows the bot
+        (too old): the query's ``message`` is an InaccessibleMessage, only ``chat``,
+        ``message_id`` and ``date`` 0, and the bot's edits of that message are answered 400
+        "message can't be edited" from now on.
+        """
         message = self._messages.get((chat_id, message_id))
         if message is None:
             raise LookupError(f"no message {message_id} in chat {chat_id} to press a button on")
+        if inaccessible:
+            self._too_old.add((chat_id, message_id))
+            message = {"chat": dict(message["chat"]), "message_id": message_id, "date": 0}
         uid = self._default_user_id(chat_id, user_id)
         known = self._users.get(uid, {})
         user = self._remember_user(
@@ -985,6 +1030,18 @@ class TelegramStandIn:
         self._updates.append(update)
         self._updates_pulse.notify()
         self._state_pulse.notify()
+
+    def repeat_last_update(self) -> dict[str, Any]:
+        """Queue the last queued update once more, with the same update_id, as Telegram does
+        for a receiver that took over before the previous one confirmed it (the next
+        getUpdates answers both copies). The update must not be confirmed yet."""
+        if not self._updates:
+            raise LookupError("no update waiting to be repeated")
+        again: dict[str, Any] = json.loads(json.dumps(self._updates[-1]))
+        self._updates.append(again)
+        self._updates_pulse.notify()
+        self._state_pulse.notify()
+        return again
 
     def get_message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
         """Return the current state of a message (after edits), or None if unknown/deleted."""
@@ -1863,6 +1920,8 @@ class TelegramStandIn:
         sender = message.get("from") or {}
         # Channel admins may edit any post; elsewhere only the bot's own messages.
         if sender.get("id") != self.bot_id and chat["type"] != "channel":
+            raise _ApiError(400, "Bad Request: message can't be edited")
+        if (int(chat["id"]), int(message["message_id"])) in self._too_old:
             raise _ApiError(400, "Bad Request: message can't be edited")
         return chat, message
 

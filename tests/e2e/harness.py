@@ -310,13 +310,16 @@ class User:
     def chat_id(self) -> int:
         return self.user_id
 
-    def say(self, text: str) -> None:
-        self.stack.tg.send_message(
+    def say(self, text: str, **extra: Any) -> dict[str, Any]:
+        """Write in the private chat (`extra`: TelegramStandIn.send_message's options); the
+        message as queued."""
+        return self.stack.tg.send_message(
             self.chat_id,
             text,
             user_id=self.user_id,
             language_code=self.language,
             first_name=f"User{self.user_id}",
+            **extra,
         )
 
     def received(self) -> list[SentMessage]:
@@ -325,10 +328,10 @@ class User:
     def texts(self) -> list[str]:
         return [m.plain_text or m.text for m in self.received()]
 
-    async def ask(self, text: str, timeout: float = 15.0) -> str:
+    async def ask(self, text: str, timeout: float = 15.0, **extra: Any) -> str:
         """Send a message and return the plain text of the bot's next reply."""
         before = len(self.received())
-        self.say(text)
+        self.say(text, **extra)
         await eventually(lambda: len(self.received()) > before, timeout, f"a reply to {text!r}")
         return self.texts()[before]
 

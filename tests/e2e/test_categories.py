@@ -179,10 +179,10 @@ async def test_categories_buttons_follow_and_unfollow(stack: Stack) -> None:
     message = user.received()[-1]
     assert message.reply_markup is not None
     buttons = [b for row in message.reply_markup["inline_keyboard"] for b in row]
-    design = next(b for b in buttons if b["callback_data"] == "ct:design")
+    design = next(b for b in buttons if b["callback_data"] == "ct:design:0")  # no topic
     assert design["text"] == "Design (graphisme)"
     stack.tg.press_button(
-        user.chat_id, message.message_id, "ct:design", user_id=user.user_id, language_code="fr"
+        user.chat_id, message.message_id, "ct:design:0", user_id=user.user_id, language_code="fr"
     )
     await eventually(lambda: bool(stack.tg.callback_answers), 15, "the button's answer")
 
@@ -222,3 +222,16 @@ async def test_bad_category_and_filter_input_gets_clear_replies_and_changes_noth
     assert "A + or - needs a word right after it" in reply
     assert "Your filter: +python" in await user.ask("/filter")
     assert "You follow nothing yet" in await user.ask("/list")
+
+
+async def test_a_filter_word_is_measured_as_it_is_stored(stack: Stack) -> None:
+    """`İ` is two characters once lowered (`i̇`): forty of them were 80 characters, past the
+    column PostgreSQL checks (and an apology there). Lengths are checked after lowering."""
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask("/filter +" + "İ" * 40)
+    assert "Something went wrong" not in reply, reply
+    assert "at most 40 characters" in reply and "Nothing was changed." in reply, reply
+    assert "You have no filter" in await user.ask("/filter")
+    assert "Filter saved: +" + "i̇" * 20 in await user.ask("/filter +" + "İ" * 20)
+    assert "Your filter: +" + "i̇" * 20 in await user.ask("/filter")

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
 
 from bot.sandbox.telegram_api import SentMessage
+from storage.models import Chat
 from tests.e2e.harness import Stack, eventually, eventually_async, polls_pass, x_reads
 
 SOFTWARE = (
@@ -318,3 +322,48 @@ async def test_one_groups_anonymous_administrator_does_not_spend_anothers_limits
         await hostile.ask(0, "/list", anonymous_admin=True)
     reply = await other.ask(0, "/follow @acct_b", anonymous_admin=True)
     assert "Now following @acct_b" in reply.plain_text, reply.plain_text
+
+
+async def _chat_row(stack: Stack, chat_id: int) -> tuple[str | None, str, datetime]:
+    """The chat's title, language and when its row was last written."""
+    async with stack.db.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(Chat.title, Chat.language, Chat.updated_at).where(Chat.id == chat_id)
+            )
+        ).one()
+    return row[0], row[1], row[2]
+
+
+async def test_a_group_s_conversation_writes_its_chat_row_only_when_something_changed(
+    stack: Stack,
+) -> None:
+    """Every message in a group where the bot is an administrator reaches it: each one wrote
+    the chat's row, and on SQLite every write waits for the one writer."""
+    await stack.bot.start()
+    group = club(stack)
+    await group.ask(MEMBER, "/list")
+    title, _, written = await _chat_row(stack, group.chat_id)
+    assert title == "Paris job club"
+    for i in range(5):
+        group.say(MEMBER, f"Anyone going to the meetup {i}?")
+    await group.ask(ADMIN, "/list")  # a chat's updates are handled in order
+    assert await _chat_row(stack, group.chat_id) == (title, "en", written)
+    # A new title is noted (with the time of that write).
+    before = len(group.received())
+    stack.tg.send_message(
+        group.chat_id, "/list", user_id=MEMBER, chat_type="supergroup", chat_title="Lyon jobs"
+    )
+    await eventually(lambda: len(group.received()) > before, 15, "a reply to /list")
+    title, _, rewritten = await _chat_row(stack, group.chat_id)
+    assert title == "Lyon jobs" and rewritten > written
+    # A person's chat: written again when their language changes, not at every message.
+    user = stack.user()
+    await user.ask("/list")
+    _, language, written = await _chat_row(stack, user.chat_id)
+    await user.ask("/help")
+    assert await _chat_row(stack, user.chat_id) == (None, language, written)
+    user.language = "fr"
+    await user.ask("/list")
+    _, language, rewritten = await _chat_row(stack, user.chat_id)
+    assert language == "fr" and rewritten > written

@@ -353,3 +353,90 @@ async def test_x_lookups_are_capped_per_person_and_a_missing_handle_costs_once(
     assert stack.x.request_count(lookups) == 3
     # Once known, following it costs no lookup, quota or not.
     assert "Now following @real_one" in await user.ask("/follow @real_one")
+
+
+async def test_edited_and_forwarded_commands_are_not_run(stack: Stack) -> None:
+    """Commands come only from new messages their sender wrote: editing a days-old `/pause 3d`
+    does not pause again, and a forwarded `/unfollow all` is not run as whoever forwarded it
+    (a private chat is told once why; a group hears nothing)."""
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following the category Software" in await user.ask("/follow software")
+    pause = user.say("/pause 3d")
+    assert "Paused until" in (await user.wait_for(2))[-1]
+    assert "Welcome back" in await user.ask("/resume")
+    before = len(user.received())
+    stack.tg.edit_message(user.chat_id, pause["message_id"], "/pause 2d")
+    assert "You were not paused" in await user.ask("/resume")
+    assert len(user.received()) == before + 1  # nothing answered the edit
+    stranger = stack.user()
+    reply = await user.ask("/unfollow all", forwarded_from=stranger.user_id)
+    assert "Forwarded commands are not run" in reply
+    assert "Software" in await user.ask("/list")
+    french = stack.user("fr")
+    reply = await french.ask("/follow software", forwarded_from=stranger.user_id)
+    assert "Les commandes transférées ne sont pas exécutées" in reply
+    # In a group, an administrator's forwarded command is ignored without a word.
+    group = -1001000000077
+    stack.tg.add_chat(group, "supergroup", title="Club")
+    stack.tg.set_member_status(group, user.user_id, "administrator")
+    stack.tg.send_message(
+        group,
+        "/follow software",
+        user_id=user.user_id,
+        chat_type="supergroup",
+        forwarded_from=stranger.user_id,
+    )
+    stack.tg.send_message(group, "/list", user_id=user.user_id, chat_type="supergroup")
+    await eventually(lambda: len(stack.tg.messages_for(group)) >= 1, 15, "the group's /list")
+    texts = [m.plain_text for m in stack.tg.messages_for(group)]
+    assert len(texts) == 1 and "You follow nothing yet" in texts[0], texts
+
+
+async def _replies_before_list(user: User, command: str, **extra: object) -> list[str]:
+    """What the bot answered to `command` (sent with `extra`): every message before its answer
+    to the /list sent right after (a chat's updates are answered in order)."""
+    before = len(user.received())
+    user.say(command, **extra)
+    user.say("/list")
+    await eventually(
+        lambda: any(text.startswith("You follow") for text in user.texts()[before:]),
+        60,
+        "the answer to /list",
+    )
+    return user.texts()[before:-1]
+
+
+async def test_every_per_item_report_of_follow_and_import_is_capped(stack: Stack) -> None:
+    """Fifty feeds that cannot be followed were fifty lines (several messages for a /follow of
+    4 KB, a dozen for an /import): a report explains at most 5 problems, then counts the rest,
+    and names at most 20 accounts in a line."""
+    stack.bot.env.update(MAX_FOLLOWS_PER_CHAT="1000", X_LOOKUPS_PER_USER_PER_DAY="1000")
+    await stack.bot.start()
+    user = stack.user()
+    feeds = [
+        f"http://10.0.0.1/offres/flux-des-offres-d-emploi-numero-{i:04d}.xml" for i in range(50)
+    ]
+    command = "/follow " + " ".join(feeds)
+    assert len(command) <= 4096  # what Telegram lets a person send
+    replies = await _replies_before_list(user, command)
+    assert len(replies) == 1, [len(text) for text in replies]
+    lines = replies[0].splitlines()
+    assert sum("private or local network" in line for line in lines) == 5, lines
+    assert lines[-2:] == ["… (+45)", "Nothing was changed."], lines
+    assert len(lines) == 7
+
+    outlines = b"".join(
+        b'<outline type="rss" xmlUrl="http://10.0.0.2/a-feed-behind-a-firewall-%04d.xml"/>' % i
+        for i in range(120)
+    )
+    outlines += b"".join(b'<outline url="https://x.com/nobody_%05d"/>' % i for i in range(80))
+    opml = b'<?xml version="1.0"?><opml version="2.0"><head/><body>%s</body></opml>' % outlines
+    replies = await _replies_before_list(user, "/import", document=("many.opml", opml))
+    assert len(replies) == 1, [len(text) for text in replies]
+    lines = replies[0].splitlines()
+    assert sum("private or local network" in line for line in lines) == 5, lines
+    assert "… (+115)" in lines
+    missing = next(line for line in lines if line.startswith("❓ No X account is named"))
+    assert missing.count("@nobody_") == 20 and "… (+60)" in missing, missing
+    assert len(lines) <= 9, lines

@@ -1023,6 +1023,38 @@ async def test_press_button_produces_callback_query(bot: Bot, standin: TelegramS
         standin.press_button(42, 999, "yes")
 
 
+async def test_edits_forwards_old_keyboards_and_repeated_updates(
+    bot: Bot, standin: TelegramStandIn
+) -> None:
+    typed = standin.send_message(42, "/pause 3d")
+    standin.edit_message(42, typed["message_id"], "/pause 2d")
+    standin.send_message(42, "/unfollow all", forwarded_from=7)
+    updates = await bot.get_updates()
+    edited, forwarded = updates[1], updates[2]
+    assert edited.edited_message is not None and edited.message is None
+    assert edited.edited_message.message_id == typed["message_id"]
+    assert edited.edited_message.text == "/pause 2d" and edited.edited_message.edit_date
+    assert edited.edited_message.entities[0].type == "bot_command"
+    assert forwarded.message is not None and forwarded.message.forward_origin is not None
+    assert forwarded.message.forward_origin.sender_user.id == 7  # type: ignore[attr-defined]
+    await bot.get_updates(offset=forwarded.update_id + 1)
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="yes")]])
+    message = await bot.send_message(42, "Sure?", reply_markup=keyboard)
+    standin.press_button(42, message.message_id, "yes", inaccessible=True)
+    standin.repeat_last_update()
+    first, second = await bot.get_updates()
+    assert first.update_id == second.update_id
+    query = first.callback_query
+    assert query is not None and query.message is not None
+    assert not query.message.is_accessible  # date 0: InaccessibleMessage on the wire
+    with pytest.raises(BadRequest, match=r"(?i)message can.t be edited"):
+        await bot.edit_message_text("Done", chat_id=42, message_id=message.message_id)
+    other = await bot.send_message(42, "Other", reply_markup=keyboard)
+    standin.remove_message(42, other.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("Done", chat_id=42, message_id=other.message_id)
+
+
 async def test_concurrent_get_updates_conflict(
     bot: Bot, standin: TelegramStandIn, http: aiohttp.ClientSession
 ) -> None:

@@ -95,6 +95,7 @@ def test_filter_words() -> None:
         (["-c#"], "filter_word"),
         (["+ﬃ" * 20], "filter_word"),  # 20 characters typed, 60 once folded
         (["+" + "a" * 41], "filter_word"),
+        (["+" + "İ" * 40], "filter_word"),  # 40 characters typed, 80 once lowered (i̇)
         ([f"+w{i}" for i in range(21)], "filter_many"),
         (["+stage", "-stage"], "filter_both"),
     ]:
