@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from bot.budget import Outlook, month_key, outlook
+from bot.classify import catalogue
 from bot.clock import Clock
-from storage import sources, usage
+from bot.why import export_lines
+from storage import outbox, sources, stats, usage
 from storage.db import Sessions
 from storage.sources import BoardRow
 from storage.stats import RelayStatus, relay_status
 from storage.usage import Usage
 
 CANDIDATE_WINDOW = timedelta(days=30)  # what candidates posted, for /admin board candidates
+
+
+# /admin feedback export sends at most this many posts (the most marked first).
+FEEDBACK_EXPORT_LIMIT = 5_000
 
 
 class Admin:
@@ -63,3 +70,15 @@ class Admin:
         """Chats, sources and outbox counts."""
         async with self._sessions() as session:
             return await relay_status(session, now=self._clock.now())
+
+    async def feedback_export(self) -> list[str]:
+        """The posts people marked "not for me", as JSONL lines (training data for the offer
+        reader; no chat ids), most marked first, at most FEEDBACK_EXPORT_LIMIT."""
+        async with self._sessions() as session:
+            marked = await stats.marked_not_for_me(session, limit=FEEDBACK_EXPORT_LIMIT)
+        return await asyncio.to_thread(export_lines, catalogue(), marked)
+
+    async def offer_text(self, chat_id: int, message_id: int) -> str | None:
+        """The text of the offer a chat's message pushed (for /why)."""
+        async with self._sessions() as session:
+            return await outbox.offer_of_message(session, chat_id=chat_id, message_id=message_id)

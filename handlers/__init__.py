@@ -42,6 +42,7 @@ from handlers.start import (
     unknown_command,
 )
 from handlers.stats import stats
+from handlers.why import why
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -80,6 +81,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("forget", forget_command),
         ("export", export_command),
         ("import", import_command),
+        ("why", why),
     ]:
         application.add_handler(CommandHandler(name, callback, filters=written))
     # An OPML file sent with /import as its caption (a command handler reads text only).

@@ -202,6 +202,9 @@ async def admin(update: Update, context: Context) -> None:
     if words[:1] == ["board"]:
         await reply(update, await board_command(t, context, (context.args or [])[1:]))
         return
+    if words == ["feedback", "export"]:
+        await feedback_export(update, context, t)
+        return
     if words not in ([], ["status"]):
         await reply(
             update,
@@ -209,10 +212,34 @@ async def admin(update: Update, context: Context) -> None:
                 "Operator commands: <code>/admin status</code>, <code>/admin usage</code>, "
                 "<code>/admin board list</code>, <code>/admin board candidates</code>, "
                 "<code>/admin board add @handle|URL</code>, "
-                "<code>/admin board remove @handle|URL</code>."
+                "<code>/admin board remove @handle|URL</code>, "
+                "<code>/admin feedback export</code>."
             ),
         )
         return
     status = await services.admin.status()
     now = update.effective_message.date.timestamp() if update.effective_message else 0.0
     await reply(update, status_text(t, status, now))
+
+
+async def feedback_export(update: Update, context: Context, t: Translator) -> None:
+    """/admin feedback export: the posts people marked "not for me", as a JSONL document."""
+    message = update.effective_message
+    if message is None:
+        return
+    lines = await context.bot_data.services.admin.feedback_export()
+    if not lines:
+        await reply(update, t.gettext("Nobody has marked an offer “Not for me” yet."))
+        return
+    await message.reply_document(
+        ("\n".join(lines) + "\n").encode("utf-8"),
+        filename="jobrelay-not-for-me.jsonl",
+        caption=t.nplain(
+            "%(count)d post marked “Not for me”, with how the reader reads it now (no chat "
+            "is named): training data for the offer reader.",
+            "%(count)d posts marked “Not for me”, with how the reader reads them now (no "
+            "chat is named): training data for the offer reader.",
+            len(lines),
+        ),
+        do_quote=False,
+    )

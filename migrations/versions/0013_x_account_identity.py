@@ -3,7 +3,7 @@ one renamed account created are merged (every follower kept, on the oldest sourc
 handle followed last), and a unique index allows one live source per account.
 
 Revision ID: 0013_x_account_identity
-Revises: 0011_retention
+Revises: 0012_handled_updates
 Create Date: 2026-12-03
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from storage.models import UTCDateTime
 
 revision: str = "0013_x_account_identity"
-down_revision: str | None = "0011_retention"
+down_revision: str | None = "0012_handled_updates"
 branch_labels: str | None = None
 depends_on: str | None = None
 
