@@ -1,0 +1,75 @@
+"""/why explains how a pushed post was read; an operator exports the posts marked "not for
+me" (the real bot against the stand-ins, on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.harness import Stack, eventually
+
+SOFTWARE = "We're hiring a Python developer (CDI) in Lyon, hybrid. Apply: https://jobs.acme.fr/1"
+DIARY = "Ran 6 interviews today for our backend role. Tired but happy, great candidates!"
+
+
+async def test_why_explains_a_pushed_offer_and_refuses_anything_else(stack: Stack) -> None:
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower(language="fr")
+    assert "/why" in await user.ask("/why")  # not a reply: how to use it
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    stack.x.add_post("acme_jobs", DIARY)
+    await user.wait_for(4)
+    offer = next(m for m in user.received() if "Python developer" in (m.plain_text or ""))
+    diary = next(m for m in user.received() if "Ran 6 interviews" in (m.plain_text or ""))
+    answer = await user.ask("/why", reply_to=offer.message_id)
+    assert answer.startswith("Lu comme une offre"), answer
+    assert "Logiciel" in answer and "Signaux les plus forts" in answer
+    answer = await user.ask("/why", reply_to=diary.message_id)
+    assert answer.startswith("Pas lu comme une offre"), answer
+    assert "vous suivez sa source" in answer
+    first = user.received()[0]  # the bot's reply to /follow: not an offer
+    assert "n’est pas une offre" in await user.ask("/why", reply_to=first.message_id)
+    stranger = stack.user()  # someone else's chat: its message ids mean nothing here
+    assert "not an offer I pushed" in await stranger.ask("/why", reply_to=offer.message_id)
+
+
+async def test_an_operator_exports_the_posts_marked_not_for_me_without_chat_ids(
+    stack: Stack,
+) -> None:
+    operator = stack.user()
+    stack.bot.env["ADMIN_USER_IDS"] = str(operator.user_id)
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    users = [await stack.follower(), await stack.follower()]
+    assert "Nobody has marked" in await operator.ask("/admin feedback export")
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    for user in users:
+        pushed = (await user.wait_for(2)) and user.received()[1]
+        buttons = pushed.reply_markup["inline_keyboard"][0]
+        stack.tg.press_button(  # 👎 Not for me
+            user.chat_id, pushed.message_id, buttons[1]["callback_data"], user_id=user.user_id
+        )
+    await eventually(
+        lambda: sum(m.method == "editMessageReplyMarkup" for m in stack.tg.sent) == 2,
+        15,
+        "both presses",
+    )
+    before = len(operator.received())
+    operator.say("/admin feedback export")
+    await operator.wait_for(before + 1)
+    document = operator.received()[before]
+    assert document.file_name == "jobrelay-not-for-me.jsonl"
+    rows = [json.loads(line) for line in document.file_bytes.decode().splitlines()]
+    assert rows == [
+        {
+            "text": SOFTWARE,
+            "source_kind": "x",
+            "marked_not_for_me": 2,
+            "read_as_offer": True,
+            "categories": rows[0]["categories"],
+        }
+    ]
+    assert "software" in rows[0]["categories"]
+    assert not any(str(u.chat_id) in document.file_bytes.decode() for u in users)
+    stranger = stack.user()
+    assert "feedback" not in await stranger.ask("/admin feedback export")  # not an operator
