@@ -22,6 +22,7 @@ import json
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,11 +52,7 @@ def features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
     norms = [w.norm for w in rules.words]
     words: dict[str, float] = {}
     for norm in norms:
-        words[f"w:{norm}"] = 1.0
-        padded = f" {norm} "
-        for size in CHAR_SIZES:
-            for start in range(len(padded) - size + 1):
-                words[f"c:{padded[start : start + size]}"] = 1.0
+        words.update(dict.fromkeys(_word_names(norm), 1.0))
     for first, second in itertools.pairwise(norms):
         words[f"b:{first} {second}"] = 1.0
     for word in url_words(text):
@@ -85,6 +82,20 @@ def features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
     return found
 
 
+@lru_cache(maxsize=1 << 16)
+def _word_names(norm: str) -> tuple[str, ...]:
+    """A word's own features: itself, and its character n-grams (with a space at each end).
+    Words recur from post to post: each is taken apart once."""
+    padded = f" {norm} "
+    grams = (
+        f"c:{padded[start : start + size]}"
+        for size in CHAR_SIZES
+        for start in range(len(padded) - size + 1)
+    )
+    return (f"w:{norm}", *grams)
+
+
+@lru_cache(maxsize=1 << 18)
 def bucket(name: str) -> int:
     """The slot of a named feature."""
     return zlib.crc32(name.encode("utf-8")) & (BUCKETS - 1)
@@ -202,5 +213,8 @@ def save(
         "weights": [round(float(w), 5) for row in weights for w in row],
     }
     body = json.dumps(model, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    with path.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as zipped:
+    with (
+        path.open("wb") as out,
+        gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0) as zipped,
+    ):
         zipped.write(body)

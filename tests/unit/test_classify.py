@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,23 +131,24 @@ def test_a_malformed_catalogue_is_refused_with_a_clear_message() -> None:
         Catalogue(no_french, signals, {"cities": []})
 
 
-# Every third post of the labelled corpus: a fixed subset, so a change that breaks the
-# classifier fails here (bench/categories.py reports the whole corpus).
-SUBSET = load()[::3]
+# The frozen test set (tests/data/test.jsonl): posts the shipped reader was neither trained nor
+# tuned on. Guards at the figures measured when the model was made (BENCHMARKS.md, "The
+# learned reader"), a little below them: a change that makes the reader worse fails here.
+TEST_SET = load(Path(__file__).resolve().parents[1] / "data" / "test.jsonl")
 
 
-def test_offer_detection_on_a_fixed_subset_of_the_corpus() -> None:
-    scores, _, mistakes = evaluate(SUBSET)
+def test_offer_detection_on_the_frozen_test_set() -> None:
+    scores, _, mistakes = evaluate(TEST_SET)
     offer = scores["offer"]
-    assert offer.precision >= 0.95, mistakes
-    assert offer.recall >= 0.90, mistakes
+    assert offer.precision >= 0.95, [m for m in mistakes if " offer=" in m]
+    assert offer.recall >= 0.86, [m for m in mistakes if " offer=" in m]
 
 
 @pytest.mark.parametrize("slug", REQUIRED)
-def test_required_categories_on_a_fixed_subset_of_the_corpus(slug: str) -> None:
-    scores, _, mistakes = evaluate(SUBSET)
-    assert scores[slug].precision >= 0.90, [m for m in mistakes if f" {slug} " in m]
-    assert scores[slug].recall >= 0.85, [m for m in mistakes if f" {slug} " in m]
+def test_required_categories_on_the_frozen_test_set(slug: str) -> None:
+    scores, _, mistakes = evaluate(TEST_SET)
+    assert scores[slug].precision >= 0.84, [m for m in mistakes if f" {slug} " in m]
+    assert scores[slug].recall >= 0.62, [m for m in mistakes if f" {slug} " in m]
 
 
 def test_near_identical_wordings_of_one_offer_and_different_offers() -> None:
