@@ -42,6 +42,7 @@ LOW = range(0xDC00, 0xE000)
 # Where an entry starts or ends (RSS <item>, Atom <entry>, with or without a prefix).
 ENTRY_START_RE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 ENTRY_END_RE = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+TAIL_WINDOW = 64 * 1024
 SURROGATES_RE = re.compile("[\ud800-\udfff]")
 
 
@@ -89,9 +90,14 @@ def cut_entries(body: bytes, limit: int) -> bytes:
             break
     if cut is None:
         return body
+    # The last entry's end, looked for near the end of the body first (it is there, unless
+    # something long follows it).
     last_end = None
-    for last_end in ENTRY_END_RE.finditer(body, cut):  # noqa: B007 (the last one is wanted)
-        pass
+    for since in dict.fromkeys((max(cut, len(body) - TAIL_WINDOW), cut)):
+        for last_end in ENTRY_END_RE.finditer(body, since):  # noqa: B007 (the last one)
+            pass
+        if last_end is not None:
+            break
     tail = body[last_end.end() :] if last_end is not None else b""
     return body[:cut] + tail
 

@@ -955,6 +955,9 @@ def test_a_feed_is_cut_after_its_first_entries_keeping_its_closing_tags() -> Non
     assert cut_entries(rdf, 1) == b"<rdf:RDF><items><rdf:Seq/></items><item>a</item></rdf:RDF>"
     atom = b"<feed><entry>1</entry>\n<atom:entry>2</atom:entry><entry>3</entry></feed>"
     assert cut_entries(atom, 2) == b"<feed><entry>1</entry>\n<atom:entry>2</atom:entry></feed>"
+    # What follows the last entry is kept, however long.
+    long_tail = b"<rss><item>1</item><item>2</item><x>" + b"y" * 200_000 + b"</x></rss>"
+    assert cut_entries(long_tail, 1) == b"<rss><item>1</item><x>" + b"y" * 200_000 + b"</x></rss>"
 
 
 def test_a_surrogate_pair_at_the_cut_is_decoded_before_the_cut() -> None:
