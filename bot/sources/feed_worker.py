@@ -265,4 +265,7 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    # The bot gone, or an interruption that came as a read ended: the worker ends quietly (the
+    # bot sees the read fail and says so in its log).
+    with contextlib.suppress(BrokenPipeError, _OverBudget, KeyboardInterrupt):
+        serve()
