@@ -13,7 +13,8 @@ a fresh one). A worker also stops itself some seconds after the wall-clock limit
 should the bot be gone, and when its input closes.
 
 Protocol on a worker's stdin and stdout: frames, each a 4-byte big-endian length and that many
-bytes. A request is two frames, a JSON header (url, content_type, discover, max_entries,
+bytes. A worker that has started (its imports done: not a read's time) sends an empty frame.
+A request is two frames, a JSON header (url, content_type, discover, max_entries,
 seconds, wall_seconds) and the body; the reply is one JSON frame: `{"ok": ...}` (what
 `bot.sources.feed_parse.read_body` returns) or `{"error": code, "message": ...}`, with the
 CPU seconds the read took (`cpu`).
@@ -47,6 +48,7 @@ INTERRUPT_EVERY = 0.1  # CPU seconds between interruptions, once over budget
 NICENESS = 5  # the bot's event loop comes first when the cores are busy
 MEMORY_LIMIT = 2 * 1024**3  # address space of a worker: a blow-up fails there, not the machine
 MAX_REPLY = 256 * 1024 * 1024
+STARTUP_SECONDS = 60.0  # for a worker to import what it needs, on a very busy machine
 ROOT = Path(__file__).resolve().parents[2]  # where `bot` is imported from, for the workers
 ERRORS: dict[str, type[MalformedFeed] | type[NotAFeed]] = {
     "malformed": MalformedFeed,
@@ -73,6 +75,14 @@ class _Reader:
             env=env,
         )
         return cls(process)
+
+    async def ready(self) -> None:
+        """Wait for the worker to say it has started."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(STARTUP_SECONDS):
+            size = int.from_bytes(await self.process.stdout.readexactly(4), "big")
+        if size:
+            raise ConnectionError("a feed reader said something else than that it started")
 
     async def call(self, header: bytes, body: bytes) -> bytes:
         """Send one request; its reply."""
@@ -179,6 +189,11 @@ class FeedReaders:
         self._started = [r for r in self._started if r.process.returncode is None]
         reader = await _Reader.start()
         self._started.append(reader)
+        try:
+            await reader.ready()
+        except BaseException:
+            reader.kill()
+            raise
         return reader
 
     async def aclose(self) -> None:
@@ -224,6 +239,8 @@ def serve() -> None:
     requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever else is printed goes to stderr, never into a reply
+    replies.write(b"\0\0\0\0")  # started
+    replies.flush()
     while (header := _read_frame(requests)) is not None:
         body = _read_frame(requests)
         if body is None:
