@@ -1,7 +1,8 @@
 """Issue #15, "Open to strangers": what each attack costs before the hardening (commit BEFORE)
-and after it (this tree).
+and after it (this tree); and issue #20's malformed feed of tiny items (case 6), before its
+fix (commit BEFORE_20) and after it.
 
-    python -m bench.abuse [--before COMMIT] [--runs 3]
+    python -m bench.abuse [--before COMMIT] [--before-20 COMMIT] [--runs 3]
 
 The code before is `git archive BEFORE` unpacked in a temporary directory. Every measurement
 is a child process (`python -P bench/abuse.py --child CASE`) with PYTHONPATH on one tree or
@@ -14,7 +15,8 @@ children import nothing from bench/ (the tree before has another bench/support.p
    `bot.polling.read_all`, in a worker thread; before: `read_safely` on the loop). The feed
    case fetches one 300 KB entry from the feed stand-in (in a process of its own) with the
    real FeedFetcher, makes it a Post (`to_post`) and reads it the same way: the lag counts
-   the fetch too (feedparser runs in a worker thread; the entries are made on the loop).
+   the fetch too (at 050c249 feedparser ran in a worker thread and the entries were made on
+   the loop; now the body is read in a worker process).
 2. A gzip bomb (`Content-Encoding: gzip, gzip`, 800 MB of spaces) from a loopback aiohttp
    server, fetched by `FeedFetcher.fetch`: the child's peak RSS increase (VmHWM) and outcome.
 3. X lookups of one person: `Follows.follow` with 4 x 50 new handles (half unknown to X) on one
@@ -24,6 +26,14 @@ children import nothing from bench/ (the tree before has another bench/support.p
    by day on an injected clock; after: `bot.retention.Retention(days=90).prune()` once a day.
 5. A flood: one person sends 200 /help at once to the real bot (`python -m bot run`) through the
    Telegram stand-in; another person's /help latency, quiet and right after the flood.
+6. Costly feed bodies, served by the feed stand-in (a process of its own) and fetched by one
+   FeedFetcher after a small feed warmed it up: two malformed 3 MB feeds of tiny items
+   (100,000 `<item>` each, a bare `&` in the title) fetched together, as a poll does (the
+   entry cap bounds them); one 3 MB feed of one entry of tiny XHTML elements (the time budget
+   bounds it). Measured: the time the fetches take, the CPU they cost (this process and its
+   worker processes, which are counted once they have ended: the fetcher is closed first),
+   what was read, and the event loop meanwhile: how many 10 ms sleeps a probe completed per
+   second, against the same probe idle, and its largest overshoot.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 BEFORE = "050c249"
+BEFORE_20 = "1241750"  # the last commit before issue #20's bounded feed reading
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
 PROBE_SECONDS = 0.010
@@ -61,6 +72,14 @@ POSTS: dict[str, str] = {
     '`"Hiring! " + "#a_" * 40`': "Hiring! " + "#a_" * 40,
 }
 FEED_CASE = "300 KB feed entry (FeedFetcher + to_post)"
+TINY_SIZE = 3_000_000
+TINY_FEEDS = 2
+COSTLY = {  # case 6: what is fetched at once, by name
+    f"{TINY_FEEDS} malformed {TINY_SIZE / 1e6:g} MB feeds of tiny items": [
+        f"/tiny{n}.xml" for n in range(TINY_FEEDS)
+    ],
+    f"a {TINY_SIZE / 1e6:g} MB entry of tiny XHTML elements": ["/intricate.xml"],
+}
 DAYS = 180
 OFFERS_PER_DAY = 1_000
 ROWS_PER_OFFER = 3
@@ -163,6 +182,115 @@ async def child_feed() -> JSONish:
         await fetcher.aclose()
         server.stdin.close()
         await server.wait()
+
+
+def intricate_feed(size: int) -> bytes:
+    """An Atom feed of one entry whose XHTML content is `size` bytes of tiny elements."""
+    return (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Heavy</title>'
+        b'<entry><id>1</id><title>x</title><content type="xhtml">'
+        b'<div xmlns="http://www.w3.org/1999/xhtml">'
+        + b"<i>a</i>" * (size // 8)
+        + b"</div></content></entry></feed>"
+    )
+
+
+def tiny_items_feed(size: int) -> bytes:
+    """A malformed feed (a bare `&` in its title) of `size` bytes of tiny items."""
+    head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Tiny & many</title>'
+    item = b"<item><title>x</title></item>"
+    return head + item * ((size - len(head)) // len(item)) + b"</channel></rss>"
+
+
+async def serve_tiny() -> None:
+    """The feed stand-in with the costly feeds of case 6 and a small feed, in a process of its
+    own: prints its address, serves until stdin closes."""
+    from bot.sandbox.feeds_api import FeedStandIn
+
+    async with FeedStandIn() as server:
+        body = tiny_items_feed(TINY_SIZE)
+        for n in range(TINY_FEEDS):
+            server.add_raw("jobs.example", f"/tiny{n}.xml", body)
+        server.add_raw(
+            "jobs.example",
+            "/intricate.xml",
+            intricate_feed(TINY_SIZE),
+            content_type="application/atom+xml",
+        )
+        server.add_feed("jobs.example", "/small.xml", fmt="rss2", title="Small")
+        server.add_entry("jobs.example", "/small.xml", title="Hiring", html="<p>CDI</p>")
+        print(server.local_url(""), flush=True)
+        await asyncio.to_thread(sys.stdin.read)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def child_tiny(name: str) -> JSONish:
+    """Case 6: the feeds COSTLY names fetched together."""
+    from bot.sources.feeds import Feed, FeedFetcher
+
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-P",
+        str(THIS),
+        "--child",
+        "tiny-server",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert server.stdout is not None and server.stdin is not None
+    address = (await server.stdout.readline()).decode().strip()
+    fetcher = FeedFetcher(allow_private=True, host_map={"jobs.example": address})
+    ticks = 0
+    worst = 0.0
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        nonlocal ticks, worst
+        while not done.is_set():
+            began = time.perf_counter()
+            await asyncio.sleep(PROBE_SECONDS)
+            worst = max(worst, time.perf_counter() - began - PROBE_SECONDS)
+            ticks += 1
+
+    try:
+        await fetcher.fetch("https://jobs.example/small.xml")  # connection and parser warmed
+        task = asyncio.create_task(probe())
+        await asyncio.sleep(1.0)
+        idle_rate, ticks, worst = ticks / 1.0, 0, 0.0
+        cpu, children = time.process_time(), _children_cpu()
+        began = time.perf_counter()
+        results = await asyncio.gather(
+            *(fetcher.fetch(f"https://jobs.example{path}") for path in COSTLY[name]),
+            return_exceptions=True,
+        )
+        seconds = time.perf_counter() - began
+        busy_rate, lag = ticks / seconds, worst
+        done.set()
+        await task
+        cpu = time.process_time() - cpu
+    finally:
+        await fetcher.aclose()  # its worker processes end, and their CPU is counted
+        children = _children_cpu() - children
+        server.stdin.close()
+        await server.wait()
+    outcomes = sorted(
+        f"{len(r.entries):,} entr{'y' if len(r.entries) == 1 else 'ies'}"
+        if isinstance(r, Feed)
+        else f"{type(r).__name__} `{getattr(r, 'code', '')}`"
+        for r in results
+    )
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu + children,
+        "loop_cpu_s": cpu,
+        "ticks_pct": 100 * busy_rate / idle_rate,
+        "lag_ms": lag * 1000,
+        "outcome": ", ".join(outcomes),
+    }
 
 
 def _vm_hwm_kb() -> int:
@@ -495,6 +623,11 @@ def child(case: str, argument: str) -> JSONish:
     if case == "feed-server":
         asyncio.run(serve_feed())
         return {}
+    if case == "tiny":
+        return asyncio.run(child_tiny(argument))
+    if case == "tiny-server":
+        asyncio.run(serve_tiny())
+        return {}
     if case == "bomb":
         resource.setrlimit(resource.RLIMIT_AS, (BOMB_MEMORY_CAP, BOMB_MEMORY_CAP))
         return asyncio.run(child_bomb(argument))
@@ -584,13 +717,54 @@ def _lag(figures: JSONish | None, timeout: float) -> str:
     return f"{figures['lag_ms']:,.1f} ms | {figures['read_ms']:,.1f} ms"
 
 
+def tiny_lines(commit: str, directory: Path, runs: int) -> list[str]:
+    """Case 6 on the tree before #20 (`commit`) and on this one: its markdown."""
+    tree = directory / "tree-20"
+    tree.mkdir()
+    before = export_before(commit, tree)
+    lines = [
+        "",
+        "**6. Costly feed bodies**, fetched by one `FeedFetcher` (several at once, as a poll "
+        "does). Before: "
+        f"`{before[:12]}` (the last commit before #20's bounded reading: feedparser in a "
+        "thread, every entry parsed); after: this tree (the first 500 entries, in worker "
+        "processes, within FEED_PARSE_SECONDS = 10 s of CPU). CPU: the bot's process and its "
+        "worker processes; event loop: the 10 ms sleeps a probe completed per second, against "
+        "the same probe idle",
+        "",
+        "| bodies | | fetched in | CPU | of it, the bot's process | event loop ticks "
+        "(of idle) | largest overshoot | read |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    keys = ("seconds", "cpu_s", "loop_cpu_s", "ticks_pct", "lag_ms")
+    for name in COSTLY:
+        for side, root in (("before", tree), ("after", ROOT)):
+            figures = median_of(root, "tiny", name, keys, runs, 300)
+            if figures is None:
+                lines.append(f"| {name} | {side} | > 300 s (killed) | | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {side} | {figures['seconds']:.2f} s | {figures['cpu_s']:.2f} s "
+                f"| {figures['loop_cpu_s']:.2f} s | {figures['ticks_pct']:.0f} % "
+                f"| {figures['lag_ms']:,.0f} ms | {figures['outcome']} |"
+            )
+            print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
 def main() -> int:
     """Measure every attack on both trees and print the markdown."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--argument", default="", help=argparse.SUPPRESS)
     parser.add_argument("--before", default=BEFORE, help="the commit before the hardening")
+    parser.add_argument(
+        "--before-20", default=BEFORE_20, help="the commit before #20's bounded feed reading"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument(
+        "--case", type=int, action="append", help="only this case (1-6; repeatable)"
+    )
     parser.add_argument("--backend", action="append", help="ignored: SQLite only")
     args = parser.parse_args()
     if args.child:
@@ -598,6 +772,10 @@ def main() -> int:
         return 0
     began = time.monotonic()
     load = os.getloadavg()
+
+    def wanted(case: int) -> bool:
+        return not args.case or case in args.case
+
     with tempfile.TemporaryDirectory(prefix="jobrelay-before-") as directory:
         before_tree = Path(directory) / "tree"
         before_tree.mkdir()
@@ -608,107 +786,126 @@ def main() -> int:
             f"Each figure is the median of {args.runs} runs, each in a fresh process, except "
             "the database sizes (one run: they do not vary). Load average at the start: "
             f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.",
-            "",
-            "**1. Event loop blocked while one post is read** (largest overshoot of a 10 ms "
-            "sleep; a read killed after "
-            f"{READ_TIMEOUT:g} s is not run again)",
-            "",
-            "| post | before: loop blocked | before: read | after: loop blocked | after: read |",
-            "|---|---:|---:|---:|---:|",
         ]
-        for name in [*POSTS, FEED_CASE]:
-            case, argument = ("feed", "") if name == FEED_CASE else ("read", name)
-            cells = [
-                _lag(
-                    median_of(tree, case, argument, ("lag_ms", "read_ms"), args.runs, READ_TIMEOUT),
-                    READ_TIMEOUT,
+        if wanted(1):
+            lines += [
+                "",
+                "**1. Event loop blocked while one post is read** (largest overshoot of a 10 ms "
+                "sleep; a read killed after "
+                f"{READ_TIMEOUT:g} s is not run again)",
+                "",
+                "| post | before: loop blocked | before: read | after: loop blocked "
+                "| after: read |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for name in [*POSTS, FEED_CASE]:
+                case, argument = ("feed", "") if name == FEED_CASE else ("read", name)
+                cells = [
+                    _lag(
+                        median_of(
+                            tree, case, argument, ("lag_ms", "read_ms"), args.runs, READ_TIMEOUT
+                        ),
+                        READ_TIMEOUT,
+                    )
+                    for _, tree in trees
+                ]
+                lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+                print(lines[-1], file=sys.stderr, flush=True)
+        if wanted(2):
+            bomb = Path(directory) / "bomb.gz"
+            wire = write_bomb(bomb)
+            lines += [
+                "",
+                f"**2. Gzip bomb**: `Content-Encoding: gzip, gzip`, {BOMB_SIZE >> 20} MB of spaces "
+                f"compressed twice, {wire:,} bytes on the wire, fetched by `FeedFetcher.fetch`",
+                "",
+                "| | peak RSS increase | time | outcome |",
+                "|---|---:|---:|---|",
+            ]
+            for side, tree in trees:
+                figures = median_of(tree, "bomb", str(bomb), ("rss_mb", "seconds"), args.runs, 120)
+                assert figures is not None
+                lines.append(
+                    f"| {side} | {figures['rss_mb']:,.0f} MB | {figures['seconds']:.2f} s "
+                    f"| {figures['outcome']} |"
                 )
-                for _, tree in trees
+                print(lines[-1], file=sys.stderr, flush=True)
+        if wanted(3):
+            lines += [
+                "",
+                "**3. X lookups of one person in a day**: `Follows.follow` 4 times with 50 new "
+                "handles (100 of the 200 unknown to X), then the 100 unknown ones again 10 minutes "
+                "later; lookups counted by the X stand-in",
+                "",
+                "| | first 200 handles | unknown ones again | total |",
+                "|---|---:|---:|---:|",
             ]
-            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
-            print(lines[-1], file=sys.stderr, flush=True)
-        bomb = Path(directory) / "bomb.gz"
-        wire = write_bomb(bomb)
-        lines += [
-            "",
-            f"**2. Gzip bomb**: `Content-Encoding: gzip, gzip`, {BOMB_SIZE >> 20} MB of spaces "
-            f"compressed twice, {wire:,} bytes on the wire, fetched by `FeedFetcher.fetch`",
-            "",
-            "| | peak RSS increase | time | outcome |",
-            "|---|---:|---:|---|",
-        ]
-        for side, tree in trees:
-            figures = median_of(tree, "bomb", str(bomb), ("rss_mb", "seconds"), args.runs, 120)
-            assert figures is not None
-            lines.append(
-                f"| {side} | {figures['rss_mb']:,.0f} MB | {figures['seconds']:.2f} s "
-                f"| {figures['outcome']} |"
-            )
-            print(lines[-1], file=sys.stderr, flush=True)
-        lines += [
-            "",
-            "**3. X lookups of one person in a day**: `Follows.follow` 4 times with 50 new "
-            "handles (100 of the 200 unknown to X), then the 100 unknown ones again 10 minutes "
-            "later; lookups counted by the X stand-in",
-            "",
-            "| | first 200 handles | unknown ones again | total |",
-            "|---|---:|---:|---:|",
-        ]
-        for side, tree in trees:
-            figures = spawn(tree, "lookups", "", 120)
-            assert figures is not None
-            lines.append(
-                f"| {side} | {figures['first']} | {figures['again']} | **{figures['total']}** |"
-            )
-            print(lines[-1], file=sys.stderr, flush=True)
-        lines += [
-            "",
-            f"**4. SQLite database after {DAYS} days at {OFFERS_PER_DAY:,} offers a day** "
-            f"({ROWS_PER_OFFER} sent outbox rows and a category each; after: the daily prune, "
-            "RETENTION_DAYS=90). Used = (page_count − freelist_count) × page_size; the file "
-            "keeps its free pages (no VACUUM).",
-            "",
-            "| | "
-            + " | ".join(f"day {d}: used / file" for d in CHECKPOINTS)
-            + " | run time (side by side) |",
-            "|---|" + "---:|" * (len(CHECKPOINTS) + 1),
-        ]
-        # Sizes do not depend on speed: both sides run at once.
-        with ThreadPoolExecutor(2) as pool:
-            runs = [
-                pool.submit(spawn, tree, "retention", "prune" if side == "after" else "", 600)
-                for side, tree in trees
+            for side, tree in trees:
+                figures = spawn(tree, "lookups", "", 120)
+                assert figures is not None
+                lines.append(
+                    f"| {side} | {figures['first']} | {figures['again']} | **{figures['total']}** |"
+                )
+                print(lines[-1], file=sys.stderr, flush=True)
+        if wanted(4):
+            lines += [
+                "",
+                f"**4. SQLite database after {DAYS} days at {OFFERS_PER_DAY:,} offers a day** "
+                f"({ROWS_PER_OFFER} sent outbox rows and a category each; after: the daily prune, "
+                "RETENTION_DAYS=90). Used = (page_count − freelist_count) × page_size; the file "
+                "keeps its free pages (no VACUUM).",
+                "",
+                "| | "
+                + " | ".join(f"day {d}: used / file" for d in CHECKPOINTS)
+                + " | run time (side by side) |",
+                "|---|" + "---:|" * (len(CHECKPOINTS) + 1),
             ]
-        for (side, _), run in zip(trees, runs, strict=True):
-            figures = run.result()
-            assert figures is not None
-            cells = [
-                f"{figures['sizes'][str(d)]['used_mb']:.0f} / "
-                f"{figures['sizes'][str(d)]['file_mb']:.0f} MB"
-                for d in CHECKPOINTS
+            # Sizes do not depend on speed: both sides run at once.
+            with ThreadPoolExecutor(2) as pool:
+                runs = [
+                    pool.submit(spawn, tree, "retention", "prune" if side == "after" else "", 600)
+                    for side, tree in trees
+                ]
+            for (side, _), run in zip(trees, runs, strict=True):
+                figures = run.result()
+                assert figures is not None
+                cells = [
+                    f"{figures['sizes'][str(d)]['used_mb']:.0f} / "
+                    f"{figures['sizes'][str(d)]['file_mb']:.0f} MB"
+                    for d in CHECKPOINTS
+                ]
+                lines.append(
+                    f"| {side} | " + " | ".join(cells) + f" | {figures['seconds']:.0f} s |"
+                )
+                print(lines[-1], file=sys.stderr, flush=True)
+        if wanted(5):
+            lines += [
+                "",
+                f"**5. Commands flood**: one person sends {FLOOD} `/help` at once to the real bot "
+                "(`python -m bot run`, SQLite) through the Telegram stand-in; another person's "
+                "`/help` sent right after them",
+                "",
+                "| | other's /help, quiet | other's /help, during the flood | flood replies "
+                "| bot busy answering the flood |",
+                "|---|---:|---:|---:|---:|",
             ]
-            lines.append(f"| {side} | " + " | ".join(cells) + f" | {figures['seconds']:.0f} s |")
-            print(lines[-1], file=sys.stderr, flush=True)
-        lines += [
-            "",
-            f"**5. Commands flood**: one person sends {FLOOD} `/help` at once to the real bot "
-            "(`python -m bot run`, SQLite) through the Telegram stand-in; another person's "
-            "`/help` sent right after them",
-            "",
-            "| | other's /help, quiet | other's /help, during the flood | flood replies "
-            "| bot busy answering the flood |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for side, tree in trees:
-            figures = median_of(
-                tree, "flood", "", ("quiet_ms", "flooded_ms", "replies", "busy_s"), args.runs, 120
-            )
-            assert figures is not None
-            lines.append(
-                f"| {side} | {figures['quiet_ms']:.0f} ms | {figures['flooded_ms']:.0f} ms "
-                f"| {figures['replies']:.0f} | {figures['busy_s']:.1f} s |"
-            )
-            print(lines[-1], file=sys.stderr, flush=True)
+            for side, tree in trees:
+                figures = median_of(
+                    tree,
+                    "flood",
+                    "",
+                    ("quiet_ms", "flooded_ms", "replies", "busy_s"),
+                    args.runs,
+                    120,
+                )
+                assert figures is not None
+                lines.append(
+                    f"| {side} | {figures['quiet_ms']:.0f} ms | {figures['flooded_ms']:.0f} ms "
+                    f"| {figures['replies']:.0f} | {figures['busy_s']:.1f} s |"
+                )
+                print(lines[-1], file=sys.stderr, flush=True)
+        if wanted(6):
+            lines += tiny_lines(args.before_20, Path(directory), args.runs)
     load = os.getloadavg()
     lines += [
         "",

@@ -142,7 +142,11 @@ async def serve(
         x = XSource(settings.x_bearer_token.get_secret_value(), settings.x_api_url)
         await x.start()
     application = build_application(settings, token)
-    fetcher = FeedFetcher(allow_private=settings.allow_private_feeds, host_map=settings.feed_hosts)
+    fetcher = FeedFetcher(
+        allow_private=settings.allow_private_feeds,
+        host_map=settings.feed_hosts,
+        parse_seconds=settings.feed_parse_seconds,
+    )
     follows = Follows(
         sessions=sessions,
         clock=clock,

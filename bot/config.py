@@ -73,10 +73,12 @@ class Settings(BaseSettings):
     # Feeds: a feed whose address resolves to a private, loopback or link-local address is
     # refused unless this is true (tests, intranets); FEED_HOSTS sends requests for some hosts
     # to another origin ("jobs.example=http://127.0.0.1:8080", the offline sandbox and tests);
-    # a feed failing this long is paused (and its followers told) until it answers again.
+    # a feed failing this long is paused (and its followers told) until it answers again; a
+    # feed's body is read (parsed) in a worker process within FEED_PARSE_SECONDS of CPU.
     allow_private_feeds: bool = False
     feed_hosts: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     feed_pause_after_seconds: float = Field(default=172_800, gt=0, le=2_592_000)
+    feed_parse_seconds: float = Field(default=10, gt=0, le=120)
     # Sent, digested and failed outbox rows, sent digests and offers no kept row needs are
     # deleted this many days after their last use (a daily prune, bot.retention).
     retention_days: int = 90

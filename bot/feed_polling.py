@@ -20,6 +20,7 @@ from bot.sources.feeds import (
     FEED_KIND,
     FEED_KINDS,
     MASTODON_KIND,
+    MAX_ENTRIES,
     Entry,
     Feed,
     FeedFetcher,
@@ -44,9 +45,6 @@ DUE_BATCH = 64
 FETCH_LEASE = timedelta(minutes=5)
 # A tick takes batch after batch while they come full, for about this long (seconds).
 TICK_BUDGET = 30.0
-# Entries read from one answer (in document order, the newest first in practice): a 5 MB feed
-# can list thousands, and its followers want what is new, not its archive.
-MAX_ENTRIES = 500
 # A feed's own TTL or Cache-Control is followed when longer than the poll interval, up to this.
 MAX_TTL = timedelta(hours=6)
 # Entries a feed no longer shows are forgotten after this (it shows its latest ones).
@@ -293,7 +291,10 @@ class FeedPoller:
                 pause_after=self._pause_after,
             )
             if paused:
-                await self._tell(session, feed, "feed_paused", now)
+                # A feed that answers with what cannot be read is not "not answering": its
+                # followers are told which it is.
+                reason = "unreadable" if getattr(exc, "unreadable", False) else "no_answer"
+                await self._tell(session, feed, "feed_paused", now, reason=reason)
         if paused:
             log.warning(
                 "%s has failed for %.0f s: paused, followers told",
@@ -302,20 +303,23 @@ class FeedPoller:
             )
 
     async def _tell(
-        self, session: AsyncSession, feed: FeedSource, code: str, now: datetime
+        self,
+        session: AsyncSession,
+        feed: FeedSource,
+        code: str,
+        now: datetime,
+        reason: str | None = None,
     ) -> None:
         chat_ids = await outbox.subscriber_ids(session, feed.source_id)
-        await outbox.enqueue_notice(
-            session,
-            chat_ids=chat_ids,
-            payload={
-                "code": code,
-                "name": feed.label,
-                "address": feed.key,
-                "since": (feed.failing_since or now).strftime("%Y-%m-%d %H:%M"),
-            },
-            now=now,
-        )
+        payload = {
+            "code": code,
+            "name": feed.label,
+            "address": feed.key,
+            "since": (feed.failing_since or now).strftime("%Y-%m-%d %H:%M"),
+        }
+        if reason is not None:
+            payload["reason"] = reason
+        await outbox.enqueue_notice(session, chat_ids=chat_ids, payload=payload, now=now)
         self._on_new_deliveries()
 
 

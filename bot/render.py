@@ -164,6 +164,17 @@ def render_notice(t: Translator, payload: dict[str, Any]) -> str:
     if code in ("feed_paused", "feed_resumed"):
         name = str(payload.get("name", ""))
         address = str(payload.get("address", ""))
+        if code == "feed_paused" and payload.get("reason") == "unreadable":
+            return t.gettext(
+                "⏸ %(name)s (<code>%(address)s</code>) answers, but with nothing jobrelay can "
+                "read as a feed since %(since)s UTC (broken XML, a page, or too large to "
+                "read), so jobrelay paused it and now only checks it now and then. It stays "
+                "in /list: when it can be read again its new entries arrive as before. "
+                "/unfollow %(address)s removes it.",
+                name=name,
+                address=address,
+                since=str(payload.get("since", "")),
+            )
         if code == "feed_paused":
             return t.gettext(
                 "⏸ %(name)s (<code>%(address)s</code>) has not answered since %(since)s UTC, "

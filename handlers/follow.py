@@ -144,6 +144,14 @@ def feed_failure_text(t: Translator, address: str, error: SourceError) -> Markup
         return t.gettext(
             "⛔ %(feed)s is larger than 5 MB; jobrelay reads feeds up to 5 MB.", feed=shown
         )
+    if problem == "too_complex":
+        return t.gettext(
+            "⛔ %(feed)s takes too long to read (over %(seconds)s s): it is too large or too "
+            "complex. jobrelay reads a feed's first 500 entries; a feed of its latest entries "
+            "is read in a moment.",
+            feed=shown,
+            seconds=f"{getattr(error, 'seconds', 0):g}",
+        )
     if problem == "timeout":
         return t.gettext(
             "⚠️ %(feed)s did not answer within 15 seconds; please try again later.", feed=shown

@@ -13,6 +13,8 @@ from sqlalchemy import func, select, text, update
 from bot.clock import FrozenClock
 from bot.feed_polling import FeedPoller
 from bot.follows import Follows
+from bot.i18n import Translator
+from bot.render import render_notice
 from bot.sandbox.feeds_api import FeedStandIn
 from bot.sources.feeds import FEED_KINDS, FeedFetcher, feed_address
 from storage import chats, feeds, sources
@@ -358,3 +360,80 @@ async def test_recording_304s_never_deadlocks_with_a_chat_subscribing_to_those_f
     async with sessions() as session:
         subscribed = await session.scalar(select(func.count()).select_from(Subscription))
     assert subscribed == 2
+
+
+async def _feed_row(sessions: Sessions, path: str) -> Source:
+    async with sessions() as session:
+        source = await session.scalar(select(Source).where(Source.key.like(f"%{path}")))
+    assert source is not None
+    return source
+
+
+async def test_a_feed_that_answers_with_what_cannot_be_read_is_paused_as_unreadable(
+    sessions: Sessions, server: FeedStandIn, fetcher: FeedFetcher
+) -> None:
+    """Broken XML is no silence: its failure is recorded as what it is, and its followers
+    are not told it "has not answered"."""
+    clock = FrozenClock(NOW)
+    await _follow(sessions, clock, fetcher)
+    poller = FeedPoller(
+        sessions=sessions,
+        clock=clock,
+        fetcher=fetcher,
+        interval_seconds=60,
+        pause_after_seconds=3600,
+    )
+    server.add_raw(HOST, "/feed.xml", b"<?xml version='1.0'?><rss><channel><title>x</ti")
+    for _ in range(2):
+        clock.advance(timedelta(hours=2))
+        await poller.tick()
+    source = await _feed_row(sessions, "/feed.xml")
+    assert source.paused and source.last_error is not None
+    assert source.last_error.startswith("malformed:"), source.last_error
+    async with sessions() as session:
+        [payload] = list(await session.scalars(select(Delivery.payload)))
+    assert payload is not None
+    assert payload["code"] == "feed_paused" and payload["reason"] == "unreadable"
+    text = render_notice(Translator("en"), payload)
+    assert "answers, but with nothing jobrelay can read as a feed" in text
+    assert "has not answered" not in text
+
+
+async def test_a_feed_too_complex_to_read_holds_up_none_of_the_others_of_its_tick(
+    sessions: Sessions, server: FeedStandIn
+) -> None:
+    """A followed feed that starts serving a body that would take long to read is read
+    within its budget and recorded as too complex; the feeds of the same tick are relayed."""
+    fetcher = FeedFetcher(
+        allow_private=True,
+        host_map={HOST: server.local_url("")},
+        parse_seconds=0.5,
+        readers=1,  # one reader for all: the others wait for it, then get it back
+    )
+    try:
+        clock = FrozenClock(NOW)
+        paths = ["/heavy.xml", "/a.xml", "/b.xml"]
+        for path in paths:
+            server.add_feed(HOST, path, fmt="rss2", title=f"Board {path}")
+            await _follow(sessions, clock, fetcher, path=path)
+        poller = FeedPoller(sessions=sessions, clock=clock, fetcher=fetcher, interval_seconds=60)
+        # One entry of 3 MB of tiny XHTML elements: about 15 s of feedparser's time.
+        heavy = (
+            b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Heavy</title>'
+            b'<entry><id>1</id><title>x</title><content type="xhtml">'
+            b'<div xmlns="http://www.w3.org/1999/xhtml">'
+            + b"<i>a</i>" * 375_000
+            + b"</div></content></entry></feed>"
+        )
+        server.add_raw(HOST, "/heavy.xml", heavy, content_type="application/atom+xml")
+        for path in paths[1:]:
+            server.add_entry(HOST, path, title=f"New at {path}", html="CDI", guid=f"{path}#1")
+        clock.advance(timedelta(seconds=61))
+        assert await poller.tick() == 2
+        heavy_row = await _feed_row(sessions, "/heavy.xml")
+        assert heavy_row.error_count == 1 and heavy_row.last_error is not None
+        assert heavy_row.last_error.startswith("too_complex:"), heavy_row.last_error
+        for path in paths[1:]:
+            assert (await _feed_row(sessions, path)).error_count == 0
+    finally:
+        await fetcher.aclose()

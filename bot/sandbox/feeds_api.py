@@ -19,6 +19,9 @@ reaches it: its host map rewrites ``https://jobs.example/feed.xml`` to
   :meth:`FeedStandIn.bluesky_post`) as bskyweb renders them: ``/profile/{handle}/rss``
   redirects (302) to ``/profile/{did}/rss``, which lists the 30 latest posts without
   validators; ``/profile/{handle}`` is a page that announces the feed;
+* characters beyond U+FFFF written as two numeric references to their UTF-16 halves
+  (``&#55357;&#56960;`` for 🚀), as some generators write them
+  (:meth:`FeedStandIn.set_astral_refs`);
 * HTML pages and raw bodies (:meth:`FeedStandIn.add_page`, :meth:`FeedStandIn.add_raw`),
   redirects (:meth:`FeedStandIn.redirect`) and endless-looking bodies
   (:meth:`FeedStandIn.big_body`).
@@ -54,6 +57,7 @@ __all__ = [
     "BLUESKY_HOST",
     "DEFAULT_HOST",
     "MASTODON_FEED_SIZE",
+    "AstralRefs",
     "FeedFormat",
     "FeedRequest",
     "FeedStandIn",
@@ -62,6 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FeedFormat = Literal["rss2", "rss1", "atom"]
+AstralRefs = Literal["decimal", "hex"]
 
 #: The virtual host of requests whose Host header is 127.0.0.1 or localhost.
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -150,6 +155,7 @@ class _Feed:
     entries: list[_Entry] = field(default_factory=list)
     added: int = 0
     observed: bool = False  # a response carried the current Last-Modified
+    astral_refs: AstralRefs | None = None
 
 
 @dataclass(slots=True)
@@ -265,6 +271,18 @@ def _text(value: str) -> str:
 
 def _attr(value: str) -> str:
     return html.escape(value, quote=True)
+
+
+def _surrogate_refs(body: bytes, style: AstralRefs) -> bytes:
+    """`body` (UTF-8) with each character beyond U+FFFF written as two numeric references to
+    its UTF-16 surrogates, as some feed generators write them (invalid XML)."""
+
+    def halves(match: re.Match[str]) -> str:
+        code = ord(match.group()) - 0x10000
+        high, low = 0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)
+        return f"&#x{high:X};&#x{low:X};" if style == "hex" else f"&#{high};&#{low};"
+
+    return re.sub("[\U00010000-\U0010ffff]", halves, body.decode()).encode()
 
 
 def _rfc822(moment: datetime) -> str:
@@ -670,9 +688,11 @@ class FeedStandIn:
         ttl_minutes: int | None = None,
         cache_max_age: int | None = None,
         conditional: bool = True,
+        astral_refs: AstralRefs | None = None,
     ) -> None:
         """Serve an (empty) feed at `path` on `host`; `link` defaults to the host's home page.
-        With `conditional`, answers carry ETag and Last-Modified and may be 304."""
+        With `conditional`, answers carry ETag and Last-Modified and may be 304; with
+        `astral_refs`, see :meth:`set_astral_refs`."""
         if fmt not in _FORMATS:
             raise ValueError(f"unknown feed format {fmt!r} (rss2, rss1 or atom)")
         host = self._touch_host(host)
@@ -687,6 +707,7 @@ class FeedStandIn:
             cache_max_age=cache_max_age,
             conditional=conditional,
             changed_at=datetime.now(UTC).replace(microsecond=0),
+            astral_refs=astral_refs,
         )
 
     def add_entry(
@@ -731,6 +752,14 @@ class FeedStandIn:
         if html is not None:
             found.html = html
         found.updated = datetime.now(UTC)
+        self._changed(feed)
+
+    def set_astral_refs(self, host: str, path: str, style: AstralRefs | None) -> None:
+        """Write the feed's characters beyond U+FFFF (emoji) as two numeric references to
+        their UTF-16 surrogates, `decimal` (``&#55357;&#56960;``) or `hex`
+        (``&#xD83D;&#xDE80;``), as some generators do; None writes them as UTF-8 again."""
+        feed = self._feed(host, path)
+        feed.astral_refs = style
         self._changed(feed)
 
     def remove_entry(self, host: str, path: str, entry: int | str) -> None:
@@ -1092,6 +1121,8 @@ class FeedStandIn:
         entries = sorted(feed.entries, key=lambda e: e.published, reverse=True)
         renderer = {"rss2": _render_rss2, "rss1": _render_rss1, "atom": _render_atom}[feed.fmt]
         body = renderer(feed, self_url, entries)
+        if feed.astral_refs is not None:
+            body = _surrogate_refs(body, feed.astral_refs)
         headers = {"Content-Type": _CONTENT_TYPES[feed.fmt]}
         if feed.cache_max_age is not None:
             headers["Cache-Control"] = f"max-age={feed.cache_max_age}"

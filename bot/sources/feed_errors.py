@@ -8,9 +8,14 @@ SourceError
     ├── TooManyRedirects  "redirects"
     ├── NotAFeed          "not_a_feed"           an HTML page (no feed link found)
     ├── MalformedFeed     "malformed"            XML nothing usable could be read from
+    ├── FeedTooComplex    "too_complex"          reading it took longer than its budget
     ├── FeedHttpError     "http" (.status)       4xx/5xx; transient for 5xx and 429
     ├── FeedTimeout       "timeout"              also an Unavailable (transient)
     └── FeedUnreachable   "unreachable"          DNS or connection failure; also Unavailable
+
+`unreadable` is True for the failures of a feed that answered, but with something that cannot
+be read as a feed (broken XML, a page, too large or too complex, entities): a feed that fails
+so is not "not answering", and its followers are told which it is.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class FeedError(SourceError):
 
     code = "feed"
     transient = False
+    unreadable = False
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.code)
@@ -34,12 +40,14 @@ class FeedRefused(FeedError):
     def __init__(self, code: str) -> None:
         super().__init__(f"refused: {code}")
         self.code = code
+        self.unreadable = code == "entities"
 
 
 class FeedTooLarge(FeedError):
     """The body is larger than the fetcher accepts."""
 
     code = "too_large"
+    unreadable = True
 
 
 class TooManyRedirects(FeedError):
@@ -52,12 +60,26 @@ class NotAFeed(FeedError):
     """The address serves something else than a feed (an HTML page, most often)."""
 
     code = "not_a_feed"
+    unreadable = True
 
 
 class MalformedFeed(FeedError):
     """The document is broken XML nothing usable could be read from."""
 
     code = "malformed"
+    unreadable = True
+
+
+class FeedTooComplex(FeedError):
+    """Reading the body (parsing it, its entries to text) took longer than `seconds`, or more
+    memory than a reader has: too large or too intricate to read."""
+
+    code = "too_complex"
+    unreadable = True
+
+    def __init__(self, message: str = "", *, seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class FeedHttpError(FeedError):

@@ -1,14 +1,11 @@
-"""RSS/Atom feeds, Mastodon and Bluesky profiles: fetched over guarded HTTP, parsed by
-feedparser in a thread, handed back as plain values (no Telegram, no database)."""
+"""RSS/Atom feeds, Mastodon and Bluesky profiles: fetched over guarded HTTP, read by feedparser
+in worker processes under a time budget (`bot.sources.feed_worker`), handed back as plain
+values (no Telegram, no database)."""
 
 from __future__ import annotations
 
 import asyncio
-import calendar
-import hashlib
-import io
 import re
-import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,9 +13,7 @@ from datetime import UTC, datetime, timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from xml.sax import SAXParseException
 
-import feedparser
 import httpx
 
 from bot.sources.base import Post
@@ -38,6 +33,7 @@ from bot.sources.feed_errors import (
     FeedHttpError,
     FeedRefused,
     FeedTimeout,
+    FeedTooComplex,
     FeedTooLarge,
     FeedUnreachable,
     MalformedFeed,
@@ -50,7 +46,9 @@ from bot.sources.feed_guard import (
     parse_host_map,
     resolve_public,
 )
-from bot.sources.feed_text import feed_links, html_to_text, plain_text
+from bot.sources.feed_parse import MAX_ENTRIES
+from bot.sources.feed_text import html_to_text
+from bot.sources.feed_worker import PARSE_SECONDS, READERS, FeedReaders
 
 __all__ = [
     "BLUESKY_KIND",
@@ -58,7 +56,9 @@ __all__ = [
     "FEED_KINDS",
     "MASTODON_KIND",
     "MAX_BYTES",
+    "MAX_ENTRIES",
     "MAX_REDIRECTS",
+    "PARSE_SECONDS",
     "TIMEOUT_SECONDS",
     "Entry",
     "Feed",
@@ -69,6 +69,7 @@ __all__ = [
     "FeedHttpError",
     "FeedRefused",
     "FeedTimeout",
+    "FeedTooComplex",
     "FeedTooLarge",
     "FeedUnreachable",
     "MalformedFeed",
@@ -95,7 +96,6 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, text/html;q=0.5, */*;q=0.1"
 )
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_AGE_RE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d{1,10})")
 SY_PERIODS = {
     "hourly": timedelta(hours=1),
@@ -104,7 +104,6 @@ SY_PERIODS = {
     "monthly": timedelta(days=30),
     "yearly": timedelta(days=365),
 }
-WHITESPACE_AND_BOM = b" \t\r\n\xef\xbb\xbf"
 # The compressions asked for and read (decompressed here, each layer bounded by MAX_BYTES).
 ACCEPT_ENCODING = "gzip, deflate"
 MAX_ENCODINGS = 2  # `gzip, gzip` at most: a stack of compressions is a bomb, not a feed
@@ -222,6 +221,9 @@ class FeedFetcher:
         timeout: float = TIMEOUT_SECONDS,
         max_redirects: int = MAX_REDIRECTS,
         user_agent: str = "jobrelay (+feeds)",
+        parse_seconds: float = PARSE_SECONDS,
+        readers: int = READERS,
+        max_entries: int = MAX_ENTRIES,
     ) -> None:
         self._transport = GuardedTransport(allow_private=allow_private, host_map=host_map)
         self._client = httpx.AsyncClient(
@@ -240,6 +242,10 @@ class FeedFetcher:
         self._max_bytes = max_bytes
         self._timeout = timeout
         self._max_redirects = max_redirects
+        # Bodies are read in worker processes, `parse_seconds` each at most, and only their
+        # first `max_entries` entries: what a body costs to read is bounded before it is paid.
+        self._readers = FeedReaders(size=readers, seconds=parse_seconds)
+        self._max_entries = max_entries
         self.parsed = 0
 
     @property
@@ -262,23 +268,26 @@ class FeedFetcher:
         download = await self._download(url, etag, last_modified, deadline, redirects)
         if isinstance(download, NotModified):
             return download
-        parsed = await self._parse(download)
-        if not _is_html(parsed, download):
-            # Entries to text (HTML reduced, up to 5 MB of it) off the event loop, as parsing.
-            return await asyncio.to_thread(_feed, url, download, parsed)
-        links = feed_links(_decode(download), download.url) if discover else []
+        read = await self._read_body(download, discover=discover)
+        if "feed" in read:
+            return _feed(url, download, read["feed"])
+        links: list[str] = read["page"]  # an HTML page, read for the feeds it announces
         if not links:
             raise NotAFeed("not a feed")
         found = await self._download(links[0], None, None, deadline, redirects)
         assert isinstance(found, _Download)  # no validators were sent
-        parsed = await self._parse(found)
-        if _is_html(parsed, found):
-            raise NotAFeed("the announced feed is a page")
-        return await asyncio.to_thread(_feed, links[0], found, parsed)
+        read = await self._read_body(found, discover=False)  # a page again: NotAFeed
+        return _feed(links[0], found, read["feed"])
+
+    @property
+    def parse_cpu_seconds(self) -> float:
+        """CPU seconds the worker processes spent reading bodies (reads that finished)."""
+        return self._readers.cpu_seconds
 
     async def aclose(self) -> None:
-        """Close the HTTP client and its connections."""
+        """Close the HTTP client and its connections, and stop the reading processes."""
         await self._client.aclose()
+        await self._readers.aclose()
 
     async def _download(
         self,
@@ -351,15 +360,16 @@ class FeedFetcher:
             raise FeedRefused("entities")
         return body
 
-    async def _parse(self, download: _Download) -> Any:
+    async def _read_body(self, download: _Download, *, discover: bool) -> dict[str, Any]:
+        """What the body holds (`bot.sources.feed_parse.read_body`), read in a worker process
+        within the read budget."""
         self.parsed += 1
-        headers = {
-            "content-location": download.url,
-            "content-type": download.headers.get("content-type", "application/xml"),
-        }
-        # A stream, never bytes: feedparser opens bytes that name a file as that file.
-        return await asyncio.to_thread(
-            feedparser.parse, io.BytesIO(download.body), response_headers=headers
+        return await self._readers.read(
+            download.body,
+            url=download.url,
+            content_type=download.headers.get("content-type", "application/xml"),
+            discover=discover,
+            max_entries=self._max_entries,
         )
 
 
@@ -379,90 +389,36 @@ def _redirect_target(
     return target
 
 
-def _decode(download: _Download) -> str:
-    content_type = download.headers.get("content-type", "")
-    charset = "utf-8"
-    if "charset=" in content_type:
-        charset = content_type.split("charset=", 1)[1].split(";")[0].strip().strip("\"'")
-    try:
-        return download.body.decode(charset, errors="replace")
-    except LookupError:
-        return download.body.decode("utf-8", errors="replace")
-
-
-def _is_html(parsed: Any, download: _Download) -> bool:
-    """Whether feedparser found no feed in what is an HTML page."""
-    if parsed.get("version") or parsed.entries:
-        return False
-    content_type = download.headers.get("content-type", "").lower()
-    start = download.body.lstrip(WHITESPACE_AND_BOM)[:15].lower()
-    return content_type.startswith(HTML_TYPES) or start.startswith((b"<!doctype html", b"<html"))
-
-
-def _feed(url: str, download: _Download, parsed: Any) -> Feed:
-    meta = parsed.feed
-    link = str(meta.get("link", ""))
-    entries = [entry for raw in parsed.entries if (entry := _entry(raw, link)) is not None]
-    title = _detail_text(meta.get("title", ""), meta.get("title_detail"))
-    if not title and not entries:
-        start = download.body.lstrip(WHITESPACE_AND_BOM)
-        if not start.startswith(b"<"):
-            raise NotAFeed("not XML")
-        if parsed.get("bozo") and isinstance(parsed.get("bozo_exception"), SAXParseException):
-            raise MalformedFeed("malformed XML")
-        if not parsed.get("version"):
-            raise NotAFeed("no feed in this XML")
+def _feed(url: str, download: _Download, read: dict[str, Any]) -> Feed:
+    """A Feed from what a worker read in the body (`bot.sources.feed_parse`)."""
+    entries = [
+        Entry(
+            id=entry["id"],
+            key=entry["key"],
+            title=entry["title"],
+            text=entry["text"],
+            url=entry["url"],
+            published=_moment(entry["published"]),
+        )
+        for entry in read["entries"]
+    ]
     return Feed(
         url=url,
-        title=title,
-        link=link,
+        title=read["title"],
+        link=read["link"],
         entries=entries,
         etag=download.headers.get("etag"),
         last_modified=download.headers.get("last-modified"),
-        ttl=_ttl(download.headers, meta),
+        ttl=_ttl(download.headers, read["hints"]),
     )
 
 
-def _detail_text(value: object, detail: object) -> str:
-    """Plain text of a feedparser text construct (HTML reduced; plain text kept literal)."""
-    if not isinstance(value, str) or not value:
-        return ""
-    kind = str(detail.get("type", "")) if isinstance(detail, dict) else ""
-    return plain_text(value) if kind == "text/plain" else html_to_text(value)
-
-
-def _entry(raw: Any, feed_link: str) -> Entry | None:
-    contents = raw.get("content") or []
-    if contents:
-        body, detail = contents[0].get("value", ""), contents[0]
-    else:
-        body, detail = raw.get("summary", ""), raw.get("summary_detail")
-    raw_title = str(raw.get("title", ""))
-    title = _detail_text(raw_title, raw.get("title_detail"))
-    text = _detail_text(body, detail)
-    link = str(raw.get("link", ""))
-    if not (title or text or link or raw.get("id")):
-        return None
-    ident = str(raw.get("id") or link)
-    if not ident:
-        digest = hashlib.sha256(f"{raw_title}\n{body}".encode()).hexdigest()
-        ident = f"sha256:{digest}"
-    return Entry(
-        id=ident,
-        key=hashlib.sha256(ident.encode()).hexdigest(),
-        title=title,
-        text=text,
-        url=link or feed_link,
-        published=_moment(raw.get("published_parsed") or raw.get("updated_parsed")),
-    )
-
-
-def _moment(value: object) -> datetime | None:
-    """A feedparser date (a struct_time in UTC) as an aware datetime."""
-    if not isinstance(value, time.struct_time):
+def _moment(seconds: int | None) -> datetime | None:
+    """Seconds since the epoch as an aware datetime (the worker checked it fits)."""
+    if seconds is None:
         return None
     try:
-        return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, ValueError, OSError):
         return None
 

@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from bot.sandbox.feeds_api import FeedStandIn
 from storage.db import create_engine
 from storage.models import FeedEntry, Source
-from tests.e2e.harness import BotProcess, MutedUpdates, Stack, eventually, feed_reads
+from tests.e2e.harness import (
+    BotProcess,
+    MutedUpdates,
+    Stack,
+    eventually,
+    eventually_async,
+    feed_reads,
+)
 
 JOBS = "jobs.example"
 MASTODON = "mastodon.example"
@@ -160,6 +167,59 @@ async def test_an_unreachable_feed_backs_off_is_paused_once_and_resumes(
     assert sum("has not answered since" in t for t in user.texts()) == 1
 
 
+async def test_emoji_written_as_surrogate_references_are_followed_and_pushed_intact(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    """Some generators write 🚀 as `&#55357;&#56960;` (the UTF-16 halves of it): such a feed
+    answered "could not be reached" to /follow, and a followed feed that started writing so
+    failed every poll until it was paused as "not answering"."""
+    feeds.add_feed(
+        JOBS, "/emoji.xml", fmt="rss2", title="Startup 🚀 jobs", ttl_minutes=None,
+        astral_refs="decimal",
+    )  # fmt: skip
+    feeds.add_entry(JOBS, "/emoji.xml", title="Old offer 🚀", html="<p>Last week 🎉</p>")
+    feeds.add_feed(JOBS, "/plain.xml", fmt="atom", title="Plain board", ttl_minutes=None)
+    await stack.bot.start()
+    user = stack.user()
+    reply = await user.ask(f"/follow https://{JOBS}/emoji.xml https://{JOBS}/plain.xml", 30)
+    assert "Now following" in reply and "Startup 🚀 jobs" in reply, reply
+    await _quiet(stack, feeds, (JOBS, "/emoji.xml"), (JOBS, "/plain.xml"))
+    # The other feed starts writing its emoji so too, in hex.
+    feeds.set_astral_refs(JOBS, "/plain.xml", "hex")
+    feeds.add_entry(
+        JOBS,
+        "/emoji.xml",
+        title="Développeur Python 🚀 (H/F)",
+        html="<p>On décolle 🚀 à Lyon, CDI 👩‍💻</p>",
+        link="https://jobs.example/offres/7",
+    )
+    feeds.add_entry(JOBS, "/plain.xml", title="Designer 🎨", html="<p>Nantes, CDD 🎨</p>")
+    texts = await user.wait_for(3, timeout=30)
+    pushed = "\n---\n".join(texts[1:])
+    assert "📰 Startup 🚀 jobs" in pushed and "Développeur Python 🚀 (H/F)" in pushed
+    assert "On décolle 🚀 à Lyon, CDI 👩‍💻" in pushed
+    assert "Designer 🎨" in pushed and "Nantes, CDD 🎨" in pushed
+    assert "\ufffd" not in pushed and "Old offer" not in pushed
+    await _quiet(stack, feeds, (JOBS, "/emoji.xml"), (JOBS, "/plain.xml"))
+    assert len(user.received()) == 3, user.texts()
+    assert "failed" not in stack.bot.log and "Traceback" not in stack.bot.log
+
+
+async def test_a_feed_answering_with_broken_xml_is_paused_as_unreadable_not_as_silent(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    stack.bot.env["FEED_PAUSE_AFTER_SECONDS"] = "3"
+    feeds.add_feed(JOBS, "/feed.xml", fmt="rss2", title="Acme Careers")
+    await stack.bot.start()
+    user = stack.user()
+    assert "Now following" in await user.ask(f"/follow https://{JOBS}/feed.xml")
+    await feed_reads(feeds, JOBS, "/feed.xml", count=1)
+    feeds.add_raw(JOBS, "/feed.xml", b"<?xml version='1.0'?><rss><channel><title>x</ti")
+    texts = await user.wait_for(2, timeout=30)
+    assert "answers, but with nothing jobrelay can read as a feed" in texts[1], texts
+    assert not any("has not answered" in text for text in user.texts())
+
+
 async def test_private_addresses_are_refused(stack: Stack) -> None:
     async with FeedStandIn() as server:
         server.add_feed("127.0.0.1", "/feed.xml", fmt="rss2", title="Internal")
@@ -188,10 +248,20 @@ async def test_feeds_that_cannot_be_read_get_a_clear_reply_and_nothing_is_saved(
     feeds.redirect(JOBS, "/a", f"https://{JOBS}/b")
     feeds.redirect(JOBS, "/b", f"https://{JOBS}/a")
     feeds.fail(JOBS, "/gone.xml", 404)
+    # UTF-16, where references to surrogates are not decoded: feedparser raises on them.
+    feeds.add_raw(
+        JOBS,
+        "/utf16.xml",
+        '<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel>'
+        "<title>&#55357;&#56960;</title><item><title>a & b</title></item></channel></rss>".encode(
+            "utf-16"
+        ),
+    )
     await stack.bot.start()
     user = stack.user()
     expected = {
         "/broken.xml": "not a readable RSS or Atom feed",
+        "/utf16.xml": "not a readable RSS or Atom feed",
         "/nofeed": "announces no RSS or Atom feed",
         "/huge.xml": "larger than 5 MB",
         "/a": "redirects too many times",
@@ -500,3 +570,74 @@ async def test_a_stranger_s_own_feed_reaches_category_followers_only_once_curate
         link="https://jobs.example/o/2",
     )
     await eventually(lambda: len(seeker.received()) == 3, 20, "the curated feed's offer")
+
+
+def _intricate_feed(size: int) -> bytes:
+    """An Atom feed of one entry whose XHTML content is `size` bytes of tiny elements:
+    feedparser takes about 5 s a megabyte to rebuild and sanitize it."""
+    return (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Heavy</title>'
+        b'<entry><id>1</id><title>x</title><content type="xhtml">'
+        b'<div xmlns="http://www.w3.org/1999/xhtml">'
+        + b"<i>a</i>" * (size // 8)
+        + b"</div></content></entry></feed>"
+    )
+
+
+def _tiny_items_feed(size: int) -> bytes:
+    """A malformed feed (a bare `&`) of `size` bytes of tiny items, 100,000 of them."""
+    head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Tiny & many</title>'
+    item = b"<item><title>x</title></item>"
+    return head + item * ((size - len(head)) // len(item)) + b"</channel></rss>"
+
+
+async def test_a_feed_too_complex_to_read_is_refused_and_holds_up_no_other_feed(
+    stack: Stack, feeds: FeedStandIn
+) -> None:
+    """Reading a body is bounded: its first 500 entries only, within FEED_PARSE_SECONDS, in a
+    worker process. A feed that would take longer is refused at /follow and recorded as a
+    failure when it turns so; the feeds polled with it are relayed all the same."""
+    stack.bot.env["FEED_PARSE_SECONDS"] = "2"
+    heavy = _intricate_feed(4_500_000)  # about 20 s of feedparser's time
+    feeds.add_raw(JOBS, "/heavy.xml", heavy, content_type="application/atom+xml")
+    feeds.add_raw(JOBS, "/tiny.xml", _tiny_items_feed(3_000_000))
+    paths = ["/a.xml", "/b.xml", "/turns.xml"]
+    for path in paths:
+        feeds.add_feed(JOBS, path, fmt="rss2", title=f"Board {path}", ttl_minutes=None)
+    await stack.bot.start()
+    user, other = stack.user(), stack.user()
+    reply = await user.ask(f"/follow https://{JOBS}/heavy.xml", timeout=30)
+    assert "takes too long to read (over 2 s)" in reply, reply
+    assert "Nothing was changed" in reply
+    # Its first 500 tiny items only are read: it is followed.
+    reply = await other.ask(f"/follow https://{JOBS}/tiny.xml", timeout=30)
+    assert "Now following 📰 Tiny & many" in reply, reply
+    reply = await user.ask("/follow " + " ".join(f"https://{JOBS}{p}" for p in paths), 30)
+    assert "Now following" in reply, reply
+    await _quiet(stack, feeds, *((JOBS, path) for path in paths))
+    feeds.add_raw(JOBS, "/turns.xml", heavy, content_type="application/atom+xml")
+    await feed_reads(feeds, JOBS, "/turns.xml", count=1)
+    feeds.add_entry(JOBS, "/a.xml", title="Comptable", html="CDI à Lyon, cabinet de 12")
+    feeds.add_entry(JOBS, "/b.xml", title="Designer UX", html="Freelance, Nantes, 3 mois")
+    texts = await user.wait_for(4, timeout=30)
+    assert any("Comptable" in text for text in texts[2:]), texts
+    assert any("Designer UX" in text for text in texts[2:]), texts
+    # Its read ends at its budget (later than the others', which were relayed meanwhile).
+    engine = create_engine(stack.database_url)
+    errors: list[str | None] = []
+
+    async def recorded() -> bool:
+        async with engine.connect() as connection:
+            errors.append(
+                await connection.scalar(
+                    select(Source.last_error).where(Source.key == f"https://{JOBS}/turns.xml")
+                )
+            )
+        return errors[-1] is not None
+
+    try:
+        await eventually_async(recorded, 60, "the failure of the feed that turned heavy")
+    finally:
+        await engine.dispose()
+    assert str(errors[-1]).startswith("too_complex:"), errors[-1]
+    assert "Traceback" not in stack.bot.log

@@ -314,6 +314,22 @@ async def test_unconditional_feed_has_no_validators(
     assert "last-modified" not in response.headers
 
 
+async def test_astral_characters_can_be_written_as_two_surrogate_references(
+    feeds: FeedStandIn, http: httpx.AsyncClient
+) -> None:
+    jobs_feed(feeds, astral_refs="decimal")
+    feeds.add_entry(JOBS, "/feed.xml", title="Décollage 🚀", html="<p>Go 🚀</p>", guid="1")
+    body = (await fetch(http, feeds, JOBS, "/feed.xml")).content
+    assert b"D\xc3\xa9collage &#55357;&#56960;</title>" in body  # é stays UTF-8
+    assert b"&lt;p&gt;Go &#55357;&#56960;&lt;/p&gt;" in body
+    feeds.set_astral_refs(JOBS, "/feed.xml", "hex")
+    body = (await fetch(http, feeds, JOBS, "/feed.xml")).content
+    assert b"&#xD83D;&#xDE80;</title>" in body
+    feeds.set_astral_refs(JOBS, "/feed.xml", None)
+    body = (await fetch(http, feeds, JOBS, "/feed.xml")).content
+    assert "Décollage 🚀</title>".encode() in body
+
+
 async def test_edit_and_remove_entries_by_index_key_or_link(feeds: FeedStandIn) -> None:
     jobs_feed(feeds)
     key = feeds.add_entry(JOBS, "/feed.xml", title="x", html="x", link="https://j/1")

@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import hashlib
 import ipaddress
+import os
+import signal
 import socket
 import time
 import tracemalloc
@@ -13,11 +15,15 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import feedparser
 import pytest
 from aiohttp import web
 
 from bot.sources.base import SourceError, Unavailable
+from bot.sources.feed_parse import cut_entries, decode_surrogate_refs, read_body
+from bot.sources.feed_worker import FeedReaders
 from bot.sources.feeds import (
     BLUESKY_KIND,
     FEED_KIND,
@@ -30,6 +36,7 @@ from bot.sources.feeds import (
     FeedHttpError,
     FeedRefused,
     FeedTimeout,
+    FeedTooComplex,
     FeedTooLarge,
     FeedUnreachable,
     MalformedFeed,
@@ -892,6 +899,232 @@ async def test_a_closed_port_is_unreachable(fetcher: FeedFetcher) -> None:
     with pytest.raises(FeedUnreachable) as caught:
         await fetcher.fetch(f"http://127.0.0.1:{port}/feed")
     assert caught.value.code == "unreachable"
+
+
+# Surrogate references, the entry cap and the reading budget ---------------------------------
+
+ROCKET = "\U0001f680"  # 🚀, U+1F680: the UTF-16 halves D83D and DE80 (55357 and 56960)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (b"&#55357;&#56960;", b"&#128640;"),
+        (b"&#xD83D;&#xDE80;", b"&#128640;"),
+        (b"&#xd83d;&#Xde80;", b"&#128640;"),
+        (b"&#0055357;&#x0DE80;", b"&#128640;"),  # leading zeros, decimal then hex
+        (b"&amp;#55357;&amp;#56960;", b"&amp;#128640;"),  # inside escaped HTML
+        (b"a&#55357;b", b"ab"),  # a lone high half encodes nothing
+        (b"a&#56960;b", b"ab"),  # a lone low half
+        (b"&#56960;&#55357;", b""),  # in the wrong order: two lone halves
+        (b"&#55357;&#55357;&#56960;", b"&#128640;"),  # the second high half pairs
+        (b"&#55357; &#56960;", b" "),  # not adjacent
+        (b"&#55357;&amp;#56960;", b""),  # not escaped alike
+        (b"&#55000;&#57999;&#233;&#x1F680;", b"&#55000;&#57999;&#233;&#x1F680;"),  # untouched
+        (b"no references at all", b"no references at all"),
+    ],
+)
+def test_references_to_surrogates_are_decoded_into_the_character_or_dropped(
+    written: bytes, read: bytes
+) -> None:
+    assert decode_surrogate_refs(written) == read
+
+
+def _rss(items: list[str], title: str = "Board") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>https://jobs.example/</link>"
+        + "".join(items)
+        + "<description>after the items</description></channel></rss>"
+    ).encode()
+
+
+def _item(n: int, title: str | None = None) -> str:
+    return f"<item><title>{title or f'Offer {n}'}</title><guid>g{n}</guid></item>"
+
+
+def test_a_feed_is_cut_after_its_first_entries_keeping_its_closing_tags() -> None:
+    body = _rss([_item(n) for n in range(600)])
+    cut = cut_entries(body, 500)
+    assert cut.count(b"<item>") == 500 and b"<title>Offer 499</title>" in cut
+    assert cut.endswith(b"</channel></rss>")
+    read = read_body(cut, url="https://jobs.example/", content_type="", discover=False)
+    assert len(read["feed"]["entries"]) == 500
+    # Fewer entries than the limit, or other elements that start alike, are left alone.
+    assert cut_entries(body, 600) is body
+    rdf = b"<rdf:RDF><items><rdf:Seq/></items><item>a</item><rss:item>b</rss:item></rdf:RDF>"
+    assert cut_entries(rdf, 1) == b"<rdf:RDF><items><rdf:Seq/></items><item>a</item></rdf:RDF>"
+    atom = b"<feed><entry>1</entry>\n<atom:entry>2</atom:entry><entry>3</entry></feed>"
+    assert cut_entries(atom, 2) == b"<feed><entry>1</entry>\n<atom:entry>2</atom:entry></feed>"
+    # What follows the last entry is kept, however long.
+    long_tail = b"<rss><item>1</item><item>2</item><x>" + b"y" * 200_000 + b"</x></rss>"
+    assert cut_entries(long_tail, 1) == b"<rss><item>1</item><x>" + b"y" * 200_000 + b"</x></rss>"
+
+
+def test_a_surrogate_pair_at_the_cut_is_decoded_before_the_cut() -> None:
+    """Decoded first, then cut where the next entry starts: a pair next to the cut, in the
+    last entry kept or just after it, is never split."""
+    items = [_item(n) for n in range(499)]
+    items.append("<item><title>Last &#55357;</title><guid>g499</guid></item>&#56960;&#55357;")
+    items += [f"&#56960;{_item(n, 'Cut &#55357;&#56960;')}" for n in range(500, 510)]
+    read = read_body(_rss(items), url="https://jobs.example/", content_type="", discover=False)
+    entries = read["feed"]["entries"]
+    assert len(entries) == 500
+    assert entries[-1]["title"] == "Last"
+    items = [_item(n, f"Offer {n} &#xD83D;&#xDE80;") for n in range(501)]
+    read = read_body(_rss(items), url="https://jobs.example/", content_type="", discover=False)
+    assert [e["title"] for e in read["feed"]["entries"][-2:]] == [
+        f"Offer 498 {ROCKET}",
+        f"Offer 499 {ROCKET}",
+    ]
+
+
+def test_a_parser_failure_is_a_malformed_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the parser broke")
+
+    monkeypatch.setattr(feedparser, "parse", failing)
+    with pytest.raises(MalformedFeed) as caught:
+        read_body(RSS2, url="https://jobs.example/", content_type="", discover=False)
+    assert caught.value.code == "malformed" and caught.value.unreadable
+
+
+async def test_an_emoji_written_as_two_surrogate_references_is_read_as_the_emoji(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    """Some generators write 🚀 as `&#55357;&#56960;`: feedparser's loose parser raised
+    UnicodeEncodeError on it, and the feed could never be read."""
+    server.body(
+        "/emoji",
+        _rss(
+            [
+                "<item><title>Dev &#55357;&#56960; Lyon</title><guid>1</guid>"
+                "<description>&lt;p&gt;On d&#233;colle &#xD83D;&#xDE80; &amp;#55357;&amp;#56960;"
+                " &#55357;seul&lt;/p&gt;</description></item>"
+            ],
+            title="Jobs &#55357;&#56960;",
+        ),
+    )
+    feed = await fetch_feed(fetcher, f"{server.url}/emoji")
+    assert feed.title == f"Jobs {ROCKET}"
+    [entry] = feed.entries
+    assert entry.title == f"Dev {ROCKET} Lyon"
+    assert entry.text == f"On décolle {ROCKET} {ROCKET} seul"
+
+
+async def test_a_document_the_parser_fails_on_is_refused_as_unreadable_not_unreachable(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    # UTF-16, where the references are not decoded: feedparser raises UnicodeEncodeError.
+    body = (
+        '<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel>'
+        "<title>T &#55357;&#56960;</title><item><title>a & b</title></item></channel></rss>"
+    ).encode("utf-16")
+    server.body("/utf16", body)
+    with pytest.raises(MalformedFeed) as caught:
+        await fetcher.fetch(f"{server.url}/utf16")
+    assert caught.value.code == "malformed" and caught.value.unreadable
+    assert not isinstance(caught.value, Unavailable)
+    server.body("/fine", RSS2)  # the next read is served as ever
+    assert len((await fetch_feed(fetcher, f"{server.url}/fine")).entries) == 3
+
+
+def _tiny_items(size: int) -> bytes:
+    """A malformed feed (a bare `&`) of tiny items, `size` bytes: feedparser read all of
+    its 100,000 items, twice (strict, then loose)."""
+    item = b"<item><title>x</title></item>"
+    head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Tiny & many</title>'
+    return head + item * ((size - len(head)) // len(item)) + b"</channel></rss>"
+
+
+def _intricate(size: int) -> bytes:
+    """One Atom entry whose XHTML content is `size` bytes of tiny elements: one entry, and
+    feedparser takes about 5 s a megabyte to rebuild and sanitize it."""
+    head = (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Heavy</title>'
+        b'<entry><id>1</id><title>x</title><content type="xhtml">'
+        b'<div xmlns="http://www.w3.org/1999/xhtml">'
+    )
+    return head + b"<i>a</i>" * (size // 8) + b"</div></content></entry></feed>"
+
+
+async def test_only_the_first_500_entries_of_a_huge_feed_are_parsed(
+    server: FeedServer, fetcher: FeedFetcher
+) -> None:
+    server.body("/tiny", _tiny_items(3_000_000))
+    feed = await fetch_feed(fetcher, f"{server.url}/tiny")
+    assert feed.title == "Tiny & many"
+    assert len(feed.entries) == 500
+
+
+async def test_a_feed_that_takes_too_long_to_read_is_refused_and_the_next_is_read(
+    server: FeedServer,
+) -> None:
+    server.body("/heavy", _intricate(3_000_000), "application/atom+xml")
+    server.body("/fine", RSS2)
+    fetcher = FeedFetcher(allow_private=True, parse_seconds=0.5, readers=1)
+    try:
+        with pytest.raises(FeedTooComplex) as caught:
+            await fetcher.fetch(f"{server.url}/heavy")
+        assert caught.value.code == "too_complex" and caught.value.unreadable
+        assert caught.value.seconds == 0.5
+        # Its reader was stopped; the only one left reads the next feed.
+        assert len((await fetch_feed(fetcher, f"{server.url}/fine")).entries) == 3
+        both = await asyncio.gather(
+            fetcher.fetch(f"{server.url}/heavy"),
+            fetcher.fetch(f"{server.url}/fine"),
+            return_exceptions=True,
+        )
+        assert isinstance(both[0], FeedTooComplex) and isinstance(both[1], Feed)
+    finally:
+        await fetcher.aclose()
+
+
+async def test_a_reader_that_dies_in_the_middle_of_a_read_is_replaced() -> None:
+    readers = FeedReaders(size=1, seconds=60)
+
+    async def read(body: bytes) -> dict[str, Any]:
+        return await readers.read(
+            body, url="https://a.example/", content_type="", discover=False, max_entries=500
+        )
+
+    try:
+        await read(RSS2)  # its worker has started
+        [worker] = readers._started
+        reading = asyncio.create_task(read(_intricate(3_000_000)))
+        await asyncio.sleep(0.2)
+        worker.kill()  # as the kernel's OOM killer would
+        with pytest.raises(FeedTooComplex):
+            await reading
+        await worker.process.wait()  # it was killed (its status may be reaped elsewhere)
+        read_again = await read(RSS2)
+        assert len(read_again["feed"]["entries"]) == 3
+    finally:
+        await readers.aclose()
+
+
+async def test_a_read_that_outlives_the_wall_clock_limit_is_abandoned_with_its_worker() -> None:
+    """A worker that gets no CPU (stopped here; starved on a busy machine) never reaches its
+    CPU budget: the wall-clock limit ends the read, and the next read gets a fresh worker."""
+    readers = FeedReaders(size=1, seconds=5, wall_seconds=0.5)
+    try:
+        await readers.read(
+            RSS2, url="https://a.example/", content_type="", discover=False, max_entries=500
+        )
+        [worker] = readers._started
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        with pytest.raises(FeedTooComplex) as caught:
+            await readers.read(
+                RSS2, url="https://a.example/", content_type="", discover=False, max_entries=500
+            )
+        assert "not read within 0.5 s" in str(caught.value)
+        await worker.process.wait()  # it was killed (its status may be reaped elsewhere)
+        read = await readers.read(
+            RSS2, url="https://a.example/", content_type="", discover=False, max_entries=500
+        )
+        assert len(read["feed"]["entries"]) == 3
+    finally:
+        await readers.aclose()
 
 
 # HTML to text -------------------------------------------------------------------------------
