@@ -91,22 +91,11 @@ async def ensure_source(
     account is one source per account id, whatever handle it went by: see `_ensure_account`."""
     if kind == X_KIND:
         return await _ensure_account(session, external_id=external_id, handle=display_name, now=now)
-    statement = (
-        insert_ignoring_conflicts(session, Source)
-        .values(
-            kind=kind,
-            key=key,
-            external_id=external_id,
-            display_name=display_name,
-            cursor=None,
-            next_poll_at=now,
-            error_count=0,
-            gone=False,
-            created_at=now,
+    await session.execute(
+        _new_source(session, kind, key, external_id, display_name, now).on_conflict_do_nothing(
+            index_elements=["kind", "key"]
         )
-        .on_conflict_do_nothing(index_elements=["kind", "key"])
     )
-    await session.execute(statement)
     source = await session.scalar(select(Source).where(Source.kind == kind, Source.key == key))
     assert source is not None
     if source.gone:
@@ -121,6 +110,23 @@ async def ensure_source(
     return source.id
 
 
+def _new_source(
+    session: AsyncSession, kind: str, key: str, external_id: str, display_name: str, now: datetime
+) -> Any:
+    """The INSERT of a new source, never polled yet (its conflict clause to be added)."""
+    return insert_ignoring_conflicts(session, Source).values(
+        kind=kind,
+        key=key,
+        external_id=external_id,
+        display_name=display_name,
+        cursor=None,
+        next_poll_at=now,
+        error_count=0,
+        gone=False,
+        created_at=now,
+    )
+
+
 async def _ensure_account(
     session: AsyncSession, *, external_id: str, handle: str, now: datetime
 ) -> int:
@@ -132,19 +138,9 @@ async def _ensure_account(
     if source is None:
         await _vacate(session, handle.lower(), keep=None)
         await session.execute(
-            insert_ignoring_conflicts(session, Source)
-            .values(
-                kind=X_KIND,
-                key=handle.lower(),
-                external_id=external_id,
-                display_name=handle,
-                cursor=None,
-                next_poll_at=now,
-                error_count=0,
-                gone=False,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
+            _new_source(
+                session, X_KIND, handle.lower(), external_id, handle, now
+            ).on_conflict_do_nothing()
         )
         source = await _account(session, external_id)
         assert source is not None

@@ -708,7 +708,10 @@ async def test_stories_never_chain_so_a_chat_gets_each_offer_once(sessions) -> N
 
 async def test_a_post_read_differently_is_another_story(sessions) -> None:
     """A non-offer and the same words read as an offer (hashtags appended) never merge."""
-    news = "Meet Julie, data engineer at Acme in Lyon: her story on our blog, from intern to lead"
+    from bot.polling import read
+
+    news = "Data engineer in Lyon, our team is growing"
+    assert not read(news).is_offer and read(news + " #hiring #job #CDI").is_offer  # the premise
     async with sessions.begin() as session:
         await _chat(session, 1)
         await categories.subscribe(session, chat_id=1, category="data", now=NOW)
