@@ -83,3 +83,25 @@ def test_a_model_trained_in_memory_reads_like_the_file_it_writes(tmp_path: Path)
         rules = vocabulary.rules(post.text)
         a, b = from_file.probabilities(post.text, rules), in_memory.probabilities(post.text, rules)
         assert all(abs(a[k] - b[k]) < 1e-3 for k in a)
+
+
+def test_why_on_a_post_of_a_thousand_short_words_takes_little_time() -> None:
+    """/why runs on the bot's loop: looking for each character n-gram in each word of a
+    4,000-character post of distinct three-letter words took over half a second per output
+    (three outputs for an offer in two categories)."""
+    import itertools
+    import string
+    import time
+
+    from bot.i18n import translator
+    from bot.why import explain
+
+    cat = catalogue()
+    assert cat.reader is not None
+    letters = ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=3)]
+    head = "We're hiring a Python developer (CDI) in Lyon. Apply: https://jobs.acme.fr/1 "
+    text = (head + " ".join(letters))[:4000]
+    explain(translator("en"), cat, head, "en")  # warm caches
+    start = time.perf_counter()
+    explain(translator("en"), cat, text, "en")
+    assert time.perf_counter() - start < 0.25
