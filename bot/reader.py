@@ -19,11 +19,13 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.classify import Rules, Signal, Verdict, url_words
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "reader.json.gz"
 FORMAT = 1
@@ -197,13 +201,25 @@ def _reasons(name: str, containing: Mapping[str, tuple[str, ...]]) -> Iterable[s
     return ()
 
 
-def load(threshold: float) -> LearnedReader | None:
-    """The shipped model, None when there is none (the vocabulary reads alone)."""
-    source = resources.files("bot") / "data" / MODEL_FILE
+def load(threshold: float, source: Traversable | None = None) -> LearnedReader | None:
+    """The shipped model (or `source`), None when there is none or it cannot be read: the
+    vocabulary reads alone, and the log says so (a bot that cannot start over a damaged model
+    file relays nothing)."""
+    source = source or resources.files("bot") / "data" / MODEL_FILE
     if not source.is_file():
+        log.warning("No offer reader model (%s): the vocabulary reads posts alone", source)
         return None
-    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
-        return LearnedReader(json.load(text), threshold=threshold)
+    try:
+        with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+            return LearnedReader(json.load(text), threshold=threshold)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.error(
+            "The offer reader model %s cannot be read (%s: %s): the vocabulary reads posts alone",
+            source,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        return None
 
 
 def save(

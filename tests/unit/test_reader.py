@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.classify import catalogue
 from bot.reader import OFFER, bucket, features, hashed
 from tools.train_reader import (
@@ -105,3 +107,33 @@ def test_why_on_a_post_of_a_thousand_short_words_takes_little_time() -> None:
     start = time.perf_counter()
     explain(translator("en"), cat, text, "en")
     assert time.perf_counter() - start < 0.25
+
+
+def test_a_damaged_model_file_leaves_the_vocabulary_reading_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated, non-gzip, non-JSON or wrong-shaped model file does not stop the bot from
+    starting: load() answers None (the vocabulary reads alone) and logs why."""
+    import gzip
+    import logging
+
+    from bot.reader import load
+
+    shipped = (Path(__file__).parents[2] / "bot" / "data" / "reader.json.gz").read_bytes()
+    damaged = {
+        "truncated": shipped[: len(shipped) // 2],
+        "not-gzip": b"not a model",
+        "not-json": gzip.compress(b"{nope"),
+        "wrong-shape": gzip.compress(b'{"format": 1, "buckets": 1048576, "outputs": 3}'),
+    }
+    for name, body in damaged.items():
+        path = tmp_path / f"{name}.json.gz"
+        path.write_bytes(body)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bot.reader"):
+            assert load(1.0, path) is None, name
+        assert any("vocabulary reads posts alone" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bot.reader"):
+        assert load(1.0, tmp_path / "missing.json.gz") is None
+    assert any("No offer reader model" in r.getMessage() for r in caplog.records)
