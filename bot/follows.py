@@ -241,6 +241,10 @@ class Follows:
         # A handle not seen on its account lately may have changed hands (the account renamed
         # itself and another took the name): looked up again, at the bot's cost, unless the
         # month's budget is spent (then the source stands, as it did when last seen).
+        # Such a lookup counts against the sender's daily lookups like a new handle's (a
+        # stranger's /follow of quiet handles, again and again, was the bot's budget to
+        # spend); past them, or when X said lately that the handle is nobody's, the source
+        # stands as stored. One that finds the account confirms the handle for a day.
         doubtful = [
             h
             for h in handles
@@ -248,14 +252,22 @@ class Follows:
             and _confirmed(known[h.lower()]) < now - KEY_TRUST
             and not (used.capped or outlook(used.posts, self._budget, now).exhausted)
         ]
+        missed = [
+            h
+            for h in doubtful
+            if isinstance(self._recall(h.lower()), AccountNotFound | AccountSuspended)
+        ]
+        doubtful = [h for h in doubtful if h not in missed]
         if billed and (used.capped or outlook(used.posts, self._budget, now).exhausted):
             report.over_budget = billed
-        elif billed and user_id is not None:
+        elif (billed or doubtful) and user_id is not None:
             day, count = self._looked_up.get(user_id, (now.date(), 0))
             count = count if day == now.date() else 0
             allowed = max(0, self._lookups_per_day - count)
             report.over_quota = billed[allowed:]
-            self._looked_up[user_id] = (now.date(), count + min(allowed, len(billed)))
+            doubtful = doubtful[: max(0, allowed - len(billed))]
+            spent = min(allowed, len(billed) + len(doubtful))
+            self._looked_up[user_id] = (now.date(), count + spent)
         refused = {h.lower() for h in report.over_quota + report.over_budget}
         to_resolve = [h for h in to_resolve if h.lower() not in refused]
         handles = [h for h in handles if h.lower() not in refused]
@@ -265,11 +277,16 @@ class Follows:
             async with semaphore:
                 return await self._resolve(handle, fresh=handle in doubtful)
 
-        to_resolve += doubtful
+        to_resolve += doubtful + missed
         resolved = dict(
             zip(to_resolve, await asyncio.gather(*(bounded(h) for h in to_resolve)), strict=True)
         )
         accounts: list[Account] = []
+        confirmed = {
+            outcome.handle
+            for h, outcome in resolved.items()
+            if h in doubtful and isinstance(outcome, Account)
+        }
         for handle in handles:
             info = known.get(handle.lower())
             if info is not None and not isinstance(resolved.get(handle), Account | AccountNotFound):
@@ -295,6 +312,8 @@ class Follows:
                     display_name=account.handle,
                     now=now,
                 )
+                if account.handle in confirmed:
+                    await sources.record_check(session, source_ids=[source_id], now=now, renamed={})
                 await sources.restart_if_unwatched(session, source_id=source_id, now=now)
                 added = await sources.subscribe(
                     session, chat_id=chat_id, source_id=source_id, now=now, thread_id=thread_id

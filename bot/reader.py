@@ -19,11 +19,13 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.classify import Rules, Signal, Verdict, url_words
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "reader.json.gz"
 FORMAT = 1
@@ -154,19 +158,35 @@ class LearnedReader:
         character n-grams of a word count as that word) and the vocabulary's signals."""
         column = self.outputs.index(output)
         named = features(text, rules, threshold=self._rule_threshold)
+        containing = _words_containing(rules)
         weights: dict[str, float] = {}
         for name, value in named.items():
             row = self._rows.get(bucket(name))
             if row is None:
                 continue
             weight = float(self._weights[row, column]) * value
-            for reason in _reasons(name, rules):
+            for reason in _reasons(name, containing):
                 weights[reason] = weights.get(reason, 0.0) + weight
         ranked = sorted(weights.items(), key=lambda item: -item[1])
         return [Signal(name, weight) for name, weight in ranked[:limit] if weight > 0]
 
 
-def _reasons(name: str, rules: Rules) -> Iterable[str]:
+def _words_containing(rules: Rules) -> dict[str, tuple[str, ...]]:
+    """Each piece of a post's words as long as a character n-gram at most, and the words
+    containing it: built once per post, so that a gram's words are one lookup (looking for
+    each gram in each word took seconds on a post of a thousand short words)."""
+    found: dict[str, dict[str, None]] = {}
+    for norm in dict.fromkeys(w.norm for w in rules.words):
+        padded = f" {norm} "
+        for size in range(1, max(CHAR_SIZES) + 1):
+            for start in range(len(padded) - size + 1):
+                piece = padded[start : start + size].strip()
+                if piece:
+                    found.setdefault(piece, {})[norm] = None
+    return {piece: tuple(words) for piece, words in found.items()}
+
+
+def _reasons(name: str, containing: Mapping[str, tuple[str, ...]]) -> Iterable[str]:
     """What a feature is evidence of, as a person would say it: a word for a word, a word pair
     or a link word, every word containing a character n-gram, a signal's name otherwise."""
     kind, _, value = name.partition(":")
@@ -175,20 +195,31 @@ def _reasons(name: str, rules: Rules) -> Iterable[str]:
     if kind == "b":
         return (value,)
     if kind == "c":
-        gram = value.strip()
-        return tuple({w.norm for w in rules.words if gram and gram in f" {w.norm} "})
+        return containing.get(value.strip(), ())
     if kind == "r":
         return (name,)
     return ()
 
 
-def load(threshold: float) -> LearnedReader | None:
-    """The shipped model, None when there is none (the vocabulary reads alone)."""
-    source = resources.files("bot") / "data" / MODEL_FILE
+def load(threshold: float, source: Traversable | None = None) -> LearnedReader | None:
+    """The shipped model (or `source`), None when there is none or it cannot be read: the
+    vocabulary reads alone, and the log says so (a bot that cannot start over a damaged model
+    file relays nothing)."""
+    source = source or resources.files("bot") / "data" / MODEL_FILE
     if not source.is_file():
+        log.warning("No offer reader model (%s): the vocabulary reads posts alone", source)
         return None
-    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
-        return LearnedReader(json.load(text), threshold=threshold)
+    try:
+        with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+            return LearnedReader(json.load(text), threshold=threshold)
+    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.error(
+            "The offer reader model %s cannot be read (%s: %s): the vocabulary reads posts alone",
+            source,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        return None
 
 
 def save(

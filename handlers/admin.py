@@ -227,6 +227,17 @@ async def feedback_export(update: Update, context: Context, t: Translator) -> No
     message = update.effective_message
     if message is None:
         return
+    chat = update.effective_chat
+    if chat is None or chat.type != "private":
+        # What every chat marked is the operator's, not a group's members'.
+        await reply(
+            update,
+            t.gettext(
+                "The feedback export is sent only in a private chat with me: "
+                "send <code>/admin feedback export</code> there."
+            ),
+        )
+        return
     lines = await context.bot_data.services.admin.feedback_export()
     if not lines:
         await reply(update, t.gettext("Nobody has marked an offer “Not for me” yet."))

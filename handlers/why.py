@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from telegram import Update
 
 from bot.classify import catalogue
@@ -37,4 +39,6 @@ async def why(update: Update, context: Context) -> None:
             ),
         )
         return
-    await reply(update, explain(t, catalogue(), text, language_of(update)))
+    # Off the loop: a reading of a 4,000-character post is tens of milliseconds.
+    answer = await asyncio.to_thread(explain, t, catalogue(), text, language_of(update))
+    await reply(update, answer)

@@ -34,3 +34,31 @@ async def test_a_handle_not_seen_for_a_day_is_looked_up_again_before_a_follow(
         await live.quiet("alice_old", "Alice")
         assert len(first.received()) == len(second.received()) == 2
         assert "@alice_old" in await first.ask("/list")
+
+
+async def test_follows_of_a_quiet_handle_look_it_up_once_a_day_within_the_sender_s_lookups(
+    database_url: str,
+) -> None:
+    """A stranger who sends /follow, /unfollow, /follow of a quiet handle again and again made
+    the bot look it up at each /follow, outside any quota: the bot's X budget was theirs to
+    burn. A lookup that finds the account confirms the handle for a day, and such lookups
+    count against the sender's daily lookups (past them, the stored source stands)."""
+    async with live_bot(
+        database_url, recent_paris(time(10, 0), days_ago=3), x_lookups_per_user_per_day=2
+    ) as live:
+        for handle in ("alice", "bob", "carol"):
+            live.x.add_user(handle, name=handle.title())
+        first = live.user()
+        assert "Now following" in await first.ask("/follow @alice @bob @carol")
+        await live.quiet("alice")
+        live.advance(timedelta(days=1, hours=1))
+        lookups = live.x.request_count("/2/users/by/username")
+        stranger = live.user()
+        for _ in range(3):
+            assert "Now following @alice" in await stranger.ask("/follow @alice")
+            assert "alice" in await stranger.ask("/unfollow @alice")
+        assert live.x.request_count("/2/users/by/username") == lookups + 1
+        # One lookup of the stranger's two is left: @bob is looked up, @carol stands as stored.
+        assert "Now following" in await stranger.ask("/follow @bob @carol")
+        assert live.x.request_count("/2/users/by/username") == lookups + 2
+        assert "@carol" in await stranger.ask("/list")

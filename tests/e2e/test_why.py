@@ -80,3 +80,34 @@ async def test_an_operator_exports_the_posts_marked_not_for_me_without_chat_ids(
     assert not any(str(u.chat_id) in exported for u in users)
     stranger = stack.user()
     assert "feedback" not in await stranger.ask("/admin feedback export")  # not an operator
+
+
+async def test_the_feedback_export_is_never_sent_into_a_group(stack: Stack) -> None:
+    """An operator's /admin feedback export in a group put every chat's "not for me" posts
+    before the group's members: it is sent only in a private chat."""
+    operator = stack.user()
+    stack.bot.env["ADMIN_USER_IDS"] = str(operator.user_id)
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user = await stack.follower()
+    stack.x.add_post("acme_jobs", SOFTWARE)
+    await user.wait_for(2)
+    pushed = user.received()[1]
+    assert pushed.reply_markup is not None
+    buttons = pushed.reply_markup["inline_keyboard"][0]
+    stack.tg.press_button(
+        user.chat_id, pushed.message_id, buttons[1]["callback_data"], user_id=user.user_id
+    )
+    await eventually(
+        lambda: any(m.method == "editMessageReplyMarkup" for m in stack.tg.sent), 15, "the press"
+    )
+    group = -1001000000078
+    stack.tg.add_chat(group, "supergroup", title="Club")
+    stack.tg.set_member_status(group, operator.user_id, "administrator")
+    stack.tg.send_message(
+        group, "/admin feedback export", user_id=operator.user_id, chat_type="supergroup"
+    )
+    await eventually(lambda: len(stack.tg.messages_for(group)) >= 1, 15, "the group's answer")
+    sent = stack.tg.messages_for(group)
+    assert all(m.file_bytes is None for m in sent), "the export went to the group"
+    assert "private chat" in (sent[0].plain_text or "")

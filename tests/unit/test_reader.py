@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.classify import catalogue
 from bot.reader import OFFER, bucket, features, hashed
 from tools.train_reader import (
@@ -83,3 +85,55 @@ def test_a_model_trained_in_memory_reads_like_the_file_it_writes(tmp_path: Path)
         rules = vocabulary.rules(post.text)
         a, b = from_file.probabilities(post.text, rules), in_memory.probabilities(post.text, rules)
         assert all(abs(a[k] - b[k]) < 1e-3 for k in a)
+
+
+def test_why_on_a_post_of_a_thousand_short_words_takes_little_time() -> None:
+    """/why runs on the bot's loop: looking for each character n-gram in each word of a
+    4,000-character post of distinct three-letter words took over half a second per output
+    (three outputs for an offer in two categories)."""
+    import itertools
+    import string
+    import time
+
+    from bot.i18n import translator
+    from bot.why import explain
+
+    cat = catalogue()
+    assert cat.reader is not None
+    letters = ["".join(p) for p in itertools.product(string.ascii_lowercase, repeat=3)]
+    head = "We're hiring a Python developer (CDI) in Lyon. Apply: https://jobs.acme.fr/1 "
+    text = (head + " ".join(letters))[:4000]
+    explain(translator("en"), cat, head, "en")  # warm caches
+    start = time.perf_counter()
+    explain(translator("en"), cat, text, "en")
+    assert time.perf_counter() - start < 0.25
+
+
+def test_a_damaged_model_file_leaves_the_vocabulary_reading_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated, non-gzip, non-JSON or wrong-shaped model file does not stop the bot from
+    starting: load() answers None (the vocabulary reads alone) and logs why."""
+    import gzip
+    import logging
+
+    from bot.reader import load
+
+    shipped = (Path(__file__).parents[2] / "bot" / "data" / "reader.json.gz").read_bytes()
+    damaged = {
+        "truncated": shipped[: len(shipped) // 2],
+        "not-gzip": b"not a model",
+        "not-json": gzip.compress(b"{nope"),
+        "wrong-shape": gzip.compress(b'{"format": 1, "buckets": 1048576, "outputs": 3}'),
+    }
+    for name, body in damaged.items():
+        path = tmp_path / f"{name}.json.gz"
+        path.write_bytes(body)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bot.reader"):
+            assert load(1.0, path) is None, name
+        assert any("vocabulary reads posts alone" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bot.reader"):
+        assert load(1.0, tmp_path / "missing.json.gz") is None
+    assert any("No offer reader model" in r.getMessage() for r in caplog.records)
