@@ -440,3 +440,46 @@ async def test_every_per_item_report_of_follow_and_import_is_capped(stack: Stack
     missing = next(line for line in lines if line.startswith("❓ No X account is named"))
     assert missing.count("@nobody_") == 20 and "… (+60)" in missing, missing
     assert len(lines) <= 9, lines
+
+
+async def test_a_command_does_not_run_when_noting_its_chat_failed(stack: Stack) -> None:
+    """The database refuses to store one chat (a trigger, as a full disk or a constraint would):
+    noting the chat before the command fails, the person gets one apology, and the command does
+    not run on what was left undone (a /follow without the chat's row failed again on a foreign
+    key and apologised twice). Other chats are served."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    stack.x.add_user("acme_jobs")
+    await stack.bot.start()
+    user, other = stack.user(), stack.user()
+    if stack.database_url.startswith("sqlite"):
+        connection = sqlite3.connect(stack.database_url.removeprefix("sqlite:///"), timeout=10)
+        connection.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON chats WHEN NEW.id = {user.chat_id} "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        connection.commit()
+        connection.close()
+    else:
+        dsn = make_url(stack.database_url).set(drivername="postgresql").render_as_string(False)
+        pg = await asyncpg.connect(dsn)
+        await pg.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.id = {user.chat_id} THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        await pg.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON chats FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        await pg.close()
+    assert "Something went wrong" in await user.ask("/follow @acme_jobs")
+    assert "Now following @acme_jobs" in await other.ask("/follow @acme_jobs")
+    await stack.db.idle()
+    assert len(user.received()) == 1  # one apology, not two
+    log = stack.bot.log
+    assert log.count("unhandled error while processing an update") == 1
+    assert "ForeignKeyViolation" not in log and "FOREIGN KEY constraint failed" not in log
+    stack.tracebacks_checked = True  # the one traceback is the refused insert's
