@@ -594,7 +594,7 @@ async def claim(
             offer_url=url,
             payload=delivery.payload,
             offer_tags=tags,
-            also=credits.get((delivery.chat_id, delivery.offer_id or 0), ()),
+            also=_others(credits.get((delivery.chat_id, delivery.offer_id or 0), ()), author),
             thread_id=delivery.thread_id or 0,
             chat_type=chat_type,
         )
@@ -609,6 +609,12 @@ async def pace_chat(session: AsyncSession, *, chat_id: int, until: datetime) -> 
 
 # A story names at most this many other sources that posted it.
 MAX_CREDITS = 3
+
+
+def _others(credits: Sequence[Credit], author: str | None) -> tuple[Credit, ...]:
+    """The credits other than the offer's own poster, at most MAX_CREDITS."""
+    mine = (author or "").lower()
+    return tuple(c for c in credits if c.author.lower() != mine)[:MAX_CREDITS]
 
 
 async def story_credits(
@@ -643,7 +649,8 @@ async def story_credits(
     for chat_id in set(chat_ids):
         for story_id, author, url, source_id, board in rows:
             shown = credits.setdefault((chat_id, int(story_id or 0)), {})
-            if len(shown) < MAX_CREDITS and (board or (chat_id, source_id) in followed):
+            # One more than shown: one of them may be the offer's own poster (see _others).
+            if len(shown) <= MAX_CREDITS and (board or (chat_id, source_id) in followed):
                 shown.setdefault(author.lower(), Credit(author, url))
     return {key: tuple(by_author.values()) for key, by_author in credits.items()}
 

@@ -595,6 +595,7 @@ async def test_credits_name_at_most_three_sources_the_chat_follows_or_curated_on
         await _store(
             session,
             (first, _post("1", "acme", SOFTWARE)),
+            (first, _post("2", "acme", repost)),  # acme's own repost takes no credit's place
             *(
                 (source_id, _post(str(20 + n), f"copy{n}", repost))
                 for n, source_id in enumerate(copies)
