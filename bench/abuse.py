@@ -355,6 +355,7 @@ async def child_lookups() -> JSONish:
     from bot.clock import FrozenClock
     from bot.sandbox.x_api import XStandIn
     from bot.sources.x import XSource
+    from storage import chats
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade_async
 
@@ -378,7 +379,16 @@ async def child_lookups() -> JSONish:
                 x=source,
                 default_timezone="Europe/Paris",
             )
-            await follows.touch_chat(chat_id=42, chat_type="private", title=None, language="en")
+            async with create_session_factory(engine).begin() as session:
+                await chats.upsert_chat(
+                    session,
+                    chat_id=42,
+                    chat_type="private",
+                    title=None,
+                    language="en",
+                    timezone="Europe/Paris",
+                    now=clock.now(),
+                )
             takes_user = "user_id" in follows.follow.__code__.co_varnames
 
             def lookups() -> int:

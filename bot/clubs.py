@@ -38,18 +38,14 @@ class Clubs:
     ) -> None:
         """The bot was added to (or given back its rights in) a chat: its watch resumes, and a
         new club starts in the operator's DEFAULT_GROUP_MODE."""
-        async with self._sessions.begin() as session:
-            await chats.upsert_chat(
-                session,
-                chat_id=chat_id,
-                chat_type=chat_type,
-                title=title,
-                language=language,
-                timezone=self._default_timezone,
-                now=self._clock.now(),
-                keep_language=True,
-                digest_only=self.group_digest and chat_type != "private",
-            )
+        await self._upsert(
+            chat_id=chat_id,
+            chat_type=chat_type,
+            title=title,
+            language=language,
+            keep_language=True,
+            digest_only=self.group_digest and chat_type != "private",
+        )
         log.info("added to %s %s; its watch is active", chat_type, chat_id)
 
     async def heard_from(
@@ -72,6 +68,27 @@ class Clubs:
                 session, chat_id=chat_id, chat_type=chat_type, title=title, language=noted
             ):
                 return False
+        await self._upsert(
+            chat_id=chat_id,
+            chat_type=chat_type,
+            title=title,
+            language=language,
+            keep_language=keep_language,
+            digest_only=digest_only,
+        )
+        return True
+
+    async def _upsert(
+        self,
+        *,
+        chat_id: int,
+        chat_type: str,
+        title: str | None,
+        language: str | None,
+        keep_language: bool,
+        digest_only: bool,
+    ) -> None:
+        """Write a chat's row (created or reactivated; a new one in DEFAULT_TIMEZONE)."""
         async with self._sessions.begin() as session:
             await chats.upsert_chat(
                 session,
@@ -84,7 +101,6 @@ class Clubs:
                 keep_language=keep_language,
                 digest_only=digest_only,
             )
-        return True
 
     async def left(self, chat_id: int) -> bool:
         """The bot was removed from a chat: nothing more is sent there (its watch is kept for

@@ -35,7 +35,7 @@ from bot.sources.feeds import (
     feed_address,
 )
 from bot.sources.x import XSource
-from storage import chats, feeds, sources, usage
+from storage import feeds, sources, usage
 from storage.db import Sessions
 from storage.feeds import FeedSource
 from storage.sources import SourceInfo
@@ -130,31 +130,6 @@ class Follows:
     def x_configured(self) -> bool:
         """Whether X credentials are set."""
         return self._x is not None
-
-    async def touch_chat(
-        self,
-        *,
-        chat_id: int,
-        chat_type: str,
-        title: str | None,
-        language: str | None,
-        keep_language: bool = False,
-        digest_only: bool = False,
-    ) -> None:
-        """Record that a chat spoke to the bot (creates it, reactivates it, notes its language
-        unless `keep_language`; a new chat is digest-only when `digest_only`)."""
-        async with self._sessions.begin() as session:
-            await chats.upsert_chat(
-                session,
-                chat_id=chat_id,
-                chat_type=chat_type,
-                title=title,
-                language=language,
-                timezone=self._default_timezone,
-                now=self._clock.now(),
-                keep_language=keep_language,
-                digest_only=digest_only,
-            )
 
     def _remember(self, key: str, outcome: Account | SourceError) -> None:
         if isinstance(outcome, Account | AccountNotFound | AccountSuspended):
