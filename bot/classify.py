@@ -17,7 +17,7 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Protocol
 
@@ -62,6 +62,9 @@ _SALARY_RE = re.compile(
     r"|[€$£]\s?\d|\b\d{2,3}\s?k\b|\bk€",
     re.IGNORECASE,
 )
+# What every salary the pattern above finds has: a currency, or a number of thousands. The
+# pattern is tried at every position of a post; this one, far cheaper, says when to try it.
+_SALARY_HINT_RE = re.compile(r"[€$£]|eur|\d\s?k", re.IGNORECASE)
 _JOKE_RE = re.compile("[\U0001f602\U0001f923\U0001f921\U0001f643\U0001f605]")
 _TRAILING_PUNCTUATION = ".,;:!?…»)]}'\""
 _BEFORE_A_PLACE = frozenset(
@@ -134,14 +137,21 @@ def strip_links(text: str) -> str:
 def tokens(text: str, known: frozenset[str] = frozenset()) -> list[Token]:
     """The words of a text as the vocabulary is matched: links and mentions dropped, hashtags
     read as words (split at capitals unless the whole tag is a `known` word)."""
-    text = text[:MAX_READ]
-    text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", strip_links(text)))
+    return _tokens_without_links(strip_links(text), known)
+
+
+def _tokens_without_links(text: str, known: frozenset[str]) -> list[Token]:
+    """`tokens()` of a text `strip_links()` already went through."""
+    text = _INCLUSIVE_RE.sub("", _INCLUSIVE_PLURAL_RE.sub("s", text))
     text = _HASHTAG_RE.sub(lambda m: _split_hashtag(m, known), text)
-    return [
-        Token(norm, word[:1].isupper(), len(norm) < len(word), word.casefold(), _is_upper(word))
-        for word in _WORD_RE.findall(fold(text))
-        for norm in (_norm(word),)
-    ]
+    return [_token(word) for word in _WORD_RE.findall(fold(text))]
+
+
+@lru_cache(maxsize=1 << 16)
+def _token(word: str) -> Token:
+    """A word as read (tokens are immutable: each spelling is read once per process)."""
+    norm = _norm(word)
+    return Token(norm, word[:1].isupper(), len(norm) < len(word), word.casefold(), _is_upper(word))
 
 
 def _is_upper(word: str) -> bool:
@@ -514,7 +524,13 @@ class Catalogue:
     def rules(self, text: str) -> Rules:
         """What the vocabulary reads in one post: its offer score and signals, the score of
         each category, the tags (contracts, work mode, city, apply link)."""
-        words = tokens(text, self._known_words)
+        without_links = strip_links(text)
+        return self._rules(text, without_links, self._tokens(without_links))
+
+    def _tokens(self, without_links: str) -> list[Token]:
+        return _tokens_without_links(without_links, self._known_words)
+
+    def _rules(self, text: str, without_links: str, words: list[Token]) -> Rules:
         matches = self._matches(words)
         score = 0.0
         role = False
@@ -556,7 +572,7 @@ class Catalogue:
         # The job's place: the first city named after "à", "in", "based in" ..., else the first.
         city = next((c for after, c in cities if after), cities[0][1] if cities else None)
         apply_url = first_url(text)
-        salary = bool(_SALARY_RE.search(strip_links(text)))
+        salary = bool(_SALARY_HINT_RE.search(without_links) and _SALARY_RE.search(without_links))
         joke = bool(_JOKE_RE.search(text))
         score += self.role_weight if role else 0.0
         score += self.title_weight if title else 0.0
@@ -597,7 +613,8 @@ class Catalogue:
         """Read one post: whether it is an offer and its categories by the learned reader
         (`bot/reader.py`, fed the vocabulary's signals), by the vocabulary alone when no model
         is loaded; its tags by the vocabulary."""
-        rules = self.rules(text)
+        without_links = strip_links(text)
+        rules = self._rules(text, without_links, self._tokens(without_links))
         if self.reader is not None:
             verdict = self.reader.read(text, rules)
             is_offer, score, categories = verdict.is_offer, verdict.offer, verdict.categories
@@ -606,7 +623,11 @@ class Catalogue:
         categories = categories if is_offer else ()
         contracts, work_mode = rules.contracts, rules.work_mode
         norms = [w.norm for w in rules.words]
-        body = tuple(self._body(text))
+        body_text = strip_trailing_hashtags(without_links)
+        if body_text is without_links:  # no closing hashtags: the body is every word
+            body = tuple(norms)
+        else:
+            body = tuple(t.norm for t in self._tokens(body_text))
         facets = self._facet_words(categories, contracts, work_mode)
         return Analysis(
             is_offer=is_offer,
@@ -625,8 +646,7 @@ class Catalogue:
 
     def _body_tokens(self, text: str) -> list[Token]:
         """The words that say what a post is: no links, mentions or closing hashtags."""
-        body = strip_trailing_hashtags(strip_links(text))
-        return tokens(body, self._known_words)
+        return self._tokens(strip_trailing_hashtags(strip_links(text)))
 
     def _body(self, text: str) -> list[str]:
         return [t.norm for t in self._body_tokens(text)]

@@ -52,18 +52,33 @@ def _length(words: int) -> str:
 
 def features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
     """A post's named features and their values (`threshold`: the vocabulary's offer
-    threshold, so its score counts as how far above or below it the post is)."""
-    norms = [w.norm for w in rules.words]
-    words: dict[str, float] = {}
-    for norm in norms:
-        words.update(dict.fromkeys(_word_names(norm), 1.0))
-    for first, second in itertools.pairwise(norms):
-        words[f"b:{first} {second}"] = 1.0
-    for word in url_words(text):
-        words[f"l:{word}"] = 1.0
+    threshold, so its score counts as how far above or below it the post is). What a person
+    is told (`LearnedReader.why`); the model reads their slots (`vector`)."""
+    words = _text_names(text, rules)
     scale = 1.0 / math.sqrt(len(words)) if words else 0.0
     found = dict.fromkeys(words, scale)
-    found[f"s:length:{_length(len(norms))}"] = 1.0
+    found.update(_other_features(text, rules, threshold=threshold))
+    return found
+
+
+def _text_names(text: str, rules: Rules) -> dict[str, None]:
+    """The names of a post's text features: words, their character n-grams, word pairs and
+    link words."""
+    norms = [w.norm for w in rules.words]
+    names: dict[str, None] = {}
+    for norm in norms:
+        names.update(dict.fromkeys(_word_names(norm)))
+    for first, second in itertools.pairwise(norms):
+        names[f"b:{first} {second}"] = None
+    for word in url_words(text):
+        names[f"l:{word}"] = None
+    return names
+
+
+def _other_features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
+    """A post's shape and the vocabulary's reading of it, named."""
+    norms = [w.norm for w in rules.words]
+    found = {f"s:length:{_length(len(norms))}": 1.0}
     if "?" in text:
         found["s:question"] = 1.0
     if norms:
@@ -86,6 +101,28 @@ def features(text: str, rules: Rules, *, threshold: float) -> dict[str, float]:
     return found
 
 
+def _split(text: str, rules: Rules, *, threshold: float) -> tuple[set[int], dict[int, float]]:
+    """A post's features as the model reads them: the slots of its text features (each
+    weighs 1/sqrt(how many there are)) and its other features' slots and values. Slots, not
+    names, are counted once: a word's slots are worked out once per process (words recur from
+    post to post), and the post's are their union, a set operation in C."""
+    norms = [w.norm for w in rules.words]
+    text_slots: set[int] = set().union(*(_word_slots(norm) for norm in dict.fromkeys(norms)))
+    text_slots.update(bucket(f"b:{a} {b}") for a, b in itertools.pairwise(norms))
+    text_slots.update(bucket(f"l:{word}") for word in url_words(text))
+    return text_slots, hashed(_other_features(text, rules, threshold=threshold))
+
+
+def vector(text: str, rules: Rules, *, threshold: float) -> dict[int, float]:
+    """A post's features as slot -> value: what the model is trained on and reads."""
+    text_slots, others = _split(text, rules, threshold=threshold)
+    scale = 1.0 / math.sqrt(len(text_slots)) if text_slots else 0.0
+    slots = dict.fromkeys(text_slots, scale)
+    for slot, value in others.items():
+        slots[slot] = slots.get(slot, 0.0) + value
+    return slots
+
+
 @lru_cache(maxsize=1 << 16)
 def _word_names(norm: str) -> tuple[str, ...]:
     """A word's own features: itself, and its character n-grams (with a space at each end).
@@ -97,6 +134,12 @@ def _word_names(norm: str) -> tuple[str, ...]:
         for start in range(len(padded) - size + 1)
     )
     return (f"w:{norm}", *grams)
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_slots(norm: str) -> frozenset[int]:
+    """The slots of a word's own features."""
+    return frozenset(bucket(name) for name in _word_names(norm))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -124,23 +167,34 @@ class LearnedReader:
         self.categories = tuple(o for o in self.outputs if o != OFFER)
         self.thresholds: dict[str, float] = {k: float(v) for k, v in model["thresholds"].items()}
         self._bias = np.array([float(model["bias"][o]) for o in self.outputs])
-        self._rows = {int(slot): row for row, slot in enumerate(model["slots"])}
+        slots = [int(slot) for slot in model["slots"]]
+        # slot -> row of the weight matrix (-1: no output weighs it): a post's slots are
+        # looked up all at once (4 MB for 2^20 slots).
+        self._row_of = np.full(BUCKETS, -1, dtype=np.int32)
+        self._row_of[np.array(slots, dtype=np.int64)] = np.arange(len(slots), dtype=np.int32)
         self._weights: npt.NDArray[np.float64] = np.array(model["weights"], dtype=np.float64)
-        self._weights = self._weights.reshape(len(model["slots"]), len(self.outputs))
+        self._weights = self._weights.reshape(len(slots), len(self.outputs))
         self._rule_threshold = threshold
 
-    def _scores(self, slots: Mapping[int, float]) -> npt.NDArray[np.float64]:
-        rows = [(self._rows[s], v) for s, v in slots.items() if s in self._rows]
-        if not rows:
-            return self._bias.copy()
-        index = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
-        values = np.fromiter((v for _, v in rows), dtype=np.float64, count=len(rows))
-        result: npt.NDArray[np.float64] = values @ self._weights[index] + self._bias
-        return result
+    def _scores(self, text: str, rules: Rules) -> npt.NDArray[np.float64]:
+        """Each output's score: the weights of the post's slots, times their values (the same
+        numbers as `vector(...) @ weights`, in a few array operations)."""
+        text_slots, others = _split(text, rules, threshold=self._rule_threshold)
+        scores = self._bias.copy()
+        if text_slots:  # each weighs the same: a sum of their rows, scaled once
+            found = np.fromiter(text_slots, dtype=np.int64, count=len(text_slots))
+            rows = self._row_of[found]
+            scores += self._weights[rows[rows >= 0]].sum(axis=0) / math.sqrt(len(text_slots))
+        found = np.fromiter(others, dtype=np.int64, count=len(others))
+        values = np.fromiter(others.values(), dtype=np.float64, count=len(others))
+        rows = self._row_of[found]
+        weighed = rows >= 0
+        scores += values[weighed] @ self._weights[rows[weighed]]
+        return scores
 
     def probabilities(self, text: str, rules: Rules) -> dict[str, float]:
         """The probability of each output: offer, and each category (given an offer)."""
-        scores = self._scores(hashed(features(text, rules, threshold=self._rule_threshold)))
+        scores = self._scores(text, rules)
         return {
             o: 1.0 / (1.0 + math.exp(-float(s))) for o, s in zip(self.outputs, scores, strict=True)
         }
@@ -161,8 +215,8 @@ class LearnedReader:
         containing = _words_containing(rules)
         weights: dict[str, float] = {}
         for name, value in named.items():
-            row = self._rows.get(bucket(name))
-            if row is None:
+            row = int(self._row_of[bucket(name)])
+            if row < 0:
                 continue
             weight = float(self._weights[row, column]) * value
             for reason in _reasons(name, containing):

@@ -35,9 +35,8 @@ from bot.reader import (
     OFFER,
     LearnedReader,
     bucket,
-    features,
-    hashed,
     save,
+    vector,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +104,7 @@ def matrix(posts: Sequence[Labelled], vocabulary: Catalogue) -> csr_matrix:
     columns: list[int] = []
     pointers = [0]
     for post in posts:
-        slots = hashed(
-            features(post.text, vocabulary.rules(post.text), threshold=vocabulary.threshold)
-        )
+        slots = vector(post.text, vocabulary.rules(post.text), threshold=vocabulary.threshold)
         for slot in sorted(slots):
             columns.append(slot)
             data.append(slots[slot])
