@@ -99,7 +99,8 @@ def build_application(
     than the rate into any second. Outbox sends also pass the send gate (bot.send_gate).
     With `metrics`, Telegram's answers and the updates received are counted.
     """
-    builder = ApplicationBuilder()
+    # getUpdates' timeout first: PTB refuses any request parameter once `request` is given.
+    builder = ApplicationBuilder().get_updates_read_timeout(35)
     if metrics is not None:
         builder = builder.request(CountingRequest(metrics))
     application = (
@@ -118,7 +119,6 @@ def build_application(
             )
         )
         .concurrent_updates(PerChatUpdateProcessor())
-        .get_updates_read_timeout(35)
         .build()
     )
     register(application)

@@ -182,8 +182,8 @@ async def test_allowed_updates_and_drop_pending_updates_apply_to_the_webhook(
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("http://bot.example.org/hook", "(?i)an https url must be provided"),
-        ("https://bot.example.org:9000/hook", "(?i)ports 80, 88, 443 or 8443"),
+        ("http://bot.example.org/hook", r"(?i)an https url must be provided"),
+        ("https://bot.example.org:9000/hook", r"(?i)ports 80, 88, 443 or 8443"),
     ],
 )
 async def test_set_webhook_refuses_what_telegram_refuses(bot: Bot, url: str, says: str) -> None:
@@ -194,7 +194,7 @@ async def test_set_webhook_refuses_what_telegram_refuses(bot: Bot, url: str, say
 async def test_set_webhook_refuses_a_secret_telegram_would_refuse(
     bot: Bot, receiver: Receiver
 ) -> None:
-    with pytest.raises(BadRequest, match="(?i)secret token contains unallowed characters"):
+    with pytest.raises(BadRequest, match=r"(?i)secret token contains unallowed characters"):
         await bot.set_webhook(receiver.url, secret_token="not/allowed")
     with pytest.raises(BadRequest):
         await bot.set_webhook(receiver.url, secret_token="x" * 257)
