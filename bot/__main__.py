@@ -24,7 +24,7 @@ class Fatal(Exception):
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = [settings.telegram_bot_token, settings.x_bearer_token]
+    values = [settings.telegram_bot_token, settings.x_bearer_token, settings.webhook_secret]
     return [v.get_secret_value() for v in values if v is not None]
 
 

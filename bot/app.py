@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from telegram import BotCommand
-from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram import BotCommand, Update
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.admin import Admin
 from bot.boards import Boards, load_boards
@@ -24,8 +26,10 @@ from bot.delivery import Sender
 from bot.digests import DigestWorker
 from bot.feed_polling import FeedPoller
 from bot.follows import Follows
+from bot.health import Health
 from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
+from bot.metrics import CountingRequest, Metrics
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
@@ -36,6 +40,8 @@ from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
 from bot.throttle import Throttle
 from bot.updates import HandledUpdates
+from bot.web import StartError, WebServer
+from bot.webhook import WebhookReceiver
 from handlers import register
 from handlers.start import command_descriptions
 from storage import leases
@@ -53,6 +59,25 @@ class StartupError(Exception):
     """The bot cannot start; the message says why and what to do."""
 
 
+class Receiving(enum.Enum):
+    """How this process receives Telegram's updates."""
+
+    POLLING = "polling"  # getUpdates (on PostgreSQL, by the one process elected)
+    WEBHOOK = "webhook"  # Telegram POSTs to WEBHOOK_URL, served on PORT (every web process)
+    NONE = "none"  # this process polls X and sends, nothing else
+
+
+def receiving_mode(settings: Settings) -> Receiving:
+    """Long polling by default; the webhook with WEBHOOK_URL and PORT. A process with
+    WEBHOOK_URL but no PORT (a platform's worker beside its web processes) receives nothing:
+    long polling would delete the webhook the web processes serve."""
+    if not settings.receive_updates:
+        return Receiving.NONE
+    if settings.webhook_url is not None:
+        return Receiving.WEBHOOK if settings.port is not None else Receiving.NONE
+    return Receiving.POLLING
+
+
 def file_url_for(api_url: str) -> str:
     """Bot API file URL matching a base URL (`.../bot` -> `.../file/bot`)."""
     base = api_url.rstrip("/")
@@ -61,7 +86,9 @@ def file_url_for(api_url: str) -> str:
     return base + "/file/bot"
 
 
-def build_application(settings: Settings, token: str) -> TelegramApp:
+def build_application(
+    settings: Settings, token: str, metrics: Metrics | None = None
+) -> TelegramApp:
     """The python-telegram-bot application with jobrelay's handlers and rate limits (this
     process's share of Telegram's ~30 messages/s: SEND_RATE_PER_SECOND).
 
@@ -70,10 +97,14 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
     30 at once and 30 more within that same second, and a fifth of the sends of a
     6,000-message burst were answered 429 (BENCHMARKS.md). A bucket of one never lets more
     than the rate into any second. Outbox sends also pass the send gate (bot.send_gate).
+    With `metrics`, Telegram's answers and the updates received are counted.
     """
+    # getUpdates' timeout first: PTB refuses any request parameter once `request` is given.
+    builder = ApplicationBuilder().get_updates_read_timeout(35)
+    if metrics is not None:
+        builder = builder.request(CountingRequest(metrics))
     application = (
-        ApplicationBuilder()
-        .token(token)
+        builder.token(token)
         .base_url(settings.telegram_api_url)
         .base_file_url(file_url_for(settings.telegram_api_url))
         .context_types(ContextTypes(bot_data=AppState))
@@ -88,10 +119,16 @@ def build_application(settings: Settings, token: str) -> TelegramApp:
             )
         )
         .concurrent_updates(PerChatUpdateProcessor())
-        .get_updates_read_timeout(35)
         .build()
     )
     register(application)
+    if metrics is not None:
+
+        async def count(_update: Update, _context: Context) -> None:
+            metrics.updates.inc()
+
+        # Before the throttle: every update received, whatever becomes of it.
+        application.add_handler(TypeHandler(Update, count), group=-4)
     return application
 
 
@@ -126,6 +163,29 @@ async def _initialize(application: TelegramApp, stop: asyncio.Event) -> bool:
     return False
 
 
+async def _set_webhook(application: TelegramApp, settings: Settings, stop: asyncio.Event) -> None:
+    """setWebhook (every web process sets the same one: it is idempotent), retried while
+    Telegram is unreachable; a refused URL stops the bot with Telegram's reason."""
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await application.bot.set_webhook(
+                url=settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("receiving Telegram's updates by webhook at %s", settings.webhook_url)
+            return
+        except BadRequest as exc:
+            raise StartupError(f"Telegram refused WEBHOOK_URL: {exc.message}") from None
+        except NetworkError as exc:
+            log.warning("setWebhook failed (%s); retrying in %.0f s", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 60)
+
+
 async def serve(
     settings: Settings,
     *,
@@ -141,7 +201,8 @@ async def serve(
     if settings.x_bearer_token is not None:
         x = XSource(settings.x_bearer_token.get_secret_value(), settings.x_api_url)
         await x.start()
-    application = build_application(settings, token)
+    metrics = Metrics(sessions=sessions, clock=clock)
+    application = build_application(settings, token, metrics)
     fetcher = FeedFetcher(
         allow_private=settings.allow_private_feeds,
         host_map=settings.feed_hosts,
@@ -242,6 +303,33 @@ async def serve(
     pruning = SingleFlight("retention", retention.prune)
     background: set[asyncio.Task[None]] = set()
     receiving: asyncio.Task[None] | None = None
+    mode = receiving_mode(settings)
+    loops = [("sender", delivering), ("feed poller", feed_polling)]
+    if polling is not None:
+        loops.append(("X poller", polling))
+    health = Health(
+        sessions=sessions,
+        loops=loops,
+        progress=lambda name: metrics.last_message_at if name == "sender" else None,
+    )
+    webhook: WebhookReceiver | None = None
+    if mode is Receiving.WEBHOOK:
+        assert settings.webhook_secret is not None
+        webhook = WebhookReceiver(
+            application=application,
+            secret=settings.webhook_secret.get_secret_value(),
+            metrics=metrics,
+        )
+    server: WebServer | None = None
+    if settings.port is not None:
+        server = WebServer(
+            host=settings.host,
+            port=settings.port,
+            health=health,
+            metrics=metrics,
+            webhook=webhook,
+            webhook_path=urlsplit(settings.webhook_url or "").path,
+        )
 
     async def start_receiving() -> None:
         assert application.updater is not None
@@ -261,12 +349,29 @@ async def serve(
         if released:
             log.info("released %d lease(s) left by a previous run", released)
     try:
+        if server is not None:
+            # Listening before Telegram is reached: a platform waits for the port to open;
+            # /healthz says "starting" until the bot runs.
+            try:
+                await server.start()
+            except StartError as exc:
+                raise StartupError(str(exc)) from None
         if not await _initialize(application, stop):
             return
         try:
             await application.start()
-            if not settings.receive_updates:
-                log.info("RECEIVE_UPDATES=false: this process polls X and sends, nothing else")
+            if mode is Receiving.NONE:
+                if not settings.receive_updates:
+                    log.info("RECEIVE_UPDATES=false: this process polls X and sends, nothing else")
+                else:
+                    log.warning(
+                        "WEBHOOK_URL is set but PORT is not: Telegram's updates go to the web "
+                        "processes; this one polls X and sends, nothing else"
+                    )
+            elif webhook is not None:
+                # Every web process takes updates behind the load balancer: no election.
+                webhook.accepting = True
+                await _set_webhook(application, settings, stop)
             elif is_sqlite(settings.database_url):
                 await start_receiving()  # an SQLite file serves one process
             else:
@@ -312,10 +417,16 @@ async def serve(
                 boards = load_boards(settings.boards_file)
                 background.add(asyncio.create_task(_sync_boards(follows, boards, stop)))
             me = application.bot.username
+            health.phase = None
             log.info("jobrelay is running as @%s", me)
             await stop.wait()
             log.info("stopping")
         finally:
+            health.phase = "stopping"
+            if webhook is not None:
+                # Telegram is answered 503 from now on and delivers again later (to another
+                # worker, or to this one after its restart); what was queued is handled below.
+                webhook.accepting = False
             # Unschedule our ticks first: a tick firing while the scheduler shuts down would be
             # cancelled mid-run (and APScheduler logs that as an error).
             if application.job_queue is not None:
@@ -343,6 +454,8 @@ async def serve(
             await pruning.wait_idle()
             await application.shutdown()
     finally:
+        if server is not None:
+            await server.stop()
         if x is not None:
             await x.close()
         await fetcher.aclose()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.boards import load_boards
@@ -17,6 +19,14 @@ from storage.db import DatabaseURLError, async_database_url
 # RETENTION_DAYS: /stats and the weekly summary read the last 7 local days and the day before.
 MIN_RETENTION_DAYS = 8
 MAX_RETENTION_DAYS = 3650
+
+
+# Telegram's rules for setWebhook: a secret_token of 1-256 characters A-Z, a-z, 0-9, _ and -;
+# an https URL on one of these ports.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
+# Paths the bot's HTTP server answers itself: a webhook cannot take them.
+RESERVED_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 class ConfigError(Exception):
@@ -29,6 +39,44 @@ def _check_http_url(value: str, name: str) -> str:
         raise ValueError(
             f"{name} must be an http(s) URL such as https://example.org, got {value!r}"
         )
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a URL's host is this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_webhook_url(value: str) -> str:
+    """An https URL Telegram can POST to; http only for a loopback host (tests, the sandbox)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"must be an https:// URL such as https://bot.example.org/telegram, got {value!r}"
+        )
+    if parts.username or parts.password or parts.fragment:
+        raise ValueError("must not carry a user name, a password or a #fragment")
+    loopback = is_loopback_host(parts.hostname)
+    if parts.scheme != "https" and not loopback:
+        raise ValueError(
+            f"must be an https:// URL (Telegram posts only to https; http:// is accepted only "
+            f"for a loopback host such as 127.0.0.1, for tests), got {value!r}"
+        )
+    if not loopback and (port or 443) not in WEBHOOK_PORTS:
+        raise ValueError(
+            f"must use port 443, 80, 88 or 8443 (Telegram's webhook ports), got {port}"
+        )
+    if (parts.path or "/") in RESERVED_PATHS:
+        raise ValueError(f"cannot use the path {parts.path} (the bot serves /healthz and /metrics)")
     return value
 
 
@@ -68,6 +116,13 @@ class Settings(BaseSettings):
     # messages/s is per bot, so give each sending process its share.
     receive_updates: bool = True
     send_rate_per_second: float = Field(default=29.5, gt=0, le=30)
+    # PORT: serve /healthz and /metrics (and the webhook) over HTTP on HOST:PORT.
+    # WEBHOOK_URL: receive updates by webhook on PORT instead of long polling (WEBHOOK_SECRET,
+    # required with it, is the X-Telegram-Bot-Api-Secret-Token every update must carry).
+    port: int | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - the platform's router or load balancer reaches it
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     # How a new group or channel receives offers: each as it comes, or in the daily digest.
     default_group_mode: str = "instant"
     # Feeds: a feed whose address resolves to a private, loopback or link-local address is
@@ -98,6 +153,55 @@ class Settings(BaseSettings):
     @classmethod
     def _x_url(cls, value: str) -> str:
         return _check_http_url(value, "X_API_URL").rstrip("/")
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: object) -> int | None:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            return None
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ValueError(f"must be a TCP port number from 1 to 65535, got {value!r}")
+        return int(text)
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, value: object) -> str:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            return "0.0.0.0"  # noqa: S104 - as the default
+        if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", text):
+            raise ValueError(
+                f"must be an address to listen on, such as 0.0.0.0, 127.0.0.1 or ::, got {value!r}"
+            )
+        return text
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: object) -> str | None:
+        text = str(value).strip() if value is not None else ""
+        return _check_webhook_url(text) if text else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value().strip() if value is not None else ""
+        if not secret:
+            if info.data.get("webhook_url"):
+                raise ValueError(
+                    "is required with WEBHOOK_URL: 1 to 256 characters A-Z, a-z, 0-9, _ and - "
+                    "(for example the output of `openssl rand -hex 32`)"
+                )
+            return None
+        if not WEBHOOK_SECRET_RE.fullmatch(secret):
+            # The value itself is not repeated: it is a secret.
+            raise ValueError(
+                f"must be 1 to 256 characters A-Z, a-z, 0-9, _ and - as Telegram requires "
+                f"(got {len(secret)} characters, not all of them allowed)"
+                if len(secret) <= 256
+                else f"must be at most 256 characters long (got {len(secret)})"
+            )
+        return SecretStr(secret)
 
     @field_validator("database_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,21 @@ class SingleFlight:
         self._work = work
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        # When a run last started and ended (time.monotonic(), whatever its outcome): /healthz
+        # tells a loop that stopped ticking (a hung run, a dead scheduler) from a busy one.
+        self.created_at = time.monotonic()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        """What the flight runs (for logs and /healthz)."""
+        return self._name
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is under way."""
+        return self._task is not None and not self._task.done()
 
     def kick(self) -> None:
         """Ask for a run now (or right after the current one)."""
@@ -28,10 +44,13 @@ class SingleFlight:
     async def _loop(self) -> None:
         while True:
             self._again = False
+            self.started_at = time.monotonic()
             try:
                 await self._work()
             except Exception:
                 log.exception("%s failed; it will run again at the next tick", self._name)
+            finally:
+                self.finished_at = time.monotonic()
             if not self._again:
                 return
 

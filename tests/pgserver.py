@@ -41,9 +41,29 @@ def postgres_bindir() -> Path | None:
 
 @dataclass
 class PostgresServer:
-    """A throw-away PostgreSQL server on 127.0.0.1."""
+    """A throw-away PostgreSQL server on 127.0.0.1; one started by `running_postgres` can be
+    stopped and started again on the same port (`stop()`, `start()`), to test an outage."""
 
     port: int
+    _pg_ctl: list[str] | None = None  # [*prefix, pg_ctl, -D, data]
+    _options: str = ""
+    _log: str = ""
+
+    def stop(self) -> None:
+        """Stop the server at once (connections are cut, as when the database host fails)."""
+        assert self._pg_ctl is not None, "this server was not started here"
+        subprocess.run(
+            [*self._pg_ctl, "-m", "immediate", "-w", "stop"], check=True, capture_output=True
+        )
+
+    def start(self) -> None:
+        """Start it again, same data, same port."""
+        assert self._pg_ctl is not None, "this server was not started here"
+        subprocess.run(
+            [*self._pg_ctl, "-o", self._options, "-l", self._log, "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+        )
 
     @property
     def admin_dsn(self) -> str:
@@ -111,7 +131,12 @@ def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer | None
         capture_output=True,
     )
     try:
-        yield PostgresServer(port=port)
+        yield PostgresServer(
+            port=port,
+            _pg_ctl=[*prefix, str(bindir / "pg_ctl"), "-D", str(data)],
+            _options=options,
+            _log=str(base / "server.log"),
+        )
     finally:
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

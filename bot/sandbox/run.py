@@ -64,6 +64,8 @@ def sandbox_settings(
             "allow_private_feeds": True if feeds is not None else settings.allow_private_feeds,
             "boards_file": settings.boards_file if "boards_file" in explicit else boards_file,
             "telegram_api_url": tg.base_url,
+            # The sandbox's stand-in is long-polled (a WEBHOOK_URL in .env is the real bot's).
+            "webhook_url": None,
             "x_api_url": x.url,
             "x_bearer_token": SecretStr(x.bearer_token),
             "database_url": settings.database_url

@@ -37,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import ipaddress
 import json
 import logging
 import math
@@ -46,7 +47,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 __all__ = [
@@ -75,6 +78,13 @@ DEFAULT_GROUP_USER_ID: Final = 1000
 GROUP_ANONYMOUS_BOT_ID: Final = 1087968824
 """The ``from`` user of messages an anonymous group admin writes (Telegram's GroupAnonymousBot)."""
 FORUM_TOPIC_ICON_COLOR: Final = 7322096  # Telegram's default (blue) topic icon colour
+WEBHOOK_SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+WEBHOOK_CONFLICT: Final = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+_WEBHOOK_PORTS: Final = frozenset({80, 88, 443, 8443})
+_WEBHOOK_SECRET_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -378,6 +388,28 @@ class SentMessage:
     entities: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class Webhook:
+    """The webhook set with setWebhook, and how its deliveries went."""
+
+    url: str
+    secret_token: str | None
+    allowed_updates: frozenset[str] | None
+    max_connections: int = 40
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
+def _loopback(host: str) -> bool:
+    """Whether a host is this machine: the only place the stand-in ever POSTs to."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(slots=True)
 class _StoredFile:
     file_id: str
@@ -591,7 +623,10 @@ class TelegramStandIn:
         flood_limits: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        webhook_retry_max: float = 2.0,
     ) -> None:
+        """`webhook_retry_max`: the longest wait between two deliveries of an update the
+        webhook did not take (Telegram waits longer; tests do not)."""
         self._token = token
         self.bot_id = bot_id
         self.bot_username = bot_username
@@ -643,6 +678,12 @@ class TelegramStandIn:
         self._next_update_id = 1
         self._allowed_updates: frozenset[str] | None = None
         self._poll_generation = 0
+        #: The webhook set with setWebhook (None: updates wait for getUpdates).
+        self.webhook: Webhook | None = None
+        #: Every webhook POST: (update_id, HTTP status, or 0 when the bot could not be reached).
+        self.webhook_posts: list[tuple[int, int]] = []
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_retry_max = webhook_retry_max
 
         # faults
         self._blocked: set[int] = set()
@@ -712,6 +753,7 @@ class TelegramStandIn:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        self._webhook_task = loop.create_task(self._deliver_to_webhook(), name="tg-webhook")
         LOGGER.info("Telegram stand-in listening on http://%s:%d", self.host, self.port)
 
     async def stop(self) -> None:
@@ -724,6 +766,10 @@ class TelegramStandIn:
         self._updates_pulse.notify()
         self._state_pulse.notify()
         self._delay_pulse.notify()
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await runner.cleanup()
 
     async def __aenter__(self) -> TelegramStandIn:
@@ -1252,6 +1298,7 @@ class TelegramStandIn:
             "getMe": self._get_me,
             "logOut": self._true,
             "close": self._true,
+            "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "getUpdates": self._get_updates,
@@ -1288,17 +1335,132 @@ class TelegramStandIn:
             "has_main_web_app": False,
         }
 
-    async def _delete_webhook(self, params: Params, uploads: Uploads) -> bool:
+    async def _set_webhook(self, params: Params, uploads: Uploads) -> bool:
+        url = (_param_str(params, "url") or "").strip()
+        if not url:
+            return await self._delete_webhook(params, uploads)  # Telegram: an empty url removes
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise _ApiError(400, "Bad Request: bad webhook: Failed to resolve host") from None
+        host = parts.hostname or ""
+        loopback = _loopback(host)
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            # Telegram wants https; the stand-in takes http for loopback hosts (tests).
+            raise _ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        if not loopback:
+            if (port or 443) not in _WEBHOOK_PORTS:
+                raise _ApiError(
+                    400,
+                    "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 "
+                    "or 8443",
+                )
+            # Never contact the internet: a public address is accepted and never called.
+            LOGGER.warning("webhook %s is not on this machine: nothing will be delivered", host)
+        secret = _param_str(params, "secret_token")
+        if secret is not None and not _WEBHOOK_SECRET_RE.fullmatch(secret):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        max_connections = _param_int(params, "max_connections") or 40
+        if not 1 <= max_connections <= 100:
+            raise _ApiError(400, "Bad Request: bad webhook: max_connections must be 1-100")
+        allowed = _param_json(params, "allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(str(kind) for kind in allowed) or None
         if _param_bool(params, "drop_pending_updates"):
             self._updates.clear()
+        self.webhook = Webhook(
+            url=url,
+            secret_token=secret,
+            allowed_updates=self._allowed_updates,
+            max_connections=max_connections,
+        )
+        self._poll_generation += 1  # a long poll under way ends (409, as on Telegram)
+        self._updates_pulse.notify()
+        return True
+
+    async def _delete_webhook(self, params: Params, uploads: Uploads) -> bool:
+        self.webhook = None
+        if _param_bool(params, "drop_pending_updates"):
+            self._updates.clear()
+        self._updates_pulse.notify()
         return True
 
     async def _get_webhook_info(self, params: Params, uploads: Uploads) -> JSONDict:
-        return {
-            "url": "",
+        hook = self.webhook
+        info: JSONDict = {
+            "url": hook.url if hook is not None else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if hook is not None:
+            info["max_connections"] = hook.max_connections
+            if hook.allowed_updates is not None:
+                info["allowed_updates"] = sorted(hook.allowed_updates)
+            if hook.last_error_date is not None:
+                info["last_error_date"] = hook.last_error_date
+                info["last_error_message"] = hook.last_error_message
+        return info
+
+    async def _deliver_to_webhook(self) -> None:
+        """While a webhook is set, POST each waiting update to it, in order, one at a time,
+        with the secret header; an update the bot does not answer 2xx is sent again after a
+        growing wait (as Telegram does), and kept until it is taken or the webhook removed.
+        Only loopback URLs are called: the stand-in never reaches the internet."""
+        delay = 0.05
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+            while not self._is_closing:
+                hook = self.webhook
+                update = self._next_webhook_update() if hook is not None else None
+                if (
+                    hook is None
+                    or update is None
+                    or not _loopback(urlsplit(hook.url).hostname or "")
+                ):
+                    await self._updates_pulse.wait(1.0)
+                    continue
+                status = await self._post_update(client, hook, update)
+                self.webhook_posts.append((int(update["update_id"]), status))
+                self.stats[f"webhook:{status}"] += 1
+                if 200 <= status < 300:
+                    with contextlib.suppress(ValueError):
+                        self._updates.remove(update)
+                    delay = 0.05
+                    self._state_pulse.notify()
+                    continue
+                hook.last_error_date = int(time.time())
+                hook.last_error_message = (
+                    f"Wrong response from the webhook: {status}" if status else "Connection refused"
+                )
+                self._state_pulse.notify()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._webhook_retry_max)
+
+    def _next_webhook_update(self) -> JSONDict | None:
+        """The oldest waiting update the webhook takes (others are dropped, as Telegram
+        drops the kinds a bot did not ask for)."""
+        while self._updates:
+            update = self._updates[0]
+            if self._update_allowed(update):
+                return update
+            self._updates.popleft()
+        return None
+
+    async def _post_update(
+        self, client: aiohttp.ClientSession, hook: Webhook, update: JSONDict
+    ) -> int:
+        """POST one update; the HTTP status, or 0 when the webhook could not be reached."""
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token is not None:
+            headers[WEBHOOK_SECRET_HEADER] = hook.secret_token
+        try:
+            async with client.post(hook.url, data=json.dumps(update), headers=headers) as answer:
+                await answer.read()
+                return answer.status
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return 0
 
     def _update_allowed(self, update: JSONDict) -> bool:
         kind = next((key for key in update if key != "update_id"), "")
@@ -1325,6 +1487,8 @@ class TelegramStandIn:
         if offset is not None:
             self._confirm_updates(offset)
 
+        if self.webhook is not None:
+            raise _ApiError(409, WEBHOOK_CONFLICT)
         self._poll_generation += 1
         generation = self._poll_generation
         self._updates_pulse.notify()  # an older long poll is terminated by this one
@@ -1332,6 +1496,8 @@ class TelegramStandIn:
         deadline = loop.time() + timeout
         while True:
             self._check_outage()
+            if self.webhook is not None:
+                raise _ApiError(409, WEBHOOK_CONFLICT)
             if generation != self._poll_generation:
                 raise _ApiError(
                     409,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -72,6 +73,14 @@ async def test_the_database_password_never_appears_in_an_error(tmp_path, url, sa
         ("POLL_INTERVAL_SECONDS", "often", "POLL_INTERVAL_SECONDS: Input should be a valid number"),
         ("TELEGRAM_API_URL", "telegram", "TELEGRAM_API_URL: must be an http(s) URL"),
         ("DATABASE_URL", "oracle://db", "DATABASE_URL: uses 'oracle'"),
+        ("PORT", "eighty", "PORT: must be a TCP port number from 1 to 65535"),
+        ("PORT", "70000", "PORT: must be a TCP port number from 1 to 65535"),
+        ("WEBHOOK_URL", "http://bot.example.org/tg", "WEBHOOK_URL: must be an https:// URL"),
+        (
+            "WEBHOOK_URL",
+            "https://bot.example.org/tg",
+            "WEBHOOK_SECRET: is required with WEBHOOK_URL",
+        ),
     ],
 )
 async def test_bad_configuration_stops_with_one_clear_line(tmp_path, variable, value, message):
@@ -80,6 +89,35 @@ async def test_bad_configuration_stops_with_one_clear_line(tmp_path, variable, v
     lines = out.strip().splitlines()
     assert len(lines) == 1, out
     assert lines[0].startswith(f"jobrelay: configuration error: {message}")
+    assert "Traceback" not in out
+
+
+async def test_a_bad_webhook_secret_stops_with_one_line_that_does_not_repeat_it(tmp_path):
+    env = base_env(WEBHOOK_URL="https://bot.example.org/tg", WEBHOOK_SECRET="not/a-valid:secret")
+    code, out = await run_bot("run", env=env, cwd=tmp_path)
+    assert code == 2
+    assert out.strip() == (
+        "jobrelay: configuration error: WEBHOOK_SECRET: must be 1 to 256 characters A-Z, a-z, "
+        "0-9, _ and - as Telegram requires (got 18 characters, not all of them allowed)"
+    )
+
+
+async def test_a_port_in_use_stops_the_bot_with_a_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with TelegramStandIn() as tg:
+            env = base_env(
+                DATABASE_URL=f"sqlite:///{tmp_path / 'port.db'}",
+                TELEGRAM_BOT_TOKEN=tg.token,
+                TELEGRAM_API_URL=tg.base_url,
+                PORT=str(port),
+                HOST="127.0.0.1",
+            )
+            code, out = await run_bot("run", env=env, cwd=tmp_path)
+    assert code == 1
+    assert f"jobrelay: cannot listen on HOST 127.0.0.1 PORT {port}: " in out, out
     assert "Traceback" not in out
 
 

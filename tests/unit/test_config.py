@@ -20,6 +20,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         "DEFAULT_TIMEZONE",
         "ADMIN_USER_IDS",
         "RETENTION_DAYS",
+        "PORT",
+        "HOST",
+        "WEBHOOK_URL",
+        "WEBHOOK_SECRET",
     ]:
         monkeypatch.delenv(name, raising=False)
 
@@ -147,3 +151,72 @@ def test_a_boards_file_lists_handles_once(monkeypatch, tmp_path) -> None:
     path.write_text('feeds = ["ftp://jobs.example/feed"]\n', "utf-8")
     with pytest.raises(ValueError, match="is not a feed address"):
         load_boards(path)
+
+
+def test_http_and_webhook_are_off_by_default() -> None:
+    settings = load_settings()
+    assert settings.port is None
+    assert settings.host == "0.0.0.0"
+    assert settings.webhook_url is None and settings.webhook_secret is None
+
+
+def test_a_webhook_needs_https_unless_its_host_is_loopback(monkeypatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "abc_DEF-123")
+    monkeypatch.setenv("PORT", " 8080 ")
+    for url in [
+        "https://bot.example.org/tg",
+        "https://bot.example.org:8443/tg",
+        "http://127.0.0.1:9/x",
+    ]:
+        monkeypatch.setenv("WEBHOOK_URL", url)
+        settings = load_settings()
+        assert settings.webhook_url == url and settings.port == 8080
+        assert settings.webhook_secret is not None
+        assert settings.webhook_secret.get_secret_value() == "abc_DEF-123"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"PORT": "0"}, "PORT: must be a TCP port number from 1 to 65535, got '0'"),
+        ({"PORT": "http"}, "PORT: must be a TCP port number"),
+        ({"HOST": "0.0.0.0; rm"}, "HOST: must be an address to listen on"),
+        (
+            {"WEBHOOK_URL": "ftp://x.example/y", "WEBHOOK_SECRET": "s"},
+            "WEBHOOK_URL: must be an https://",
+        ),
+        (
+            {"WEBHOOK_URL": "http://bot.example.org/tg", "WEBHOOK_SECRET": "s"},
+            "only for a loopback host",
+        ),
+        (
+            {"WEBHOOK_URL": "https://bot.example.org:8080/", "WEBHOOK_SECRET": "s"},
+            "port 443, 80, 88",
+        ),
+        (
+            {"WEBHOOK_URL": "https://bot.example.org/healthz", "WEBHOOK_SECRET": "s"},
+            "cannot use the path",
+        ),
+        (
+            {"WEBHOOK_URL": "https://bot.example.org/tg"},
+            "WEBHOOK_SECRET: is required with WEBHOOK_URL",
+        ),
+        (
+            {"WEBHOOK_URL": "https://bot.example.org/tg", "WEBHOOK_SECRET": "a b"},
+            "WEBHOOK_SECRET: must be",
+        ),
+        (
+            {"WEBHOOK_URL": "https://b.example/t", "WEBHOOK_SECRET": "x" * 257},
+            "at most 256 characters",
+        ),
+    ],
+)
+def test_bad_http_and_webhook_settings_are_one_clear_line(monkeypatch, env, says) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert says in str(caught.value)
+    secret = env.get("WEBHOOK_SECRET")
+    if secret and len(secret) > 1:
+        assert secret not in str(caught.value)

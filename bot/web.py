@@ -1,0 +1,132 @@
+"""The bot's HTTP server on PORT: /healthz, /metrics and, in webhook mode, Telegram's POSTs.
+
+One small aiohttp server of our own rather than python-telegram-bot's `Updater.start_webhook`:
+PTB's server (tornado, not installed) serves only the webhook path, while one PORT must serve
+the webhook, /healthz and /metrics together; aiohttp is a dependency already.
+
+The port faces the internet. Every request is cheap or bounded: the request line and headers
+are capped in size and count, a connection that has not sent a whole request within
+KEEPALIVE_SECONDS is closed (aiohttp's keep-alive timer runs from the connection's start, so
+it is also the header timeout), bodies are read only for an authentic webhook POST (bounded
+in size and time), /healthz and /metrics reuse their last answer for a second or two. Anything
+else is 404 (405 for another method on a known path), in one short line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.health import Health
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.webhook import MAX_BODY_BYTES, WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+MAX_LINE_BYTES = 4096  # the request line, and each header
+MAX_HEADERS = 32
+READS = frozenset({"GET", "HEAD"})
+
+
+class StartError(Exception):
+    """The server cannot listen (port taken, address not available)."""
+
+
+def _text(status: int, text: str, **headers: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=text + "\n",
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+class WebServer:
+    """Serves /healthz, /metrics and the webhook path on HOST:PORT."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        health: Health,
+        metrics: Metrics,
+        webhook: WebhookReceiver | None = None,
+        webhook_path: str = "/",
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._health = health
+        self._metrics = metrics
+        self._webhook = webhook
+        self._webhook_path = webhook_path or "/"
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one asked for, or the one picked for port 0)."""
+        if self._runner is None or not self._runner.addresses:
+            return self._port
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        """Listen; StartError with a clear line when the address cannot be used."""
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._route)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_LINE_BYTES,
+            max_headers=MAX_HEADERS,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StartError(
+                f"cannot listen on HOST {self._host} PORT {self._port}: {exc.strerror or exc}"
+            ) from None
+        self._runner = runner
+        what = "/healthz, /metrics" + (
+            f" and the webhook {self._webhook_path}" if self._webhook else ""
+        )
+        log.info("serving %s on %s:%d", what, self._host, self.port)
+
+    async def stop(self) -> None:
+        """Stop listening and close the connections."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        if request.body_exists and response.status != 200:
+            # A body nobody reads is not drained either: the connection just ends.
+            response.force_close()
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if self._webhook is not None and path == self._webhook_path:
+            if request.method != "POST":
+                return _text(405, "method not allowed", Allow="POST")
+            return await self._webhook.handle(request)
+        if path == "/healthz":
+            if request.method not in READS:
+                return _text(405, "method not allowed", Allow="GET, HEAD")
+            reason = await self._health.verdict()
+            return _text(200, "ok") if reason is None else _text(503, reason)
+        if path == "/metrics":
+            if request.method not in READS:
+                return _text(405, "method not allowed", Allow="GET, HEAD")
+            body = await self._metrics.render()
+            return web.Response(
+                body=body, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
+            )
+        return _text(404, "not found")
