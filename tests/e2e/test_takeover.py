@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from bot.sandbox.feeds_api import FeedStandIn
 from storage.db import create_engine
@@ -127,6 +130,7 @@ async def test_a_killed_worker_s_messages_and_polls_are_taken_over_by_the_other(
         while not await owner_known():
             assert time.monotonic() < deadline, "no worker holds the poll group"
             await asyncio.sleep(0.05)
+        assert pid is not None
         bots = {b.process.pid: b for b in (stack.bot, second) if b.process is not None}
         victim, survivor = (bots[pid], second if bots[pid] is stack.bot else stack.bot)
         assert ledger.missing(users), "the burst ended before the kill"
@@ -228,3 +232,53 @@ async def test_fifteen_people_follow_on_sqlite_while_400_messages_are_sent(
     assert "database is locked" not in stack.bot.log
     assert not ledger.duplicates()
     assert not [r for r in log_records(stack.bot.log) if "Traceback" in r]
+
+
+async def _refuse_new_feeds(database_url: str) -> None:
+    """The database refuses to store any new feed (a trigger, as a full disk would)."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON sources WHEN NEW.kind = 'feed' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        connection.commit()
+        connection.close()
+        return
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    pg = await asyncpg.connect(dsn)
+    try:
+        await pg.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.kind = 'feed' THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        await pg.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON sources FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    finally:
+        await pg.close()
+
+
+async def test_a_feed_the_database_fails_to_save_is_our_fault_not_the_address_s(
+    stack: Stack,
+) -> None:
+    """A feed that answers well but that the database fails to save: the person is told it
+    went wrong on our side (in their language), never that the address could not be reached;
+    the X account of the same command is followed; the failure is logged with its traceback."""
+    async with FeedStandIn() as feeds:
+        feeds.add_feed(JOBS, "/feed.xml", fmt="rss2", title="Acme Careers", ttl_minutes=None)
+        stack.bot.env.update(ALLOW_PRIVATE_FEEDS="true", FEED_HOSTS=feeds.hosts_setting(JOBS))
+        stack.x.add_user("acme_jobs")
+        await stack.bot.start()
+        await _refuse_new_feeds(stack.database_url)
+        user, french = stack.user(), stack.user("fr")
+        reply = await user.ask(f"/follow @acme_jobs https://{JOBS}/feed.xml", timeout=30)
+        assert "Now following @acme_jobs" in reply, reply
+        assert "something went wrong on our side" in reply, reply
+        assert "could not be reached" not in reply and "check the address" not in reply, reply
+        reply = await french.ask(f"/follow https://{JOBS}/feed.xml", timeout=30)
+        assert "problème est survenu de notre côté" in reply, reply
+    stack.tracebacks_checked = True
+    failures = [r for r in log_records(stack.bot.log) if "Traceback" in r]
+    assert failures and all("saving a followed feed failed" in r for r in failures), failures
