@@ -30,7 +30,8 @@ MAX_BACKOFF = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
-# A claimed group is this process's to poll until then (a dead process's lease runs out).
+# A claimed group is this process's to poll until then, or until the others find it dead
+# (bot.liveness).
 POLL_LEASE = timedelta(minutes=5)
 # A search never says an account is gone: one silent this long is looked up (a cheap
 # `GET /2/users`, 100 accounts a request), at most once per such period.
