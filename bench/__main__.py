@@ -70,6 +70,8 @@ BENCHMARKS = (
     Benchmark("feed-cost", "8. Feed polling cost", "bench.feed_cost"),
     Benchmark("abuse", "9. Open to strangers, before and after (#15)", "bench.abuse",
               per_backend=False),
+    Benchmark("takeover", "10. Recovery after kill -9, three workers as one bot (#16)",
+              "bench.takeover"),
 )  # fmt: skip
 
 

@@ -29,12 +29,14 @@ from bot.follows import Follows
 from bot.health import Health
 from bot.healthy import HealthyUse
 from bot.i18n import languages, translator
+from bot.liveness import Liveness, no_owner
 from bot.metrics import CountingRequest, Metrics
 from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
 from bot.retention import Retention
-from bot.send_gate import GatedRateLimiter, SendGate
+from bot.send_gate import GatedRateLimiter, SendGate, share_rate
+from bot.shared_rate import SharedRate
 from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
@@ -203,6 +205,21 @@ async def serve(
         await x.start()
     metrics = Metrics(sessions=sessions, clock=clock)
     application = build_application(settings, token, metrics)
+    # Several processes may share PostgreSQL: they beat (a dead one's leases are taken over
+    # within seconds) and share one send rate, as Telegram counts per bot.
+    liveness: Liveness | None = None
+    if not is_sqlite(settings.database_url):
+        liveness = Liveness(
+            sessions=sessions,
+            clock=clock,
+            dead_after_seconds=settings.worker_dead_after_seconds,
+        )
+        share_rate(
+            application.bot, SharedRate(engine, rate_per_second=settings.send_rate_per_second)
+        )
+    owner = liveness.owner if liveness is not None else no_owner
+    liveness_stop = asyncio.Event()
+    beating: asyncio.Task[None] | None = None
     fetcher = FeedFetcher(
         allow_private=settings.allow_private_feeds,
         host_map=settings.feed_hosts,
@@ -232,6 +249,7 @@ async def serve(
         default_daily_limit=settings.default_daily_limit,
         concurrency=settings.send_concurrency,
         group_pace=timedelta(seconds=settings.group_pace_seconds),
+        owner=owner,
     )
     delivering = SingleFlight("delivery", sender.drain)
     digest_worker = DigestWorker(
@@ -285,6 +303,7 @@ async def serve(
             operators=settings.admin_user_ids,
             silent_check=timedelta(seconds=settings.x_silent_account_check_seconds),
             curated_only=settings.category_sources == "curated",
+            owner=owner,
         )
         polling = SingleFlight("polling", poller.tick)
     else:
@@ -297,6 +316,7 @@ async def serve(
         on_new_deliveries=delivering.kick,
         pause_after_seconds=settings.feed_pause_after_seconds,
         curated_only=settings.category_sources == "curated",
+        owner=owner,
     )
     feed_polling = SingleFlight("feeds", feed_poller.tick)
     retention = Retention(sessions=sessions, clock=clock, days=settings.retention_days)
@@ -348,6 +368,16 @@ async def serve(
             released = await leases.release_all(session, now=clock.now())
         if released:
             log.info("released %d lease(s) left by a previous run", released)
+    elif liveness is not None:
+
+        def taken_over() -> None:
+            for flight in (delivering, polling, feed_polling):
+                if flight is not None:
+                    flight.kick()
+
+        liveness.on_takeover = taken_over
+        await liveness.start()  # registered before any lease is taken
+        beating = asyncio.create_task(liveness.run(liveness_stop))
     try:
         if server is not None:
             # Listening before Telegram is reached: a platform waits for the port to open;
@@ -454,6 +484,11 @@ async def serve(
             await pruning.wait_idle()
             await application.shutdown()
     finally:
+        if beating is not None:
+            # Only now: a process still sending must keep beating, or the others would take
+            # its rows over mid-send.
+            liveness_stop.set()
+            await asyncio.gather(beating, return_exceptions=True)
         if server is not None:
             await server.stop()
         if x is not None:

@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     x_lookups_per_user_per_day: int = Field(default=50, ge=0, le=10_000)
     # Several processes on one PostgreSQL database: only one may receive Telegram's updates
     # (getUpdates answers 409 to a second); the others poll X and send. Telegram's ~30
-    # messages/s is per bot, so give each sending process its share.
+    # messages/s is per bot: SEND_RATE_PER_SECOND is the whole bot's, shared through the
+    # database by every process. A process silent (no liveness beat) this long is dead: the
+    # others take over its leases (bot.liveness).
     receive_updates: bool = True
     send_rate_per_second: float = Field(default=29.5, gt=0, le=30)
     # PORT: serve /healthz and /metrics (and the webhook) over HTTP on HOST:PORT.
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - the platform's router or load balancer reaches it
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    worker_dead_after_seconds: float = Field(default=10.0, ge=2, le=600)
     # How a new group or channel receives offers: each as it comes, or in the daily digest.
     default_group_mode: str = "instant"
     # Feeds: a feed whose address resolves to a private, loopback or link-local address is

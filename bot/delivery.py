@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.i18n import translator
 from bot.isolation import ChatFailures
 from bot.keyboards import offer_keyboard
+from bot.liveness import Owner, no_owner
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
 from bot.send_gate import gate_of
@@ -109,6 +110,7 @@ class Sender:
         concurrency: int = 32,
         batch_size: int = 100,
         group_pace: timedelta = GROUP_PACE,
+        owner: Owner = no_owner,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -118,6 +120,7 @@ class Sender:
         self._concurrency = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._group_pace = group_pace
+        self._owner = owner
         self._stopping = False
         self._gate = gate_of(bot)
         self._probe: asyncio.Task[None] | None = None
@@ -143,7 +146,11 @@ class Sender:
             now = self._clock.now()
             async with self._sessions.begin() as session:
                 rows = await outbox.claim(
-                    session, now=now, lease_until=now + self._lease, limit=self._batch_size
+                    session,
+                    now=now,
+                    lease_until=now + self._lease,
+                    limit=self._batch_size,
+                    owner=self._owner(),
                 )
                 settings = await load_settings(
                     session, sorted({r.chat_id for r in rows}), default_limit=self._default_limit

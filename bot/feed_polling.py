@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.liveness import Owner, no_owner
 from bot.polling import backoff, read_all, read_safely, relay
 from bot.sources.base import Post, SourceError
 from bot.sources.feeds import (
@@ -86,7 +87,9 @@ class FeedPoller:
         pause_after_seconds: float = PAUSE_AFTER_SECONDS,
         curated_only: bool = True,
         slow_fetch_seconds: float = SLOW_FETCH_SECONDS,
+        owner: Owner = no_owner,
     ) -> None:
+        self._owner = owner
         self._curated_only = curated_only
         self._slow = slow_fetch_seconds
         self._sessions = sessions
@@ -118,7 +121,12 @@ class FeedPoller:
         lease = now + FETCH_LEASE
         async with self._sessions.begin() as session:
             due = await feeds.claim_due_feeds(
-                session, kinds=FEED_KINDS, now=now, limit=DUE_BATCH, lease_until=lease
+                session,
+                kinds=FEED_KINDS,
+                now=now,
+                limit=DUE_BATCH,
+                lease_until=lease,
+                owner=self._owner(),
             )
         if not due:
             return 0, 0

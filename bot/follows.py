@@ -24,13 +24,13 @@ from bot.sources.base import (
     SourceError,
     Unavailable,
 )
+from bot.sources.feed_errors import FeedNotSaved
 from bot.sources.feeds import (
     FEED_KINDS,
     Feed,
     FeedAddress,
     FeedAddressError,
     FeedFetcher,
-    FeedUnreachable,
     NotAFeed,
     feed_address,
 )
@@ -331,7 +331,7 @@ class Follows:
                         )
                 except Exception:
                     log.exception("saving a followed feed failed")
-                    report.failed.append((address.key, FeedUnreachable("not saved")))
+                    report.failed.append((address.key, FeedNotSaved("not saved")))
                     continue
                 if name is not None:
                     (report.followed if name[1] else report.already).append(name[0])
@@ -380,9 +380,9 @@ class Follows:
             return exc
         except Exception:
             log.exception("reading a feed to follow failed unexpectedly")
-            return FeedUnreachable("unexpected error")
+            return FeedNotSaved("unexpected error")
         if not isinstance(result, Feed):  # no validators were sent: cannot happen
-            return FeedUnreachable("unexpected answer")
+            return FeedNotSaved("unexpected answer")
         if result.url == address.url:
             return address, result
         # A web page was given: the feed it announces is what is stored (and listed).

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.budget import month_key, next_month, outlook
 from bot.classify import analyse, catalogue
 from bot.clock import Clock
+from bot.liveness import Owner, no_owner
 from bot.sources.base import AuthError, Batch, Post, RateLimited, Unavailable
 from bot.sources.x import MAX_LOOKUP, XSource, id_at, query_fits
 from storage import chats, outbox, sources, usage
@@ -29,7 +30,8 @@ MAX_BACKOFF = timedelta(hours=1)
 STALE_AFTER = timedelta(days=1)
 POLL_CONCURRENCY = 4
 DUE_BATCH = 200
-# A claimed group is this process's to poll until then (a dead process's lease runs out).
+# A claimed group is this process's to poll until then, or until the others find it dead
+# (bot.liveness).
 POLL_LEASE = timedelta(minutes=5)
 # A search never says an account is gone: one silent this long is looked up (a cheap
 # `GET /2/users`, 100 accounts a request), at most once per such period.
@@ -111,7 +113,9 @@ class Poller:
         operators: frozenset[int] = frozenset(),
         silent_check: timedelta = SILENT_CHECK,
         curated_only: bool = True,
+        owner: Owner = no_owner,
     ) -> None:
+        self._owner = owner
         self._sessions = sessions
         self._clock = clock
         self._x = x
@@ -140,7 +144,12 @@ class Poller:
         async with self._sessions.begin() as session:
             await sources.place_in_groups(session, kind=X_KIND, now=now, fits=query_fits)
             due = await sources.claim_due_groups(
-                session, kind=X_KIND, now=now, limit=DUE_BATCH, lease_until=now + POLL_LEASE
+                session,
+                kind=X_KIND,
+                now=now,
+                limit=DUE_BATCH,
+                lease_until=now + POLL_LEASE,
+                owner=self._owner(),
             )
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
         rate_limited = asyncio.Event()

@@ -26,8 +26,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram.error import NetworkError
 from telegram.ext import AIORateLimiter
+
+from bot.shared_rate import SharedRate
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -148,11 +151,30 @@ class SendGate:
 
 class GatedRateLimiter(AIORateLimiter):
     """python-telegram-bot's AIORateLimiter with the send gate between the limiter and the
-    request (see `SendGate.before_request`)."""
+    request (see `SendGate.before_request`), each group's 20 a minute metered before an
+    outbox send takes its turn, and, on PostgreSQL, the bot's one rate shared with the other
+    processes (`shared`, bot.shared_rate) right before a request leaves.
 
-    def __init__(self, gate: SendGate, **limits: Any) -> None:
-        super().__init__(**limits)
+    A group's limit is waited for first, holding nothing: inside the turn (as
+    AIORateLimiter meters it), a group whose minute is used up by replies to its members'
+    commands held every outbox send of the process, private chats' too, for up to a minute.
+    """
+
+    def __init__(
+        self,
+        gate: SendGate,
+        *,
+        group_max_rate: float = 20,
+        group_time_period: float = 60,
+        **limits: Any,
+    ) -> None:
+        super().__init__(group_max_rate=0, **limits)  # groups: metered here (`_group_turn`)
         self.gate = gate
+        self.shared: SharedRate | None = None
+        # (not AIORateLimiter's `_group_max_rate`, which stays 0)
+        self._group_rate = group_max_rate
+        self._group_period = group_time_period
+        self._groups: dict[int | str, AsyncLimiter] = {}
 
     async def process_request(
         self,
@@ -163,17 +185,28 @@ class GatedRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> JSONResult:
-        """An outbox send takes its turn, is metered as AIORateLimiter meters, passes the
-        gate, then leaves; any other request is only metered."""
+        """A request waits for its group's limit (if any); an outbox send then takes its turn,
+        is metered as AIORateLimiter meters it, passes the gate, gets the shared turn, and
+        leaves; any other request is only metered."""
+        shared = self.shared if data.get("chat_id") is not None else None
+        await self._group_turn(data.get("chat_id"))
         if not self.gate.tracked:
+
+            async def paced(*call_args: Any, **call_kwargs: Any) -> JSONResult:
+                if shared is not None:
+                    await shared.turn()
+                return await callback(*call_args, **call_kwargs)
+
             return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
+                paced, args, kwargs, endpoint, data, rate_limit_args
             )
         async with self.gate.turn() as turn:
 
             async def gated(*call_args: Any, **call_kwargs: Any) -> JSONResult:
                 try:
                     await self.gate.before_request()
+                    if shared is not None:
+                        await shared.turn()
                     self.gate.leaving()
                 finally:
                     turn.end()
@@ -182,6 +215,40 @@ class GatedRateLimiter(AIORateLimiter):
             return await super().process_request(
                 gated, args, kwargs, endpoint, data, rate_limit_args
             )
+
+    async def _group_turn(self, chat_id: object) -> None:
+        """Wait until a group or channel (a negative or string chat id, as AIORateLimiter
+        tells them) may get one more request this minute."""
+        key = _group_key(chat_id)
+        if key is None or not self._group_rate:
+            return
+        if len(self._groups) > 512:  # forget the groups whose minute is long over
+            for other, limiter in list(self._groups.items()):
+                if other != key and limiter.has_capacity(limiter.max_rate):
+                    del self._groups[other]
+        if key not in self._groups:
+            self._groups[key] = AsyncLimiter(self._group_rate, self._group_period)
+        await self._groups[key].acquire()
+
+
+def _group_key(chat_id: object) -> int | str | None:
+    """The chat id of a group or channel (negative, or a string @username), else None."""
+    if isinstance(chat_id, str):
+        try:
+            chat_id = int(chat_id)
+        except ValueError:
+            return chat_id
+    if isinstance(chat_id, int) and chat_id < 0:
+        return chat_id
+    return None
+
+
+def share_rate(bot: Any, shared: SharedRate) -> None:
+    """Meter a bot's requests by the rate every process shares (PostgreSQL), besides its
+    own limiter."""
+    limiter = getattr(bot, "rate_limiter", None)
+    if isinstance(limiter, GatedRateLimiter):
+        limiter.shared = shared
 
 
 def gate_of(bot: Any) -> SendGate:

@@ -25,7 +25,7 @@ async def on_error(update: object, context: Context) -> None:
         try:
             await reply(
                 update,
-                t.gettext("Something went wrong on my side; please try again in a moment."),
+                t.gettext("Something went wrong on our side; please try again in a minute."),
             )
         except Exception:  # the chat itself may be the problem; the log already has it
             log.debug("could not send the apology", exc_info=True)

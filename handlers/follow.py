@@ -160,6 +160,12 @@ def feed_failure_text(t: Translator, address: str, error: SourceError) -> Markup
         return t.gettext(
             "⛔ %(feed)s redirects too many times (more than 5, or in a loop).", feed=shown
         )
+    if problem == "internal":
+        return t.gettext(
+            "⚠️ %(feed)s was not followed: something went wrong on our side; please try again "
+            "in a minute.",
+            feed=shown,
+        )
     if problem == "http":
         status = getattr(error, "status", 0)
         if status in (404, 410):

@@ -145,9 +145,10 @@ async def claim_due_feeds(
     now: datetime,
     limit: int,
     lease_until: datetime,
+    owner: int | None = None,
 ) -> list[FeedSource]:
     """Feeds somebody active follows whose next fetch is due and that no process is fetching;
-    they are this process's until `lease_until` (a dead process's lease runs out)."""
+    they are this process's (worker `owner`) until `lease_until` (or until it dies)."""
     statement = (
         select(Source)
         .where(
@@ -168,7 +169,7 @@ async def claim_due_feeds(
         await session.execute(
             update(Source)
             .where(Source.id.in_([row.id for row in rows]))
-            .values(lease_until=lease_until)
+            .values(lease_until=lease_until, lease_owner=owner)
         )
     return [_feed(row) for row in rows]
 

@@ -157,6 +157,7 @@ class PollGroup(Base):
     next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Held by the process polling it until then (several processes share the database).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[int | None] = mapped_column(Integer)  # workers.id of the holder
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -191,6 +192,7 @@ class Source(Base):
     board_origin: Mapped[str | None] = mapped_column(String(8))
     # Held by the process polling it until then (several processes share the database).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[int | None] = mapped_column(Integer)  # workers.id of the holder
     # The group whose query reads it (None: not watched, or not yet placed in one).
     poll_group_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("poll_groups.id", ondelete="SET NULL")
@@ -396,6 +398,7 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[int | None] = mapped_column(Integer)  # workers.id of the sender
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -425,3 +428,28 @@ class HandledUpdate(Base):
 
 
 Index("ix_handled_updates_handled_at", HandledUpdate.handled_at)
+
+
+class Worker(Base):
+    """A live bot process on a shared (PostgreSQL) database, as long as it beats: the leases
+    it holds (`lease_owner`) are taken over by the others once its beat is older than
+    WORKER_DEAD_AFTER_SECONDS (bot.liveness)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendPace(Base):
+    """The bot's one send rate, shared by every process on a PostgreSQL database: a send may
+    leave once `next_slot` has come (bot.shared_rate). Telegram's limits are per bot token."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[datetime] = mapped_column(UTCDateTime())
+    granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

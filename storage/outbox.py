@@ -496,8 +496,10 @@ async def claim(
     limit: int,
     per_chat: int = 5,
     per_group: int = GROUP_BATCH,
+    owner: int | None = None,
 ) -> list[ClaimedDelivery]:
-    """Take up to `limit` due rows of active chats, oldest first, leasing them until `lease_until`.
+    """Take up to `limit` due rows of active chats, oldest first, leasing them until `lease_until`
+    to `owner` (the claiming worker, on PostgreSQL: its leases are released if it dies).
 
     A row still `sending` after its lease ran out belongs to a sender that died: it is due again.
     A group or channel is paced: nothing is due for it before its `next_send_at`, and then up to
@@ -563,6 +565,7 @@ async def claim(
         .values(
             status=DeliveryStatus.SENDING,
             lease_until=lease_until,
+            lease_owner=owner,
             attempts=Delivery.attempts + 1,
         )
     )

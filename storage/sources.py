@@ -419,11 +419,17 @@ async def _merge_small_groups(
 
 
 async def claim_due_groups(
-    session: AsyncSession, *, kind: str, now: datetime, limit: int, lease_until: datetime
+    session: AsyncSession,
+    *,
+    kind: str,
+    now: datetime,
+    limit: int,
+    lease_until: datetime,
+    owner: int | None = None,
 ) -> list[GroupInfo]:
-    """Poll groups whose time has come, each leased to this process until `lease_until`:
-    another process (one database, several workers) skips it meanwhile, and takes it again
-    if this one dies. Each comes with its watched members."""
+    """Poll groups whose time has come, each leased to this process (worker `owner`) until
+    `lease_until`: another process (one database, several workers) skips it meanwhile, and
+    takes it again if this one dies. Each comes with its watched members."""
     wanted = (
         select(PollGroup.id)
         .where(
@@ -441,7 +447,9 @@ async def claim_due_groups(
     if not ids:
         return []
     await session.execute(
-        update(PollGroup).where(PollGroup.id.in_(ids)).values(lease_until=lease_until)
+        update(PollGroup)
+        .where(PollGroup.id.in_(ids))
+        .values(lease_until=lease_until, lease_owner=owner)
     )
     groups = {
         group.id: group

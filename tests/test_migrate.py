@@ -39,3 +39,37 @@ def test_an_upgrade_from_an_older_revision_reports_only_the_newer_ones(tmp_path:
     done = upgrade(url)
     assert done.applied == (revisions[-1],)
     assert done.describe().endswith(": 1 migration applied")
+
+
+def test_0014_gives_leases_an_owner_and_keeps_the_leases_already_held(tmp_path: Path) -> None:
+    """Issue #16: upgrading a database with a poll group and a feed under lease keeps their
+    leases (an ownerless lease runs out as before); the liveness and send-rate tables come
+    with it; a downgrade to 0013 takes them away again."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'leased.db'}"
+    command.upgrade(alembic_config(url), "0013_x_account_identity")
+    connection = sqlite3.connect(tmp_path / "leased.db")
+    connection.execute(
+        "INSERT INTO poll_groups (id, kind, next_poll_at, lease_until, error_count, created_at) "
+        "VALUES (1, 'x', '2026-12-01 00:00:00', '2026-12-01 00:05:00', 0, '2026-12-01 00:00:00')"
+    )
+    connection.commit()
+    done = upgrade(url)
+    assert done.applied == ("0014_worker_liveness",)
+    row = connection.execute("SELECT lease_until, lease_owner FROM poll_groups").fetchone()
+    assert row == ("2026-12-01 00:05:00", None)
+    for table in ("deliveries", "sources"):
+        columns = [c[1] for c in connection.execute(f"PRAGMA table_info({table})")]
+        assert "lease_owner" in columns, table
+    tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"workers", "send_pace"} <= tables
+    command.downgrade(alembic_config(url), "0013_x_account_identity")
+    tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+    assert not {"workers", "send_pace"} & tables
+    columns = [c[1] for c in connection.execute("PRAGMA table_info(poll_groups)")]
+    assert "lease_owner" not in columns
+    assert connection.execute("SELECT lease_until FROM poll_groups").fetchone() == (
+        "2026-12-01 00:05:00",
+    )
+    connection.close()

@@ -11,7 +11,8 @@ SourceError
     ├── FeedTooComplex    "too_complex"          reading it took longer than its budget
     ├── FeedHttpError     "http" (.status)       4xx/5xx; transient for 5xx and 429
     ├── FeedTimeout       "timeout"              also an Unavailable (transient)
-    └── FeedUnreachable   "unreachable"          DNS or connection failure; also Unavailable
+    ├── FeedUnreachable   "unreachable"          DNS or connection failure; also Unavailable
+    └── FeedNotSaved      "internal"             our failure (a bug, the database), not the feed's
 
 `unreadable` is True for the failures of a feed that answered, but with something that cannot
 be read as a feed (broken XML, a page, too large or too complex, entities): a feed that fails
@@ -104,4 +105,12 @@ class FeedUnreachable(FeedError, Unavailable):
     """The host name does not resolve or the connection failed."""
 
     code = "unreachable"
+    transient = True
+
+
+class FeedNotSaved(FeedError):
+    """jobrelay failed on its side (an unexpected error while reading or saving the feed,
+    logged with its traceback): the address is not to blame, and the person is told so."""
+
+    code = "internal"
     transient = True
