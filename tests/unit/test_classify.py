@@ -53,10 +53,10 @@ def test_matching_ignores_case_accents_and_hashtags_but_keeps_word_boundaries() 
         "internship"
         not in analyse("Join us on stage: we're hiring a sound engineer, CDI").contracts
     )
-    # "designer" is not inside "redesigned".
-    assert (
-        "design" not in analyse("We're hiring: redesigned our Python backend team, CDI").categories
-    )
+    # The vocabulary's "designer" is not inside "redesigned" (the learned reader, which reads
+    # character n-grams, weighs such a word itself).
+    redesigned = catalogue().rules("We're hiring: redesigned our Python backend team, CDI")
+    assert "design" not in redesigned.categories
 
 
 def test_inclusive_writing_and_plurals_read_as_the_word() -> None:
@@ -141,14 +141,18 @@ def test_offer_detection_on_the_frozen_test_set() -> None:
     scores, _, mistakes = evaluate(TEST_SET)
     offer = scores["offer"]
     assert offer.precision >= 0.95, [m for m in mistakes if " offer=" in m]
-    assert offer.recall >= 0.86, [m for m in mistakes if " offer=" in m]
+    assert offer.recall >= 0.93, [m for m in mistakes if " offer=" in m]
+
+
+# Measured: web 0.936, software 0.915, design 0.865, communication 0.717, hr 0.875.
+RECALL_FLOORS = {"web": 0.90, "software": 0.88, "design": 0.83, "communication": 0.69, "hr": 0.84}
 
 
 @pytest.mark.parametrize("slug", REQUIRED)
 def test_required_categories_on_the_frozen_test_set(slug: str) -> None:
     scores, _, mistakes = evaluate(TEST_SET)
-    assert scores[slug].precision >= 0.84, [m for m in mistakes if f" {slug} " in m]
-    assert scores[slug].recall >= 0.62, [m for m in mistakes if f" {slug} " in m]
+    assert scores[slug].precision >= 0.90, [m for m in mistakes if f" {slug} " in m]
+    assert scores[slug].recall >= RECALL_FLOORS[slug], [m for m in mistakes if f" {slug} " in m]
 
 
 def test_near_identical_wordings_of_one_offer_and_different_offers() -> None:
