@@ -37,7 +37,6 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import ipaddress
 import json
 import logging
 import math
@@ -51,6 +50,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from bot.config import is_loopback_host
 
 __all__ = [
     "GROUP_ANONYMOUS_BOT_ID",
@@ -398,16 +399,6 @@ class Webhook:
     max_connections: int = 40
     last_error_date: int | None = None
     last_error_message: str | None = None
-
-
-def _loopback(host: str) -> bool:
-    """Whether a host is this machine: the only place the stand-in ever POSTs to."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(slots=True)
@@ -1345,7 +1336,7 @@ class TelegramStandIn:
         except ValueError:
             raise _ApiError(400, "Bad Request: bad webhook: Failed to resolve host") from None
         host = parts.hostname or ""
-        loopback = _loopback(host)
+        loopback = is_loopback_host(host)
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
             # Telegram wants https; the stand-in takes http for loopback hosts (tests).
             raise _ApiError(
@@ -1417,7 +1408,7 @@ class TelegramStandIn:
                 if (
                     hook is None
                     or update is None
-                    or not _loopback(urlsplit(hook.url).hostname or "")
+                    or not is_loopback_host(urlsplit(hook.url).hostname or "")
                 ):
                     await self._updates_pulse.wait(1.0)
                     continue
