@@ -24,6 +24,8 @@ from storage.stats import chat_deliveries_since, chats_active_since
 
 log = logging.getLogger(__name__)
 
+# The advisory lock key of the digest worker ("jobd"), on PostgreSQL.
+DIGESTS_LOCK = 0x6A6F6264
 # A part Telegram rejects is sent offer by offer; a send asked to wait is retried in place.
 ALONE_RETRIES = 3
 ALONE_RETRY_WAIT = 30.0  # seconds, at most, per wait
@@ -52,12 +54,17 @@ class DigestWorker:
 
     async def tick(self) -> None:
         """Gather what is due, send what is pending, queue the Monday summaries; each step
-        runs even when another failed."""
-        for step in (self.schedule, self.send_pending, self.weekly):
-            try:
-                await step()
-            except Exception:
-                log.exception("the digest worker's %s failed; next tick", step.__name__)
+        runs even when another failed. One process at a time: two workers sending the same
+        pending digest would send it twice (the others skip the tick; if the one doing it
+        dies, the next tick of another does it, resuming after the last part recorded)."""
+        async with self._sessions.exclusive(DIGESTS_LOCK) as mine:
+            if not mine:
+                return
+            for step in (self.schedule, self.send_pending, self.weekly):
+                try:
+                    await step()
+                except Exception:
+                    log.exception("the digest worker's %s failed; next tick", step.__name__)
 
     async def weekly(self) -> int:
         """Queue the weekly summary of every chat with activity whose Monday 09:00 has come;

@@ -8,9 +8,9 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -130,6 +130,7 @@ class Sessions:
         self._writer = async_sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}), expire_on_commit=False
         )
+        self._engine = engine
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._owner: asyncio.Task[object] | None = None
 
@@ -154,6 +155,31 @@ class Sessions:
                     yield session
             finally:
                 self._owner = None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: int) -> AsyncIterator[bool]:
+        """Whether this process, among all that share the database, has the work named by
+        `key` for the block (False: another one has it now). On PostgreSQL a session-level
+        advisory lock on a connection held for the block: a process that dies lets it go with
+        its connection. An SQLite file serves one process: always True."""
+        if self._one_writer is not None:
+            yield True
+            return
+        async with self._engine.connect() as connection:
+            held = bool(
+                await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            )
+            await connection.commit()
+            try:
+                yield held
+            finally:
+                # A connection lost meanwhile took the lock with it: nothing left to let go.
+                if held and not connection.closed and not connection.invalidated:
+                    with contextlib.suppress(DBAPIError):
+                        await connection.execute(
+                            text("SELECT pg_advisory_unlock(:key)"), {"key": key}
+                        )
+                        await connection.commit()
 
 
 def create_session_factory(engine: AsyncEngine) -> Sessions:

@@ -1295,3 +1295,37 @@ async def test_an_account_is_one_source_whatever_handle_it_is_followed_by(sessio
         assert again == first
         found = await sources.find_sources(session, "x", ["alice", "alice_old"])
         assert {k: v.external_id for k, v in found.items()} == {"alice": "8", "alice_old": "7"}
+
+
+async def test_one_process_at_a_time_has_the_digests(database_url: str, sessions: Sessions) -> None:
+    """Every worker runs the digest tick; two sending one pending digest would send it twice.
+    On PostgreSQL the tick is one process's at a time (an advisory lock on a connection it
+    holds: a process that dies lets it go); an SQLite file serves one process."""
+    from bot.digests import DIGESTS_LOCK
+
+    other_engine = create_engine(database_url)
+    other_process = create_session_factory(other_engine)
+    try:
+        async with sessions.exclusive(DIGESTS_LOCK) as mine:
+            assert mine
+            async with other_process.exclusive(DIGESTS_LOCK) as theirs:
+                assert theirs is database_url.startswith("sqlite")
+        async with other_process.exclusive(DIGESTS_LOCK) as theirs:
+            assert theirs  # let go at the end of the first one's block
+        if database_url.startswith("sqlite"):
+            return
+        # A process that dies (its connection ends) lets it go too.
+        async with sessions.exclusive(DIGESTS_LOCK) as held:
+            assert held
+            async with other_engine.connect() as connection:
+                await connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND objid = :key"
+                    ),
+                    {"key": DIGESTS_LOCK},
+                )
+            async with other_process.exclusive(DIGESTS_LOCK) as theirs:
+                assert theirs
+    finally:
+        await other_engine.dispose()
