@@ -10,6 +10,10 @@ KEEPALIVE_SECONDS is closed (aiohttp's keep-alive timer runs from the connection
 it is also the header timeout), bodies are read only for an authentic webhook POST (bounded
 in size and time), /healthz and /metrics reuse their last answer for a second or two. Anything
 else is 404 (405 for another method on a known path), in one short line, never a traceback.
+
+A stranger's malformed request (a header over the limit, a bad method, broken framing) is
+answered 400 by aiohttp and not logged: aiohttp logs it as an ERROR with a traceback, which
+let anybody write 4 KB of log per request, as often as they liked.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -28,6 +33,21 @@ KEEPALIVE_SECONDS = 15.0
 MAX_LINE_BYTES = 4096  # the request line, and each header
 MAX_HEADERS = 32
 READS = frozenset({"GET", "HEAD"})
+
+
+class _QuietBadRequests(logging.Filter):
+    """Drops aiohttp's report of a malformed request (the client's fault, answered 400): a
+    stranger controls how many there are. An error in our own handlers is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a malformed request's record."""
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+# aiohttp's messages about requests on this server (passed to aiohttp as its logger).
+server_log = logging.getLogger("bot.web.server")
+server_log.addFilter(_QuietBadRequests())
 
 
 class StartError(Exception):
@@ -83,6 +103,7 @@ class WebServer:
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_LINE_BYTES,
             max_headers=MAX_HEADERS,
+            logger=server_log,
         )
         await runner.setup()
         try:
