@@ -13,11 +13,15 @@ else is 404 (405 for another method on a known path), in one short line, never a
 
 A stranger's malformed request (a header over the limit, a bad method, broken framing) is
 answered 400 by aiohttp and not logged: aiohttp logs it as an ERROR with a traceback, which
-let anybody write 4 KB of log per request, as often as they liked.
+let anybody write 4 KB of log per request, as often as they liked. Connections are capped
+(MAX_CONNECTIONS): each open one costs a file descriptor, and a stranger holding thousands
+left the bot none to reach Telegram or the database; one over the cap is answered 503 and
+closed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -33,6 +37,14 @@ KEEPALIVE_SECONDS = 15.0
 MAX_LINE_BYTES = 4096  # the request line, and each header
 MAX_HEADERS = 32
 READS = frozenset({"GET", "HEAD"})
+# Far above what Telegram (40 connections by default), a load balancer and a scraper open
+# together, far below a process's file descriptors. (A burst of accepts may pass it by up to
+# the listen backlog before the new connections are counted.)
+MAX_CONNECTIONS = 512
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 
 class _QuietBadRequests(logging.Filter):
@@ -48,6 +60,16 @@ class _QuietBadRequests(logging.Filter):
 # aiohttp's messages about requests on this server (passed to aiohttp as its logger).
 server_log = logging.getLogger("bot.web.server")
 server_log.addFilter(_QuietBadRequests())
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over MAX_CONNECTIONS: one short 503, then closed without reading."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Answer and close."""
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(BUSY)
+        transport.close()
 
 
 class StartError(Exception):
@@ -74,6 +96,7 @@ class WebServer:
         metrics: Metrics,
         webhook: WebhookReceiver | None = None,
         webhook_path: str = "/",
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._host = host
         self._port = port
@@ -81,14 +104,16 @@ class WebServer:
         self._metrics = metrics
         self._webhook = webhook
         self._webhook_path = webhook_path or "/"
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def port(self) -> int:
         """The port listened on (the one asked for, or the one picked for port 0)."""
-        if self._runner is None or not self._runner.addresses:
+        if self._listener is None or not self._listener.sockets:
             return self._port
-        return int(self._runner.addresses[0][1])
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         """Listen; StartError with a clear line when the address cannot be used."""
@@ -106,8 +131,20 @@ class WebServer:
             logger=server_log,
         )
         await runner.setup()
+        server = runner.server
+        assert server is not None
+
+        def connection() -> asyncio.BaseProtocol:
+            # (aiohttp's low-level server is a protocol factory; TCPSite would call it with
+            # no cap, hence our own listener)
+            if len(server.connections) >= self._max_connections:
+                return _Busy()
+            return server()
+
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                connection, self._host, self._port
+            )
         except OSError as exc:
             await runner.cleanup()
             raise StartError(
@@ -121,6 +158,9 @@ class WebServer:
 
     async def stop(self) -> None:
         """Stop listening and close the connections."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

@@ -1,4 +1,4 @@
-"""The HTTP port as a stranger on the internet uses it: malformed requests.
+"""The HTTP port as a stranger on the internet uses it: malformed requests, many connections.
 
 A real aiohttp server (bot.web) on 127.0.0.1 over a real SQLite file, spoken to over raw
 sockets, since what is tested is what a well-behaved client would never send.
@@ -19,7 +19,7 @@ from bot.clock import SystemClock
 from bot.health import Health
 from bot.metrics import Metrics
 from bot.single_flight import SingleFlight
-from bot.web import WebServer
+from bot.web import MAX_CONNECTIONS, WebServer
 from storage.db import create_engine, create_session_factory
 
 
@@ -29,7 +29,7 @@ async def _idle() -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    sqlite_template: Path, tmp_path: Path, **options: int
+    sqlite_template: Path, tmp_path: Path, max_connections: int = MAX_CONNECTIONS
 ) -> AsyncIterator[WebServer]:
     """A started server with /healthz, /metrics (no webhook) over a fresh SQLite file."""
     path = tmp_path / "jobrelay.db"
@@ -39,7 +39,13 @@ async def serving(
     health = Health(sessions=sessions, loops=[("sender", SingleFlight("sender", _idle))])
     health.phase = None  # running
     metrics = Metrics(sessions=sessions, clock=SystemClock())
-    web = WebServer(host="127.0.0.1", port=0, health=health, metrics=metrics)
+    web = WebServer(
+        host="127.0.0.1",
+        port=0,
+        health=health,
+        metrics=metrics,
+        max_connections=max_connections,
+    )
     await web.start()
     try:
         yield web
@@ -88,3 +94,27 @@ async def test_a_malformed_request_is_refused_without_a_line_in_the_log(
     assert noisy == [], [r.getMessage() for r in noisy]
     # And the server still answers.
     assert b" 200 " in await exchange(server.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+
+
+async def test_connections_over_the_cap_are_answered_busy_and_the_cap_frees_up(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    async with serving(sqlite_template, tmp_path, max_connections=4) as web:
+        held = [await asyncio.open_connection("127.0.0.1", web.port) for _ in range(4)]
+        for reader, writer in held:  # each is served once, and kept open (keep-alive)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await reader.readuntil(b"ok\n")).startswith(b"HTTP/1.1 200 ")
+        # The next connection is turned away at once.
+        answer = await exchange(web.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        # One held connection goes: a newcomer is served again.
+        held[0][1].close()
+        await held[0][1].wait_closed()
+        for _attempt in range(200):
+            answer = await exchange(web.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+            if b" 200 " in answer.split(b"\r\n")[0]:
+                break
+            await asyncio.sleep(0.05)
+        assert b" 200 " in answer.split(b"\r\n")[0], answer
+        for _reader, writer in held[1:]:
+            writer.close()
