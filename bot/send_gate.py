@@ -216,6 +216,14 @@ class GatedRateLimiter(AIORateLimiter):
                 gated, args, kwargs, endpoint, data, rate_limit_args
             )
 
+    def group_has_room(self, chat_id: object) -> bool:
+        """Whether one more request to this chat fits in its group's minute now (True for a
+        private chat): the sender asks before an outbox send to a group, so as not to wait
+        for the group's slot while other chats' offers wait for the sender."""
+        key = _group_key(chat_id)
+        limiter = self._groups.get(key) if key is not None and self._group_rate else None
+        return limiter is None or limiter.has_capacity()
+
     async def _group_turn(self, chat_id: object) -> None:
         """Wait until a group or channel (a negative or string chat id, as AIORateLimiter
         tells them) may get one more request this minute."""
@@ -249,6 +257,13 @@ def share_rate(bot: Any, shared: SharedRate) -> None:
     limiter = getattr(bot, "rate_limiter", None)
     if isinstance(limiter, GatedRateLimiter):
         limiter.shared = shared
+
+
+def group_has_room(bot: Any, chat_id: int) -> bool:
+    """Whether a request to this chat would leave now as far as its group's 20 messages a
+    minute go (True for a bot built without GatedRateLimiter)."""
+    limiter = getattr(bot, "rate_limiter", None)
+    return not isinstance(limiter, GatedRateLimiter) or limiter.group_has_room(chat_id)
 
 
 def gate_of(bot: Any) -> SendGate:
