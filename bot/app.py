@@ -35,7 +35,7 @@ from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
 from bot.retention import Retention
-from bot.send_gate import GatedRateLimiter, SendGate, share_rate
+from bot.send_gate import GatedRateLimiter, SendGate, gate_of, share_rate
 from bot.shared_rate import SharedRate
 from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
@@ -218,6 +218,9 @@ async def serve(
             application.bot, SharedRate(engine, rate_per_second=settings.send_rate_per_second)
         )
     owner = liveness.owner if liveness is not None else no_owner
+    if liveness is not None:
+        # No outbox send leaves while the others may find this process dead (bot.liveness).
+        gate_of(application.bot).fence = liveness.fresh
     liveness_stop = asyncio.Event()
     beating: asyncio.Task[None] | None = None
     fetcher = FeedFetcher(

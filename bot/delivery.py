@@ -140,8 +140,9 @@ class Sender:
 
     @property
     def holding(self) -> bool:
-        """True while sends are held because Telegram did not answer one."""
-        return not self._gate.answering
+        """True while sends are held: Telegram did not answer one, or this process's
+        liveness record is not fresh (the others may be taking its rows over, bot.liveness)."""
+        return not self._gate.answering or not self._gate.fence()
 
     async def drain(self) -> int:
         """Send (or hold) every due row, batch after batch, until none is due; how many sent."""
@@ -544,7 +545,7 @@ class Sender:
         """Telegram did not answer a send: hold every outbox send until a probe is answered
         (a send that timed out may still be carried out; retrying it, or sending more, into
         the same hang would make a copy per attempt)."""
-        if self.holding or self._stopping:
+        if not self._gate.answering or self._stopping:
             return
         self._gate.suspend()
         log.warning("Telegram did not answer (%s); sending is held until it answers again", error)

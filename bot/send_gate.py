@@ -13,7 +13,9 @@ took longer to answer than the limiter's interval. Outbox sends take turns
 through the limiter and the gate (one at a time until its request leaves, never during it), so
 sends held at the gate never leave together as a burst beyond Telegram's 30 a second.
 
-The gate also holds outbox sends while Telegram is not answering (after a timeout, the sender
+The gate also holds outbox sends while this process may not send (`fence`: on PostgreSQL,
+while its liveness record may look dead to the other processes, which then send its rows;
+bot.liveness), and while Telegram is not answering (after a timeout, the sender
 suspends it until a probe is answered): a send that times out may still be carried out, and
 retrying it into the same hang would be one more copy each time.
 """
@@ -38,8 +40,8 @@ JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 class SendHeld(NetworkError):
     """An outbox send the gate kept back because Telegram is not answering; nothing left."""
 
-    def __init__(self) -> None:
-        super().__init__("held until Telegram answers again")
+    def __init__(self, why: str = "held until Telegram answers again") -> None:
+        super().__init__(why)
 
 
 class _Turn:
@@ -76,6 +78,8 @@ class SendGate:
         self._all_recorded.set()
         self._answering = True
         self._turn = asyncio.Lock()
+        #: False while this process must not send outbox rows (bot.liveness.Liveness.fresh).
+        self.fence: Callable[[], bool] = lambda: True
 
     @property
     def answering(self) -> bool:
@@ -134,6 +138,8 @@ class SendGate:
         await self._wait_recorded()
         if not self._answering:
             raise SendHeld
+        if not self.fence():
+            raise SendHeld("held: this process's liveness record is not fresh")
 
     async def _wait_recorded(self) -> None:
         current = _CURRENT.get()

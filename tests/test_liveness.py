@@ -3,14 +3,20 @@ living, and only those."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert, select, text, update
 
+from bot.clock import SystemClock
+from bot.liveness import Liveness
 from storage import leases, outbox
 from storage.db import create_engine, create_session_factory
 from storage.models import Delivery, DeliveryStatus, PollGroup, Source, Worker
+from tests.e2e.harness import eventually
+from tests.test_shared_rate import FreezingRelay
 from tests.test_storage import NOW, _chat, _source_with_offers
 
 DEAD_AFTER = timedelta(seconds=10)
@@ -91,3 +97,44 @@ async def test_a_silent_worker_s_leases_are_released_and_a_live_one_s_are_kept(
         assert [r.delivery_id for r in again] == [mine[0].delivery_id]
     finally:
         await engine.dispose()
+
+
+async def test_a_worker_that_cannot_beat_stops_sending_before_the_others_find_it_dead(
+    database_url: str,
+) -> None:
+    """A live process whose beats do not get through (its database connections hang) looks
+    dead to the others after WORKER_DEAD_AFTER_SECONDS, and they send its rows. It must have
+    stopped sending them first: `fresh()` (the send gate's fence) turns False while its
+    record, on the database's clock, is still a live one's."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one process: nobody takes its rows over")
+    host_port, database = database_url.rsplit("/", 1)
+    relay = FreezingRelay(int(host_port.rsplit(":", 1)[1]))
+    port = await relay.start()
+    engine = create_engine(f"{host_port.rsplit(':', 1)[0]}:{port}/{database}")
+    direct = create_engine(database_url)
+    dead_after = 4.0
+    liveness = Liveness(
+        sessions=create_session_factory(engine), clock=SystemClock(), dead_after_seconds=dead_after
+    )
+    stop = asyncio.Event()
+    try:
+        assert not liveness.fresh()  # never beaten: may not send
+        await liveness.start()
+        assert liveness.fresh()
+        beating = asyncio.create_task(liveness.run(stop))
+        relay.freeze()  # its beats hang from now on
+        await eventually(lambda: not liveness.fresh(), timeout=30, what="the fence to close")
+        async with direct.connect() as connection:
+            silent = await connection.scalar(
+                text("SELECT extract(epoch FROM now() - beat_at) FROM workers WHERE id = :id"),
+                {"id": liveness.owner()},
+            )
+        assert silent is not None and float(silent) < dead_after  # the others still see it alive
+        stop.set()
+        beating.cancel()
+    finally:
+        await relay.close()
+        with contextlib.suppress(Exception):
+            await engine.dispose()
+        await direct.dispose()

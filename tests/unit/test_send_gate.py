@@ -136,3 +136,25 @@ async def test_a_group_at_its_20_a_minute_does_not_hold_the_private_chats_outbox
     assert left[20:] == [1, 2, 3]
     assert not waiting.done()  # still waiting for the group's slot, holding nobody
     waiting.cancel()
+
+
+async def test_outbox_sends_are_held_while_the_fence_is_closed_and_replies_are_not() -> None:
+    """On PostgreSQL the fence is this process's liveness (bot.liveness): while the others may
+    find it dead and send its rows, it sends none of them itself."""
+    limiter = _limiter()
+    fresh = False
+    limiter.gate.fence = lambda: fresh
+    left: list[float] = []
+    with pytest.raises(SendHeld):
+        await _send(limiter, left)
+    assert left == []  # the request never left
+
+    async def reply() -> bool:
+        left.append(time.monotonic())
+        return True
+
+    await limiter.process_request(reply, (), {}, "sendMessage", {"chat_id": 2}, None)
+    assert len(left) == 1  # a reply to a command is no outbox row: nobody else sends it
+    fresh = True
+    await _send(limiter, left)
+    assert len(left) == 2
