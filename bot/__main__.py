@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -33,7 +33,7 @@ def _secrets(settings: Settings) -> list[str]:
     if settings.webhook_url is not None:
         path = urlsplit(settings.webhook_url).path
         if path.strip("/"):
-            secrets.append(path)
+            secrets += dict.fromkeys([path, unquote(path)])  # (bot.web logs it decoded)
     return secrets
 
 

@@ -8,7 +8,7 @@ import enum
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
@@ -351,7 +351,8 @@ async def serve(
             health=health,
             metrics=metrics,
             webhook=webhook,
-            webhook_path=urlsplit(settings.webhook_url or "").path,
+            # (aiohttp gives each request's path decoded: %20 is a space there)
+            webhook_path=unquote(urlsplit(settings.webhook_url or "").path),
         )
 
     async def start_receiving() -> None:

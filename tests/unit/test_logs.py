@@ -51,7 +51,7 @@ def test_short_values_are_not_treated_as_secrets() -> None:
 def test_the_webhook_url_path_never_reaches_the_log(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = "/hooks/Zq81n-unguessable"
+    path = "/hooks/Zq81n-unguessable%20x"
     url = f"https://bot.example.org{path}"
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:AAHsecretsecretsecretsecret01234")
     monkeypatch.setenv("WEBHOOK_URL", url)
@@ -59,7 +59,9 @@ def test_the_webhook_url_path_never_reaches_the_log(
     configure_logging(_secrets(load_settings()))
     # What bot.app and bot.web log as they start in webhook mode.
     logging.getLogger("bot.app").info("receiving Telegram's updates by webhook at %s", url)
-    logging.getLogger("bot.web").info("serving /healthz, /metrics and the webhook %s", path)
+    logging.getLogger("bot.web").info(
+        "serving /healthz, /metrics and the webhook %s", "/hooks/Zq81n-unguessable x"
+    )
     err = capsys.readouterr().err
     assert path not in err and "unguessable" not in err
     assert "at https://bot.example.org[REDACTED]" in err
