@@ -48,6 +48,7 @@ from handlers import register
 from handlers.start import command_descriptions
 from storage import leases
 from storage.db import create_engine, create_session_factory, is_sqlite
+from storage.sqlite_owner import SQLiteInUse, sole_process
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,25 @@ async def serve(
     stop: asyncio.Event,
     clock: Clock | None = None,
 ) -> None:
-    """Run the bot until `stop` is set: updates, polling and delivery."""
+    """Run the bot until `stop` is set: updates, polling and delivery. On SQLite, as the
+    file's only process (storage.sqlite_owner): it takes every lease it finds as its own."""
+    if not is_sqlite(settings.database_url):
+        await _serve(settings, token=token, stop=stop, clock=clock)
+        return
+    try:
+        async with sole_process(settings.database_url):
+            await _serve(settings, token=token, stop=stop, clock=clock)
+    except SQLiteInUse as exc:  # (only ever raised as the block is entered)
+        raise StartupError(str(exc)) from None
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    token: str,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+) -> None:
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
