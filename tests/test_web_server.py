@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from bot.clock import SystemClock
 from bot.health import Health
@@ -29,12 +30,22 @@ async def _idle() -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    sqlite_template: Path, tmp_path: Path, max_connections: int = MAX_CONNECTIONS
+    sqlite_template: Path,
+    tmp_path: Path,
+    max_connections: int = MAX_CONNECTIONS,
+    statements: list[str] | None = None,
 ) -> AsyncIterator[WebServer]:
-    """A started server with /healthz, /metrics (no webhook) over a fresh SQLite file."""
+    """A started server with /healthz, /metrics (no webhook) over a fresh SQLite file; the
+    SQL it runs is appended to `statements`, if given."""
     path = tmp_path / "jobrelay.db"
     shutil.copyfile(sqlite_template, path)
     engine = create_engine(f"sqlite:///{path}")
+    if statements is not None:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement)
+
     sessions = create_session_factory(engine)
     health = Health(sessions=sessions, loops=[("sender", SingleFlight("sender", _idle))])
     health.phase = None  # running
@@ -118,3 +129,21 @@ async def test_connections_over_the_cap_are_answered_busy_and_the_cap_frees_up(
         assert b" 200 " in answer.split(b"\r\n")[0], answer
         for _reader, writer in held[1:]:
             writer.close()
+
+
+async def test_a_flood_of_scrapes_and_health_checks_costs_the_database_a_few_queries(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """/metrics reads the shared figures at most every 2 s, /healthz pings at most every 1 s,
+    concurrent requests sharing one read: 400 requests at once cost a handful of queries,
+    not 400."""
+    statements: list[str] = []
+    async with serving(sqlite_template, tmp_path, statements=statements) as web:
+        requests = [
+            exchange(web.port, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            for path in ("/metrics", "/healthz") * 200
+        ]
+        answers = await asyncio.gather(*requests)
+    assert all(b" 200 " in answer.split(b"\r\n")[0] for answer in answers)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert 2 <= len(selects) <= 10, selects
