@@ -302,7 +302,11 @@ class Sender:
                 if reason is not None:
                     async with self._sessions.begin() as session:
                         await digests.hold(
-                            session, delivery_id=row.delivery_id, reason=reason, now=now
+                            session,
+                            delivery_id=row.delivery_id,
+                            reason=reason,
+                            now=now,
+                            claim=row.attempts,
                         )
                     settled.append(row.delivery_id)
                     continue
@@ -336,6 +340,7 @@ class Sender:
                 delivery_id=row.delivery_id,
                 at=now + NOTICE_RECHECK,
                 error="paused or quiet hours",
+                claim=row.attempts,
             )
         return True
 
@@ -361,7 +366,13 @@ class Sender:
         for row in rows:
             if row.kind is DeliveryKind.OFFER and reason is not None:
                 async with self._sessions.begin() as session:
-                    await digests.hold(session, delivery_id=row.delivery_id, reason=reason, now=now)
+                    await digests.hold(
+                        session,
+                        delivery_id=row.delivery_id,
+                        reason=reason,
+                        now=now,
+                        claim=row.attempts,
+                    )
                 settled.append(row.delivery_id)
                 continue
             if row.kind is not DeliveryKind.OFFER and await self._defer_notice(row, policy, now):
@@ -461,7 +472,9 @@ class Sender:
         due = at or self._clock.now()
         async with self._sessions.begin() as session:
             for row in rows:
-                await outbox.retry_later(session, delivery_id=row.delivery_id, at=due, error=reason)
+                await outbox.retry_later(
+                    session, delivery_id=row.delivery_id, at=due, error=reason, claim=row.attempts
+                )
 
     async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
         """Send one row and record its outcome before any other outbox send may leave."""
@@ -523,6 +536,7 @@ class Sender:
                     delivery_id=row.delivery_id,
                     at=now + result.retry_after,
                     error=result.error,
+                    claim=row.attempts,
                 )
             elif result.outcome is Outcome.CHAT_GONE:
                 # A chat that wrote to the bot while this send was in flight is back: keep it.
@@ -533,13 +547,19 @@ class Sender:
                         "chat %s is unreachable (%s); it is now inactive", chat_id, result.error
                     )
                 await outbox.retry_later(
-                    session, delivery_id=row.delivery_id, at=now, error=result.error
+                    session,
+                    delivery_id=row.delivery_id,
+                    at=now,
+                    error=result.error,
+                    claim=row.attempts,
                 )
             else:
                 log.error(
                     "Telegram rejected delivery %s for good: %s", row.delivery_id, result.error
                 )
-                await outbox.mark_failed(session, delivery_id=row.delivery_id, error=result.error)
+                await outbox.mark_failed(
+                    session, delivery_id=row.delivery_id, error=result.error, claim=row.attempts
+                )
 
     def _hold_sends(self, chat_id: int, error: str) -> None:
         """Telegram did not answer a send: hold every outbox send until a probe is answered

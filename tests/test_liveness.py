@@ -12,7 +12,8 @@ from sqlalchemy import insert, select, text, update
 
 from bot.clock import SystemClock
 from bot.liveness import Liveness
-from storage import leases, outbox
+from bot.policy import Hold
+from storage import digests, leases, outbox
 from storage.db import create_engine, create_session_factory
 from storage.models import Delivery, DeliveryStatus, PollGroup, Source, Worker
 from tests.e2e.harness import eventually
@@ -138,3 +139,61 @@ async def test_a_worker_that_cannot_beat_stops_sending_before_the_others_find_it
         with contextlib.suppress(Exception):
             await engine.dispose()
         await direct.dispose()
+
+
+async def test_a_stale_sender_s_late_writes_never_undo_the_claim_that_took_its_row_over(
+    database_url: str,
+) -> None:
+    """A row A claimed was taken over (A silent too long, or its lease ran out) and claimed
+    again by B. A's writes that come late (giving the row back, holding it for a digest,
+    failing it) name A's claim and change nothing: else B's row, being sent, became due again
+    (sent a third time), or held (sent again in a digest). B's writes do apply."""
+    engine = create_engine(database_url)
+    sessions = create_session_factory(engine)
+    try:
+        async with sessions.begin() as session:
+            await _chat(session, 1)
+            _, offer_ids = await _source_with_offers(session, 1)
+            await session.execute(
+                insert(Delivery).values(
+                    chat_id=1,
+                    offer_id=offer_ids[0],
+                    kind="offer",
+                    status=DeliveryStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=NOW,
+                    created_at=NOW,
+                )
+            )
+            (a_claim,) = await outbox.claim(
+                session, now=NOW, lease_until=NOW + timedelta(seconds=60), limit=1
+            )
+            # A's lease runs out; B claims the row.
+            later = NOW + timedelta(seconds=61)
+            (b_claim,) = await outbox.claim(
+                session, now=later, lease_until=later + timedelta(seconds=60), limit=1
+            )
+        assert b_claim.attempts == a_claim.attempts + 1
+        row_id = a_claim.delivery_id
+        async with sessions.begin() as session:
+            await outbox.retry_later(
+                session, delivery_id=row_id, at=later, error="late", claim=a_claim.attempts
+            )
+            await digests.hold(
+                session, delivery_id=row_id, reason=Hold.QUIET, now=later, claim=a_claim.attempts
+            )
+            await outbox.mark_failed(
+                session, delivery_id=row_id, error="late", claim=a_claim.attempts
+            )
+        async with sessions() as session:
+            status = await session.scalar(select(Delivery.status).where(Delivery.id == row_id))
+        assert status is DeliveryStatus.SENDING  # still B's, being sent
+        async with sessions.begin() as session:
+            await outbox.retry_later(
+                session, delivery_id=row_id, at=later, error="B's", claim=b_claim.attempts
+            )
+        async with sessions() as session:
+            status = await session.scalar(select(Delivery.status).where(Delivery.id == row_id))
+        assert status is DeliveryStatus.PENDING
+    finally:
+        await engine.dispose()
