@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -24,8 +25,16 @@ class Fatal(Exception):
 
 
 def _secrets(settings: Settings) -> list[str]:
+    """What the log must never show. The webhook URL's path is among them: it is where
+    Telegram POSTs, and operators often make it unguessable (or put the bot token in it,
+    as python-telegram-bot's examples do); the log keeps its scheme and host."""
     values = [settings.telegram_bot_token, settings.x_bearer_token, settings.webhook_secret]
-    return [v.get_secret_value() for v in values if v is not None]
+    secrets = [v.get_secret_value() for v in values if v is not None]
+    if settings.webhook_url is not None:
+        path = urlsplit(settings.webhook_url).path
+        if path.strip("/"):
+            secrets += dict.fromkeys([path, unquote(path)])  # (bot.web logs it decoded)
+    return secrets
 
 
 async def ensure_schema(settings: Settings) -> None:

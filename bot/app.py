@@ -8,7 +8,7 @@ import enum
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
@@ -35,7 +35,7 @@ from bot.ordering import PerChatUpdateProcessor
 from bot.polling import Poller
 from bot.receiver import UpdateReceiver
 from bot.retention import Retention
-from bot.send_gate import GatedRateLimiter, SendGate, share_rate
+from bot.send_gate import GatedRateLimiter, SendGate, gate_of, share_rate
 from bot.shared_rate import SharedRate
 from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
@@ -48,6 +48,7 @@ from handlers import register
 from handlers.start import command_descriptions
 from storage import leases
 from storage.db import create_engine, create_session_factory, is_sqlite
+from storage.sqlite_owner import SQLiteInUse, sole_process
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,25 @@ async def serve(
     stop: asyncio.Event,
     clock: Clock | None = None,
 ) -> None:
-    """Run the bot until `stop` is set: updates, polling and delivery."""
+    """Run the bot until `stop` is set: updates, polling and delivery. On SQLite, as the
+    file's only process (storage.sqlite_owner): it takes every lease it finds as its own."""
+    if not is_sqlite(settings.database_url):
+        await _serve(settings, token=token, stop=stop, clock=clock)
+        return
+    try:
+        async with sole_process(settings.database_url):
+            await _serve(settings, token=token, stop=stop, clock=clock)
+    except SQLiteInUse as exc:  # (only ever raised as the block is entered)
+        raise StartupError(str(exc)) from None
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    token: str,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+) -> None:
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
@@ -218,6 +237,9 @@ async def serve(
             application.bot, SharedRate(engine, rate_per_second=settings.send_rate_per_second)
         )
     owner = liveness.owner if liveness is not None else no_owner
+    if liveness is not None:
+        # No outbox send leaves while the others may find this process dead (bot.liveness).
+        gate_of(application.bot).fence = liveness.fresh
     liveness_stop = asyncio.Event()
     beating: asyncio.Task[None] | None = None
     fetcher = FeedFetcher(
@@ -348,7 +370,8 @@ async def serve(
             health=health,
             metrics=metrics,
             webhook=webhook,
-            webhook_path=urlsplit(settings.webhook_url or "").path,
+            # (aiohttp gives each request's path decoded: %20 is a space there)
+            webhook_path=unquote(urlsplit(settings.webhook_url or "").path),
         )
 
     async def start_receiving() -> None:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -75,7 +75,7 @@ def _check_webhook_url(value: str) -> str:
         raise ValueError(
             f"must use port 443, 80, 88 or 8443 (Telegram's webhook ports), got {port}"
         )
-    if (parts.path or "/") in RESERVED_PATHS:
+    if (unquote(parts.path) or "/") in RESERVED_PATHS:
         raise ValueError(f"cannot use the path {parts.path} (the bot serves /healthz and /metrics)")
     return value
 

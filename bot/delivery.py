@@ -30,7 +30,7 @@ from bot.keyboards import offer_keyboard
 from bot.liveness import Owner, no_owner
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
-from bot.send_gate import gate_of
+from bot.send_gate import gate_of, group_has_room
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
 from storage.db import Sessions
@@ -50,6 +50,10 @@ UNUSABLE_CHAT_RETRY = timedelta(minutes=5)
 # 20 messages a minute per group is never reached.
 GROUP_PACE = timedelta(minutes=1)
 GROUP_MESSAGES_PER_ROUND = 10
+# A group whose minute is used up (replies to its members' commands count too) has its
+# rows tried again this much later, instead of the sender waiting for the group's slot
+# while every other chat's offers wait for the sender (Telegram frees a slot every 3 s).
+GROUP_FULL_RETRY = timedelta(seconds=5)
 MERGE_SEPARATOR = "\n\n— — —\n\n"
 # While Telegram does not answer, a probe every PROBE_DELAY, doubling up to PROBE_MAX_DELAY.
 PROBE_DELAY = 1.0
@@ -136,8 +140,9 @@ class Sender:
 
     @property
     def holding(self) -> bool:
-        """True while sends are held because Telegram did not answer one."""
-        return not self._gate.answering
+        """True while sends are held: Telegram did not answer one, or this process's
+        liveness record is not fresh (the others may be taking its rows over, bot.liveness)."""
+        return not self._gate.answering or not self._gate.fence()
 
     async def drain(self) -> int:
         """Send (or hold) every due row, batch after batch, until none is due; how many sent."""
@@ -297,7 +302,11 @@ class Sender:
                 if reason is not None:
                     async with self._sessions.begin() as session:
                         await digests.hold(
-                            session, delivery_id=row.delivery_id, reason=reason, now=now
+                            session,
+                            delivery_id=row.delivery_id,
+                            reason=reason,
+                            now=now,
+                            claim=row.attempts,
                         )
                     settled.append(row.delivery_id)
                     continue
@@ -331,6 +340,7 @@ class Sender:
                 delivery_id=row.delivery_id,
                 at=now + NOTICE_RECHECK,
                 error="paused or quiet hours",
+                claim=row.attempts,
             )
         return True
 
@@ -356,7 +366,13 @@ class Sender:
         for row in rows:
             if row.kind is DeliveryKind.OFFER and reason is not None:
                 async with self._sessions.begin() as session:
-                    await digests.hold(session, delivery_id=row.delivery_id, reason=reason, now=now)
+                    await digests.hold(
+                        session,
+                        delivery_id=row.delivery_id,
+                        reason=reason,
+                        now=now,
+                        claim=row.attempts,
+                    )
                 settled.append(row.delivery_id)
                 continue
             if row.kind is not DeliveryKind.OFFER and await self._defer_notice(row, policy, now):
@@ -382,6 +398,13 @@ class Sender:
             batch = [row for row in batch if row.delivery_id not in self._lost]
             if not batch:  # another sender took them over (see _keep_leases)
                 continue
+            if not group_has_room(self._bot, chat_id):
+                rest = batch + [row for later in queue for row in later]
+                await self._release(
+                    rest, "the group's messages this minute are used up", at=now + GROUP_FULL_RETRY
+                )
+                settled += [row.delivery_id for row in rest]
+                break
             messages += 1
             outcome = await self._send_merged(batch)
             if outcome is Outcome.REJECTED and len(batch) > 1:
@@ -449,7 +472,9 @@ class Sender:
         due = at or self._clock.now()
         async with self._sessions.begin() as session:
             for row in rows:
-                await outbox.retry_later(session, delivery_id=row.delivery_id, at=due, error=reason)
+                await outbox.retry_later(
+                    session, delivery_id=row.delivery_id, at=due, error=reason, claim=row.attempts
+                )
 
     async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
         """Send one row and record its outcome before any other outbox send may leave."""
@@ -511,6 +536,7 @@ class Sender:
                     delivery_id=row.delivery_id,
                     at=now + result.retry_after,
                     error=result.error,
+                    claim=row.attempts,
                 )
             elif result.outcome is Outcome.CHAT_GONE:
                 # A chat that wrote to the bot while this send was in flight is back: keep it.
@@ -521,19 +547,25 @@ class Sender:
                         "chat %s is unreachable (%s); it is now inactive", chat_id, result.error
                     )
                 await outbox.retry_later(
-                    session, delivery_id=row.delivery_id, at=now, error=result.error
+                    session,
+                    delivery_id=row.delivery_id,
+                    at=now,
+                    error=result.error,
+                    claim=row.attempts,
                 )
             else:
                 log.error(
                     "Telegram rejected delivery %s for good: %s", row.delivery_id, result.error
                 )
-                await outbox.mark_failed(session, delivery_id=row.delivery_id, error=result.error)
+                await outbox.mark_failed(
+                    session, delivery_id=row.delivery_id, error=result.error, claim=row.attempts
+                )
 
     def _hold_sends(self, chat_id: int, error: str) -> None:
         """Telegram did not answer a send: hold every outbox send until a probe is answered
         (a send that timed out may still be carried out; retrying it, or sending more, into
         the same hang would make a copy per attempt)."""
-        if self.holding or self._stopping:
+        if not self._gate.answering or self._stopping:
             return
         self._gate.suspend()
         log.warning("Telegram did not answer (%s); sending is held until it answers again", error)

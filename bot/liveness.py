@@ -18,6 +18,13 @@ partition) stops beating like a dead one. It only releases others' leases after 
 itself beaten without a gap for WORKER_DEAD_AFTER_SECONDS, so the live processes, cut off
 with it, have had the same time to beat again; one found dead while it was alive registers
 again, and its rows taken over meanwhile are not sent by it (bot.delivery's lost rows).
+
+A process that is alive but cannot beat (its database connections slow or exhausted, its
+event loop held up) looks dead to the others just the same, and they send the rows it is
+still sending: a copy of each. So a process fences itself: its outbox sends stop
+(`fresh()` is False, checked as each request leaves, bot.send_gate) once its last
+successful beat started more than half of WORKER_DEAD_AFTER_SECONDS ago, well before the
+others, on the database's clock, can find its beat older than the whole period.
 """
 
 from __future__ import annotations
@@ -66,10 +73,21 @@ class Liveness:
         self._every = dead_after_seconds / 4
         self._worker_id: int | None = None
         self._healthy_since: float | None = None  # time.monotonic() of the first beat in a row
+        # time.monotonic() at the start of the last beat that succeeded (its row's beat_at,
+        # set by the database during that beat, is later still).
+        self._beaten_at: float | None = None
 
     def owner(self) -> int | None:
         """This process's worker id (None until registered)."""
         return self._worker_id
+
+    def fresh(self) -> bool:
+        """Whether this process may send: its last successful beat started less than half a
+        period ago (the others find it dead only after a whole period without a beat)."""
+        beaten_at = self._beaten_at
+        return beaten_at is not None and (
+            time.monotonic() - beaten_at < self._dead_after.total_seconds() / 2
+        )
 
     async def start(self) -> None:
         """Register before any lease is taken (a lease without an owner waits until it runs out)."""
@@ -97,6 +115,7 @@ class Liveness:
     async def _tick(self) -> None:
         """One beat (a registration first, or again when the others found this one dead),
         then, once this process has beaten for a whole period, the dead's leases."""
+        started = time.monotonic()
         async with self._sessions.begin() as session:
             alive = self._worker_id is not None and await leases.beat(
                 session, worker_id=self._worker_id
@@ -111,6 +130,7 @@ class Liveness:
                 self._worker_id = await leases.register(
                     session, host=socket.gethostname(), pid=os.getpid()
                 )
+        self._beaten_at = started
         if self._healthy_since is None:
             self._healthy_since = time.monotonic()
         if time.monotonic() - self._healthy_since < self._dead_after.total_seconds():

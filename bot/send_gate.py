@@ -13,7 +13,9 @@ took longer to answer than the limiter's interval. Outbox sends take turns
 through the limiter and the gate (one at a time until its request leaves, never during it), so
 sends held at the gate never leave together as a burst beyond Telegram's 30 a second.
 
-The gate also holds outbox sends while Telegram is not answering (after a timeout, the sender
+The gate also holds outbox sends while this process may not send (`fence`: on PostgreSQL,
+while its liveness record may look dead to the other processes, which then send its rows;
+bot.liveness), and while Telegram is not answering (after a timeout, the sender
 suspends it until a probe is answered): a send that times out may still be carried out, and
 retrying it into the same hang would be one more copy each time.
 """
@@ -38,8 +40,8 @@ JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 class SendHeld(NetworkError):
     """An outbox send the gate kept back because Telegram is not answering; nothing left."""
 
-    def __init__(self) -> None:
-        super().__init__("held until Telegram answers again")
+    def __init__(self, why: str = "held until Telegram answers again") -> None:
+        super().__init__(why)
 
 
 class _Turn:
@@ -76,6 +78,8 @@ class SendGate:
         self._all_recorded.set()
         self._answering = True
         self._turn = asyncio.Lock()
+        #: False while this process must not send outbox rows (bot.liveness.Liveness.fresh).
+        self.fence: Callable[[], bool] = lambda: True
 
     @property
     def answering(self) -> bool:
@@ -134,6 +138,8 @@ class SendGate:
         await self._wait_recorded()
         if not self._answering:
             raise SendHeld
+        if not self.fence():
+            raise SendHeld("held: this process's liveness record is not fresh")
 
     async def _wait_recorded(self) -> None:
         current = _CURRENT.get()
@@ -216,6 +222,14 @@ class GatedRateLimiter(AIORateLimiter):
                 gated, args, kwargs, endpoint, data, rate_limit_args
             )
 
+    def group_has_room(self, chat_id: object) -> bool:
+        """Whether one more request to this chat fits in its group's minute now (True for a
+        private chat): the sender asks before an outbox send to a group, so as not to wait
+        for the group's slot while other chats' offers wait for the sender."""
+        key = _group_key(chat_id)
+        limiter = self._groups.get(key) if key is not None and self._group_rate else None
+        return limiter is None or limiter.has_capacity()
+
     async def _group_turn(self, chat_id: object) -> None:
         """Wait until a group or channel (a negative or string chat id, as AIORateLimiter
         tells them) may get one more request this minute."""
@@ -249,6 +263,13 @@ def share_rate(bot: Any, shared: SharedRate) -> None:
     limiter = getattr(bot, "rate_limiter", None)
     if isinstance(limiter, GatedRateLimiter):
         limiter.shared = shared
+
+
+def group_has_room(bot: Any, chat_id: int) -> bool:
+    """Whether a request to this chat would leave now as far as its group's 20 messages a
+    minute go (True for a bot built without GatedRateLimiter)."""
+    limiter = getattr(bot, "rate_limiter", None)
+    return not isinstance(limiter, GatedRateLimiter) or limiter.group_has_room(chat_id)
 
 
 def gate_of(bot: Any) -> SendGate:

@@ -11,7 +11,9 @@ together), so sends are spaced by the database's clock, one clock for every host
 A request costs one small UPDATE (about a millisecond on a local server) and never waits for
 a lock longer than another's UPDATE. When the database does not answer, sends fall back on
 the process's own limiter (the AIORateLimiter, at the same rate) rather than stopping: a
-429 is handled, a stopped bot is not.
+429 is handled, a stopped bot is not. "Does not answer" includes a database that hangs (a
+stopped host, a partition, a pool that hands out no connection): an ask is given up after
+ASK_SECONDS, so every send of the bot does not wait for as long as the hang lasts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ BOT = "telegram"
 MIN_WAIT = 0.002
 # After a failure the database is left alone this long (the process's limiter meters alone).
 FALLBACK_SECONDS = 5.0
+# An ask takes a millisecond or so; one with no answer after this long is a failure.
+ASK_SECONDS = 2.0
 # Added to every gap: a send reaches Telegram a few milliseconds after its grant, more on a
 # loaded host, and at 29.5 a second 30 grants in a row are only 17 ms short of a second; with
 # 2 ms more each, a send may be 75 ms late before a 31st falls into one second (one 429 in
@@ -65,6 +69,9 @@ class SharedRate:
         self._gap = 1.0 / rate_per_second + GAP_MARGIN
         self._name = name
         self._failed_at: float | None = None
+        # An ask given up while it hung: left to end on its own (cancelling it would leave
+        # its connection half-used), and no other is started meanwhile.
+        self._hung: asyncio.Task[float | None] | None = None
         self.granted = 0
 
     async def turn(self) -> None:
@@ -75,7 +82,7 @@ class SharedRate:
             self._failed_at = None
         while True:
             try:
-                wait = await self._ask()
+                wait = await self._ask_bounded()
             except Exception as exc:
                 self._failed_at = time.monotonic()
                 log.warning(
@@ -90,6 +97,21 @@ class SharedRate:
                 return
             await asyncio.sleep(max(wait, MIN_WAIT))
 
+    async def _ask_bounded(self) -> float | None:
+        """`_ask`, given up (TimeoutError) when it has no answer within ASK_SECONDS, or while
+        an earlier one that hung has not ended."""
+        if self._hung is not None:
+            if not self._hung.done():
+                raise TimeoutError("an earlier ask has not been answered yet")
+            self._hung = None
+        ask = asyncio.ensure_future(self._ask())
+        done, _ = await asyncio.wait({ask}, timeout=ASK_SECONDS)
+        if not done:
+            self._hung = ask
+            ask.add_done_callback(_forget)
+            raise TimeoutError(f"no answer within {ASK_SECONDS:g} s")
+        return ask.result()
+
     async def _ask(self) -> float | None:
         """None when the turn is granted, else how long until the next slot (s)."""
         async with self._engine.connect() as connection:
@@ -97,3 +119,9 @@ class SharedRate:
         if row.granted:
             return None
         return float(row.wait)
+
+
+def _forget(ask: asyncio.Task[float | None]) -> None:
+    """Retrieve a given-up ask's outcome (an error in it was reported as the time-out)."""
+    if not ask.cancelled():
+        ask.exception()

@@ -10,13 +10,22 @@ KEEPALIVE_SECONDS is closed (aiohttp's keep-alive timer runs from the connection
 it is also the header timeout), bodies are read only for an authentic webhook POST (bounded
 in size and time), /healthz and /metrics reuse their last answer for a second or two. Anything
 else is 404 (405 for another method on a known path), in one short line, never a traceback.
+
+A stranger's malformed request (a header over the limit, a bad method, broken framing) is
+answered 400 by aiohttp and not logged: aiohttp logs it as an ERROR with a traceback, which
+let anybody write 4 KB of log per request, as often as they liked. Connections are capped
+(MAX_CONNECTIONS): each open one costs a file descriptor, and a stranger holding thousands
+left the bot none to reach Telegram or the database; one over the cap is answered 503 and
+closed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.health import Health
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -28,6 +37,39 @@ KEEPALIVE_SECONDS = 15.0
 MAX_LINE_BYTES = 4096  # the request line, and each header
 MAX_HEADERS = 32
 READS = frozenset({"GET", "HEAD"})
+# Far above what Telegram (40 connections by default), a load balancer and a scraper open
+# together, far below a process's file descriptors. (A burst of accepts may pass it by up to
+# the listen backlog before the new connections are counted.)
+MAX_CONNECTIONS = 512
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
+
+
+class _QuietBadRequests(logging.Filter):
+    """Drops aiohttp's report of a malformed request (the client's fault, answered 400): a
+    stranger controls how many there are. An error in our own handlers is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a malformed request's record."""
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+# aiohttp's messages about requests on this server (passed to aiohttp as its logger).
+server_log = logging.getLogger("bot.web.server")
+server_log.addFilter(_QuietBadRequests())
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over MAX_CONNECTIONS: one short 503, then closed without reading."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Answer and close."""
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(BUSY)
+        transport.close()
 
 
 class StartError(Exception):
@@ -54,6 +96,7 @@ class WebServer:
         metrics: Metrics,
         webhook: WebhookReceiver | None = None,
         webhook_path: str = "/",
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._host = host
         self._port = port
@@ -61,14 +104,16 @@ class WebServer:
         self._metrics = metrics
         self._webhook = webhook
         self._webhook_path = webhook_path or "/"
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def port(self) -> int:
         """The port listened on (the one asked for, or the one picked for port 0)."""
-        if self._runner is None or not self._runner.addresses:
+        if self._listener is None or not self._listener.sockets:
             return self._port
-        return int(self._runner.addresses[0][1])
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         """Listen; StartError with a clear line when the address cannot be used."""
@@ -83,10 +128,23 @@ class WebServer:
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_LINE_BYTES,
             max_headers=MAX_HEADERS,
+            logger=server_log,
         )
         await runner.setup()
+        server = runner.server
+        assert server is not None
+
+        def connection() -> asyncio.BaseProtocol:
+            # (aiohttp's low-level server is a protocol factory; TCPSite would call it with
+            # no cap, hence our own listener)
+            if len(server.connections) >= self._max_connections:
+                return _Busy()
+            return server()
+
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                connection, self._host, self._port
+            )
         except OSError as exc:
             await runner.cleanup()
             raise StartError(
@@ -100,6 +158,9 @@ class WebServer:
 
     async def stop(self) -> None:
         """Stop listening and close the connections."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

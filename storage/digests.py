@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.policy import Hold
 from storage.models import Chat, Delivery, DeliveryStatus, Digest, Offer
+from storage.outbox import still_claimed
 from storage.sql import affected
 
 
@@ -37,11 +38,19 @@ class DigestOffer:
     tags: dict[str, Any] | None = None
 
 
-async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: datetime) -> None:
-    """Keep an offer for a digest instead of pushing it."""
+async def hold(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    reason: Hold,
+    now: datetime,
+    claim: int | None = None,
+) -> None:
+    """Keep an offer for a digest instead of pushing it (unless it was claimed again since
+    `claim`: see outbox.still_claimed)."""
     await session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, still_claimed(claim))
         .values(
             status=DeliveryStatus.HELD,
             hold_reason=reason.value,

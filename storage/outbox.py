@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -704,21 +716,43 @@ async def mark_sent(
     )
 
 
-async def mark_failed(session: AsyncSession, *, delivery_id: int, error: str) -> None:
+def still_claimed(claim: int | None) -> Any:
+    """SQL: the row is still under the claim that counted `claim` attempts (None: any). A
+    claim counts one more attempt, so a sender whose row was taken over (it went silent,
+    its lease ran out) and claimed again cannot undo the new claim with a late write: the
+    row, being sent by the other, would become due again, or held for a digest, or failed."""
+    return true() if claim is None else Delivery.attempts == claim
+
+
+async def mark_failed(
+    session: AsyncSession, *, delivery_id: int, error: str, claim: int | None = None
+) -> None:
     """Telegram rejected the message for good: never retried, never blocks the queue."""
     await session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, still_claimed(claim))
         .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=error[:500])
     )
 
 
-async def retry_later(session: AsyncSession, *, delivery_id: int, at: datetime, error: str) -> None:
+async def retry_later(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    at: datetime,
+    error: str,
+    claim: int | None = None,
+) -> None:
     """Give a claimed row back to the queue, due again at `at` (a row already settled, sent or
-    held, is left alone: giving it back would send it twice)."""
+    held, is left alone: giving it back would send it twice; so is one claimed again since
+    `claim`, see `still_claimed`)."""
     await session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            still_claimed(claim),
+        )
         .values(
             status=DeliveryStatus.PENDING,
             next_attempt_at=at,

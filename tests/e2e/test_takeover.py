@@ -287,3 +287,27 @@ async def test_a_feed_the_database_fails_to_save_is_our_fault_not_the_address_s(
     stack.tracebacks_checked = True
     failures = [r for r in log_records(stack.bot.log) if "Traceback" in r]
     assert failures and all("saving a followed feed failed" in r for r in failures), failures
+
+
+async def test_a_second_process_on_the_same_sqlite_file_refuses_to_run(stack: Stack) -> None:
+    """An SQLite file serves one process, and the bot takes every lease it finds there at
+    start as a dead run's: a second process on the file (the Procfile's web and worker
+    started together on one host) would free the live one's rows and send them again. It
+    waits a moment for the other to stop, then exits saying why; the first runs on."""
+    _sqlite_only(stack)
+    await stack.bot.start()
+    workdir = stack.workdir / "second"
+    workdir.mkdir()
+    second = BotProcess(env=dict(stack.bot.env), workdir=workdir, tg=stack.tg)
+    await second.start(wait_ready=False)
+    assert await second.wait(timeout=60) == 1
+    assert "another jobrelay process" in second.log
+    assert "an SQLite file serves one process" in second.log
+    user = stack.user()
+    assert (await user.ask("/start")).startswith("Hello User")  # the first still answers
+    # Once the first has stopped, a new process starts at once (kill -9 included).
+    await stack.bot.kill()
+    stack.tracebacks_checked = True  # the killed one's log ends mid-run
+    await second.start()
+    assert (await user.ask("/help")) != ""
+    await second.stop()

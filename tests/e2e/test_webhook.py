@@ -165,3 +165,16 @@ async def test_a_worker_without_port_leaves_the_webhook_alone(stack: Stack) -> N
     )
     for method in ("getUpdates", "setWebhook", "deleteWebhook"):
         assert stack.tg.stats[method] == 0, method
+
+
+async def test_a_webhook_path_with_escapes_receives_the_updates(stack: Stack) -> None:
+    """WEBHOOK_URL is an address, its path percent-encoded (a space is %20); aiohttp hands
+    the server the decoded path. The two are compared decoded: otherwise every update
+    Telegram POSTs is answered 404, and nothing in the bot's log says so."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/my%20bot"
+    stack.bot.env.update(PORT=str(port), HOST="127.0.0.1", WEBHOOK_URL=url, WEBHOOK_SECRET=SECRET)
+    await stack.bot.start()
+    await eventually(lambda: stack.tg.webhook is not None, what="setWebhook")
+    user = stack.user()
+    assert (await user.ask("/start")).startswith("Hello User")

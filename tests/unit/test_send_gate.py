@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -100,3 +102,59 @@ async def test_outbox_sends_are_held_while_telegram_does_not_answer() -> None:
     left: list[float] = []
     await _send(limiter, left)
     assert len(left) == 1
+
+
+async def test_a_group_at_its_20_a_minute_does_not_hold_the_private_chats_outbox_sends() -> None:
+    """The group's 21st message of the minute waits for its slot without holding the send
+    turn: the private chats' outbox sends queued after it leave first."""
+    group = -100123
+    limiter = GatedRateLimiter(
+        SendGate(), overall_max_rate=1000, overall_time_period=1, group_max_rate=20
+    )
+    left: list[int] = []
+
+    def request(chat_id: int) -> Callable[[], Coroutine[Any, Any, bool]]:
+        async def go() -> bool:
+            left.append(chat_id)
+            return True
+
+        return go
+
+    async def outbox_send(chat_id: int) -> None:
+        with limiter.gate.tracking():
+            await limiter.process_request(
+                request(chat_id), (), {}, "sendMessage", {"chat_id": chat_id}, None
+            )
+
+    for _ in range(20):  # replies to the members' commands use the group's minute up
+        await limiter.process_request(
+            request(group), (), {}, "sendMessage", {"chat_id": group}, None
+        )
+    waiting = asyncio.create_task(outbox_send(group))
+    await asyncio.sleep(0)  # the group's send is queued first
+    await asyncio.gather(*(outbox_send(chat_id) for chat_id in (1, 2, 3)))
+    assert left[20:] == [1, 2, 3]
+    assert not waiting.done()  # still waiting for the group's slot, holding nobody
+    waiting.cancel()
+
+
+async def test_outbox_sends_are_held_while_the_fence_is_closed_and_replies_are_not() -> None:
+    """On PostgreSQL the fence is this process's liveness (bot.liveness): while the others may
+    find it dead and send its rows, it sends none of them itself."""
+    limiter = _limiter()
+    fresh = False
+    limiter.gate.fence = lambda: fresh
+    left: list[float] = []
+    with pytest.raises(SendHeld):
+        await _send(limiter, left)
+    assert left == []  # the request never left
+
+    async def reply() -> bool:
+        left.append(time.monotonic())
+        return True
+
+    await limiter.process_request(reply, (), {}, "sendMessage", {"chat_id": 2}, None)
+    assert len(left) == 1  # a reply to a command is no outbox row: nobody else sends it
+    fresh = True
+    await _send(limiter, left)
+    assert len(left) == 2
