@@ -26,7 +26,7 @@ from telegram.error import NetworkError, TelegramError
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.isolation import ChatFailures
-from bot.keyboards import offer_keyboard
+from bot.keyboards import list_keyboard, offer_keyboard, with_buttons
 from bot.liveness import Owner, no_owner
 from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
@@ -404,18 +404,29 @@ class Sender:
         return sent
 
     async def _send_merged(self, batch: list[ClaimedDelivery]) -> Outcome:
-        """One message of a group's merged rows (a single row is sent as usual, without the
-        feedback buttons: a shared chat has no one taste). A rejected merged message settles
-        nothing: the caller sends its rows one by one."""
+        """One message of a group's merged rows (a single row is sent as usual, with its
+        buttons; several get one ⭐ each). A rejected merged message settles nothing: the
+        caller sends its rows one by one."""
         if len(batch) == 1:
             async with self._concurrency:
-                return await self._send(batch[0], buttons=False)
+                return await self._send(batch[0])
         first = batch[0]
         text = MERGE_SEPARATOR.join(render(row) for row in batch)
+        keyboard = (
+            list_keyboard([(row.delivery_id, row.offer_text or "") for row in batch])
+            if with_buttons(first.chat_type)
+            else None
+        )
         attempted_at = self._clock.now()
         async with self._concurrency:
             with self._gate.tracking():
-                result = await send_html(self._bot, first.chat_id, text, thread_id=first.thread_id)
+                result = await send_html(
+                    self._bot,
+                    first.chat_id,
+                    text,
+                    reply_markup=keyboard,
+                    thread_id=first.thread_id,
+                )
                 now = self._clock.now()
                 if result.outcome is Outcome.SENT:
                     async with self._sessions.begin() as session:
@@ -451,17 +462,17 @@ class Sender:
             for row in rows:
                 await outbox.retry_later(session, delivery_id=row.delivery_id, at=due, error=reason)
 
-    async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
+    async def _send(self, row: ClaimedDelivery) -> Outcome:
         """Send one row and record its outcome before any other outbox send may leave."""
         with self._gate.tracking():
-            return await self._send_tracked(row, buttons=buttons)
+            return await self._send_tracked(row)
 
-    async def _send_tracked(self, row: ClaimedDelivery, *, buttons: bool) -> Outcome:
+    async def _send_tracked(self, row: ClaimedDelivery) -> Outcome:
         chat_id = row.chat_id
         text = render(row)
         keyboard = (
             offer_keyboard(translator(row.language), row.delivery_id)
-            if row.kind is DeliveryKind.OFFER and buttons
+            if row.kind is DeliveryKind.OFFER and with_buttons(row.chat_type)
             else None
         )
         attempted_at = self._clock.now()

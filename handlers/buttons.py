@@ -1,4 +1,4 @@
-"""/settings and /forget with their inline buttons, and the feedback buttons under offers."""
+"""/settings and /forget with their inline buttons."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from datetime import time, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 
 from bot.context import Context
 from bot.i18n import Markup, Translator, html_join
-from bot.keyboards import INTERESTED, LABEL_SUFFIX, offer_keyboard, parse_feedback
+from bot.keyboards import LABEL_SUFFIX
 from bot.policy import ChatPolicy, is_paused
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
-from handlers.common import pressed_message, show_pressed, translator_for
+from handlers.common import show_pressed, translator_for
 from handlers.healthy import settings_summary
 
 log = logging.getLogger(__name__)
@@ -223,38 +222,3 @@ async def forget_button(update: Update, context: Context) -> None:
         )
     else:
         await show_pressed(query, t.gettext("Cancelled: nothing was deleted."))
-
-
-async def feedback_button(update: Update, context: Context) -> None:
-    """ "Interested" / "Not for me" under a pushed offer (the answer to the press says it was
-    noted; the offer's buttons show it when the offer can still be edited)."""
-    query = update.callback_query
-    chat = update.effective_chat
-    if query is None or query.data is None:
-        return
-    if chat is None:
-        await query.answer()
-        return
-    t = translator_for(update)
-    parsed = parse_feedback(query.data)
-    if parsed is None:
-        await query.answer()
-        return
-    value, delivery_id = parsed
-    # In a group, a member's press would speak for the whole club: only its administrators'
-    # presses count (may_press answers the others).
-    if not await may_press(update, context):
-        return
-    if not await context.bot_data.services.healthy.record_feedback(chat.id, delivery_id, value):
-        await query.answer(t.plain("This offer is no longer stored."))
-        return
-    await query.answer(
-        t.plain("Noted: interested.") if value == INTERESTED else t.plain("Noted: not for you.")
-    )
-    if pressed_message(query) is None:
-        return  # too old to edit: the answer above is the confirmation
-    try:
-        await query.edit_message_reply_markup(offer_keyboard(t, delivery_id, chosen=value))
-    except BadRequest as exc:  # the answer above said it was noted
-        if "not modified" not in exc.message.lower():  # (not: two quick presses)
-            log.info("the buttons of an offer cannot be edited: %s", exc.message)

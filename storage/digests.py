@@ -25,6 +25,9 @@ class PendingDigest:
     parts_sent: int
     thread_id: int = 0  # the forum topic digests go to
     pin: bool = False  # a club's weekly digest, pinned once sent
+    chat_type: str = "private"
+    # Saved offers not applied to, mentioned once at its end: [author, url, excerpt].
+    followups: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class DigestOffer:
     text: str
     url: str
     tags: dict[str, Any] | None = None
+    delivery_id: int = 0
 
 
 async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: datetime) -> None:
@@ -77,10 +81,17 @@ async def held_count(session: AsyncSession, chat_id: int) -> int:
 
 
 async def create_digest(
-    session: AsyncSession, *, chat_id: int, reason: str, now: datetime, pin: bool = False
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    reason: str,
+    now: datetime,
+    pin: bool = False,
+    followups: list[list[str]] | None = None,
 ) -> int | None:
     """Gather every held offer of a chat into new digests, one per forum topic with held
-    offers (posted in that topic); the first digest's id, or None when nothing is held."""
+    offers (posted in that topic); the first digest's id, or None when nothing is held. The
+    `followups` go at the end of the first digest."""
     language = await session.scalar(select(Chat.language).where(Chat.id == chat_id))
     threads = await session.scalars(
         select(Delivery.thread_id)
@@ -99,6 +110,7 @@ async def create_digest(
             parts_sent=0,
             created_at=now,
             pin=pin,
+            followups=followups if first is None else None,
         )
         session.add(digest)
         await session.flush()
@@ -118,6 +130,13 @@ async def create_digest(
     return first
 
 
+async def set_followups(
+    session: AsyncSession, *, digest_id: int, followups: list[list[str]]
+) -> None:
+    """The follow-ups a digest carries at its end (before its first part is sent)."""
+    await session.execute(update(Digest).where(Digest.id == digest_id).values(followups=followups))
+
+
 async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
     """Digests still to send, oldest first, for active chats."""
     rows = await session.execute(
@@ -128,21 +147,32 @@ async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
             Digest.parts_sent,
             Digest.thread_id,
             Digest.pin,
+            Chat.type,
+            Digest.followups,
         )
         .join(Chat, Chat.id == Digest.chat_id)
         .where(Digest.sent.is_(False), Chat.active.is_(True))
         .order_by(Digest.id)
     )
     return [
-        PendingDigest(digest_id, chat_id, language, parts_sent, thread_id or 0, bool(pin))
-        for digest_id, chat_id, language, parts_sent, thread_id, pin in rows
+        PendingDigest(
+            digest_id,
+            chat_id,
+            language,
+            parts_sent,
+            thread_id or 0,
+            bool(pin),
+            chat_type or "private",
+            tuple((str(a), str(u), str(x)) for a, u, x in followups or []),
+        )
+        for digest_id, chat_id, language, parts_sent, thread_id, pin, chat_type, followups in rows
     ]
 
 
 async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:
     """The offers of a digest, oldest first."""
     rows = await session.execute(
-        select(Offer.author, Offer.text, Offer.url, Offer.tags)
+        select(Offer.author, Offer.text, Offer.url, Offer.tags, Delivery.id)
         .join(Delivery, Delivery.offer_id == Offer.id)
         .where(Delivery.digest_id == digest_id)
         .order_by(Offer.id)

@@ -1,0 +1,288 @@
+"""From offer to application, end to end (real bot, Telegram and X stand-ins, SQLite and
+PostgreSQL, the bot's clock moved by the test): ⭐ ✅ 👎 under pushes and digests, /saved,
+/applied, status updates, /export applications, the follow-up and the funnel; and presses
+that must change nothing (forged, another chat's, a group member's, a flood)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import time, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from bot.sandbox.telegram_api import SentMessage
+from storage.db import create_engine
+from tests.e2e.harness import eventually, x_reads
+from tests.e2e.live import Live, LiveUser, live_bot, recent_paris
+from tests.e2e.test_healthy import _follower, _offers
+
+
+def _keyboard(live: Live, chat_id: int, message_id: int) -> list[dict[str, Any]]:
+    """The buttons of a message as the chat sees it now (after the bot's edits)."""
+    message = live.tg.get_message(chat_id, message_id) or {}
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+    return [button for row in rows for button in row]
+
+
+def _labels(live: Live, chat_id: int, message_id: int) -> list[str]:
+    return [b["text"] for b in _keyboard(live, chat_id, message_id)]
+
+
+def _data(live: Live, chat_id: int, message_id: int, prefix: str) -> list[str]:
+    return [
+        b["callback_data"]
+        for b in _keyboard(live, chat_id, message_id)
+        if b["callback_data"].startswith(prefix)
+    ]
+
+
+async def _press(
+    live: Live, chat_id: int, message_id: int, data: str, *, user_id: int, language: str = "en"
+) -> str:
+    """Press a button; the toast it was answered with."""
+    query = live.tg.press_button(chat_id, message_id, data, user_id=user_id, language_code=language)
+    await eventually(lambda: query["id"] in live.tg.callback_answers, 15, f"the answer to {data}")
+    return str(live.tg.callback_answers[query["id"]].get("text") or "")
+
+
+async def _pushes(live: Live, user: LiveUser, posts: list[str]) -> list[SentMessage]:
+    """Post offers on @acme_jobs; the pushes that brought them, in order."""
+    for post in posts:
+        live.x.add_post("acme_jobs", post)
+    await eventually(lambda: len(_offers(user)) >= len(posts), 20, "the pushes")
+    return [m for m in user.received() if (m.plain_text or "").startswith("@acme_jobs")]
+
+
+async def _reply(live: Live, user: LiveUser, command: str) -> SentMessage:
+    """The bot's reply to a command (a message or a document)."""
+    before = len(user.received())
+    live.tg.send_message(user.chat_id, command, user_id=user.user_id, language_code=user.language)
+    await eventually(lambda: len(user.received()) > before, 15, f"a reply to {command!r}")
+    return user.received()[before]
+
+
+async def _sql(live: Live, statement: str, **params: object) -> list[Any]:
+    engine = create_engine(live.database_url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def test_save_applied_and_not_for_me_under_a_push_are_shown_in_place_and_undone(
+    database_url: str,
+) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Python developer, remote"])
+        chat, mid, uid = user.chat_id, push.message_id, user.user_id
+        assert _labels(live, chat, mid) == ["⭐ Save", "✅ Applied", "👎 Not for me"]
+        save, applied, not_for_me = _data(live, chat, mid, "fb:")
+        assert await _press(live, chat, mid, save, user_id=uid) == "Saved: /saved lists it."
+        await eventually(lambda: "✔ ⭐ Saved" in _labels(live, chat, mid), 15, "⭐ ticked")
+        assert "Python developer, remote" in (await _reply(live, user, "/saved")).plain_text
+        assert await _press(live, chat, mid, save, user_id=uid) == "No longer saved."
+        await eventually(lambda: "⭐ Save" in _labels(live, chat, mid), 15, "⭐ unticked")
+        assert "Nothing saved yet" in (await _reply(live, user, "/saved")).plain_text
+        # ✅ on an offer never saved saves it as applied; ⭐ then keeps the application.
+        toast = await _press(live, chat, mid, applied, user_id=uid)
+        assert toast == "Marked as applied: /applied lists it."
+        await eventually(lambda: "✔ ✅ Applied" in _labels(live, chat, mid), 15, "✅ ticked")
+        assert "press ✅ Applied first" in await _press(live, chat, mid, save, user_id=uid)
+        assert "press ✅ Applied first" in await _press(live, chat, mid, not_for_me, user_id=uid)
+        listing = (await _reply(live, user, "/applied")).plain_text
+        assert "Python developer, remote" in listing and "applied 20" in listing
+        assert "(still saved)" in await _press(live, chat, mid, applied, user_id=uid)
+        assert "Python developer, remote" in (await _reply(live, user, "/saved")).plain_text
+        # 👎 drops the save; pressed again it is undone.
+        assert await _press(live, chat, mid, not_for_me, user_id=uid) == "Noted: not for you."
+        await eventually(
+            lambda: _labels(live, chat, mid) == ["⭐ Save", "✅ Applied", "✔ 👎 Not for me"],
+            15,
+            "👎 ticked",
+        )
+        assert "Nothing saved yet" in (await _reply(live, user, "/saved")).plain_text
+        assert await _press(live, chat, mid, not_for_me, user_id=uid) == "“Not for me” undone."
+        # A push sent before this change carries 👍 Interested ("fb:i:"): it saves.
+        legacy = save.replace("fb:s:", "fb:i:")
+        assert await _press(live, chat, mid, legacy, user_id=uid) == "Saved: /saved lists it."
+        # In French too.
+        assert (
+            await _press(live, chat, mid, save, user_id=uid, language="fr") == "N'est plus gardée."
+        )
+
+
+async def test_saved_and_applied_pages_statuses_and_the_csv_show_exactly_those_offers(
+    database_url: str,
+) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/limit 20")
+        posts = [f"Offer number {i}" for i in range(7)]
+        posts.append('=HYPERLINK("https://evil.example", "click") Data analyst')
+        pushes = await _pushes(live, user, posts)
+        chat, uid = user.chat_id, user.user_id
+        for push in pushes:
+            (save,) = _data(live, chat, push.message_id, "fb:s:")
+            await _press(live, chat, push.message_id, save, user_id=uid)
+            live.advance(timedelta(minutes=1))  # newest first needs distinct times
+        # 8 saved: two pages, the newest first.
+        first = await _reply(live, user, "/saved")
+        assert "Your saved offers (8)" in first.plain_text
+        assert "1. @acme_jobs · today" in first.plain_text
+        assert first.plain_text.index("Data analyst") < first.plain_text.index("Offer number 6")
+        assert "Offer number 2" not in first.plain_text
+        assert "1/2" in _labels(live, chat, first.message_id)
+        (forward,) = _data(live, chat, first.message_id, "tk:p:s:1")
+        await _press(live, chat, first.message_id, forward, user_id=uid)
+        await eventually(
+            lambda: "Offer number 0" in str(live.tg.get_message(chat, first.message_id)),
+            15,
+            "page 2",
+        )
+        # Forged pages: past the end shows the last one; a huge number is only answered.
+        for forged in ("tk:p:s:9999", "tk:p:s:" + "9" * 30, "tk:p:x:1", "tk:x:1:z:0"):
+            await _press(live, chat, first.message_id, forged, user_id=uid)
+        assert "Offer number 0" in str(live.tg.get_message(chat, first.message_id))
+        # ✅ 1 in /saved (the newest: the analyst offer) makes it an application.
+        fresh = await _reply(live, user, "/saved")
+        applied_data = _data(live, chat, fresh.message_id, "tk:x:")[0]
+        assert applied_data.split(":")[3] == "a"
+        assert await _press(live, chat, fresh.message_id, applied_data, user_id=uid) == "Saved"
+        await eventually(
+            lambda: "Your saved offers (7)" in str(live.tg.get_message(chat, fresh.message_id)),
+            15,
+            "/saved edited",
+        )
+        live.advance(timedelta(minutes=1))
+        (second,) = _data(live, chat, pushes[3].message_id, "fb:a:")
+        await _press(live, chat, pushes[3].message_id, second, user_id=uid)
+        applications = await _reply(live, user, "/applied")
+        assert "Your applications (2)" in applications.plain_text
+        assert applications.plain_text.index("Offer number 3") < applications.plain_text.index(
+            "Data analyst"
+        )
+        # 🗣 for the second application (the analyst one): an interview.
+        buttons = _data(live, chat, applications.message_id, "tk:x:")
+        interview = [d for d in buttons if d.split(":")[3] == "i"][1]
+        await _press(live, chat, applications.message_id, interview, user_id=uid)
+        await eventually(
+            lambda: "🗣 interview" in str(live.tg.get_message(chat, applications.message_id)),
+            15,
+            "the status shown",
+        )
+        document = await _reply(live, user, "/export applications")
+        assert document.method == "sendDocument" and document.file_bytes is not None
+        assert document.file_name == "jobrelay-applications.csv"
+        assert document.file_bytes.startswith("\ufeff".encode())
+        rows = list(csv.reader(io.StringIO(document.file_bytes.decode("utf-8-sig"))))
+        assert rows[0] == ["date applied", "source", "text excerpt", "link", "status"]
+        assert [(r[1], r[4]) for r in rows[1:]] == [
+            ("acme_jobs", "applied"),
+            ("acme_jobs", "interview"),
+        ]
+        assert rows[1][2] == "Offer number 3"
+        # The formula a post began with stays text in a spreadsheet.
+        assert rows[2][2].startswith("'=HYPERLINK(")
+        assert all(r[0].startswith("20") and r[3].startswith("https://") for r in rows[1:])
+        assert "2 applications" in (document.caption or "")
+
+
+async def test_presses_on_another_chat_s_offer_or_list_change_nothing(
+    database_url: str,
+) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        alice = await _follower(live)
+        bob = live.user()
+        await bob.ask("/follow @acme_jobs")
+        (push,) = await _pushes(live, alice, ["Python developer, remote"])
+        await eventually(lambda: len(_offers(bob)) == 1, 15, "bob's push")
+        (alice_save,) = _data(live, alice.chat_id, push.message_id, "fb:s:")
+        await _press(live, alice.chat_id, push.message_id, alice_save, user_id=alice.user_id)
+        alice_list = await _reply(live, alice, "/saved")
+        alice_app = _data(live, alice.chat_id, alice_list.message_id, "tk:x:")[0]
+        # Bob forges Alice's delivery and application ids under his own messages.
+        bob_push = next(m for m in bob.received() if m.plain_text.startswith("@acme_jobs"))
+        forged = alice_save.replace("fb:s:", "fb:a:")
+        toast = await _press(live, bob.chat_id, bob_push.message_id, forged, user_id=bob.user_id)
+        assert toast == "This offer is no longer stored."
+        toast = await _press(live, bob.chat_id, bob_push.message_id, alice_app, user_id=bob.user_id)
+        assert toast == "This offer is no longer stored."
+        for data in ("fb:s:" + "9" * 11, "fb:s:²", "fb:a:-1", "fb:d:3000000000", "fb:x:1"):
+            assert (
+                await _press(live, bob.chat_id, bob_push.message_id, data, user_id=bob.user_id)
+                == ""
+            )
+        rows = await _sql(live, "SELECT chat_id, status FROM applications")
+        assert [(r[0], r[1]) for r in rows] == [(alice.chat_id, "saved")]
+        assert "Nothing saved yet" in (await _reply(live, bob, "/saved")).plain_text
+
+
+async def test_in_a_group_only_administrators_save_and_the_club_sees_its_own_list(
+    database_url: str,
+) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        live.x.add_user("acme_jobs")
+        group = -4545
+        live.tg.add_chat(group, "group", title="Job club")
+        live.tg.set_member_status(group, 1, "administrator")
+        live.tg.set_member_status(group, 2, "member")
+        live.tg.send_message(group, "/follow @acme_jobs", user_id=1, chat_type="group")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 1, 15, "the follow reply")
+        await x_reads(live.x, "acme_jobs", count=1)
+        live.x.add_post("acme_jobs", "Développeur Python, CDI à Lyon")
+        await eventually(lambda: len(live.tg.messages_for(group)) == 2, 15, "the offer")
+        offer = live.tg.messages_for(group)[-1]
+        (save,) = _data(live, group, offer.message_id, "fb:s:")
+        toast = await _press(live, group, offer.message_id, save, user_id=2)
+        assert "Only this group's administrators" in toast
+        assert await _sql(live, "SELECT id FROM applications") == []
+        assert await _press(live, group, offer.message_id, save, user_id=1) == (
+            "Saved: /saved lists it."
+        )
+        live.tg.send_message(group, "/saved", user_id=2, chat_type="group")  # anyone may look
+
+        def lists() -> list[SentMessage]:
+            return [
+                m
+                for m in live.tg.messages_for(group)
+                if m.method == "sendMessage" and "Your saved offers" in m.plain_text
+            ]
+
+        await eventually(lambda: bool(lists()), 15, "/saved")
+        listing = lists()[0]
+        assert "Développeur Python" in listing.plain_text
+        remove = next(
+            d for d in _data(live, group, listing.message_id, "tk:x:") if d.endswith(":r:0")
+        )
+        toast = await _press(live, group, listing.message_id, remove, user_id=2)
+        assert "Only this group's administrators" in toast
+        assert len(await _sql(live, "SELECT id FROM applications")) == 1
+
+
+async def test_a_flood_of_presses_is_throttled_and_counted_once(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0)), commands_per_minute=5) as live:
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Python developer, remote"])
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        queries = [
+            live.tg.press_button(user.chat_id, push.message_id, save, user_id=user.user_id)
+            for _ in range(12)
+        ]
+        await eventually(
+            lambda: any(
+                "Slow down" in str(live.tg.callback_answers.get(q["id"], {}).get("text"))
+                for q in queries
+            ),
+            15,
+            "the slow-down answer",
+        )
+        await live.ticks(2)
+        # The presses served toggled the save (the /follow and /limit counted too); never a
+        # second row for one offer.
+        rows = await _sql(live, "SELECT count(*) FROM applications")
+        assert rows[0][0] in (0, 1)
