@@ -15,7 +15,7 @@ from sqlalchemy import text
 from bot.sandbox.telegram_api import SentMessage
 from storage.db import create_engine
 from tests.e2e.harness import eventually, x_reads
-from tests.e2e.live import Live, LiveUser, live_bot, recent_paris
+from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
 from tests.e2e.test_healthy import _follower, _offers
 
 
@@ -56,11 +56,16 @@ async def _pushes(live: Live, user: LiveUser, posts: list[str]) -> list[SentMess
 
 
 async def _reply(live: Live, user: LiveUser, command: str) -> SentMessage:
-    """The bot's reply to a command (a message or a document)."""
+    """The bot's reply to a command (a new message or a document; the edits of earlier
+    presses that may land meanwhile are skipped)."""
     before = len(user.received())
     live.tg.send_message(user.chat_id, command, user_id=user.user_id, language_code=user.language)
-    await eventually(lambda: len(user.received()) > before, 15, f"a reply to {command!r}")
-    return user.received()[before]
+
+    def replies() -> list[SentMessage]:
+        return [m for m in user.received()[before:] if not m.method.startswith("edit")]
+
+    await eventually(lambda: bool(replies()), 15, f"a reply to {command!r}")
+    return replies()[0]
 
 
 async def _sql(live: Live, statement: str, **params: object) -> list[Any]:
@@ -112,7 +117,8 @@ async def test_save_applied_and_not_for_me_under_a_push_are_shown_in_place_and_u
         assert await _press(live, chat, mid, legacy, user_id=uid) == "Saved: /saved lists it."
         # In French too.
         assert (
-            await _press(live, chat, mid, save, user_id=uid, language="fr") == "N'est plus gardée."
+            await _press(live, chat, mid, save, user_id=uid, language="fr")
+            == "N'est plus enregistrée."
         )
 
 
@@ -286,3 +292,159 @@ async def test_a_flood_of_presses_is_throttled_and_counted_once(database_url: st
         # second row for one offer.
         rows = await _sql(live, "SELECT count(*) FROM applications")
         assert rows[0][0] in (0, 1)
+
+
+def _digest_messages(user: LiveUser) -> list[SentMessage]:
+    return [m for m in user.received() if m.plain_text.startswith("Your digest")]
+
+
+async def test_a_digest_has_a_star_per_offer_that_saves_it(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        await user.ask("/limit 1")
+        await _pushes(live, user, ["Pushed offer"])
+        live.x.add_post("acme_jobs", "Held Python offer, remote")
+        live.x.add_post("acme_jobs", "Held sales offer")
+        await live.quiet("acme_jobs")
+        live.advance_to(recent_paris(time(19, 0)))
+        await eventually(lambda: bool(_digest_messages(user)), 15, "the digest")
+        digest = _digest_messages(user)[0]
+        chat, mid = user.chat_id, digest.message_id
+        assert _labels(live, chat, mid) == ["⭐ Held Python offer, remote", "⭐ Held sales offer"]
+        python, _ = _data(live, chat, mid, "fb:d:")
+        assert len(python.encode()) <= 64
+        toast = await _press(live, chat, mid, python, user_id=user.user_id)
+        assert toast == "Saved: /saved lists it."
+        await eventually(
+            lambda: (
+                _labels(live, chat, mid)
+                == ["✔ ⭐ Held Python offer, remote", "⭐ Held sales offer"]
+            ),
+            15,
+            "the ⭐ ticked",
+        )
+        listing = (await _reply(live, user, "/saved")).plain_text
+        assert "Held Python offer" in listing and "sales" not in listing
+        await _press(live, chat, mid, python, user_id=user.user_id)  # again: undone
+        await eventually(
+            lambda: _labels(live, chat, mid)[0] == "⭐ Held Python offer, remote", 15, "unticked"
+        )
+
+
+async def test_a_saved_offer_not_applied_to_is_followed_up_once_in_a_digest_never_in_quiet_hours(
+    database_url: str,
+) -> None:
+    day0 = recent_paris(time(10, 0), days_ago=6)
+    async with live_bot(database_url, day0) as live:
+        user = await _follower(live)
+        await user.ask("/limit 1")
+        assert "18:30–20:00" in await user.ask("/quiet 18:30-20:00")  # the 19:00 digest waits
+        (push,) = await _pushes(live, user, ["Remote Python developer"])
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+
+        async def a_day_with_a_digest(day: int) -> str:
+            """A pushed and a held offer on day `day`; the digest that comes after quiet
+            hours end (none during them)."""
+            live.advance_to(day0 + timedelta(days=day))
+            before = len(_digest_messages(user))
+            live.x.add_post("acme_jobs", f"Day {day} first")
+            live.x.add_post("acme_jobs", f"Day {day} second")
+            await live.quiet("acme_jobs")
+            live.advance_to(day0 + timedelta(days=day, hours=9))  # 19:00, quiet
+            await live.ticks()
+            assert len(_digest_messages(user)) == before
+            live.advance_to(day0 + timedelta(days=day, hours=10))  # 20:00
+            await eventually(lambda: len(_digest_messages(user)) > before, 15, "the digest")
+            return _digest_messages(user)[before].plain_text
+
+        first = await a_day_with_a_digest(1)  # saved a day ago: not yet
+        assert "⏰" not in first
+        reminded = await a_day_with_a_digest(3)
+        assert "⏰ Saved a few days ago, not applied yet:" in reminded
+        assert "Remote Python developer" in reminded
+        assert "/saved lists them" in reminded
+        later = await a_day_with_a_digest(4)  # once only
+        assert "⏰" not in later
+        assert sum("⏰" in t for t in user.texts()) == 1
+        # Still saved, and the follow-up came in no message of its own.
+        assert all(
+            t.startswith(("@acme_jobs", "Your digest")) for t in user.texts()[3:] if "⏰" in t
+        )
+
+
+async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
+    database_url: str,
+) -> None:
+    from bot.tracker import MAX_EXPORT_ROWS
+
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Python developer, remote"])
+        (applied,) = _data(live, user.chat_id, push.message_id, "fb:a:")
+        await _press(live, user.chat_id, push.message_id, applied, user_id=user.user_id)
+        # MAX_EXPORT_ROWS more applications, written straight into the database.
+        (source_id,) = (await _sql(live, "SELECT id FROM sources"))[0]
+        engine = create_engine(live.database_url)
+        try:
+            async with engine.begin() as connection:
+                now = live.clock.now()
+                await connection.execute(
+                    text(
+                        "INSERT INTO offers (source_id, external_id, author, text, url, "
+                        "created_at) VALUES (:s, :e, 'acme_jobs', :t, :u, :c)"
+                    ),
+                    [
+                        {
+                            "s": source_id,
+                            "e": f"bulk{i}",
+                            "t": f"+cmd|calc {i}",
+                            "u": f"https://x.com/b/{i}",
+                            "c": now,
+                        }
+                        for i in range(MAX_EXPORT_ROWS)
+                    ],
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO applications (chat_id, offer_id, status, saved_at, "
+                        "applied_at, status_at) SELECT :chat, id, 'applied', :old, :old, :old "
+                        "FROM offers WHERE external_id LIKE 'bulk%'"
+                    ),
+                    {"chat": user.chat_id, "old": now - timedelta(days=30)},
+                )
+        finally:
+            await engine.dispose()
+        document = await _reply(live, user, "/export applications")
+        assert document.file_bytes is not None
+        rows = list(csv.reader(io.StringIO(document.file_bytes.decode("utf-8-sig"))))
+        assert len(rows) == 1 + MAX_EXPORT_ROWS
+        assert rows[1][2] == "Python developer, remote"  # the newest first
+        assert rows[2][2].startswith("'+cmd|calc")  # a formula stays text
+        assert f"Only the newest {MAX_EXPORT_ROWS} of {MAX_EXPORT_ROWS + 1}" in (
+            document.caption or ""
+        )
+
+
+async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_url: str) -> None:
+    monday = recent_paris(time(8, 0), days_ago=0)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    async with live_bot(database_url, monday - timedelta(days=4)) as live:  # Thursday 08:00
+        user = await _follower(live)
+        saved, applied = await _pushes(live, user, ["Remote Python developer", "Data engineer"])
+        for push, prefix in ((saved, "fb:s:"), (applied, "fb:a:")):
+            (data,) = _data(live, user.chat_id, push.message_id, prefix)
+            await _press(live, user.chat_id, push.message_id, data, user_id=user.user_id)
+        live.advance_to(monday + timedelta(hours=1))  # 09:00 local
+        await eventually(
+            lambda: any("Your week with jobrelay" in t for t in user.texts()), 15, "the summary"
+        )
+        summary = next(t for t in user.texts() if "Your week with jobrelay" in t)
+        assert "2 received → 2 saved → 1 applied → 0 interviews" in summary
+        assert "What it took: 2 pushes and 0 digests" in summary
+        assert "⏰ Saved a few days ago, not applied yet:" in summary
+        assert "Remote Python developer" in summary.split("⏰")[1]
+        assert "Data engineer" not in summary.split("⏰")[1]  # applied: no follow-up
+        stats = (await _reply(live, user, "/stats")).plain_text
+        assert "2 received → 2 saved → 1 applied → 0 interviews" in stats
