@@ -127,6 +127,10 @@ class HealthyUse:
         await self._update(chat_id, paused=False, paused_until=None)
         return was_paused
 
+    async def set_ranking(self, chat_id: int, on: bool) -> None:
+        """Whether the day's pushes go to the offers the chat's own marks rank first."""
+        await self._update(chat_id, ranking=on)
+
     async def set_timezone(self, chat_id: int, zone: str) -> None:
         """The IANA zone local times follow."""
         await self._update(chat_id, timezone=zone, timezone_shown=True)

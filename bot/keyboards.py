@@ -14,6 +14,7 @@ SAVE = "save"
 APPLIED = "applied"
 FEEDBACK_PREFIX = "fb"
 TRACKER_PREFIX = "tk"
+MUTE_PREFIX = "mu"  # `mu:<source id>`: stop following a source after three 👎
 MAX_DELIVERY_ID = 2**31 - 1
 TICK = "✔ "  # before a mark that is on
 # `fb:<code>:<delivery id>`. "i" (👍 Interested) is under pushes sent before ⭐ Save took its

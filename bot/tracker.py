@@ -35,6 +35,7 @@ SAVE, APPLIED, NOT_FOR_ME = "save", "applied", "not_for_me"
 FOLLOW_UP_AFTER = timedelta(days=3)
 MAX_FOLLOWUPS = 5
 FOLLOWUP_EXCERPT = 80
+MUTE_AFTER = 3  # 👎 on one source's offers before the chat is offered to stop following it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,9 @@ class Pressed:
 
     marks: Marks
     outcome: str  # saved | unsaved | applied | unapplied | not_for_me | cleared | kept
+    # After the MUTE_AFTER-th 👎 on offers of a source the chat follows: (source id, name),
+    # for a one-tap mute.
+    mute: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class Tracker:
                 return None
             offer = marks.offer_id
             outcome = "kept"
+            mute: tuple[int, str] | None = None
             if action == SAVE:
                 if not marks.saved:
                     await store.save(session, chat_id=chat_id, offer_id=offer, now=now)
@@ -165,10 +170,21 @@ class Tracker:
                     await store.unsave(session, chat_id=chat_id, offer_id=offer)
                     await store.set_not_for_me(session, chat_id=chat_id, offer_id=offer, on=True)
                     outcome = "not_for_me"
+                    source = await store.not_for_me_on_source(
+                        session, chat_id=chat_id, offer_id=offer
+                    )
+                    # Offered once, at the third: undoing and pressing again offers it again.
+                    if source is not None and source[2] == MUTE_AFTER and source[3]:
+                        mute = (source[0], source[1])
             else:
                 return None
             after = await store.delivery_marks(session, chat_id=chat_id, delivery_id=delivery_id)
-        return Pressed(marks=after or marks, outcome=outcome)
+        return Pressed(marks=after or marks, outcome=outcome, mute=mute)
+
+    async def mute(self, chat_id: int, source_id: int) -> bool:
+        """The one-tap mute: stop following a source; False if the chat did not follow it."""
+        async with self._sessions.begin() as session:
+            return await store.mute_source(session, chat_id=chat_id, source_id=source_id)
 
     async def page(self, chat_id: int, *, applied: bool, page: int) -> Page:
         """One page of /saved (or /applied), newest first; a page past the end is the last."""

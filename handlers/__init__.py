@@ -41,7 +41,13 @@ from handlers.start import (
     unknown_command,
 )
 from handlers.stats import stats
-from handlers.tracker import applied_command, feedback_button, saved_command, tracker_button
+from handlers.tracker import (
+    applied_command,
+    feedback_button,
+    mute_button,
+    saved_command,
+    tracker_button,
+)
 from handlers.why import why
 
 
@@ -106,6 +112,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CallbackQueryHandler(forget_button, pattern=r"^fg:"))
     application.add_handler(CallbackQueryHandler(feedback_button, pattern=r"^fb:"))
     application.add_handler(CallbackQueryHandler(tracker_button, pattern=r"^tk:"))
+    application.add_handler(CallbackQueryHandler(mute_button, pattern=r"^mu:"))
     application.add_handler(CallbackQueryHandler(category_button, pattern=r"^ct:"))
     application.add_handler(CommandHandler("admin", admin, filters=written))
     application.add_handler(

@@ -28,8 +28,11 @@ def _step(current: int, direction: int) -> int:
     return next((s for s in reversed(LIMIT_STEPS) if s < current), LIMIT_STEPS[0])
 
 
-def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> InlineKeyboardMarkup:
-    """Buttons for limit, mode, quiet hours and pause."""
+def settings_keyboard(
+    t: Translator, policy: ChatPolicy, paused: bool, *, private: bool = False
+) -> InlineKeyboardMarkup:
+    """Buttons for limit, mode, quiet hours and pause (and, in a private chat, ranking: a
+    club's offers are merged and go in arrival order)."""
 
     def tick(label: str, on: bool) -> str:
         return f"✅ {label}" if on else label
@@ -67,6 +70,19 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
             else InlineKeyboardButton(t.plain("⏸ Pause 1 day"), callback_data="st:pause:1d")
         ],
     ]
+    if private:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    tick(t.plain("Best first (learned from ⭐)"), policy.ranking),
+                    callback_data="st:rank:on",
+                ),
+                InlineKeyboardButton(
+                    tick(t.plain("In arrival order"), not policy.ranking),
+                    callback_data="st:rank:off",
+                ),
+            ]
+        )
     return InlineKeyboardMarkup(rows)
 
 
@@ -81,7 +97,9 @@ async def _settings_view(
     title = t.gettext("<b>Your settings</b>")
     lines = settings_summary(t, settings.policy, now, shared=chat_id < 0)
     text = html_join([title, *lines], "\n")
-    return text, settings_keyboard(t, settings.policy, is_paused(settings.policy, now))
+    return text, settings_keyboard(
+        t, settings.policy, is_paused(settings.policy, now), private=chat_id > 0
+    )
 
 
 async def settings_command(update: Update, context: Context) -> None:
@@ -145,6 +163,8 @@ async def settings_button(update: Update, context: Context) -> None:
             await services.healthy.pause(chat.id, services.clock.now() + timedelta(days=1))
         case ["resume"]:
             await services.healthy.resume(chat.id)
+        case ["rank", "on" | "off" as state] if chat.id > 0:
+            await services.healthy.set_ranking(chat.id, state == "on")
         case _:
             await query.answer()
             return

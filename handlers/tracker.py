@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -14,6 +14,7 @@ from bot.context import Context
 from bot.i18n import Markup, Translator, html_join
 from bot.keyboards import (
     MAX_DELIVERY_ID,
+    MUTE_PREFIX,
     TRACKER_PREFIX,
     is_small_number,
     offer_keyboard,
@@ -21,7 +22,7 @@ from bot.keyboards import (
     ticked_list,
 )
 from bot.render import is_web_link, link, post_link_label, source_name
-from bot.tracker import MAX_PAGE, PAGE_SIZE, Page, Pressed, applications_csv, excerpt
+from bot.tracker import MAX_PAGE, MUTE_AFTER, PAGE_SIZE, Page, Pressed, applications_csv, excerpt
 from handlers.access import command, may_press
 from handlers.common import pressed_message, show_pressed, translator_for
 from storage.applications import Tracked
@@ -82,6 +83,8 @@ async def feedback_button(update: Update, context: Context) -> None:
         await query.answer(t.plain("This offer is no longer stored."))
         return
     await query.answer(_toast(t, pressed))
+    if pressed.mute is not None:
+        await _offer_mute(query, t, *pressed.mute)
     message = pressed_message(query)
     if message is None:
         return  # too old to edit: the answer above is the confirmation
@@ -102,6 +105,56 @@ async def feedback_button(update: Update, context: Context) -> None:
     except BadRequest as exc:  # the answer above said it was noted
         if "not modified" not in exc.message.lower():  # (not: two quick presses)
             log.info("the buttons of an offer cannot be edited: %s", exc.message)
+
+
+async def _offer_mute(query: CallbackQuery, t: Translator, source_id: int, name: str) -> None:
+    """After three 👎 on one source's offers: a message with a one-tap mute."""
+    chat = query.message.chat if query.message is not None else None
+    if chat is None:
+        return
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    t.plain("🔇 Stop following %(name)s", name=name),
+                    callback_data=f"{MUTE_PREFIX}:{source_id}",
+                )
+            ]
+        ]
+    )
+    await query.get_bot().send_message(
+        chat.id,
+        t.gettext(
+            "You marked %(count)d offers of %(name)s as not for you. Stop following it?",
+            count=MUTE_AFTER,
+            name=name,
+        ),
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard,
+    )
+
+
+async def mute_button(update: Update, context: Context) -> None:
+    """🔇 under the mute offer: stop following that source (in a group, administrators only)."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or query.data is None:
+        return
+    if chat is None:
+        await query.answer()
+        return
+    number = query.data.partition(":")[2]
+    if not is_small_number(number, MAX_DELIVERY_ID):
+        await query.answer()
+        return
+    if not await may_press(update, context):
+        return
+    t = translator_for(update)
+    await query.answer()
+    if await context.bot_data.services.tracker.mute(chat.id, int(number)):
+        await show_pressed(query, t.gettext("Done: you no longer follow it. /list shows the rest."))
+    else:
+        await show_pressed(query, t.gettext("You no longer follow it: nothing to do."))
 
 
 def _age(t: Translator, then: datetime, now: datetime) -> str:

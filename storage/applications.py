@@ -12,8 +12,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Application, ApplicationStatus, Delivery, DeliveryKind, Offer
-from storage.sql import is_postgresql
+from storage.models import (
+    Application,
+    ApplicationStatus,
+    Delivery,
+    DeliveryKind,
+    Offer,
+    Source,
+    Subscription,
+)
+from storage.sql import affected, is_postgresql
 
 NOT_FOR_ME = "not_for_me"
 # Statuses reached by applying: the application is no longer just a saved offer.
@@ -240,3 +248,46 @@ async def funnel_since(session: AsyncSession, *, chat_id: int, since: datetime) 
         )
     ).one()
     return Funnel(saved=int(row[0]), applied=int(row[1]), interviews=int(row[2]))
+
+
+async def not_for_me_on_source(
+    session: AsyncSession, *, chat_id: int, offer_id: int
+) -> tuple[int, str, int, bool] | None:
+    """For the source of an offer: its id, its name, how many of its offers the chat marked
+    👎, and whether the chat follows it by name (what a one-tap mute can undo)."""
+    source = (
+        await session.execute(
+            select(Source.id, Source.display_name, Source.kind).where(
+                Source.id == select(Offer.source_id).where(Offer.id == offer_id).scalar_subquery()
+            )
+        )
+    ).first()
+    if source is None:
+        return None
+    source_id, name, kind = source
+    count = await session.scalar(
+        select(func.count(func.distinct(Delivery.offer_id)))
+        .join(Offer, Offer.id == Delivery.offer_id)
+        .where(
+            Delivery.chat_id == chat_id,
+            Delivery.feedback == NOT_FOR_ME,
+            Offer.source_id == source_id,
+        )
+    )
+    followed = await session.scalar(
+        select(Subscription.id)
+        .where(Subscription.chat_id == chat_id, Subscription.source_id == source_id)
+        .limit(1)
+    )
+    shown = f"@{name}" if kind == "x" else name
+    return source_id, shown, int(count or 0), followed is not None
+
+
+async def mute_source(session: AsyncSession, *, chat_id: int, source_id: int) -> bool:
+    """Stop following a source (every forum topic of the chat); False if it was not followed."""
+    result = await session.execute(
+        delete(Subscription).where(
+            Subscription.chat_id == chat_id, Subscription.source_id == source_id
+        )
+    )
+    return bool(affected(result))

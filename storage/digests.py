@@ -41,8 +41,16 @@ class DigestOffer:
     delivery_id: int = 0
 
 
-async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: datetime) -> None:
-    """Keep an offer for a digest instead of pushing it."""
+async def hold(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    reason: Hold,
+    now: datetime,
+    score: float | None = None,
+) -> None:
+    """Keep an offer for a digest instead of pushing it (with the chat's score of it, which
+    orders the digest)."""
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id)
@@ -50,6 +58,7 @@ async def hold(session: AsyncSession, *, delivery_id: int, reason: Hold, now: da
             status=DeliveryStatus.HELD,
             hold_reason=reason.value,
             held_at=now,
+            score=score,
             lease_until=None,
         )
     )
@@ -170,12 +179,12 @@ async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
 
 
 async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:
-    """The offers of a digest, oldest first."""
+    """The offers of a digest, the best scored first (bot.ranking), then the oldest first."""
     rows = await session.execute(
         select(Offer.author, Offer.text, Offer.url, Offer.tags, Delivery.id)
         .join(Delivery, Delivery.offer_id == Offer.id)
         .where(Delivery.digest_id == digest_id)
-        .order_by(Offer.id)
+        .order_by(Delivery.score.is_(None), Delivery.score.desc(), Offer.id)
     )
     return [DigestOffer(*row) for row in rows]
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +112,8 @@ class Chat(Base):
     # Whether the chat was told which time zone its times are in (the first time it set one).
     timezone_shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Issue #17: the day's instant pushes go to the offers this chat's own marks rank first.
+    ranking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ChatTopic(Base):
@@ -412,6 +416,9 @@ class Delivery(Base):
     # not_for_me (👎); "interested" on rows older than migration 0015, which made them
     # saved offers (applications).
     feedback: Mapped[str | None] = mapped_column(String(16))
+    # The chat's score of the offer when it was held (bot.ranking): its digest goes best first,
+    # in an order fixed at hold time (a digest resumed must split as before).
+    score: Mapped[float | None] = mapped_column(Float)
 
 
 Index("ix_deliveries_status_next_attempt_at", Delivery.status, Delivery.next_attempt_at)

@@ -1,6 +1,7 @@
 """From offer to application (issue #17): `applications` holds the offers a chat saved or
-applied to, with the application's status; a digest remembers the follow-ups it carries.
-The "interested" marks of older pushes become saved offers.
+applied to, with the application's status; a digest remembers the follow-ups it carries; a
+held offer keeps the score it was ranked with; a chat may turn ranking off. The "interested"
+marks of older pushes become saved offers.
 
 Revision ID: 0015_applications
 Revises: 0014_worker_liveness
@@ -64,6 +65,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_applications_offer_id"), "applications", ["offer_id"], unique=False)
     with op.batch_alter_table("digests") as batch:
         batch.add_column(sa.Column("followups", sa.JSON(), nullable=True))
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("score", sa.Float(), nullable=True))
+    with op.batch_alter_table("chats") as batch:
+        batch.add_column(
+            sa.Column("ranking", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
     # An "interested" press was the closest thing to a save: each becomes one (once per chat
     # and offer, whatever the topics it was pushed to), and the mark is cleared.
     op.execute(
@@ -91,6 +98,10 @@ def downgrade() -> None:
         )
         """
     )
+    with op.batch_alter_table("chats") as batch:
+        batch.drop_column("ranking")
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("score")
     with op.batch_alter_table("digests") as batch:
         batch.drop_column("followups")
     op.drop_index(op.f("ix_applications_offer_id"), table_name="applications")

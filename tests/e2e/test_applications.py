@@ -448,3 +448,99 @@ async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_
         assert "Data engineer" not in summary.split("⏰")[1]  # applied: no follow-up
         stats = (await _reply(live, user, "/stats")).plain_text
         assert "2 received → 2 saved → 1 applied → 0 interviews" in stats
+
+
+PYTHON = [
+    "Remote Python developer at Acme: Django, FastAPI, PostgreSQL",
+    "Remote Python developer for the Globex data team (pandas, Airflow)",
+    "Remote Python developer, anywhere in Europe, Initech",
+    "Remote senior Python developer, Django REST, Hooli",
+    "Remote Python developer to build a scraping platform at Stark",
+]
+OTHER = [
+    "Account executive for our Lyon office, B2B sales of industrial pumps",
+    "Commercial sédentaire H/F à Nantes, CDI, vente de mobilier de bureau",
+    "Java Spring developer on site in Lille, banking project",
+    "Payroll officer in Bordeaux, on site, SAP experience wanted",
+    "Store manager for our Marseille shop, retail experience",
+]
+
+
+async def test_ranking_gives_the_day_s_pushes_to_what_the_chat_saves_and_the_rest_to_the_digest(
+    database_url: str,
+) -> None:
+    # Day 1 is a Monday: its weekly summary is sent first, and takes none of the day's pushes.
+    monday = recent_paris(time(10, 0), days_ago=2)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    day0 = monday - timedelta(days=1)
+    async with live_bot(database_url, day0) as live:
+        user = await _follower(live)
+        await user.ask("/limit 20")
+        # Cold start: today's order. The person saves the three Python offers.
+        first = [PYTHON[0], OTHER[0], PYTHON[1], OTHER[1], PYTHON[2]]
+        pushes = await _pushes(live, user, first)
+        assert [p.plain_text.split("\n\n")[1] for p in pushes] == first
+        for push in pushes:
+            if "Python" in push.plain_text:
+                (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+                await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+        # The next day, two pushes at most: an offer of each kind comes, twice over.
+        live.advance_to(day0 + timedelta(days=1))
+        await user.ask("/limit 2")
+        before = len(_offers(user))
+        for post in (OTHER[2], OTHER[3], PYTHON[3], PYTHON[4]):
+            live.x.add_post("acme_jobs", post)
+        await eventually(lambda: len(_offers(user)) >= before + 2, 15, "two pushes")
+        await live.quiet("acme_jobs")
+        pushed = [t.split("\n\n")[1] for t in _offers(user)[before:]]
+        assert sorted(pushed) == sorted([PYTHON[3], PYTHON[4]])
+        # The others wait for the digest; nothing lost, nothing twice.
+        assert "Today: 2 sent, 2 held" in await user.ask("/limit")
+        live.advance_to(day0 + timedelta(days=1, hours=9))  # 19:00
+        await eventually(lambda: bool(_digest_messages(user)), 15, "the digest")
+        digest = _digest_messages(user)[0].plain_text
+        assert OTHER[2] in digest and OTHER[3] in digest
+        rows = await _sql(
+            live,
+            "SELECT count(*), count(DISTINCT offer_id) FROM deliveries WHERE kind = 'offer'",
+        )
+        assert rows[0][0] == rows[0][1] == 9
+        # Ranking off (/settings): the arrival order again.
+        panel = await _reply(live, user, "/settings")
+        assert "✅ Best first (learned from ⭐)" in _labels(live, user.chat_id, panel.message_id)
+        await _press(live, user.chat_id, panel.message_id, "st:rank:off", user_id=user.user_id)
+        await eventually(
+            lambda: "✅ In arrival order" in _labels(live, user.chat_id, panel.message_id),
+            15,
+            "ranking off",
+        )
+        live.advance_to(day0 + timedelta(days=2))
+        before = len(_offers(user))
+        live.x.add_post("acme_jobs", OTHER[4])
+        await live.quiet("acme_jobs")
+        live.x.add_post("acme_jobs", "Remote Python developer for a climate startup, Django")
+        await live.quiet("acme_jobs")
+        assert [t.split("\n\n")[1] for t in _offers(user)[before:]] == [
+            OTHER[4],
+            "Remote Python developer for a climate startup, Django",
+        ]
+
+
+async def test_three_not_for_me_on_one_source_offer_a_one_tap_mute(database_url: str) -> None:
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        pushes = await _pushes(live, user, OTHER[:3])
+        for push in pushes:
+            (no,) = _data(live, user.chat_id, push.message_id, "fb:n:")
+            await _press(live, user.chat_id, push.message_id, no, user_id=user.user_id)
+        await eventually(
+            lambda: any("Stop following it?" in t for t in user.texts()), 15, "the mute offer"
+        )
+        offer = next(m for m in user.received() if "Stop following it?" in m.plain_text)
+        assert "You marked 3 offers of @acme_jobs as not for you" in offer.plain_text
+        (mute,) = _data(live, user.chat_id, offer.message_id, "mu:")
+        assert _labels(live, user.chat_id, offer.message_id) == ["🔇 Stop following @acme_jobs"]
+        await _press(live, user.chat_id, offer.message_id, mute, user_id=user.user_id)
+        assert "You follow nothing yet" in (await _reply(live, user, "/list")).plain_text
+        assert sum("Stop following it?" in t for t in user.texts()) == 1
