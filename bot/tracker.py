@@ -43,7 +43,7 @@ class Pressed:
     """What a press under an offer did: the marks now, and what to tell the person."""
 
     marks: Marks
-    outcome: str  # saved | unsaved | applied | unapplied | not_for_me | cleared | kept
+    outcome: str  # saved | unsaved | applied | unapplied | not_for_me | cleared | advanced | kept
     # After the MUTE_AFTER-th 👎 on offers of a source the chat follows: (source id, name),
     # for a one-tap mute.
     mute: tuple[int, str] | None = None
@@ -161,7 +161,8 @@ class Tracker:
                     )
                     await store.set_not_for_me(session, chat_id=chat_id, offer_id=offer, on=False)
                     outcome = "applied"
-                # (an interview or an answer is changed from /applied, not by this button)
+                else:  # an interview or an answer is changed from /applied, not by this button
+                    outcome = "advanced"
             elif action == NOT_FOR_ME:
                 if marks.not_for_me:
                     await store.set_not_for_me(session, chat_id=chat_id, offer_id=offer, on=False)

@@ -52,6 +52,7 @@ def _toast(t: Translator, pressed: Pressed) -> str:
         "unapplied": t.plain("No longer marked as applied (still saved)."),
         "not_for_me": t.plain("Noted: not for you."),
         "cleared": t.plain("“Not for me” undone."),
+        "advanced": t.plain("Its status (interview, offer, answer) is changed from /applied."),
     }.get(
         pressed.outcome,
         t.plain("You applied to this one: press ✅ Applied first to undo it."),

@@ -181,6 +181,10 @@ async def test_saved_and_applied_pages_statuses_and_the_csv_show_exactly_those_o
             15,
             "the status shown",
         )
+        # ✅ under the push no longer undoes an application that went further.
+        (analyst,) = _data(live, chat, pushes[-1].message_id, "fb:a:")
+        toast = await _press(live, chat, pushes[-1].message_id, analyst, user_id=uid)
+        assert toast == "Its status (interview, offer, answer) is changed from /applied."
         document = await _reply(live, user, "/export applications")
         assert document.method == "sendDocument" and document.file_bytes is not None
         assert document.file_name == "jobrelay-applications.csv"
