@@ -41,6 +41,7 @@ from bot.single_flight import SingleFlight
 from bot.sources.feeds import FeedFetcher
 from bot.sources.x import XSource
 from bot.throttle import Throttle
+from bot.tracker import Tracker
 from bot.updates import HandledUpdates
 from bot.web import StartError, WebServer
 from bot.webhook import WebhookReceiver
@@ -311,6 +312,7 @@ async def _serve(
             clubs=clubs,
             throttle=Throttle(settings.commands_per_minute, settings.admin_user_ids),
             handled=HandledUpdates(sessions=sessions, clock=clock),
+            tracker=Tracker(sessions=sessions, clock=clock),
         )
     )
     polling: SingleFlight | None = None

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.follows import Follows
 from bot.healthy import HealthyUse
 from bot.throttle import Throttle
+from bot.tracker import Tracker
 from bot.updates import HandledUpdates
 
 
@@ -31,6 +32,7 @@ class Services:
     clubs: Clubs
     throttle: Throttle
     handled: HandledUpdates
+    tracker: Tracker
 
 
 class AppState:

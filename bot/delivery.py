@@ -17,6 +17,7 @@ import logging
 import re
 from collections import defaultdict
 from contextvars import Context
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from telegram import Bot
@@ -26,16 +27,19 @@ from telegram.error import NetworkError, TelegramError
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.isolation import ChatFailures
-from bot.keyboards import offer_keyboard
+from bot.keyboards import list_keyboard, offer_keyboard, with_buttons
 from bot.liveness import Owner, no_owner
-from bot.policy import ChatPolicy, day_start, hold_reason, in_quiet_hours, is_paused
+from bot.policy import ChatPolicy, Hold, day_start, hold_reason, in_quiet_hours, is_paused
+from bot.ranking import MIN_MARKS, Example, features, plan, train
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
 from bot.send_gate import gate_of, group_has_room
 from bot.telegram_send import Outcome, SendResult, send_html
 from storage import chats, digests, outbox
+from storage import ranking as ranking_store
 from storage.db import Sessions
 from storage.models import DeliveryKind
 from storage.outbox import ClaimedDelivery
+from storage.ranking import chats_to_rank
 from storage.settings import ChatSettings, load_settings, pushed_since, pushed_since_many
 
 log = logging.getLogger(__name__)
@@ -98,6 +102,16 @@ def render(row: ClaimedDelivery) -> str:
         tags=row.offer_tags,
         also=row.also,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """A chat's rows in the order the ranking tries them, each offer's score, and the offers
+    below the chat's usual score (held for the digest whatever today's count)."""
+
+    rows: list[ClaimedDelivery]
+    scores: dict[int, float]
+    below: set[int]
 
 
 class Sender:
@@ -174,6 +188,22 @@ class Sender:
                         and r.chat_id in starts
                     },
                 )
+                # Private chats with enough saves to be ranked, in one query (the others are
+                # at cold start: today's order, and their history is not read).
+                ranked = await chats_to_rank(
+                    session,
+                    sorted(
+                        {
+                            r.chat_id
+                            for r in rows
+                            if r.kind is DeliveryKind.OFFER
+                            and not r.shared_chat
+                            and r.chat_id in settings
+                            and settings[r.chat_id].policy.ranking
+                        }
+                    ),
+                    min_saved=MIN_MARKS,
+                )
             if not rows:
                 return sent
             self._lost = set()
@@ -195,6 +225,7 @@ class Sender:
                             chat_rows,
                             settings[chat_id].policy if chat_id in settings else None,
                             pushed.get(chat_id),
+                            ranked=chat_id in ranked,
                         )
                         for chat_id, chat_rows in by_chat.items()
                     )
@@ -255,16 +286,25 @@ class Sender:
             )
 
     async def _send_chat(
-        self, rows: list[ClaimedDelivery], policy: ChatPolicy | None, pushed: int | None = None
+        self,
+        rows: list[ClaimedDelivery],
+        policy: ChatPolicy | None,
+        pushed: int | None = None,
+        *,
+        ranked: bool = False,
     ) -> int:
-        """One chat's rows in order (oldest offer first); chats go in parallel. An unexpected
-        error hands the chat's unsettled rows back to the outbox instead of stranding them.
-        `pushed`: the private chat's offers pushed today, when already counted."""
+        """One chat's rows in order (oldest offer first, or best scored first when `ranked`);
+        chats go in parallel. An unexpected error hands the chat's unsettled rows back to the
+        outbox instead of stranding them. `pushed`: the private chat's offers pushed today,
+        when already counted."""
         settled: list[int] = []
         try:
             if rows[0].shared_chat:
                 return await self._send_group(rows, policy, settled)
-            return await self._send_rows(rows, policy, settled, pushed)
+            ranking = await self._rank(rows) if ranked else None
+            if ranking is not None:
+                rows = ranking.rows
+            return await self._send_rows(rows, policy, settled, pushed, ranking)
         except Exception:
             log.exception(
                 "sending to chat %s failed; its rows go back to the queue", rows[0].chat_id
@@ -279,12 +319,40 @@ class Sender:
             )
             return 0
 
+    async def _rank(self, rows: list[ClaimedDelivery]) -> Ranked | None:
+        """The chat's offers of the moment by its own model, best first (its service messages
+        first, as they were); None at cold start (too few saves)."""
+        async with self._sessions() as session:
+            past = await ranking_store.history(session, rows[0].chat_id)
+        model = train(
+            [
+                Example(features(author, text, tags), saved, not_for_me)
+                for author, text, tags, saved, not_for_me in past
+            ]
+        )
+        if model is None:
+            return None
+        offers = [r for r in rows if r.kind is DeliveryKind.OFFER]
+        scores = [
+            model.score(features(r.offer_author or "", r.offer_text or "", r.offer_tags))
+            for r in offers
+        ]
+        chosen = plan(scores, usual=model.usual)
+        ordered = [r for r in rows if r.kind is not DeliveryKind.OFFER]
+        ordered += [offers[i] for i in chosen.order] + [offers[i] for i in chosen.below]
+        return Ranked(
+            rows=ordered,
+            scores={r.delivery_id: s for r, s in zip(offers, scores, strict=True)},
+            below={offers[i].delivery_id for i in chosen.below},
+        )
+
     async def _send_rows(
         self,
         rows: list[ClaimedDelivery],
         policy: ChatPolicy | None,
         settled: list[int],
         pushed: int | None = None,
+        ranking: Ranked | None = None,
     ) -> int:
         sent = 0
         for index, row in enumerate(rows):
@@ -299,6 +367,8 @@ class Sender:
                 if pushed is None:
                     pushed = await self._pushed_today(row.chat_id, policy)
                 reason = hold_reason(policy, now, pushed)
+                if reason is None and ranking is not None and row.delivery_id in ranking.below:
+                    reason = Hold.RANK
                 if reason is not None:
                     async with self._sessions.begin() as session:
                         await digests.hold(
@@ -307,6 +377,7 @@ class Sender:
                             reason=reason,
                             now=now,
                             claim=row.attempts,
+                            score=ranking.scores.get(row.delivery_id) if ranking else None,
                         )
                     settled.append(row.delivery_id)
                     continue
@@ -318,7 +389,8 @@ class Sender:
             settled.append(row.delivery_id)
             if outcome is Outcome.SENT:
                 sent += 1
-                if pushed is not None:
+                # (a service message is no offer: the day's count, as stored, leaves it out)
+                if pushed is not None and row.kind is DeliveryKind.OFFER:
                     pushed += 1
             elif outcome in (Outcome.CHAT_GONE, Outcome.RETRY):
                 # Keep this chat's order: the rest wait for this row.
@@ -427,18 +499,29 @@ class Sender:
         return sent
 
     async def _send_merged(self, batch: list[ClaimedDelivery]) -> Outcome:
-        """One message of a group's merged rows (a single row is sent as usual, without the
-        feedback buttons: a shared chat has no one taste). A rejected merged message settles
-        nothing: the caller sends its rows one by one."""
+        """One message of a group's merged rows (a single row is sent as usual, with its
+        buttons; several get one ⭐ each). A rejected merged message settles nothing: the
+        caller sends its rows one by one."""
         if len(batch) == 1:
             async with self._concurrency:
-                return await self._send(batch[0], buttons=False)
+                return await self._send(batch[0])
         first = batch[0]
         text = MERGE_SEPARATOR.join(render(row) for row in batch)
+        keyboard = (
+            list_keyboard([(row.delivery_id, row.offer_text or "") for row in batch])
+            if with_buttons(first.chat_type)
+            else None
+        )
         attempted_at = self._clock.now()
         async with self._concurrency:
             with self._gate.tracking():
-                result = await send_html(self._bot, first.chat_id, text, thread_id=first.thread_id)
+                result = await send_html(
+                    self._bot,
+                    first.chat_id,
+                    text,
+                    reply_markup=keyboard,
+                    thread_id=first.thread_id,
+                )
                 now = self._clock.now()
                 if result.outcome is Outcome.SENT:
                     async with self._sessions.begin() as session:
@@ -476,17 +559,17 @@ class Sender:
                     session, delivery_id=row.delivery_id, at=due, error=reason, claim=row.attempts
                 )
 
-    async def _send(self, row: ClaimedDelivery, *, buttons: bool = True) -> Outcome:
+    async def _send(self, row: ClaimedDelivery) -> Outcome:
         """Send one row and record its outcome before any other outbox send may leave."""
         with self._gate.tracking():
-            return await self._send_tracked(row, buttons=buttons)
+            return await self._send_tracked(row)
 
-    async def _send_tracked(self, row: ClaimedDelivery, *, buttons: bool) -> Outcome:
+    async def _send_tracked(self, row: ClaimedDelivery) -> Outcome:
         chat_id = row.chat_id
         text = render(row)
         keyboard = (
             offer_keyboard(translator(row.language), row.delivery_id)
-            if row.kind is DeliveryKind.OFFER and buttons
+            if row.kind is DeliveryKind.OFFER and with_buttons(row.chat_type)
             else None
         )
         attempted_at = self._clock.now()

@@ -12,15 +12,18 @@ from telegram.error import TelegramError
 from bot.clock import Clock
 from bot.i18n import translator
 from bot.isolation import ChatFailures
-from bot.policy import CATCH_UP, digest_due, weekly_summary_due
+from bot.keyboards import list_keyboard, with_buttons
+from bot.policy import CATCH_UP, digest_due, in_quiet_hours, is_paused, weekly_summary_due
 from bot.render import render_digest_parts
 from bot.telegram_send import Outcome, send_html
+from bot.tracker import attach_followups, due_followups
 from bot.weekly import week_stats, weekly_payload, window_start
 from storage import chats, digests, outbox
+from storage.applications import funnel_since
 from storage.db import Sessions
 from storage.digests import PendingDigest
 from storage.settings import ChatSettings, load_settings, update_chat_settings
-from storage.stats import chat_deliveries_since, chats_active_since
+from storage.stats import chat_deliveries_since, chats_active_since, digests_sent_since
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +93,14 @@ class DigestWorker:
         if not weekly_summary_due(chat.policy, now, chat.last_weekly_at, chat.created_at):
             return 0
         async with self._sessions.begin() as session:
-            facts = await chat_deliveries_since(
-                session, chat.chat_id, window_start(chat.policy, now) - timedelta(days=1)
-            )
-            week = week_stats(chat.policy, now, facts)
+            start = window_start(chat.policy, now)
+            facts = await chat_deliveries_since(session, chat.chat_id, start - timedelta(days=1))
+            funnel = await funnel_since(session, chat_id=chat.chat_id, since=start)
+            sent = await digests_sent_since(session, chat.chat_id, start)
+            week = week_stats(chat.policy, now, facts, funnel, sent)
+            payload = weekly_payload(chat.policy, week)
+            # Saved offers not applied to after 3 days, mentioned once: here or in a digest.
+            payload["followups"] = await due_followups(session, chat_id=chat.chat_id, now=now)
             # A summary still waiting (held by a pause, or for a chat that went quiet) is
             # replaced, not stacked: back from 60 days of pause, one summary, the last week's.
             await outbox.drop_unsent_notices(session, chat_id=chat.chat_id, code="weekly")
@@ -101,7 +108,7 @@ class DigestWorker:
             await outbox.enqueue_notice(
                 session,
                 chat_ids=[chat.chat_id],
-                payload=weekly_payload(chat.policy, week),
+                payload=payload,
                 now=now,
             )
             await update_chat_settings(session, chat.chat_id, last_weekly_at=now)
@@ -129,23 +136,37 @@ class DigestWorker:
                 if not due:
                     continue
                 catch_up = any(reason in CATCH_UP for reason, _ in reasons)
-                if await digests.create_digest(
+                digest_id = await digests.create_digest(
                     session,
                     chat_id=chat_id,
                     reason="catch_up" if catch_up else "scheduled",
                     now=now,
                     # A club's weekly digest stays on top of the chat for the week.
                     pin=not catch_up and chat.policy.digest_weekday is not None and chat_id < 0,
-                ):
+                )
+                if digest_id is not None:
+                    await attach_followups(session, chat_id=chat_id, digest_id=digest_id, now=now)
                     created += 1
         return created
 
     async def request(self, chat_id: int) -> bool:
-        """/digest: gather everything held for a chat now; False when nothing is held."""
+        """/digest: gather everything held for a chat now; False when nothing is held (the
+        follow-ups wait for a digest outside quiet hours and pauses, even one asked for)."""
+        now = self._clock.now()
         async with self._sessions.begin() as session:
             digest_id = await digests.create_digest(
-                session, chat_id=chat_id, reason="manual", now=self._clock.now()
+                session, chat_id=chat_id, reason="manual", now=now
             )
+            chat = (await load_settings(session, [chat_id], default_limit=self._default_limit)).get(
+                chat_id
+            )
+            if (
+                digest_id is not None
+                and chat is not None
+                and not is_paused(chat.policy, now)
+                and not in_quiet_hours(chat.policy, now)
+            ):
+                await attach_followups(session, chat_id=chat_id, digest_id=digest_id, now=now)
         return digest_id is not None
 
     async def _pin(self, chat_id: int, message_id: int) -> None:
@@ -184,13 +205,27 @@ class DigestWorker:
             offers = await digests.digest_offers(session, digest.digest_id)
         t = translator(digest.language)
         items = [(o.author, o.text, o.url) for o in offers]
-        rendered = render_digest_parts(t, items, [o.tags for o in offers])
+        rendered = render_digest_parts(
+            t, items, [o.tags for o in offers], followups=digest.followups
+        )
         parts = [part for part, _ in rendered]
         chat_id = digest.chat_id
         finished = True
         for index in range(digest.parts_sent, len(parts)):
             attempted_at = self._clock.now()
-            result = await send_html(self._bot, chat_id, parts[index], thread_id=digest.thread_id)
+            # One ⭐ per offer of the part, under it (not in channels: see with_buttons).
+            keyboard = (
+                list_keyboard([(offers[i].delivery_id, offers[i].text) for i in rendered[index][1]])
+                if with_buttons(digest.chat_type)
+                else None
+            )
+            result = await send_html(
+                self._bot,
+                chat_id,
+                parts[index],
+                reply_markup=keyboard,
+                thread_id=digest.thread_id,
+            )
             if result.outcome is Outcome.MIGRATED and result.new_chat_id is not None:
                 async with self._sessions.begin() as session:
                     await chats.migrate_chat(

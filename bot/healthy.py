@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.arguments import format_hhmm
 from bot.clock import Clock
@@ -15,8 +15,9 @@ from bot.digests import DigestWorker
 from bot.policy import day_start
 from bot.weekly import WeekStats, week_stats, window_start
 from storage import digests
+from storage.applications import funnel_since
 from storage.db import Sessions
-from storage.models import Chat, Delivery
+from storage.models import Chat
 from storage.retention import forget_chat
 from storage.settings import (
     ChatSettings,
@@ -26,8 +27,7 @@ from storage.settings import (
     update_chat_settings,
     zone_to_show,
 )
-from storage.sql import affected
-from storage.stats import chat_deliveries_since
+from storage.stats import chat_deliveries_since, digests_sent_since
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,10 @@ class HealthyUse:
         await self._update(chat_id, paused=False, paused_until=None)
         return was_paused
 
+    async def set_ranking(self, chat_id: int, on: bool) -> None:
+        """Whether the day's pushes go to the offers the chat's own marks rank first."""
+        await self._update(chat_id, ranking=on)
+
     async def set_timezone(self, chat_id: int, zone: str) -> None:
         """The IANA zone local times follow."""
         await self._update(chat_id, timezone=zone, timezone_shown=True)
@@ -137,16 +141,6 @@ class HealthyUse:
         if requested:
             self._on_change()
         return requested
-
-    async def record_feedback(self, chat_id: int, delivery_id: int, value: str) -> bool:
-        """ "Interested" / "Not for me" on a pushed offer of this chat."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.chat_id == chat_id)
-                .values(feedback=value)
-            )
-            return bool(affected(result))
 
     async def forget(self, chat_id: int) -> None:
         """Delete everything stored about a chat (its rows cascade from the chat), and the
@@ -160,11 +154,12 @@ class HealthyUse:
         if chat is None:
             return None
         now = self._clock.now()
+        start = window_start(chat.policy, now)
         async with self._sessions() as session:
-            facts = await chat_deliveries_since(
-                session, chat_id, window_start(chat.policy, now) - timedelta(days=1)
-            )
-        return week_stats(chat.policy, now, facts), chat
+            facts = await chat_deliveries_since(session, chat_id, start - timedelta(days=1))
+            funnel = await funnel_since(session, chat_id=chat_id, since=start)
+            sent = await digests_sent_since(session, chat_id, start)
+        return week_stats(chat.policy, now, facts, funnel, sent), chat
 
     async def exists(self, chat_id: int) -> bool:
         """Whether the bot stores anything about this chat."""

@@ -23,6 +23,7 @@ class Hold(enum.StrEnum):
     QUIET = "quiet"
     DIGEST = "digest"  # digest-only mode
     LIMIT = "limit"  # the day's instant pushes are used up
+    RANK = "rank"  # below the chat's usual score (bot.ranking): the digest, best first
 
 
 CATCH_UP = frozenset({Hold.PAUSE, Hold.QUIET})
@@ -41,6 +42,7 @@ class ChatPolicy:
     paused: bool = False
     paused_until: datetime | None = None  # None with paused=True: until /resume
     digest_weekday: int | None = None  # 0 = Monday: one digest a week; None: daily
+    ranking: bool = True  # the day's pushes go to the offers the chat's marks rank first
 
     @property
     def zone(self) -> ZoneInfo:

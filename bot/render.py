@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -109,6 +110,11 @@ def _link(url: str, label: str) -> Markup:
     if not is_web_link(url):
         return escape(label)
     return Markup('<a href="%s">%s</a>') % (url.strip(), label)
+
+
+def link(url: str, label: str) -> Markup:
+    """`label` linked to `url` when it is a web link (for replies built elsewhere)."""
+    return _link(url, label)
 
 
 def render_offer(
@@ -247,12 +253,23 @@ def render_weekly(t: Translator, payload: dict[str, Any]) -> str:
                 "Quiet hours kept: %(start)s–%(end)s.", start=str(quiet[0]), end=str(quiet[1])
             )
         )
-    interesting = payload.get("interesting") or []
-    lines.append(
-        t.gettext("Marked interesting: %(count)d.", count=int(payload.get("interesting_count", 0)))
-    )
-    for author, url, text in interesting:
-        lines.append(Markup("• %s %s") % (_link(str(url), source_name(str(author))), str(text)))
+    funnel = payload.get("funnel")
+    if isinstance(funnel, list) and len(funnel) == 4:
+        lines += funnel_lines(
+            t,
+            [int(n) for n in funnel],
+            pushes=int(payload.get("pushed", 0)),
+            digests=int(payload.get("digests", 0)),
+        )
+    else:  # a summary queued before the funnel (issue #17): its "interesting" offers
+        lines.append(
+            t.gettext(
+                "Marked interesting: %(count)d.", count=int(payload.get("interesting_count", 0))
+            )
+        )
+        for author, url, text in payload.get("interesting") or []:
+            lines.append(Markup("• %s %s") % (_link(str(url), source_name(str(author))), str(text)))
+    lines += followup_lines(t, payload.get("followups") or [])
     if payload.get("limit_every_day"):
         lines.append(
             t.gettext(
@@ -312,9 +329,11 @@ def render_digest_parts(
     tags: Sequence[Mapping[str, Any] | None] = (),
     *,
     title: bool = True,
+    followups: Sequence[Sequence[str]] = (),
 ) -> list[tuple[str, list[int]]]:
     """`render_digest`, each part with the indices of the offers it carries (a part Telegram
-    rejects is sent again offer by offer, `title=False`, so only the faulty one is lost)."""
+    rejects is sent again offer by offer, `title=False`, so only the faulty one is lost);
+    the `followups` (author, url, excerpt of saved offers not applied to) close it."""
     by_author: dict[str, list[tuple[int, str, str, str, str | None]]] = {}
     for index, (author, text, url) in enumerate(offers):  # oldest first; sources by first offer
         offer_tags = tags[index] if index < len(tags) else None
@@ -351,5 +370,42 @@ def render_digest_parts(
                 block = Markup("\n<b>%s</b>\n") % source_name(author) + block
                 visible += telegram_length(f"\n{source_name(author)}\n")
             parts.add(block, visible, index)
+    for block in followup_lines(t, followups):
+        parts.add(block, telegram_length(html.unescape(_TAGS.sub("", block))))
     parts.flush()
     return list(zip(parts.parts, parts.offers, strict=True))
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def funnel_lines(t: Translator, steps: list[int], *, pushes: int, digests: int) -> list[Markup]:
+    """From offer to application, and the time spent receiving the offers (the messages that
+    brought them)."""
+    received, saved, applied, interviews = steps
+    return [
+        t.gettext(
+            "From offer to application: %(received)d received → %(saved)d saved → "
+            "%(applied)d applied → %(interviews)d interviews.",
+            received=received,
+            saved=saved,
+            applied=applied,
+            interviews=interviews,
+        ),
+        t.gettext(
+            "What it took: %(pushes)d pushes and %(digests)d digests.",
+            pushes=pushes,
+            digests=digests,
+        ),
+    ]
+
+
+def followup_lines(t: Translator, followups: Sequence[Sequence[str]]) -> list[Markup]:
+    """The follow-up of saved offers not applied to: a heading, one line each, where to act."""
+    if not followups:
+        return []
+    lines = [Markup("\n<b>%s</b>") % t.plain("⏰ Saved a few days ago, not applied yet:")]
+    for author, url, text in followups:
+        lines.append(Markup("• %s %s") % (_link(str(url), source_name(str(author))), str(text)))
+    lines.append(t.gettext("/saved lists them, with ✅ to mark those you applied to."))
+    return lines

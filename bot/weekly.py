@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.arguments import format_hhmm
-from bot.keyboards import INTERESTED
 from bot.policy import ChatPolicy, at_local, local
+from storage.applications import Funnel
 from storage.models import DeliveryStatus
 from storage.stats import DeliveryFact
 
@@ -31,8 +31,10 @@ class WeekStats:
     """Counts of the last 7 local days, oldest day first."""
 
     days: list[DayCounts]
-    interesting: list[tuple[str, str, str]] = field(default_factory=list)  # author, text, url
     top_sources: list[tuple[str, int]] = field(default_factory=list)
+    # What the chat did with them (saved, applied, interviews), and how many digests it got.
+    funnel: Funnel = field(default_factory=Funnel)
+    digests: int = 0
 
     @property
     def pushed(self) -> int:
@@ -57,7 +59,16 @@ class WeekStats:
     @property
     def empty(self) -> bool:
         """Nothing happened this week."""
-        return not (self.pushed or self.held or self.digested)
+        return not (self.pushed or self.held or self.digested or self.funnel.saved)
+
+    def funnel_steps(self) -> list[int]:
+        """Offers received → saved → applied → interviews, over the 7 days."""
+        return [
+            self.received,
+            self.funnel.saved,
+            self.funnel.applied,
+            self.funnel.interviews,
+        ]
 
 
 def window_start(policy: ChatPolicy, now: datetime) -> datetime:
@@ -65,15 +76,21 @@ def window_start(policy: ChatPolicy, now: datetime) -> datetime:
     return at_local(policy, local(policy, now) - timedelta(days=DAYS - 1), datetime.min.time())
 
 
-def week_stats(policy: ChatPolicy, now: datetime, facts: list[DeliveryFact]) -> WeekStats:
-    """Aggregate a chat's deliveries per local day of the last 7 days."""
+def week_stats(
+    policy: ChatPolicy,
+    now: datetime,
+    facts: list[DeliveryFact],
+    funnel: Funnel | None = None,
+    digests: int = 0,
+) -> WeekStats:
+    """Aggregate a chat's deliveries per local day of the last 7 days (with the funnel and
+    the digest count of the same window, counted by the caller)."""
     today = local(policy, now).date()
     first = today - timedelta(days=DAYS - 1)
     pushed: Counter[date] = Counter()
     held: Counter[date] = Counter()
     digested: Counter[date] = Counter()
     sources: Counter[str] = Counter()
-    interesting: list[tuple[str, str, str]] = []
 
     def day_of(moment: datetime | None) -> date | None:
         if moment is None:
@@ -92,13 +109,16 @@ def week_stats(policy: ChatPolicy, now: datetime, facts: list[DeliveryFact]) -> 
         elif sent_day is not None and fact.status is DeliveryStatus.DIGESTED:
             digested[sent_day] += 1
             sources[fact.author] += 1
-        if fact.feedback == INTERESTED:
-            interesting.append((fact.author, fact.text, fact.url))
     days = [
         DayCounts(day=d, pushed=pushed[d], held=held[d], digested=digested[d])
         for d in (first + timedelta(days=i) for i in range(DAYS))
     ]
-    return WeekStats(days=days, interesting=interesting, top_sources=sources.most_common(5))
+    return WeekStats(
+        days=days,
+        top_sources=sources.most_common(5),
+        funnel=funnel or Funnel(),
+        digests=digests,
+    )
 
 
 def limit_hit_every_day(stats: WeekStats, policy: ChatPolicy) -> bool:
@@ -120,8 +140,8 @@ def weekly_payload(policy: ChatPolicy, stats: WeekStats) -> dict[str, Any]:
         ),
         "digest_only": policy.digest_only,
         "digest_time": format_hhmm(policy.digest_time),
-        "interesting": [[a, u, " ".join(t.split())[:80]] for a, t, u in stats.interesting[:5]],
-        "interesting_count": len(stats.interesting),
+        "funnel": stats.funnel_steps(),
+        "digests": stats.digests,
         "limit": policy.daily_limit,
         "limit_every_day": limit_hit_every_day(stats, policy),
     }

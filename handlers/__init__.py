@@ -17,7 +17,6 @@ from telegram.ext import (
 
 from handlers.admin import admin
 from handlers.buttons import (
-    feedback_button,
     forget_button,
     forget_command,
     settings_button,
@@ -42,6 +41,13 @@ from handlers.start import (
     unknown_command,
 )
 from handlers.stats import stats
+from handlers.tracker import (
+    applied_command,
+    feedback_button,
+    mute_button,
+    saved_command,
+    tracker_button,
+)
 from handlers.why import why
 
 
@@ -82,6 +88,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("export", export_command),
         ("import", import_command),
         ("why", why),
+        ("saved", saved_command),
+        ("applied", applied_command),
     ]:
         application.add_handler(CommandHandler(name, callback, filters=written))
     # An OPML file sent with /import as its caption (a command handler reads text only).
@@ -103,6 +111,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^st:"))
     application.add_handler(CallbackQueryHandler(forget_button, pattern=r"^fg:"))
     application.add_handler(CallbackQueryHandler(feedback_button, pattern=r"^fb:"))
+    application.add_handler(CallbackQueryHandler(tracker_button, pattern=r"^tk:"))
+    application.add_handler(CallbackQueryHandler(mute_button, pattern=r"^mu:"))
     application.add_handler(CallbackQueryHandler(category_button, pattern=r"^ct:"))
     application.add_handler(CommandHandler("admin", admin, filters=written))
     application.add_handler(

@@ -1,4 +1,4 @@
-"""/settings and /forget with their inline buttons, and the feedback buttons under offers."""
+"""/settings and /forget with their inline buttons."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from datetime import time, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 
 from bot.context import Context
 from bot.i18n import Markup, Translator, html_join
-from bot.keyboards import INTERESTED, LABEL_SUFFIX, offer_keyboard, parse_feedback
+from bot.keyboards import LABEL_SUFFIX
 from bot.policy import ChatPolicy, is_paused
 from handlers.access import GROUP_ANONYMOUS_BOT_ID, command, may_press
-from handlers.common import pressed_message, show_pressed, translator_for
+from handlers.common import show_pressed, translator_for
 from handlers.healthy import settings_summary
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,11 @@ def _step(current: int, direction: int) -> int:
     return next((s for s in reversed(LIMIT_STEPS) if s < current), LIMIT_STEPS[0])
 
 
-def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> InlineKeyboardMarkup:
-    """Buttons for limit, mode, quiet hours and pause."""
+def settings_keyboard(
+    t: Translator, policy: ChatPolicy, paused: bool, *, private: bool = False
+) -> InlineKeyboardMarkup:
+    """Buttons for limit, mode, quiet hours and pause (and, in a private chat, ranking: a
+    club's offers are merged and go in arrival order)."""
 
     def tick(label: str, on: bool) -> str:
         return f"✅ {label}" if on else label
@@ -68,6 +70,19 @@ def settings_keyboard(t: Translator, policy: ChatPolicy, paused: bool) -> Inline
             else InlineKeyboardButton(t.plain("⏸ Pause 1 day"), callback_data="st:pause:1d")
         ],
     ]
+    if private:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    tick(t.plain("Best first (learned from ⭐)"), policy.ranking),
+                    callback_data="st:rank:on",
+                ),
+                InlineKeyboardButton(
+                    tick(t.plain("In arrival order"), not policy.ranking),
+                    callback_data="st:rank:off",
+                ),
+            ]
+        )
     return InlineKeyboardMarkup(rows)
 
 
@@ -82,7 +97,9 @@ async def _settings_view(
     title = t.gettext("<b>Your settings</b>")
     lines = settings_summary(t, settings.policy, now, shared=chat_id < 0)
     text = html_join([title, *lines], "\n")
-    return text, settings_keyboard(t, settings.policy, is_paused(settings.policy, now))
+    return text, settings_keyboard(
+        t, settings.policy, is_paused(settings.policy, now), private=chat_id > 0
+    )
 
 
 async def settings_command(update: Update, context: Context) -> None:
@@ -146,6 +163,8 @@ async def settings_button(update: Update, context: Context) -> None:
             await services.healthy.pause(chat.id, services.clock.now() + timedelta(days=1))
         case ["resume"]:
             await services.healthy.resume(chat.id)
+        case ["rank", "on" | "off" as state] if chat.id > 0:
+            await services.healthy.set_ranking(chat.id, state == "on")
         case _:
             await query.answer()
             return
@@ -223,38 +242,3 @@ async def forget_button(update: Update, context: Context) -> None:
         )
     else:
         await show_pressed(query, t.gettext("Cancelled: nothing was deleted."))
-
-
-async def feedback_button(update: Update, context: Context) -> None:
-    """ "Interested" / "Not for me" under a pushed offer (the answer to the press says it was
-    noted; the offer's buttons show it when the offer can still be edited)."""
-    query = update.callback_query
-    chat = update.effective_chat
-    if query is None or query.data is None:
-        return
-    if chat is None:
-        await query.answer()
-        return
-    t = translator_for(update)
-    parsed = parse_feedback(query.data)
-    if parsed is None:
-        await query.answer()
-        return
-    value, delivery_id = parsed
-    # In a group, a member's press would speak for the whole club: only its administrators'
-    # presses count (may_press answers the others).
-    if not await may_press(update, context):
-        return
-    if not await context.bot_data.services.healthy.record_feedback(chat.id, delivery_id, value):
-        await query.answer(t.plain("This offer is no longer stored."))
-        return
-    await query.answer(
-        t.plain("Noted: interested.") if value == INTERESTED else t.plain("Noted: not for you.")
-    )
-    if pressed_message(query) is None:
-        return  # too old to edit: the answer above is the confirmation
-    try:
-        await query.edit_message_reply_markup(offer_keyboard(t, delivery_id, chosen=value))
-    except BadRequest as exc:  # the answer above said it was noted
-        if "not modified" not in exc.message.lower():  # (not: two quick presses)
-            log.info("the buttons of an offer cannot be edited: %s", exc.message)

@@ -27,6 +27,7 @@ from handlers.follow import (
     some_handles,
     some_of,
 )
+from handlers.tracker import export_applications
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,11 @@ IMPORT_CAPTION = re.compile(r"^/import(?:@\w+)?(?:\s|$)", re.IGNORECASE)
 
 
 async def export_command(update: Update, context: Context) -> None:
-    """/export [in @channel]: the chat's X accounts, feeds and categories as an OPML file."""
+    """/export [in @channel]: the chat's X accounts, feeds and categories as an OPML file;
+    /export applications: the chat's applications as a CSV file."""
+    if [word.lower() for word in (context.args or [])[:1]] == ["applications"]:
+        await export_applications(update, context)
+        return
     call = await command(update, context, changes=False)
     message = update.effective_message
     if call is None or message is None:

@@ -23,6 +23,8 @@ def command_descriptions(t: Translator) -> list[tuple[str, str]]:
         ("quiet", t.plain("Quiet hours: /quiet 22:00-07:00 or off")),
         ("pause", t.plain("Pause: /pause, /pause 3d or /pause 12h")),
         ("resume", t.plain("End a pause")),
+        ("saved", t.plain("The offers you saved with ⭐")),
+        ("applied", t.plain("Your applications and their status")),
         ("stats", t.plain("Your last 7 days, with a chart")),
         ("timezone", t.plain("Your time zone: /timezone Europe/Paris")),
         ("export", t.plain("Your subscriptions as an OPML file")),
@@ -56,6 +58,16 @@ def help_text(t: Translator) -> Markup:
         t.gettext("/export, /import: your subscriptions as an OPML file, and back"),
         t.gettext("/filter +python -stage: words an offer must or must not contain; /filter off"),
         t.gettext("/why, in reply to an offer: why I read it as an offer, in which categories"),
+        "",
+        t.gettext("<b>From offer to application</b>"),
+        t.gettext(
+            "Under each offer: ⭐ Save keeps it, ✅ Applied records your application, "
+            "👎 Not for me; press again to undo."
+        ),
+        t.gettext(
+            "/saved: the offers you kept; /applied: your applications, with buttons for an "
+            "interview, an offer or a rejection; <code>/export applications</code>: a CSV file"
+        ),
         "",
         t.gettext("<b>Keep it healthy</b>"),
         t.gettext("/limit N: at most N instant offers a day (0 to 50); the rest waits"),

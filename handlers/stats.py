@@ -9,7 +9,7 @@ from telegram import Update
 from bot.chart import week_chart_png
 from bot.context import Context
 from bot.i18n import Markup, Translator, html_join
-from bot.render import source_name
+from bot.render import funnel_lines, source_name
 from bot.weekly import WeekStats
 from handlers.access import command
 
@@ -21,7 +21,7 @@ def stats_text(t: Translator, stats: WeekStats) -> Markup:
         t.gettext("Offers pushed: %(count)d", count=stats.pushed),
         t.gettext("Offers held for a digest: %(count)d", count=stats.held),
         t.gettext("Offers delivered in digests: %(count)d", count=stats.digested),
-        t.gettext("Marked interesting: %(count)d", count=len(stats.interesting)),
+        *funnel_lines(t, stats.funnel_steps(), pushes=stats.pushed, digests=stats.digests),
     ]
     if stats.top_sources:
         top = html_join(f"{source_name(a)} ({n})" for a, n in stats.top_sources)

@@ -26,6 +26,9 @@ class PendingDigest:
     parts_sent: int
     thread_id: int = 0  # the forum topic digests go to
     pin: bool = False  # a club's weekly digest, pinned once sent
+    chat_type: str = "private"
+    # Saved offers not applied to, mentioned once at its end: [author, url, excerpt].
+    followups: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class DigestOffer:
     text: str
     url: str
     tags: dict[str, Any] | None = None
+    delivery_id: int = 0
 
 
 async def hold(
@@ -45,9 +49,11 @@ async def hold(
     reason: Hold,
     now: datetime,
     claim: int | None = None,
+    score: float | None = None,
 ) -> None:
     """Keep an offer for a digest instead of pushing it (unless it was claimed again since
-    `claim`: see outbox.still_claimed)."""
+    `claim`: see outbox.still_claimed), with the chat's score of it, which orders the
+    digest."""
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, still_claimed(claim))
@@ -55,6 +61,7 @@ async def hold(
             status=DeliveryStatus.HELD,
             hold_reason=reason.value,
             held_at=now,
+            score=score,
             lease_until=None,
         )
     )
@@ -86,10 +93,17 @@ async def held_count(session: AsyncSession, chat_id: int) -> int:
 
 
 async def create_digest(
-    session: AsyncSession, *, chat_id: int, reason: str, now: datetime, pin: bool = False
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    reason: str,
+    now: datetime,
+    pin: bool = False,
+    followups: list[list[str]] | None = None,
 ) -> int | None:
     """Gather every held offer of a chat into new digests, one per forum topic with held
-    offers (posted in that topic); the first digest's id, or None when nothing is held."""
+    offers (posted in that topic); the first digest's id, or None when nothing is held. The
+    `followups` go at the end of the first digest."""
     language = await session.scalar(select(Chat.language).where(Chat.id == chat_id))
     threads = await session.scalars(
         select(Delivery.thread_id)
@@ -108,6 +122,7 @@ async def create_digest(
             parts_sent=0,
             created_at=now,
             pin=pin,
+            followups=followups if first is None else None,
         )
         session.add(digest)
         await session.flush()
@@ -127,6 +142,13 @@ async def create_digest(
     return first
 
 
+async def set_followups(
+    session: AsyncSession, *, digest_id: int, followups: list[list[str]]
+) -> None:
+    """The follow-ups a digest carries at its end (before its first part is sent)."""
+    await session.execute(update(Digest).where(Digest.id == digest_id).values(followups=followups))
+
+
 async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
     """Digests still to send, oldest first, for active chats."""
     rows = await session.execute(
@@ -137,24 +159,35 @@ async def pending_digests(session: AsyncSession) -> list[PendingDigest]:
             Digest.parts_sent,
             Digest.thread_id,
             Digest.pin,
+            Chat.type,
+            Digest.followups,
         )
         .join(Chat, Chat.id == Digest.chat_id)
         .where(Digest.sent.is_(False), Chat.active.is_(True))
         .order_by(Digest.id)
     )
     return [
-        PendingDigest(digest_id, chat_id, language, parts_sent, thread_id or 0, bool(pin))
-        for digest_id, chat_id, language, parts_sent, thread_id, pin in rows
+        PendingDigest(
+            digest_id,
+            chat_id,
+            language,
+            parts_sent,
+            thread_id or 0,
+            bool(pin),
+            chat_type or "private",
+            tuple((str(a), str(u), str(x)) for a, u, x in followups or []),
+        )
+        for digest_id, chat_id, language, parts_sent, thread_id, pin, chat_type, followups in rows
     ]
 
 
 async def digest_offers(session: AsyncSession, digest_id: int) -> list[DigestOffer]:
-    """The offers of a digest, oldest first."""
+    """The offers of a digest, the best scored first (bot.ranking), then the oldest first."""
     rows = await session.execute(
-        select(Offer.author, Offer.text, Offer.url, Offer.tags)
+        select(Offer.author, Offer.text, Offer.url, Offer.tags, Delivery.id)
         .join(Delivery, Delivery.offer_id == Offer.id)
         .where(Delivery.digest_id == digest_id)
-        .order_by(Offer.id)
+        .order_by(Delivery.score.is_(None), Delivery.score.desc(), Offer.id)
     )
     return [DigestOffer(*row) for row in rows]
 

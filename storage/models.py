@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +112,8 @@ class Chat(Base):
     # Whether the chat was told which time zone its times are in (the first time it set one).
     timezone_shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Issue #17: the day's instant pushes go to the offers this chat's own marks rank first.
+    ranking: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ChatTopic(Base):
@@ -139,6 +143,9 @@ class Digest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # weekly
+    # Saved offers not applied to after 3 days, mentioned once at the end of this digest
+    # (author, url, excerpt): fixed at creation, so a resumed digest splits as before.
+    followups: Mapped[list[Any] | None] = mapped_column(JSON)
     # A forum topic's held offers make their own digest, posted in that topic.
     thread_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -406,7 +413,12 @@ class Delivery(Base):
     hold_reason: Mapped[str | None] = mapped_column(String(16))
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     digest_id: Mapped[int | None] = mapped_column(Integer)
-    feedback: Mapped[str | None] = mapped_column(String(16))  # interested | not_for_me
+    # not_for_me (👎); "interested" on rows older than migration 0015, which made them
+    # saved offers (applications).
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    # The chat's score of the offer when it was held (bot.ranking): its digest goes best first,
+    # in an order fixed at hold time (a digest resumed must split as before).
+    score: Mapped[float | None] = mapped_column(Float)
 
 
 Index("ix_deliveries_status_next_attempt_at", Delivery.status, Delivery.next_attempt_at)
@@ -414,6 +426,46 @@ Index("ix_deliveries_chat_id_status", Delivery.chat_id, Delivery.status)
 Index("ix_deliveries_digest_id", Delivery.digest_id)
 # Whether a row still points at an offer (the daily prune asks for thousands of offers).
 Index("ix_deliveries_offer_id", Delivery.offer_id)
+
+
+class ApplicationStatus(enum.StrEnum):
+    """Where a chat stands with an offer it kept: saved, then applied and what came of it."""
+
+    SAVED = "saved"
+    APPLIED = "applied"
+    INTERVIEW = "interview"
+    OFFER = "offer"
+    REJECTED = "rejected"
+
+
+class Application(Base):
+    """An offer a chat saved (⭐) or applied to (✅): its tracker row. The offer it points at
+    is kept by retention as long as this row exists; the chat's rows go with the chat."""
+
+    __tablename__ = "applications"
+    __table_args__ = (UniqueConstraint("chat_id", "offer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("chats.id", ondelete="CASCADE"))
+    offer_id: Mapped[int] = mapped_column(Integer, ForeignKey("offers.id", ondelete="CASCADE"))
+    status: Mapped[ApplicationStatus] = mapped_column(
+        Enum(
+            ApplicationStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        )
+    )
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    interview_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the "saved, not applied yet" follow-up was put in a digest or summary (once).
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# Retention asks, for thousands of offers, whether a tracker row keeps them.
+Index("ix_applications_offer_id", Application.offer_id)
 
 
 class HandledUpdate(Base):

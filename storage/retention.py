@@ -10,7 +10,16 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Chat, Delivery, DeliveryStatus, Digest, FeedEntry, Offer, Source
+from storage.models import (
+    Application,
+    Chat,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    FeedEntry,
+    Offer,
+    Source,
+)
 from storage.models import Subscription as Sub
 from storage.sql import affected, is_postgresql
 
@@ -65,13 +74,18 @@ async def prune_digests(session: AsyncSession, *, before: datetime, limit: int) 
 
 def _story_kept(before: datetime) -> ColumnElement[bool]:
     """SQL, of an `Offer` row: some offer of its story (its head, the head's other copies, or
-    itself) is newer than `before` or has an outbox row pointing at it. A story goes whole:
-    an outbox row points at the head, and its copies name the other accounts that posted it."""
+    itself) is newer than `before`, has an outbox row pointing at it, or was saved or applied
+    to by a chat (kept as long as the chat keeps it). A story goes whole: an outbox row points
+    at the head, and its copies name the other accounts that posted it."""
     story = func.coalesce(Offer.story_id, Offer.id)
     head, copy = aliased(Offer), aliased(Offer)
 
     def kept(offer: type[Offer]) -> ColumnElement[bool]:
-        return or_(offer.created_at >= before, exists().where(Delivery.offer_id == offer.id))
+        return or_(
+            offer.created_at >= before,
+            exists().where(Delivery.offer_id == offer.id),
+            exists().where(Application.offer_id == offer.id),
+        )
 
     return or_(
         exists().where(head.id == story, kept(head)),
@@ -128,12 +142,24 @@ def _held_back(settled_before: datetime) -> ColumnElement[bool]:
     )
 
 
+def _tracked() -> ColumnElement[bool]:
+    """SQL: a chat saved or applied to an offer of the source (its offers, and so the source
+    itself, stay as long as the chat keeps them)."""
+    return (
+        select(Application.id)
+        .join(Offer, Offer.id == Application.offer_id)
+        .where(Offer.source_id == Source.id)
+        .exists()
+    )
+
+
 def _deletable(unfollowed_before: datetime, settled_before: datetime) -> list[ColumnElement[bool]]:
     return [
         Source.board.is_(False),
         Source.unfollowed_since < unfollowed_before,
         ~exists().where(Sub.source_id == Source.id),
         ~_held_back(settled_before),
+        ~_tracked(),
     ]
 
 
@@ -170,7 +196,11 @@ async def prune_source_rows(
     offers = list(
         await session.scalars(
             select(Offer.id)
-            .where(Offer.source_id == source_id, ~exists().where(Delivery.offer_id == Offer.id))
+            .where(
+                Offer.source_id == source_id,
+                ~exists().where(Delivery.offer_id == Offer.id),
+                ~exists().where(Application.offer_id == Offer.id),
+            )
             .limit(limit)
         )
     )
@@ -233,10 +263,17 @@ async def forget_chat(session: AsyncSession, *, chat_id: int, now: datetime) -> 
     for source_id in mine:
         needed = await session.scalar(
             select(
-                select(Delivery.id)
-                .join(Offer, Offer.id == Delivery.offer_id)
-                .where(Offer.source_id == source_id)
-                .exists()
+                or_(
+                    select(Delivery.id)
+                    .join(Offer, Offer.id == Delivery.offer_id)
+                    .where(Offer.source_id == source_id)
+                    .exists(),
+                    # another chat saved one of its offers (this chat's went with it)
+                    select(Application.id)
+                    .join(Offer, Offer.id == Application.offer_id)
+                    .where(Offer.source_id == source_id)
+                    .exists(),
+                )
             )
         )
         if not needed:

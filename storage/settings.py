@@ -46,6 +46,7 @@ def _settings(chat: Chat, default_limit: int) -> ChatSettings:
             paused=chat.paused,
             paused_until=chat.paused_until,
             digest_weekday=chat.digest_weekday,
+            ranking=chat.ranking,
         ),
         last_weekly_at=chat.last_weekly_at,
         created_at=chat.created_at,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Chat, Delivery, DeliveryStatus, Offer, Source
+from storage.models import Chat, Delivery, DeliveryStatus, Digest, Offer, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +146,13 @@ async def marked_not_for_me(session: AsyncSession, *, limit: int) -> list[tuple[
         .limit(limit)
     )
     return [(text, kind, int(count)) for text, kind, count in rows]
+
+
+async def digests_sent_since(session: AsyncSession, chat_id: int, since: datetime) -> int:
+    """How many digests a chat received since `since` (each may be several messages)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Digest)
+        .where(Digest.chat_id == chat_id, Digest.sent.is_(True), Digest.sent_at >= since)
+    )
+    return int(count or 0)

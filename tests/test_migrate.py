@@ -56,7 +56,7 @@ def test_0014_gives_leases_an_owner_and_keeps_the_leases_already_held(tmp_path: 
     )
     connection.commit()
     done = upgrade(url)
-    assert done.applied == ("0014_worker_liveness",)
+    assert done.applied[:1] == ("0014_worker_liveness",)  # (and the revisions after it)
     row = connection.execute("SELECT lease_until, lease_owner FROM poll_groups").fetchone()
     assert row == ("2026-12-01 00:05:00", None)
     for table in ("deliveries", "sources"):
@@ -72,4 +72,44 @@ def test_0014_gives_leases_an_owner_and_keeps_the_leases_already_held(tmp_path: 
     assert connection.execute("SELECT lease_until FROM poll_groups").fetchone() == (
         "2026-12-01 00:05:00",
     )
+    connection.close()
+
+
+def test_0015_makes_interested_marks_saved_offers_and_a_downgrade_gives_them_back(
+    tmp_path: Path,
+) -> None:
+    """Issue #17: a 👍 Interested press (two topics of one chat, one offer) becomes one saved
+    offer; a 👎 stays; a downgrade to 0014 makes the saved offer "interested" again."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'marks.db'}"
+    command.upgrade(alembic_config(url), "0014_worker_liveness")
+    connection = sqlite3.connect(tmp_path / "marks.db")
+    at = "'2026-12-01 00:00:00'"
+    connection.executescript(
+        f"""
+        INSERT INTO chats (id, type, language, timezone, active, created_at, updated_at)
+            VALUES (5, 'private', 'en', 'Europe/Paris', 1, {at}, {at});
+        INSERT INTO sources (id, kind, key, external_id, display_name, next_poll_at,
+            error_count, gone, created_at) VALUES (1, 'x', 'acme', '1', 'acme', {at}, 0, 0, {at});
+        INSERT INTO offers (id, source_id, external_id, author, text, url, created_at)
+            VALUES (1, 1, 'a', 'acme', 'Python dev', 'https://x.com/a', {at}),
+                   (2, 1, 'b', 'acme', 'Sales', 'https://x.com/b', {at});
+        INSERT INTO deliveries (chat_id, thread_id, offer_id, kind, status, attempts,
+            next_attempt_at, created_at, sent_at, feedback) VALUES
+            (5, 0, 1, 'offer', 'sent', 1, {at}, {at}, {at}, 'interested'),
+            (5, 7, 1, 'offer', 'sent', 1, {at}, {at}, {at}, 'interested'),
+            (5, 0, 2, 'offer', 'sent', 1, {at}, {at}, {at}, 'not_for_me');
+        """
+    )
+    connection.commit()
+    assert upgrade(url).applied == ("0015_applications",)
+    assert connection.execute("SELECT chat_id, offer_id, status FROM applications").fetchall() == [
+        (5, 1, "saved")
+    ]
+    marks = connection.execute("SELECT offer_id, feedback FROM deliveries ORDER BY id").fetchall()
+    assert marks == [(1, None), (1, None), (2, "not_for_me")]
+    command.downgrade(alembic_config(url), "0014_worker_liveness")
+    marks = connection.execute("SELECT offer_id, feedback FROM deliveries ORDER BY id").fetchall()
+    assert marks == [(1, "interested"), (1, "interested"), (2, "not_for_me")]
     connection.close()

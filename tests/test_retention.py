@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import FrozenClock
 from bot.retention import Retention
 from bot.sources.base import Post
-from storage import chats, feeds, outbox, sources
+from storage import applications, chats, feeds, outbox, sources
 from storage.db import Sessions, create_engine, create_session_factory
 from storage.models import (
+    ApplicationStatus,
     Delivery,
     DeliveryStatus,
     Digest,
@@ -298,3 +299,41 @@ async def test_forget_deletes_the_sources_only_that_chat_followed(sessions: Sess
     assert pruned.sources == 1
     assert await _ids(sessions, Source) == {shared}
     assert await _ids(sessions, Delivery) == set()
+
+
+async def test_saved_and_applied_offers_stay_with_their_source_until_the_chat_lets_them_go(
+    sessions: Sessions,
+) -> None:
+    """Issue #17: an offer saved or applied to outlives RETENTION_DAYS and the 30 days its
+    source went unfollowed (/saved and /applied still show it); unsaved, it goes at the next
+    prune; /forget takes the chat's saved offers with it."""
+    clock = FrozenClock(NOW)
+    async with sessions.begin() as session:
+        await _chat(session, 1)
+        acme = await _source(session, "acme_jobs")
+        await sources.subscribe(session, chat_id=1, source_id=acme, now=NOW)
+        saved, applied, plain = await _offers(session, acme, 3, at=NOW)
+        await outbox.fan_out(session, offer_ids=[saved, applied, plain], now=NOW)
+        for delivery_id in (await _rows(session, 1)).values():
+            await _settle(session, delivery_id, DeliveryStatus.SENT, NOW)
+        await applications.save(session, chat_id=1, offer_id=saved, now=NOW)
+        await applications.save(session, chat_id=1, offer_id=applied, now=NOW)
+        await applications.set_status(
+            session, chat_id=1, offer_id=applied, status=ApplicationStatus.APPLIED, now=NOW
+        )
+        await sources.unsubscribe_all(session, chat_id=1)
+    await Retention(sessions=sessions, clock=clock, days=90).prune()  # unfollowed since now
+    clock.advance(100 * DAY)
+    pruned = await Retention(sessions=sessions, clock=clock, days=90).prune()
+    assert pruned.deliveries == 3 and pruned.sources == 0
+    assert await _ids(sessions, Offer) == {saved, applied}
+    assert acme in await _ids(sessions, Source)
+    async with sessions.begin() as session:
+        await applications.unsave(session, chat_id=1, offer_id=saved)
+    await Retention(sessions=sessions, clock=clock, days=90).prune()
+    assert await _ids(sessions, Offer) == {applied}
+    async with sessions.begin() as session:
+        await forget_chat(session, chat_id=1, now=clock.now())
+    await Retention(sessions=sessions, clock=clock, days=90).prune()
+    assert await _ids(sessions, Offer) == set()
+    assert acme not in await _ids(sessions, Source)

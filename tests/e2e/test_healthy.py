@@ -279,7 +279,7 @@ async def test_feedback_buttons_and_stats_with_a_real_png(database_url: str) -> 
         pushed = next(m for m in user.received() if (m.plain_text or "").startswith("@acme_jobs"))
         assert pushed.reply_markup is not None
         buttons = pushed.reply_markup["inline_keyboard"][0]
-        assert [b["text"] for b in buttons] == ["👍 Interested", "👎 Not for me"]
+        assert [b["text"] for b in buttons] == ["⭐ Save", "✅ Applied", "👎 Not for me"]
         await user.press(pushed, buttons[0]["callback_data"])
         await eventually(
             lambda: any(m.method == "editMessageReplyMarkup" for m in live.tg.sent),
@@ -296,7 +296,8 @@ async def test_feedback_buttons_and_stats_with_a_real_png(database_url: str) -> 
         text_report = report.plain_text or report.text
         assert "Offers pushed: 1" in text_report
         assert "Offers held for a digest: 1" in text_report
-        assert "Marked interesting: 1" in text_report
+        assert "1 received → 1 saved → 0 applied → 0 interviews" in text_report
+        assert "What it took: 1 pushes and 0 digests" in text_report
         assert "Top sources: @acme_jobs (1)" in text_report
         assert photo.method == "sendPhoto" and photo.file_bytes
         image = Image.open(io.BytesIO(photo.file_bytes))
@@ -379,7 +380,7 @@ async def test_monday_morning_summary(database_url: str) -> None:
         )
         summary = next(t for t in user.texts() if "Your week with jobrelay" in t)
         assert "Offers received: 1 (1 right away, 0 in digests)" in summary
-        assert "Marked interesting: 1." in summary
+        assert "1 received → 1 saved → 0 applied → 0 interviews" in summary
         await live.ticks()
         assert sum("Your week" in t for t in user.texts()) == 1
 

@@ -52,7 +52,7 @@ async def test_an_operator_exports_the_posts_marked_not_for_me_without_chat_ids(
         assert pushed.reply_markup is not None
         buttons = pushed.reply_markup["inline_keyboard"][0]
         stack.tg.press_button(  # 👎 Not for me
-            user.chat_id, pushed.message_id, buttons[1]["callback_data"], user_id=user.user_id
+            user.chat_id, pushed.message_id, buttons[2]["callback_data"], user_id=user.user_id
         )
     await eventually(
         lambda: sum(m.method == "editMessageReplyMarkup" for m in stack.tg.sent) == 2,
@@ -96,7 +96,7 @@ async def test_the_feedback_export_is_never_sent_into_a_group(stack: Stack) -> N
     assert pushed.reply_markup is not None
     buttons = pushed.reply_markup["inline_keyboard"][0]
     stack.tg.press_button(
-        user.chat_id, pushed.message_id, buttons[1]["callback_data"], user_id=user.user_id
+        user.chat_id, pushed.message_id, buttons[2]["callback_data"], user_id=user.user_id
     )
     await eventually(
         lambda: any(m.method == "editMessageReplyMarkup" for m in stack.tg.sent), 15, "the press"

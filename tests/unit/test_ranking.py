@@ -1,0 +1,46 @@
+"""The ranking's pure parts: features, cold start, the model's direction, the plan."""
+
+from __future__ import annotations
+
+from bot.ranking import MIN_MARKS, Example, features, plan, train
+from bot.tracker import safe_cell
+
+
+def _example(text: str, saved: bool, not_for_me: bool = False) -> Example:
+    return Example(features("acme_jobs", text, {"work_mode": "remote"}), saved, not_for_me)
+
+
+def test_features_name_the_source_tags_and_folded_words_bounded() -> None:
+    found = features("Acme_Jobs", "Développeur PYTHON à Lyon " + "mot " * 500, {"city": "Lyon"})
+    assert {"src:acme_jobs", "city:lyon", "w:developpeur", "w:python", "w:lyon"} <= found
+    assert len(features("a", " ".join(f"word{i}" for i in range(1000)), None)) <= 1 + 120
+
+
+def test_a_chat_with_fewer_than_three_saves_keeps_today_s_order() -> None:
+    history = [_example("Python remote", True)] * (MIN_MARKS - 1) + [_example("Sales", False)]
+    assert train(history) is None
+    assert plan([None, None, None], usual=None).order == [0, 1, 2]
+
+
+def test_the_model_ranks_what_the_chat_saved_above_what_it_left_or_refused() -> None:
+    history = [_example(f"Remote Python developer {i}", True) for i in range(3)]
+    history += [_example(f"Java sales manager {i}", False) for i in range(6)]
+    history += [_example("Retail store manager", False, not_for_me=True)]
+    model = train(history)
+    assert model is not None
+    python = model.score(_example("Remote Python developer, Django", False).features)
+    sales = model.score(_example("Sales manager, Lyon", False).features)
+    retail = model.score(_example("Retail store job", False).features)
+    assert python > model.usual > max(sales, retail)
+
+
+def test_the_plan_tries_the_best_first_and_holds_those_below_the_usual_each_once() -> None:
+    chosen = plan([0.5, 3.0, -1.0, 3.0, 2.0], usual=1.0)
+    assert chosen.order == [1, 3, 4] and chosen.below == [0, 2]
+    assert sorted(chosen.order + chosen.below) == [0, 1, 2, 3, 4]
+
+
+def test_a_csv_cell_that_a_spreadsheet_would_run_stays_text() -> None:
+    for cell in ("=1+1", "+33 6", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(cell) == "'" + cell
+    assert safe_cell("Développeur Python") == "Développeur Python"
