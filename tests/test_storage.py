@@ -1219,13 +1219,22 @@ async def test_the_upgrade_merges_the_sources_two_handles_of_one_account_made(
     from storage.migrate import alembic_config, upgrade
 
     # The schema before the merge (0013), whatever came after it: the rows are written with
-    # explicit columns, the models' later ones (lease_owner, 0014) not existing yet.
+    # explicit columns, the models' later ones (lease_owner, 0014; chats.ranking, 0015) not
+    # existing yet.
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0012_handled_updates")
     engine = create_engine(database_url)
     try:
         async with create_session_factory(engine).begin() as session:
             for chat_id in (1, 2):
-                await _chat(session, chat_id)
+                await session.execute(
+                    text(
+                        "INSERT INTO chats (id, type, language, timezone, active, created_at, "
+                        "updated_at, digest_only, digest_time, paused, timezone_shown) VALUES "
+                        "(:id, 'private', 'en', 'Europe/Paris', :yes, :now, :now, :no, '19:00', "
+                        ":no, :no)"
+                    ),
+                    {"id": chat_id, "yes": True, "no": False, "now": NOW},
+                )
             for key, created in (("alice_jobs", NOW), ("alice_talent", NOW + timedelta(days=1))):
                 await session.execute(
                     insert(Source).values(
