@@ -147,7 +147,7 @@ def _tokens_without_links(text: str, known: frozenset[str]) -> list[Token]:
     return [_token(word) for word in _WORD_RE.findall(fold(text))]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 15)
 def _token(word: str) -> Token:
     """A word as read (tokens are immutable: each spelling is read once per process)."""
     norm = _norm(word)

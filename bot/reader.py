@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import zlib
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
@@ -123,7 +124,9 @@ def vector(text: str, rules: Rules, *, threshold: float) -> dict[int, float]:
     return slots
 
 
-@lru_cache(maxsize=1 << 16)
+# The caches below hold words a stranger may write (a feed's posts): bounded, a few tens of
+# megabytes at most when full of long distinct words; the words of real posts recur.
+@lru_cache(maxsize=1 << 12)
 def _word_names(norm: str) -> tuple[str, ...]:
     """A word's own features: itself, and its character n-grams (with a space at each end).
     Words recur from post to post: each is taken apart once."""
@@ -136,13 +139,13 @@ def _word_names(norm: str) -> tuple[str, ...]:
     return (f"w:{norm}", *grams)
 
 
+@lru_cache(maxsize=1 << 14)
+def _word_slots(norm: str) -> array[int]:
+    """The slots of a word's own features (4 bytes each: a long word has 80)."""
+    return array("i", (bucket(name) for name in _word_names(norm)))
+
+
 @lru_cache(maxsize=1 << 16)
-def _word_slots(norm: str) -> frozenset[int]:
-    """The slots of a word's own features."""
-    return frozenset(bucket(name) for name in _word_names(norm))
-
-
-@lru_cache(maxsize=1 << 18)
 def bucket(name: str) -> int:
     """The slot of a named feature."""
     return zlib.crc32(name.encode("utf-8")) & (BUCKETS - 1)
