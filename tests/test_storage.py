@@ -1327,14 +1327,25 @@ async def test_one_process_at_a_time_has_the_digests(database_url: str, sessions
         # A process that dies (its connection ends) lets it go too.
         async with sessions.exclusive(DIGESTS_LOCK) as held:
             assert held
+            # This database's lock only (other tests' databases share the server), and the
+            # backend ends a moment after it is told to.
+            this_lock = (
+                "FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
             async with other_engine.connect() as connection:
                 await connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                        "WHERE locktype = 'advisory' AND objid = :key"
-                    ),
-                    {"key": DIGESTS_LOCK},
+                    text(f"SELECT pg_terminate_backend(pid) {this_lock}"), {"key": DIGESTS_LOCK}
                 )
+                await connection.commit()
+                for _ in range(200):
+                    found = await connection.scalar(
+                        text(f"SELECT count(*) {this_lock}"), {"key": DIGESTS_LOCK}
+                    )
+                    await connection.commit()
+                    if not found:
+                        break
+                    await asyncio.sleep(0.05)
             async with other_process.exclusive(DIGESTS_LOCK) as theirs:
                 assert theirs
     finally:
