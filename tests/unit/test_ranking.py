@@ -44,3 +44,24 @@ def test_a_csv_cell_that_a_spreadsheet_would_run_stays_text() -> None:
     for cell in ("=1+1", "+33 6", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(cell) == "'" + cell
     assert safe_cell("Développeur Python") == "Développeur Python"
+
+
+def test_a_chat_s_model_is_reused_until_its_saves_change_or_it_ages_and_few_are_kept() -> None:
+    """Training costs about half a second for a chat with a long history: the sender must not
+    redo it for every batch (a stranger's three saves would stall every chat's sends)."""
+    from datetime import UTC, datetime
+
+    from bot.ranking import MODEL_TTL, ModelCache
+
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    model = train([_example("Python remote", True)] * MIN_MARKS + [_example("Sales", False)])
+    cache = ModelCache(size=2)
+    assert cache.get(1, (3, now), now) == (False, None)
+    cache.put(1, (3, now), now, model)
+    assert cache.get(1, (3, now), now + MODEL_TTL / 2) == (True, model)
+    assert cache.get(1, (4, now), now)[0] is False  # a new save: trained again
+    assert cache.get(1, (3, now), now + MODEL_TTL)[0] is False  # aged: trained again
+    cache.put(2, "b", now, None)  # a cold start is remembered too
+    assert cache.get(2, "b", now) == (True, None)
+    cache.put(3, "c", now, None)
+    assert len(cache) == 2 and cache.get(1, (3, now), now)[0] is False  # least recent dropped
