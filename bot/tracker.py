@@ -26,6 +26,11 @@ MAX_PAGE = 10_000
 # well under Telegram's 50 MB and quick to build; a person has never applied to more.
 MAX_EXPORT_ROWS = 5_000
 EXCERPT = 200  # characters of an offer's text in the CSV
+# One /export applications per chat this often: each reads up to MAX_EXPORT_ROWS offers (their
+# full texts, up to 4,000 characters each: some 20 MB) and uploads a file of up to 2 MB; the
+# per-person command throttle alone let one person ask for 30 a minute.
+EXPORT_EVERY = timedelta(minutes=1)
+MAX_EXPORTERS = 10_000  # chats remembered at once (the stale ones are forgotten first)
 # Cells a spreadsheet would run as a formula (CSV injection): prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -119,6 +124,7 @@ class Tracker:
     def __init__(self, *, sessions: Sessions, clock: Clock) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._exported: dict[int, datetime] = {}  # chat id -> its last export
 
     async def press(self, chat_id: int, delivery_id: int, action: str) -> Pressed | None:
         """⭐, ✅ or 👎 pressed under one of this chat's offers; pressing again undoes. None when
@@ -223,6 +229,21 @@ class Tracker:
                     now=self._clock.now(),
                 )
         return True
+
+    def export_wait(self, chat_id: int) -> timedelta | None:
+        """How long the chat must wait before its next export (None: it may export now, which
+        is counted). In memory: a restart forgets, and each process counts its own."""
+        now = self._clock.now()
+        last = self._exported.get(chat_id)
+        if last is not None and now - last < EXPORT_EVERY:
+            return EXPORT_EVERY - (now - last)
+        if len(self._exported) >= MAX_EXPORTERS:
+            self._exported = {c: t for c, t in self._exported.items() if now - t < EXPORT_EVERY}
+            if len(self._exported) >= MAX_EXPORTERS:  # all recent: forget the oldest half
+                kept = sorted(self._exported.items(), key=lambda item: item[1])
+                self._exported = dict(kept[MAX_EXPORTERS // 2 :])
+        self._exported[chat_id] = now
+        return None
 
     async def export(self, chat_id: int) -> tuple[list[Tracked], int]:
         """The chat's applications for the CSV (newest first, MAX_EXPORT_ROWS at most), and

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -339,7 +340,19 @@ async def export_applications(update: Update, context: Context) -> None:
     if call is None or message is None:
         return
     t = call.t
-    rows, total = await context.bot_data.services.tracker.export(call.chat_id)
+    tracker = context.bot_data.services.tracker
+    wait = tracker.export_wait(call.chat_id)
+    if wait is not None:
+        await call.reply(
+            update,
+            t.ngettext(
+                "You exported your applications a moment ago: try again in %(count)d second.",
+                "You exported your applications a moment ago: try again in %(count)d seconds.",
+                max(1, math.ceil(wait.total_seconds())),
+            ),
+        )
+        return
+    rows, total = await tracker.export(call.chat_id)
     if not rows:
         await call.reply(
             update,

@@ -380,7 +380,7 @@ async def test_a_saved_offer_not_applied_to_is_followed_up_once_in_a_digest_neve
 async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
     database_url: str,
 ) -> None:
-    from bot.tracker import MAX_EXPORT_ROWS
+    from bot.tracker import EXPORT_EVERY, MAX_EXPORT_ROWS
 
     async with live_bot(database_url, recent_paris(time(10, 0))) as live:
         user = await _follower(live)
@@ -428,6 +428,14 @@ async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
         assert f"Only the newest {MAX_EXPORT_ROWS} of {MAX_EXPORT_ROWS + 1}" in (
             document.caption or ""
         )
+        # Each export reads thousands of offers and uploads megabytes: once a minute a chat.
+        for _ in range(3):
+            again = await _reply(live, user, "/export applications")
+            assert again.file_bytes is None
+            assert "You exported your applications a moment ago" in (again.plain_text or "")
+        live.clock.advance(EXPORT_EVERY)
+        later = await _reply(live, user, "/export applications")
+        assert later.file_bytes is not None
 
 
 async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_url: str) -> None:
