@@ -33,6 +33,7 @@ EXPORT_EVERY = timedelta(minutes=1)
 MAX_EXPORTERS = 10_000  # chats remembered at once (the stale ones are forgotten first)
 # Cells a spreadsheet would run as a formula (CSV injection): prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"  # zero-width characters str.strip keeps
 
 SAVE, APPLIED, NOT_FOR_ME = "save", "applied", "not_for_me"
 # A saved offer not applied to after this long is mentioned once, inside the next digest or
@@ -71,8 +72,13 @@ def excerpt(text: str, limit: int) -> str:
 
 
 def safe_cell(value: str) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote, also
+    behind leading blanks (` =1+1`, a newline, a no-break or zero-width space: Google Sheets
+    and LibreOffice may trim them on import and run what follows)."""
+    start = next((i for i, c in enumerate(value) if not (c.isspace() or c in INVISIBLE)), 0)
+    if value.startswith(FORMULA_STARTS) or value[start:].startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def applications_csv(rows: list[Tracked]) -> bytes:
@@ -93,7 +99,9 @@ def applications_csv(rows: list[Tracked]) -> bytes:
                 safe_cell(row.status.value),
             ]
         )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    # A lone UTF-16 surrogate (a feed's broken `&#55357;` kept in an offer's tags) cannot be
+    # written as UTF-8: it becomes "?" rather than failing the whole export.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8", "replace")
 
 
 async def due_followups(session: AsyncSession, *, chat_id: int, now: datetime) -> list[list[str]]:
