@@ -41,6 +41,10 @@ SAVE, APPLIED, NOT_FOR_ME = "save", "applied", "not_for_me"
 FOLLOW_UP_AFTER = timedelta(days=3)
 MAX_FOLLOWUPS = 5
 FOLLOWUP_EXCERPT = 80
+# Offers one chat keeps (saved or applied to) at most: each keeps its offer past retention, so
+# a script saving every offer of a digest (30 presses a minute, 43,000 a day) would otherwise
+# pin the database's offers without end. At this bound the export still holds them all.
+MAX_TRACKED = 5_000
 MUTE_AFTER = 3  # 👎 on one source's offers before the chat is offered to stop following it
 
 
@@ -49,7 +53,8 @@ class Pressed:
     """What a press under an offer did: the marks now, and what to tell the person."""
 
     marks: Marks
-    outcome: str  # saved | unsaved | applied | unapplied | not_for_me | cleared | advanced | kept
+    # saved | unsaved | applied | unapplied | not_for_me | cleared | advanced | kept | full
+    outcome: str
     # After the MUTE_AFTER-th 👎 on offers of a source the chat follows: (source id, name),
     # for a one-tap mute.
     mute: tuple[int, str] | None = None
@@ -145,6 +150,12 @@ class Tracker:
             offer = marks.offer_id
             outcome = "kept"
             mute: tuple[int, str] | None = None
+            if (
+                action in (SAVE, APPLIED)
+                and not marks.saved
+                and await store.count_all_tracked(session, chat_id=chat_id) >= MAX_TRACKED
+            ):
+                return Pressed(marks=marks, outcome="full")
             if action == SAVE:
                 if not marks.saved:
                     await store.save(session, chat_id=chat_id, offer_id=offer, now=now)

@@ -23,7 +23,16 @@ from bot.keyboards import (
     ticked_list,
 )
 from bot.render import is_web_link, link, post_link_label, source_name
-from bot.tracker import MAX_PAGE, MUTE_AFTER, PAGE_SIZE, Page, Pressed, applications_csv, excerpt
+from bot.tracker import (
+    MAX_PAGE,
+    MAX_TRACKED,
+    MUTE_AFTER,
+    PAGE_SIZE,
+    Page,
+    Pressed,
+    applications_csv,
+    excerpt,
+)
 from handlers.access import command, may_press
 from handlers.common import pressed_message, show_pressed, translator_for
 from storage.applications import Tracked
@@ -54,6 +63,11 @@ def _toast(t: Translator, pressed: Pressed) -> str:
         "not_for_me": t.plain("Noted: not for you."),
         "cleared": t.plain("“Not for me” undone."),
         "advanced": t.plain("Its status (interview, offer, answer) is changed from /applied."),
+        "full": t.plain(
+            "You keep %(count)d offers already, the most I store: remove some from /saved "
+            "(🗑) first.",
+            count=MAX_TRACKED,
+        ),
     }.get(
         pressed.outcome,
         t.plain("You applied to this one: press ✅ Applied first to undo it."),

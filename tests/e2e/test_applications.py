@@ -298,6 +298,56 @@ async def test_a_flood_of_presses_is_throttled_and_counted_once(database_url: st
         assert rows[0][0] in (0, 1)
 
 
+async def test_a_chat_keeps_a_bounded_number_of_offers_and_is_told_so(database_url: str) -> None:
+    """Each saved offer outlives retention: a script saving every offer it is sent would pin
+    the offers table without end. Past MAX_TRACKED, ⭐ and ✅ refuse (and save nothing)."""
+    from bot.tracker import MAX_TRACKED
+
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Python developer, remote"])
+        (source_id,) = (await _sql(live, "SELECT id FROM sources"))[0]
+        engine = create_engine(live.database_url)
+        try:
+            async with engine.begin() as connection:
+                now = live.clock.now()
+                await connection.execute(
+                    text(
+                        "INSERT INTO offers (source_id, external_id, author, text, url, "
+                        "created_at) VALUES (:s, :e, 'acme_jobs', 'Kept', :u, :c)"
+                    ),
+                    [
+                        {"s": source_id, "e": f"kept{i}", "u": f"https://x.com/k/{i}", "c": now}
+                        for i in range(MAX_TRACKED)
+                    ],
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO applications (chat_id, offer_id, status, saved_at, "
+                        "status_at) SELECT :chat, id, 'saved', :now, :now "
+                        "FROM offers WHERE external_id LIKE 'kept%'"
+                    ),
+                    {"chat": user.chat_id, "now": now},
+                )
+        finally:
+            await engine.dispose()
+        for prefix in ("fb:s:", "fb:a:"):
+            (data,) = _data(live, user.chat_id, push.message_id, prefix)
+            toast = await _press(live, user.chat_id, push.message_id, data, user_id=user.user_id)
+            assert f"You keep {MAX_TRACKED} offers already" in toast
+        rows = await _sql(live, "SELECT count(*) FROM applications")
+        assert rows[0][0] == MAX_TRACKED
+        # Removing one from /saved makes room again.
+        await _sql(
+            live,
+            "DELETE FROM applications WHERE offer_id IN (SELECT id FROM offers "
+            "WHERE external_id = 'kept0')",
+        )
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        toast = await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+        assert toast.startswith("Saved")
+
+
 def _digest_messages(user: LiveUser) -> list[SentMessage]:
     return [m for m in user.received() if m.plain_text.startswith("Your digest")]
 
