@@ -45,6 +45,11 @@ FOLLOWUP_EXCERPT = 80
 # a script saving every offer of a digest (30 presses a minute, 43,000 a day) would otherwise
 # pin the database's offers without end. At this bound the export still holds them all.
 MAX_TRACKED = 5_000
+# The mute offer is a message of its own: undoing and redoing the third 👎 in a loop would
+# have the bot send one each time (the bot's send rate is shared by every chat). Once a day a
+# source per chat at most; MAX_MUTE_OFFERS remembered (in memory, per process).
+MUTE_OFFER_EVERY = timedelta(days=1)
+MAX_MUTE_OFFERS = 10_000
 MUTE_AFTER = 3  # 👎 on one source's offers before the chat is offered to stop following it
 
 
@@ -138,6 +143,7 @@ class Tracker:
         self._sessions = sessions
         self._clock = clock
         self._exported: dict[int, datetime] = {}  # chat id -> its last export
+        self._mute_offered: dict[tuple[int, int], datetime] = {}  # (chat, source) -> when
 
     async def press(self, chat_id: int, delivery_id: int, action: str) -> Pressed | None:
         """⭐, ✅ or 👎 pressed under one of this chat's offers; pressing again undoes. None when
@@ -200,12 +206,34 @@ class Tracker:
                         session, chat_id=chat_id, offer_id=offer
                     )
                     # Offered once, at the third: undoing and pressing again offers it again.
-                    if source is not None and source[2] == MUTE_AFTER and source[3]:
+                    if (
+                        source is not None
+                        and source[2] == MUTE_AFTER
+                        and source[3]
+                        and self._offer_mute_now(chat_id, source[0], now)
+                    ):
                         mute = (source[0], source[1])
             else:
                 return None
             after = await store.delivery_marks(session, chat_id=chat_id, delivery_id=delivery_id)
         return Pressed(marks=after or marks, outcome=outcome, mute=mute)
+
+    def _offer_mute_now(self, chat_id: int, source_id: int, now: datetime) -> bool:
+        """Whether the one-tap mute of this source may be offered to this chat now (not in the
+        last MUTE_OFFER_EVERY), counted as offered if so."""
+        key = (chat_id, source_id)
+        last = self._mute_offered.get(key)
+        if last is not None and now - last < MUTE_OFFER_EVERY:
+            return False
+        if len(self._mute_offered) >= MAX_MUTE_OFFERS:
+            self._mute_offered = {
+                k: t for k, t in self._mute_offered.items() if now - t < MUTE_OFFER_EVERY
+            }
+            if len(self._mute_offered) >= MAX_MUTE_OFFERS:  # all recent: forget the oldest half
+                kept = sorted(self._mute_offered.items(), key=lambda item: item[1])
+                self._mute_offered = dict(kept[MAX_MUTE_OFFERS // 2 :])
+        self._mute_offered[key] = now
+        return True
 
     async def mute(self, chat_id: int, source_id: int) -> bool:
         """The one-tap mute: stop following a source; False if the chat did not follow it."""

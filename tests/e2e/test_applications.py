@@ -606,3 +606,26 @@ async def test_three_not_for_me_on_one_source_offer_a_one_tap_mute(database_url:
         await _press(live, user.chat_id, offer.message_id, mute, user_id=user.user_id)
         assert "You follow nothing yet" in (await _reply(live, user, "/list")).plain_text
         assert sum("Stop following it?" in t for t in user.texts()) == 1
+
+
+async def test_undoing_and_redoing_the_third_not_for_me_offers_the_mute_once(
+    database_url: str,
+) -> None:
+    """The mute offer is a message of its own: a loop of 👎 presses on the third offer must not
+    make the bot send one each time."""
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        pushes = await _pushes(live, user, OTHER[:3])
+        for push in pushes:
+            (no,) = _data(live, user.chat_id, push.message_id, "fb:n:")
+            await _press(live, user.chat_id, push.message_id, no, user_id=user.user_id)
+        await eventually(
+            lambda: any("Stop following it?" in t for t in user.texts()), 15, "the mute offer"
+        )
+        last = pushes[-1]
+        (no,) = _data(live, user.chat_id, last.message_id, "fb:n:")
+        for _ in range(4):  # undone, redone: the third 👎 again and again
+            await _press(live, user.chat_id, last.message_id, no, user_id=user.user_id)
+        # Updates are handled in order: once /list is answered, every press above was.
+        await _reply(live, user, "/list")
+        assert sum("Stop following it?" in t for t in user.texts()) == 1
