@@ -171,7 +171,11 @@ class ModelCache:
         return True, entry[2]
 
     def put(self, chat_id: int, fingerprint: Hashable, now: datetime, model: Model | None) -> None:
-        """Remember a chat's model just trained."""
+        """Remember a chat's model just trained, and forget the models past their TTL (a chat
+        that used /forget leaves no learned weights in memory for longer than that, provided
+        some chat is trained; next to a training, the sweep costs nothing)."""
+        for stale in [c for c, entry in self._models.items() if now - entry[1] >= self._ttl]:
+            del self._models[stale]
         self._models[chat_id] = (fingerprint, now, model)
         self._models.move_to_end(chat_id)
         while len(self._models) > self._size:

@@ -99,3 +99,5 @@ def test_a_chat_s_model_is_reused_until_its_saves_change_or_it_ages_and_few_are_
     assert cache.get(2, "b", now) == (True, None)
     cache.put(3, "c", now, None)
     assert len(cache) == 2 and cache.get(1, (3, now), now)[0] is False  # least recent dropped
+    cache.put(4, "d", now + MODEL_TTL, None)  # the others are past their TTL: forgotten
+    assert len(cache) == 1
