@@ -109,8 +109,9 @@ def applications_csv(rows: list[Tracked]) -> bytes:
                 safe_cell(row.status.value),
             ]
         )
-    # A lone UTF-16 surrogate (a feed's broken `&#55357;` kept in an offer's tags) cannot be
-    # written as UTF-8: it becomes "?" rather than failing the whole export.
+    # A lone UTF-16 surrogate cannot be written as UTF-8: the text columns cannot store one,
+    # but the tags are JSON, which can. Should one get there, it becomes "?" rather than
+    # failing the whole export.
     return ("\ufeff" + buffer.getvalue()).encode("utf-8", "replace")
 
 

@@ -51,8 +51,9 @@ def test_a_csv_cell_that_a_spreadsheet_would_run_stays_text() -> None:
 
 
 def test_the_csv_survives_a_lone_surrogate_and_keeps_quotes_and_newlines_in_their_cell() -> None:
-    """A feed's broken `&#55357;` can reach an offer's tags as a lone surrogate: the export must
-    still be written (UTF-8 cannot hold one), and a quote or a newline must not split a row."""
+    """Should a lone surrogate ever reach a cell (the offers' text columns cannot store one, but
+    their tags are JSON, which can), the export must still be written (UTF-8 cannot hold one);
+    and a quote or a newline must not split a row."""
     import csv
     import io
     from datetime import UTC, datetime
