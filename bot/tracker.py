@@ -115,15 +115,20 @@ def applications_csv(rows: list[Tracked]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8", "replace")
 
 
-async def due_followups(session: AsyncSession, *, chat_id: int, now: datetime) -> list[list[str]]:
-    """The follow-ups due for a chat ([author, url, excerpt] each), marked as mentioned in the
-    caller's transaction: the digest or summary that carries them is written in it too."""
+async def due_followups(
+    session: AsyncSession, *, chat_id: int, now: datetime, limit: int = MAX_FOLLOWUPS
+) -> list[list[str]]:
+    """The follow-ups due for a chat ([author, url, excerpt] each, `limit` at most), marked as
+    mentioned in the caller's transaction: the digest or summary that carries them is written
+    in it too."""
+    if limit <= 0:
+        return []
     due = await store.due_followups(
         session,
         chat_id=chat_id,
         saved_before=now - FOLLOW_UP_AFTER,
         now=now,
-        limit=MAX_FOLLOWUPS,
+        limit=limit,
     )
     return [[row.author, row.url, excerpt(row.text, FOLLOWUP_EXCERPT)] for row in due]
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.sandbox.telegram_api import SentMessage
 from storage.db import create_engine
-from tests.e2e.harness import eventually, x_reads
+from tests.e2e.harness import eventually, eventually_async, x_reads
 from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
 from tests.e2e.test_healthy import _follower, _offers
 
@@ -510,6 +510,60 @@ async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_
         assert "Data engineer" not in summary.split("⏰")[1]  # applied: no follow-up
         stats = (await _reply(live, user, "/stats")).plain_text
         assert "2 received → 2 saved → 1 applied → 0 interviews" in stats
+
+
+async def test_a_follow_up_in_a_summary_replaced_during_a_long_pause_is_not_lost(
+    database_url: str,
+) -> None:
+    """A summary held by a pause is replaced by the next week's: the follow-up it carried (marked
+    as mentioned when it was written) must move to the new one, not vanish with it."""
+    monday = recent_paris(time(8, 0), days_ago=0)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    monday -= timedelta(days=7)
+    async with live_bot(database_url, monday - timedelta(days=4)) as live:  # Thursday 08:00
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Remote Python developer"])
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+        await _reply(live, user, "/pause")
+
+        async def last_weekly() -> object:
+            rows = await _sql(
+                live, "SELECT last_weekly_at FROM chats WHERE id = :c", c=user.chat_id
+            )
+            return rows[0][0]
+
+        async def written_after(before: object) -> None:
+            async def changed() -> bool:
+                return await last_weekly() not in (None, before)
+
+            await eventually_async(changed, 15, "a weekly summary written")
+
+        live.advance_to(monday + timedelta(hours=1))  # Monday 09:00: held by the pause
+        await written_after(None)
+        first = await last_weekly()
+        # An offer during the pause (held): the chat is still active, so a summary is due.
+        live.advance_to(monday + timedelta(days=2))
+        live.x.add_post("acme_jobs", "Data engineer, Airflow")
+
+        async def held() -> bool:
+            rows = await _sql(live, "SELECT count(*) FROM deliveries WHERE offer_id IS NOT NULL")
+            return int(rows[0][0]) == 2
+
+        await eventually_async(held, 20, "the offer held by the pause")
+        live.advance_to(monday + timedelta(days=7, hours=1))  # next Monday: replaces it
+        await written_after(first)
+        assert not any("Your week with jobrelay" in t for t in user.texts())  # still paused
+        await _reply(live, user, "/resume")
+        live.advance(timedelta(minutes=10))  # past the summary's next try (put off by the pause)
+        await eventually(
+            lambda: any("Your week with jobrelay" in t for t in user.texts()), 15, "the summary"
+        )
+        summaries = [t for t in user.texts() if "Your week with jobrelay" in t]
+        assert len(summaries) == 1
+        assert "⏰ Saved a few days ago, not applied yet:" in summaries[0]
+        assert "Remote Python developer" in summaries[0].split("⏰")[1]
 
 
 PYTHON = [
