@@ -298,6 +298,11 @@ class Tracker:
         self._exported[chat_id] = now
         return None
 
+    def export_not_sent(self, chat_id: int) -> None:
+        """An export that found nothing to send (one query) does not count: the person who
+        applies right after may export at once."""
+        self._exported.pop(chat_id, None)
+
     async def export(self, chat_id: int) -> tuple[list[Tracked], int]:
         """The chat's applications for the CSV (newest first, MAX_EXPORT_ROWS at most), and
         how many there are in all."""

@@ -368,6 +368,7 @@ async def export_applications(update: Update, context: Context) -> None:
         return
     rows, total = await tracker.export(call.chat_id)
     if not rows:
+        tracker.export_not_sent(call.chat_id)
         await call.reply(
             update,
             t.gettext(

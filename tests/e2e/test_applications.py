@@ -434,6 +434,9 @@ async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
 
     async with live_bot(database_url, recent_paris(time(10, 0))) as live:
         user = await _follower(live)
+        # An export with nothing to send does not count against the once a minute.
+        empty = await _reply(live, user, "/export applications")
+        assert "No applications to export yet" in empty.plain_text
         (push,) = await _pushes(live, user, ["Python developer, remote"])
         (applied,) = _data(live, user.chat_id, push.message_id, "fb:a:")
         await _press(live, user.chat_id, push.message_id, applied, user_id=user.user_id)
