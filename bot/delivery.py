@@ -16,9 +16,11 @@ import html
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Hashable
 from contextvars import Context
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -30,7 +32,7 @@ from bot.isolation import ChatFailures
 from bot.keyboards import list_keyboard, offer_keyboard, with_buttons
 from bot.liveness import Owner, no_owner
 from bot.policy import ChatPolicy, Hold, day_start, hold_reason, in_quiet_hours, is_paused
-from bot.ranking import MIN_MARKS, Example, features, plan, train
+from bot.ranking import MIN_MARKS, Example, Model, ModelCache, features, plan, train
 from bot.render import MESSAGE_LIMIT, render_notice, render_offer, telegram_length
 from bot.send_gate import gate_of, group_has_room
 from bot.telegram_send import Outcome, SendResult, send_html
@@ -104,6 +106,16 @@ def render(row: ClaimedDelivery) -> str:
     )
 
 
+def _train(past: list[tuple[str, str, dict[str, Any] | None, bool, bool]]) -> Model | None:
+    """A chat's model from its history (storage.ranking.history): run in a worker thread."""
+    return train(
+        [
+            Example(features(author, text, tags), saved, not_for_me)
+            for author, text, tags, saved, not_for_me in past
+        ]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Ranked:
     """A chat's rows in the order the ranking tries them, each offer's score, and the offers
@@ -145,6 +157,7 @@ class Sender:
         # Rows of the current batch another sender claimed after this one's lease ran out.
         self._lost: set[int] = set()
         self._failures = ChatFailures(log, "preparing the messages")
+        self._models = ModelCache()
 
     def stop(self) -> None:
         """Finish the messages in flight, hand the rest back to the outbox, claim no more."""
@@ -225,7 +238,7 @@ class Sender:
                             chat_rows,
                             settings[chat_id].policy if chat_id in settings else None,
                             pushed.get(chat_id),
-                            ranked=chat_id in ranked,
+                            ranked=ranked.get(chat_id),
                         )
                         for chat_id, chat_rows in by_chat.items()
                     )
@@ -291,17 +304,18 @@ class Sender:
         policy: ChatPolicy | None,
         pushed: int | None = None,
         *,
-        ranked: bool = False,
+        ranked: Hashable | None = None,
     ) -> int:
         """One chat's rows in order (oldest offer first, or best scored first when `ranked`);
         chats go in parallel. An unexpected error hands the chat's unsettled rows back to the
         outbox instead of stranding them. `pushed`: the private chat's offers pushed today,
-        when already counted."""
+        when already counted. `ranked`: the fingerprint of the chat's saves, when it has enough to
+        be ranked."""
         settled: list[int] = []
         try:
             if rows[0].shared_chat:
                 return await self._send_group(rows, policy, settled)
-            ranking = await self._rank(rows) if ranked else None
+            ranking = await self._rank(rows, ranked) if ranked is not None else None
             if ranking is not None:
                 rows = ranking.rows
             return await self._send_rows(rows, policy, settled, pushed, ranking)
@@ -319,17 +333,24 @@ class Sender:
             )
             return 0
 
-    async def _rank(self, rows: list[ClaimedDelivery]) -> Ranked | None:
+    async def _model(self, chat_id: int, fingerprint: Hashable) -> Model | None:
+        """The chat's model: reused while its saves are unchanged (bot.ranking.MODEL_TTL),
+        else trained in a worker thread, so that a chat's half second of training never
+        stalls the event loop (the other chats' sends, every handler)."""
+        now = self._clock.now()
+        found, model = self._models.get(chat_id, fingerprint, now)
+        if found:
+            return model
+        async with self._sessions() as session:
+            past = await ranking_store.history(session, chat_id)
+        model = await asyncio.to_thread(_train, past)
+        self._models.put(chat_id, fingerprint, now, model)
+        return model
+
+    async def _rank(self, rows: list[ClaimedDelivery], fingerprint: Hashable) -> Ranked | None:
         """The chat's offers of the moment by its own model, best first (its service messages
         first, as they were); None at cold start (too few saves)."""
-        async with self._sessions() as session:
-            past = await ranking_store.history(session, rows[0].chat_id)
-        model = train(
-            [
-                Example(features(author, text, tags), saved, not_for_me)
-                for author, text, tags, saved, not_for_me in past
-            ]
-        )
+        model = await self._model(rows[0].chat_id, fingerprint)
         if model is None:
             return None
         offers = [r for r in rows if r.kind is DeliveryKind.OFFER]

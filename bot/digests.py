@@ -16,7 +16,7 @@ from bot.keyboards import list_keyboard, with_buttons
 from bot.policy import CATCH_UP, digest_due, in_quiet_hours, is_paused, weekly_summary_due
 from bot.render import render_digest_parts
 from bot.telegram_send import Outcome, send_html
-from bot.tracker import attach_followups, due_followups
+from bot.tracker import MAX_FOLLOWUPS, attach_followups, due_followups
 from bot.weekly import week_stats, weekly_payload, window_start
 from storage import chats, digests, outbox
 from storage.applications import funnel_since
@@ -99,11 +99,19 @@ class DigestWorker:
             sent = await digests_sent_since(session, chat.chat_id, start)
             week = week_stats(chat.policy, now, facts, funnel, sent)
             payload = weekly_payload(chat.policy, week)
-            # Saved offers not applied to after 3 days, mentioned once: here or in a digest.
-            payload["followups"] = await due_followups(session, chat_id=chat.chat_id, now=now)
             # A summary still waiting (held by a pause, or for a chat that went quiet) is
             # replaced, not stacked: back from 60 days of pause, one summary, the last week's.
-            await outbox.drop_unsent_notices(session, chat_id=chat.chat_id, code="weekly")
+            # Its follow-ups were marked as mentioned when it was written: they move to the new
+            # one (dropped with it, they would never be mentioned at all).
+            dropped = await outbox.drop_unsent_notices(session, chat_id=chat.chat_id, code="weekly")
+            carried = [list(f) for old in dropped for f in old.get("followups") or []]
+            # Saved offers not applied to after 3 days, mentioned once: here or in a digest.
+            payload["followups"] = carried[:MAX_FOLLOWUPS] + await due_followups(
+                session,
+                chat_id=chat.chat_id,
+                now=now,
+                limit=max(0, MAX_FOLLOWUPS - len(carried)),
+            )
             # The summary and its "sent this week" mark are written together: once only.
             await outbox.enqueue_notice(
                 session,

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 MIN_MARKS = 3  # saves (or applications) before a chat's offers are ranked
@@ -28,6 +29,13 @@ MAX_WORDS = 120  # distinct words of one offer at most
 # the offers the chat received (the rest wait for the digest, best first).
 USUAL_QUANTILE = 0.75
 _WORD = re.compile(r"[a-z0-9+#]{3,}")
+# Training reads up to 700 offers of history and costs about half a second of CPU for a chat
+# with long offers: redone for every send batch, a few ranked chats would stall the sender
+# (and, on the event loop, every handler) for everyone. A chat's model is reused until its
+# saves change (the fingerprint) or MODEL_TTL passes (a 👎 on an offer it never saved, and
+# newly received offers, are learned within that time); MAX_MODELS chats at most are kept.
+MODEL_TTL = timedelta(minutes=10)
+MAX_MODELS = 5_000
 
 
 def _fold(text: str) -> str:
@@ -143,3 +151,35 @@ def plan(scores: Sequence[float | None], *, usual: float | None) -> Plan:
     above = [i for i in ranked if (scores[i] or 0.0) >= usual]
     below = [i for i in ranked if (scores[i] or 0.0) < usual]
     return Plan(order=above, below=below)
+
+
+class ModelCache:
+    """Each chat's trained model (or its cold start, None) with the fingerprint of the marks
+    it learned from; least recently used chats are dropped past MAX_MODELS."""
+
+    def __init__(self, *, ttl: timedelta = MODEL_TTL, size: int = MAX_MODELS) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._models: OrderedDict[int, tuple[Hashable, datetime, Model | None]] = OrderedDict()
+
+    def get(self, chat_id: int, fingerprint: Hashable, now: datetime) -> tuple[bool, Model | None]:
+        """(found, model): found only when trained on the same marks less than the TTL ago."""
+        entry = self._models.get(chat_id)
+        if entry is None or entry[0] != fingerprint or now - entry[1] >= self._ttl:
+            return False, None
+        self._models.move_to_end(chat_id)
+        return True, entry[2]
+
+    def put(self, chat_id: int, fingerprint: Hashable, now: datetime, model: Model | None) -> None:
+        """Remember a chat's model just trained, and forget the models past their TTL (a chat
+        that used /forget leaves no learned weights in memory for longer than that, provided
+        some chat is trained; next to a training, the sweep costs nothing)."""
+        for stale in [c for c, entry in self._models.items() if now - entry[1] >= self._ttl]:
+            del self._models[stale]
+        self._models[chat_id] = (fingerprint, now, model)
+        self._models.move_to_end(chat_id)
+        while len(self._models) > self._size:
+            self._models.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._models)

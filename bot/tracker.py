@@ -26,8 +26,14 @@ MAX_PAGE = 10_000
 # well under Telegram's 50 MB and quick to build; a person has never applied to more.
 MAX_EXPORT_ROWS = 5_000
 EXCERPT = 200  # characters of an offer's text in the CSV
+# One /export applications per chat this often: each reads up to MAX_EXPORT_ROWS offers (their
+# full texts, up to 4,000 characters each: some 20 MB) and uploads a file of up to 2 MB; the
+# per-person command throttle alone let one person ask for 30 a minute.
+EXPORT_EVERY = timedelta(minutes=1)
+MAX_EXPORTERS = 10_000  # chats remembered at once (the stale ones are forgotten first)
 # Cells a spreadsheet would run as a formula (CSV injection): prefixed with a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"  # zero-width characters str.strip keeps
 
 SAVE, APPLIED, NOT_FOR_ME = "save", "applied", "not_for_me"
 # A saved offer not applied to after this long is mentioned once, inside the next digest or
@@ -35,6 +41,15 @@ SAVE, APPLIED, NOT_FOR_ME = "save", "applied", "not_for_me"
 FOLLOW_UP_AFTER = timedelta(days=3)
 MAX_FOLLOWUPS = 5
 FOLLOWUP_EXCERPT = 80
+# Offers one chat keeps (saved or applied to) at most: each keeps its offer past retention, so
+# a script saving every offer of a digest (30 presses a minute, 43,000 a day) would otherwise
+# pin the database's offers without end. At this bound the export still holds them all.
+MAX_TRACKED = 5_000
+# The mute offer is a message of its own: undoing and redoing the third 👎 in a loop would
+# have the bot send one each time (the bot's send rate is shared by every chat). Once a day a
+# source per chat at most; MAX_MUTE_OFFERS remembered (in memory, per process).
+MUTE_OFFER_EVERY = timedelta(days=1)
+MAX_MUTE_OFFERS = 10_000
 MUTE_AFTER = 3  # 👎 on one source's offers before the chat is offered to stop following it
 
 
@@ -43,7 +58,8 @@ class Pressed:
     """What a press under an offer did: the marks now, and what to tell the person."""
 
     marks: Marks
-    outcome: str  # saved | unsaved | applied | unapplied | not_for_me | cleared | advanced | kept
+    # saved | unsaved | applied | unapplied | not_for_me | cleared | advanced | kept | full
+    outcome: str
     # After the MUTE_AFTER-th 👎 on offers of a source the chat follows: (source id, name),
     # for a one-tap mute.
     mute: tuple[int, str] | None = None
@@ -66,8 +82,13 @@ def excerpt(text: str, limit: int) -> str:
 
 
 def safe_cell(value: str) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote, also
+    behind leading blanks (` =1+1`, a newline, a no-break or zero-width space: Google Sheets
+    and LibreOffice may trim them on import and run what follows)."""
+    start = next((i for i, c in enumerate(value) if not (c.isspace() or c in INVISIBLE)), 0)
+    if value.startswith(FORMULA_STARTS) or value[start:].startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def applications_csv(rows: list[Tracked]) -> bytes:
@@ -88,18 +109,26 @@ def applications_csv(rows: list[Tracked]) -> bytes:
                 safe_cell(row.status.value),
             ]
         )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    # A lone UTF-16 surrogate cannot be written as UTF-8: the text columns cannot store one,
+    # but the tags are JSON, which can. Should one get there, it becomes "?" rather than
+    # failing the whole export.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8", "replace")
 
 
-async def due_followups(session: AsyncSession, *, chat_id: int, now: datetime) -> list[list[str]]:
-    """The follow-ups due for a chat ([author, url, excerpt] each), marked as mentioned in the
-    caller's transaction: the digest or summary that carries them is written in it too."""
+async def due_followups(
+    session: AsyncSession, *, chat_id: int, now: datetime, limit: int = MAX_FOLLOWUPS
+) -> list[list[str]]:
+    """The follow-ups due for a chat ([author, url, excerpt] each, `limit` at most), marked as
+    mentioned in the caller's transaction: the digest or summary that carries them is written
+    in it too."""
+    if limit <= 0:
+        return []
     due = await store.due_followups(
         session,
         chat_id=chat_id,
         saved_before=now - FOLLOW_UP_AFTER,
         now=now,
-        limit=MAX_FOLLOWUPS,
+        limit=limit,
     )
     return [[row.author, row.url, excerpt(row.text, FOLLOWUP_EXCERPT)] for row in due]
 
@@ -119,6 +148,8 @@ class Tracker:
     def __init__(self, *, sessions: Sessions, clock: Clock) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._exported: dict[int, datetime] = {}  # chat id -> its last export
+        self._mute_offered: dict[tuple[int, int], datetime] = {}  # (chat, source) -> when
 
     async def press(self, chat_id: int, delivery_id: int, action: str) -> Pressed | None:
         """⭐, ✅ or 👎 pressed under one of this chat's offers; pressing again undoes. None when
@@ -131,6 +162,12 @@ class Tracker:
             offer = marks.offer_id
             outcome = "kept"
             mute: tuple[int, str] | None = None
+            if (
+                action in (SAVE, APPLIED)
+                and not marks.saved
+                and await store.count_all_tracked(session, chat_id=chat_id) >= MAX_TRACKED
+            ):
+                return Pressed(marks=marks, outcome="full")
             if action == SAVE:
                 if not marks.saved:
                     await store.save(session, chat_id=chat_id, offer_id=offer, now=now)
@@ -175,12 +212,34 @@ class Tracker:
                         session, chat_id=chat_id, offer_id=offer
                     )
                     # Offered once, at the third: undoing and pressing again offers it again.
-                    if source is not None and source[2] == MUTE_AFTER and source[3]:
+                    if (
+                        source is not None
+                        and source[2] == MUTE_AFTER
+                        and source[3]
+                        and self._offer_mute_now(chat_id, source[0], now)
+                    ):
                         mute = (source[0], source[1])
             else:
                 return None
             after = await store.delivery_marks(session, chat_id=chat_id, delivery_id=delivery_id)
         return Pressed(marks=after or marks, outcome=outcome, mute=mute)
+
+    def _offer_mute_now(self, chat_id: int, source_id: int, now: datetime) -> bool:
+        """Whether the one-tap mute of this source may be offered to this chat now (not in the
+        last MUTE_OFFER_EVERY), counted as offered if so."""
+        key = (chat_id, source_id)
+        last = self._mute_offered.get(key)
+        if last is not None and now - last < MUTE_OFFER_EVERY:
+            return False
+        if len(self._mute_offered) >= MAX_MUTE_OFFERS:
+            self._mute_offered = {
+                k: t for k, t in self._mute_offered.items() if now - t < MUTE_OFFER_EVERY
+            }
+            if len(self._mute_offered) >= MAX_MUTE_OFFERS:  # all recent: forget the oldest half
+                kept = sorted(self._mute_offered.items(), key=lambda item: item[1])
+                self._mute_offered = dict(kept[MAX_MUTE_OFFERS // 2 :])
+        self._mute_offered[key] = now
+        return True
 
     async def mute(self, chat_id: int, source_id: int) -> bool:
         """The one-tap mute: stop following a source; False if the chat did not follow it."""
@@ -223,6 +282,26 @@ class Tracker:
                     now=self._clock.now(),
                 )
         return True
+
+    def export_wait(self, chat_id: int) -> timedelta | None:
+        """How long the chat must wait before its next export (None: it may export now, which
+        is counted). In memory: a restart forgets, and each process counts its own."""
+        now = self._clock.now()
+        last = self._exported.get(chat_id)
+        if last is not None and now - last < EXPORT_EVERY:
+            return EXPORT_EVERY - (now - last)
+        if len(self._exported) >= MAX_EXPORTERS:
+            self._exported = {c: t for c, t in self._exported.items() if now - t < EXPORT_EVERY}
+            if len(self._exported) >= MAX_EXPORTERS:  # all recent: forget the oldest half
+                kept = sorted(self._exported.items(), key=lambda item: item[1])
+                self._exported = dict(kept[MAX_EXPORTERS // 2 :])
+        self._exported[chat_id] = now
+        return None
+
+    def export_not_sent(self, chat_id: int) -> None:
+        """An export that found nothing to send (one query) does not count: the person who
+        applies right after may export at once."""
+        self._exported.pop(chat_id, None)
 
     async def export(self, chat_id: int) -> tuple[list[Tracked], int]:
         """The chat's applications for the CSV (newest first, MAX_EXPORT_ROWS at most), and

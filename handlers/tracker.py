@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -22,7 +23,16 @@ from bot.keyboards import (
     ticked_list,
 )
 from bot.render import is_web_link, link, post_link_label, source_name
-from bot.tracker import MAX_PAGE, MUTE_AFTER, PAGE_SIZE, Page, Pressed, applications_csv, excerpt
+from bot.tracker import (
+    MAX_PAGE,
+    MAX_TRACKED,
+    MUTE_AFTER,
+    PAGE_SIZE,
+    Page,
+    Pressed,
+    applications_csv,
+    excerpt,
+)
 from handlers.access import command, may_press
 from handlers.common import pressed_message, show_pressed, translator_for
 from storage.applications import Tracked
@@ -53,6 +63,11 @@ def _toast(t: Translator, pressed: Pressed) -> str:
         "not_for_me": t.plain("Noted: not for you."),
         "cleared": t.plain("“Not for me” undone."),
         "advanced": t.plain("Its status (interview, offer, answer) is changed from /applied."),
+        "full": t.plain(
+            "You keep %(count)d offers already, the most I store: remove some from /saved "
+            "(🗑) first.",
+            count=MAX_TRACKED,
+        ),
     }.get(
         pressed.outcome,
         t.plain("You applied to this one: press ✅ Applied first to undo it."),
@@ -339,8 +354,21 @@ async def export_applications(update: Update, context: Context) -> None:
     if call is None or message is None:
         return
     t = call.t
-    rows, total = await context.bot_data.services.tracker.export(call.chat_id)
+    tracker = context.bot_data.services.tracker
+    wait = tracker.export_wait(call.chat_id)
+    if wait is not None:
+        await call.reply(
+            update,
+            t.ngettext(
+                "You exported your applications a moment ago: try again in %(count)d second.",
+                "You exported your applications a moment ago: try again in %(count)d seconds.",
+                max(1, math.ceil(wait.total_seconds())),
+            ),
+        )
+        return
+    rows, total = await tracker.export(call.chat_id)
     if not rows:
+        tracker.export_not_sent(call.chat_id)
         await call.reply(
             update,
             t.gettext(

@@ -197,6 +197,14 @@ async def count_tracked(session: AsyncSession, *, chat_id: int, applied: bool) -
     return int(count or 0)
 
 
+async def count_all_tracked(session: AsyncSession, *, chat_id: int) -> int:
+    """How many offers the chat keeps, saved or applied to (bounded: bot.tracker.MAX_TRACKED)."""
+    count = await session.scalar(
+        select(func.count()).select_from(Application).where(Application.chat_id == chat_id)
+    )
+    return int(count or 0)
+
+
 async def tracked_page(
     session: AsyncSession, *, chat_id: int, applied: bool, offset: int, limit: int
 ) -> list[Tracked]:

@@ -472,9 +472,12 @@ async def enqueue_notice(
     )
 
 
-async def drop_unsent_notices(session: AsyncSession, *, chat_id: int, code: str) -> int:
+async def drop_unsent_notices(
+    session: AsyncSession, *, chat_id: int, code: str
+) -> list[dict[str, Any]]:
     """Delete a chat's service messages of this kind (payload `code`) not sent yet, waiting
-    or being put off by a sender; how many. A newer one replaces them: a chat back from a
+    or being put off by a sender; their payloads (what they carried that must not be lost
+    with them: a weekly summary's follow-ups). A newer one replaces them: a chat back from a
     long pause gets one weekly summary, not one a week."""
     rows = await session.execute(
         select(Delivery.id, Delivery.payload).where(
@@ -483,10 +486,14 @@ async def drop_unsent_notices(session: AsyncSession, *, chat_id: int, code: str)
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
         )
     )
-    ids = [i for i, payload in rows if isinstance(payload, dict) and payload.get("code") == code]
-    if ids:
-        await session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
-    return len(ids)
+    dropped = {
+        i: payload
+        for i, payload in rows
+        if isinstance(payload, dict) and payload.get("code") == code
+    }
+    if dropped:
+        await session.execute(delete(Delivery).where(Delivery.id.in_(list(dropped))))
+    return list(dropped.values())
 
 
 async def subscriber_ids(session: AsyncSession, source_id: int) -> list[int]:

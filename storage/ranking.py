@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -13,18 +14,21 @@ HISTORY_RECEIVED = 500  # the chat's latest received offers read at most
 HISTORY_SAVED = 200  # and its latest saved offers
 
 
-async def chats_to_rank(session: AsyncSession, chat_ids: list[int], *, min_saved: int) -> set[int]:
+async def chats_to_rank(
+    session: AsyncSession, chat_ids: list[int], *, min_saved: int
+) -> dict[int, tuple[int, datetime | None]]:
     """Which of these chats saved at least `min_saved` offers (the others are at cold start:
-    their history is not even read)."""
+    their history is not even read), each with the fingerprint of its saves (how many, the
+    latest change): a model trained on the same fingerprint can be reused."""
     if not chat_ids:
-        return set()
-    rows = await session.scalars(
-        select(Application.chat_id)
+        return {}
+    rows = await session.execute(
+        select(Application.chat_id, func.count(), func.max(Application.status_at))
         .where(Application.chat_id.in_(chat_ids))
         .group_by(Application.chat_id)
         .having(func.count() >= min_saved)
     )
-    return set(rows)
+    return {chat_id: (int(count), latest) for chat_id, count, latest in rows}
 
 
 async def history(

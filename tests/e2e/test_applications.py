@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.sandbox.telegram_api import SentMessage
 from storage.db import create_engine
-from tests.e2e.harness import eventually, x_reads
+from tests.e2e.harness import eventually, eventually_async, x_reads
 from tests.e2e.live import PARIS, Live, LiveUser, live_bot, recent_paris
 from tests.e2e.test_healthy import _follower, _offers
 
@@ -298,6 +298,56 @@ async def test_a_flood_of_presses_is_throttled_and_counted_once(database_url: st
         assert rows[0][0] in (0, 1)
 
 
+async def test_a_chat_keeps_a_bounded_number_of_offers_and_is_told_so(database_url: str) -> None:
+    """Each saved offer outlives retention: a script saving every offer it is sent would pin
+    the offers table without end. Past MAX_TRACKED, ⭐ and ✅ refuse (and save nothing)."""
+    from bot.tracker import MAX_TRACKED
+
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Python developer, remote"])
+        (source_id,) = (await _sql(live, "SELECT id FROM sources"))[0]
+        engine = create_engine(live.database_url)
+        try:
+            async with engine.begin() as connection:
+                now = live.clock.now()
+                await connection.execute(
+                    text(
+                        "INSERT INTO offers (source_id, external_id, author, text, url, "
+                        "created_at) VALUES (:s, :e, 'acme_jobs', 'Kept', :u, :c)"
+                    ),
+                    [
+                        {"s": source_id, "e": f"kept{i}", "u": f"https://x.com/k/{i}", "c": now}
+                        for i in range(MAX_TRACKED)
+                    ],
+                )
+                await connection.execute(
+                    text(
+                        "INSERT INTO applications (chat_id, offer_id, status, saved_at, "
+                        "status_at) SELECT :chat, id, 'saved', :now, :now "
+                        "FROM offers WHERE external_id LIKE 'kept%'"
+                    ),
+                    {"chat": user.chat_id, "now": now},
+                )
+        finally:
+            await engine.dispose()
+        for prefix in ("fb:s:", "fb:a:"):
+            (data,) = _data(live, user.chat_id, push.message_id, prefix)
+            toast = await _press(live, user.chat_id, push.message_id, data, user_id=user.user_id)
+            assert f"You keep {MAX_TRACKED} offers already" in toast
+        rows = await _sql(live, "SELECT count(*) FROM applications")
+        assert rows[0][0] == MAX_TRACKED
+        # Removing one from /saved makes room again.
+        await _sql(
+            live,
+            "DELETE FROM applications WHERE offer_id IN (SELECT id FROM offers "
+            "WHERE external_id = 'kept0')",
+        )
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        toast = await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+        assert toast.startswith("Saved")
+
+
 def _digest_messages(user: LiveUser) -> list[SentMessage]:
     return [m for m in user.received() if m.plain_text.startswith("Your digest")]
 
@@ -380,10 +430,13 @@ async def test_a_saved_offer_not_applied_to_is_followed_up_once_in_a_digest_neve
 async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
     database_url: str,
 ) -> None:
-    from bot.tracker import MAX_EXPORT_ROWS
+    from bot.tracker import EXPORT_EVERY, MAX_EXPORT_ROWS
 
     async with live_bot(database_url, recent_paris(time(10, 0))) as live:
         user = await _follower(live)
+        # An export with nothing to send does not count against the once a minute.
+        empty = await _reply(live, user, "/export applications")
+        assert "No applications to export yet" in empty.plain_text
         (push,) = await _pushes(live, user, ["Python developer, remote"])
         (applied,) = _data(live, user.chat_id, push.message_id, "fb:a:")
         await _press(live, user.chat_id, push.message_id, applied, user_id=user.user_id)
@@ -428,6 +481,14 @@ async def test_an_export_of_thousands_of_applications_is_bounded_and_says_so(
         assert f"Only the newest {MAX_EXPORT_ROWS} of {MAX_EXPORT_ROWS + 1}" in (
             document.caption or ""
         )
+        # Each export reads thousands of offers and uploads megabytes: once a minute a chat.
+        for _ in range(3):
+            again = await _reply(live, user, "/export applications")
+            assert again.file_bytes is None
+            assert "You exported your applications a moment ago" in (again.plain_text or "")
+        live.clock.advance(EXPORT_EVERY)
+        later = await _reply(live, user, "/export applications")
+        assert later.file_bytes is not None
 
 
 async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_url: str) -> None:
@@ -452,6 +513,60 @@ async def test_the_monday_summary_carries_the_follow_up_and_the_funnel(database_
         assert "Data engineer" not in summary.split("⏰")[1]  # applied: no follow-up
         stats = (await _reply(live, user, "/stats")).plain_text
         assert "2 received → 2 saved → 1 applied → 0 interviews" in stats
+
+
+async def test_a_follow_up_in_a_summary_replaced_during_a_long_pause_is_not_lost(
+    database_url: str,
+) -> None:
+    """A summary held by a pause is replaced by the next week's: the follow-up it carried (marked
+    as mentioned when it was written) must move to the new one, not vanish with it."""
+    monday = recent_paris(time(8, 0), days_ago=0)
+    while monday.astimezone(PARIS).weekday() != 0:
+        monday -= timedelta(days=1)
+    monday -= timedelta(days=7)
+    async with live_bot(database_url, monday - timedelta(days=4)) as live:  # Thursday 08:00
+        user = await _follower(live)
+        (push,) = await _pushes(live, user, ["Remote Python developer"])
+        (save,) = _data(live, user.chat_id, push.message_id, "fb:s:")
+        await _press(live, user.chat_id, push.message_id, save, user_id=user.user_id)
+        await _reply(live, user, "/pause")
+
+        async def last_weekly() -> object:
+            rows = await _sql(
+                live, "SELECT last_weekly_at FROM chats WHERE id = :c", c=user.chat_id
+            )
+            return rows[0][0]
+
+        async def written_after(before: object) -> None:
+            async def changed() -> bool:
+                return await last_weekly() not in (None, before)
+
+            await eventually_async(changed, 15, "a weekly summary written")
+
+        live.advance_to(monday + timedelta(hours=1))  # Monday 09:00: held by the pause
+        await written_after(None)
+        first = await last_weekly()
+        # An offer during the pause (held): the chat is still active, so a summary is due.
+        live.advance_to(monday + timedelta(days=2))
+        live.x.add_post("acme_jobs", "Data engineer, Airflow")
+
+        async def held() -> bool:
+            rows = await _sql(live, "SELECT count(*) FROM deliveries WHERE offer_id IS NOT NULL")
+            return int(rows[0][0]) == 2
+
+        await eventually_async(held, 20, "the offer held by the pause")
+        live.advance_to(monday + timedelta(days=7, hours=1))  # next Monday: replaces it
+        await written_after(first)
+        assert not any("Your week with jobrelay" in t for t in user.texts())  # still paused
+        await _reply(live, user, "/resume")
+        live.advance(timedelta(minutes=10))  # past the summary's next try (put off by the pause)
+        await eventually(
+            lambda: any("Your week with jobrelay" in t for t in user.texts()), 15, "the summary"
+        )
+        summaries = [t for t in user.texts() if "Your week with jobrelay" in t]
+        assert len(summaries) == 1
+        assert "⏰ Saved a few days ago, not applied yet:" in summaries[0]
+        assert "Remote Python developer" in summaries[0].split("⏰")[1]
 
 
 PYTHON = [
@@ -547,4 +662,27 @@ async def test_three_not_for_me_on_one_source_offer_a_one_tap_mute(database_url:
         assert _labels(live, user.chat_id, offer.message_id) == ["🔇 Stop following @acme_jobs"]
         await _press(live, user.chat_id, offer.message_id, mute, user_id=user.user_id)
         assert "You follow nothing yet" in (await _reply(live, user, "/list")).plain_text
+        assert sum("Stop following it?" in t for t in user.texts()) == 1
+
+
+async def test_undoing_and_redoing_the_third_not_for_me_offers_the_mute_once(
+    database_url: str,
+) -> None:
+    """The mute offer is a message of its own: a loop of 👎 presses on the third offer must not
+    make the bot send one each time."""
+    async with live_bot(database_url, recent_paris(time(10, 0))) as live:
+        user = await _follower(live)
+        pushes = await _pushes(live, user, OTHER[:3])
+        for push in pushes:
+            (no,) = _data(live, user.chat_id, push.message_id, "fb:n:")
+            await _press(live, user.chat_id, push.message_id, no, user_id=user.user_id)
+        await eventually(
+            lambda: any("Stop following it?" in t for t in user.texts()), 15, "the mute offer"
+        )
+        last = pushes[-1]
+        (no,) = _data(live, user.chat_id, last.message_id, "fb:n:")
+        for _ in range(4):  # undone, redone: the third 👎 again and again
+            await _press(live, user.chat_id, last.message_id, no, user_id=user.user_id)
+        # Updates are handled in order: once /list is answered, every press above was.
+        await _reply(live, user, "/list")
         assert sum("Stop following it?" in t for t in user.texts()) == 1

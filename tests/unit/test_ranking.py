@@ -44,3 +44,61 @@ def test_a_csv_cell_that_a_spreadsheet_would_run_stays_text() -> None:
     for cell in ("=1+1", "+33 6", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(cell) == "'" + cell
     assert safe_cell("Développeur Python") == "Développeur Python"
+    # Behind blanks a spreadsheet may trim on import, the formula would still run.
+    for cell in (" =1+1", "\n=cmd|' /C calc'!A0", "\u00a0@SUM(A1)", "\u200b\u200b =2", " \t-3"):
+        assert safe_cell(cell) == "'" + cell
+    assert safe_cell("  Python, remote") == "  Python, remote"
+
+
+def test_the_csv_survives_a_lone_surrogate_and_keeps_quotes_and_newlines_in_their_cell() -> None:
+    """Should a lone surrogate ever reach a cell (the offers' text columns cannot store one, but
+    their tags are JSON, which can), the export must still be written (UTF-8 cannot hold one);
+    and a quote or a newline must not split a row."""
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from bot.tracker import applications_csv
+    from storage.applications import Tracked
+    from storage.models import ApplicationStatus
+
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    row = Tracked(
+        1,
+        1,
+        'Acme "Jobs"\n=2+2',
+        'Senior "dev"\r\n=HYPERLINK("http://evil")',
+        "https://x.com/a/1",
+        {"apply_url": "https://acme.example/apply?\ud83d"},
+        ApplicationStatus.APPLIED,
+        when,
+        when,
+    )
+    rows = list(csv.reader(io.StringIO(applications_csv([row]).decode("utf-8-sig"))))
+    assert len(rows) == 2 and len(rows[1]) == 5
+    assert rows[1][1] == 'Acme "Jobs"\n=2+2'
+    assert rows[1][2] == 'Senior "dev" =HYPERLINK("http://evil")'
+    assert rows[1][3] == "https://acme.example/apply??"  # the surrogate became "?"
+
+
+def test_a_chat_s_model_is_reused_until_its_saves_change_or_it_ages_and_few_are_kept() -> None:
+    """Training costs about half a second for a chat with a long history: the sender must not
+    redo it for every batch (a stranger's three saves would stall every chat's sends)."""
+    from datetime import UTC, datetime
+
+    from bot.ranking import MODEL_TTL, ModelCache
+
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    model = train([_example("Python remote", True)] * MIN_MARKS + [_example("Sales", False)])
+    cache = ModelCache(size=2)
+    assert cache.get(1, (3, now), now) == (False, None)
+    cache.put(1, (3, now), now, model)
+    assert cache.get(1, (3, now), now + MODEL_TTL / 2) == (True, model)
+    assert cache.get(1, (4, now), now)[0] is False  # a new save: trained again
+    assert cache.get(1, (3, now), now + MODEL_TTL)[0] is False  # aged: trained again
+    cache.put(2, "b", now, None)  # a cold start is remembered too
+    assert cache.get(2, "b", now) == (True, None)
+    cache.put(3, "c", now, None)
+    assert len(cache) == 2 and cache.get(1, (3, now), now)[0] is False  # least recent dropped
+    cache.put(4, "d", now + MODEL_TTL, None)  # the others are past their TTL: forgotten
+    assert len(cache) == 1
