@@ -3,10 +3,11 @@
 A linear model (logistic regression, one per output: "offer", then one per category) over
 what a post says: its words and word pairs, character n-grams of its words (so "développeuse"
 is near "développeur", and a typo near the word), the words of its links ("/jobs/senior-ux-
-designer-lyon"), a few shapes (a question, its length), and the vocabulary's own reading
-(`bot.classify.Rules`: a job title, a contract, a salary, its score, its categories). Trained
-by `make model` (`tools/train_reader.py`, scikit-learn) on the labelled posts of `tests/data/`;
-what ships is `bot/data/reader.json.gz`: for each feature kept, its weight in each output.
+designer-lyon": as words, and as a link's), a few shapes (a question, its length), and the
+vocabulary's own reading (`bot.classify.Rules`: a job title, a contract, a salary, its score,
+its categories). Trained by `make model` (`tools/train_reader.py`, scikit-learn) on the
+labelled posts of `tests/data/`; what ships is `bot/data/reader.json.gz`: for each feature
+kept, its weight in each output.
 
 Features are named (`w:developpeur`), then hashed (CRC-32, stable across runs and machines)
 into BUCKETS slots; training and reading share `features()`, so they cannot disagree. The
@@ -72,6 +73,9 @@ def _text_names(text: str, rules: Rules) -> dict[str, None]:
     for first, second in itertools.pairwise(norms):
         names[f"b:{first} {second}"] = None
     for word in url_words(text):
+        # A link's words are words too ("/offres/charge-de-communication-lyon" says what the
+        # role is as the text would), and a link's word besides.
+        names.update(dict.fromkeys(_word_names(word)))
         names[f"l:{word}"] = None
     return names
 
@@ -108,9 +112,12 @@ def _split(text: str, rules: Rules, *, threshold: float) -> tuple[set[int], dict
     names, are counted once: a word's slots are worked out once per process (words recur from
     post to post), and the post's are their union, a set operation in C."""
     norms = [w.norm for w in rules.words]
-    text_slots: set[int] = set().union(*(_word_slots(norm) for norm in dict.fromkeys(norms)))
+    links = url_words(text)
+    text_slots: set[int] = set().union(
+        *(_word_slots(word) for word in dict.fromkeys(itertools.chain(norms, links)))
+    )
     text_slots.update(bucket(f"b:{a} {b}") for a, b in itertools.pairwise(norms))
-    text_slots.update(bucket(f"l:{word}") for word in url_words(text))
+    text_slots.update(bucket(f"l:{word}") for word in links)
     return text_slots, hashed(_other_features(text, rules, threshold=threshold))
 
 
@@ -215,7 +222,7 @@ class LearnedReader:
         character n-grams of a word count as that word) and the vocabulary's signals."""
         column = self.outputs.index(output)
         named = features(text, rules, threshold=self._rule_threshold)
-        containing = _words_containing(rules)
+        containing = _words_containing(text, rules)
         weights: dict[str, float] = {}
         for name, value in named.items():
             row = int(self._row_of[bucket(name)])
@@ -228,12 +235,12 @@ class LearnedReader:
         return [Signal(name, weight) for name, weight in ranked[:limit] if weight > 0]
 
 
-def _words_containing(rules: Rules) -> dict[str, tuple[str, ...]]:
-    """Each piece of a post's words as long as a character n-gram at most, and the words
-    containing it: built once per post, so that a gram's words are one lookup (looking for
-    each gram in each word took seconds on a post of a thousand short words)."""
+def _words_containing(text: str, rules: Rules) -> dict[str, tuple[str, ...]]:
+    """Each piece of a post's words (its links' too) as long as a character n-gram at most,
+    and the words containing it: built once per post, so that a gram's words are one lookup
+    (looking for each gram in each word took seconds on a post of a thousand short words)."""
     found: dict[str, dict[str, None]] = {}
-    for norm in dict.fromkeys(w.norm for w in rules.words):
+    for norm in dict.fromkeys(itertools.chain((w.norm for w in rules.words), url_words(text))):
         padded = f" {norm} "
         for size in range(1, max(CHAR_SIZES) + 1):
             for start in range(len(padded) - size + 1):
